@@ -1,0 +1,14 @@
+namespace PromHa.Messages.Health;
+
+/// <summary>
+/// A node's view of its local Prometheus and Alertmanager, sent to the master singleton after every
+/// probe. A witness runs neither and is never eligible for the master role.
+/// </summary>
+public sealed record NodeHealth(
+    string Node,
+    bool Witness,
+    bool PrometheusHealthy,
+    bool PrometheusReady,
+    bool AlertmanagerHealthy,
+    string? Detail,
+    DateTimeOffset At) : IPromHaMessage;

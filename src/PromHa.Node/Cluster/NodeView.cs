@@ -1,0 +1,54 @@
+using PromHa.Messages.Health;
+using PromHa.Messages.Roles;
+using Prometheus;
+
+namespace PromHa.Node.Cluster;
+
+/// <summary>
+/// What this node knows right now, written by its actors and read by the HTTP surface without
+/// asking an actor (a load balancer's /primary probe must answer even while the cluster is busy).
+/// </summary>
+public sealed class NodeView(string nodeName, bool witness)
+{
+    private volatile Snapshot _snapshot = new(0, null, false, null, null);
+
+    public string NodeName { get; } = nodeName;
+    public bool Witness { get; } = witness;
+
+    public sealed record Snapshot(long Epoch, string? Master, bool HoldsLease, MasterStatus? Status, NodeHealth? Health);
+
+    public Snapshot Current => _snapshot;
+
+    public bool IsMaster => _snapshot.HoldsLease;
+    public bool PrometheusHealthy => _snapshot.Health is { PrometheusHealthy: true };
+
+    public void SetRole(long epoch, string? master, bool holdsLease)
+    {
+        _snapshot = _snapshot with { Epoch = epoch, Master = master, HoldsLease = holdsLease };
+        NodeMetrics.IsMaster.Set(holdsLease ? 1 : 0);
+        NodeMetrics.Epoch.Set(epoch);
+    }
+
+    public void SetStatus(MasterStatus status) => _snapshot = _snapshot with { Status = status };
+
+    public void SetHealth(NodeHealth health)
+    {
+        _snapshot = _snapshot with { Health = health };
+        NodeMetrics.PrometheusHealthy.Set(health.PrometheusHealthy ? 1 : 0);
+        NodeMetrics.AlertmanagerHealthy.Set(health.AlertmanagerHealthy ? 1 : 0);
+    }
+}
+
+/// <summary>PromHa's own metrics on /metrics.</summary>
+public static class NodeMetrics
+{
+    public static readonly Gauge IsMaster = Metrics.CreateGauge("promha_is_master", "1 while this node holds the master lease.");
+    public static readonly Gauge Epoch = Metrics.CreateGauge("promha_epoch", "The leadership epoch this node knows.");
+    public static readonly Counter Failovers = Metrics.CreateCounter("promha_failovers_total",
+        "Role changes this node saw after the first master of the cluster.", "reason");
+    public static readonly Gauge PrometheusHealthy = Metrics.CreateGauge("promha_prometheus_healthy", "1 while the local Prometheus answers /-/healthy and /-/ready.");
+    public static readonly Gauge AlertmanagerHealthy = Metrics.CreateGauge("promha_alertmanager_healthy", "1 while the local Alertmanager answers /-/healthy.");
+    public static readonly Counter ServerRestarts = Metrics.CreateCounter("promha_server_restarts_total",
+        "Restarts of a supervised server after it exited.", "server");
+    public static readonly Gauge LeaseDenials = Metrics.CreateGauge("promha_lease_denied", "1 while the singleton refuses this node's lease.");
+}

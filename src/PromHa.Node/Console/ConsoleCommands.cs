@@ -1,0 +1,106 @@
+using System.CommandLine;
+using PromHa.Node.Http;
+
+namespace PromHa.Node.Console;
+
+/// <summary>
+/// Operator verbs that talk to any node's HTTP API: `promha status`, `promha cluster show`,
+/// `promha history`, `promha switchover`.
+/// </summary>
+public static class ConsoleCommands
+{
+    public const string DefaultApi = "http://127.0.0.1:8480";
+
+    public static readonly Option<string> ApiOption = new("--api", "-a")
+    {
+        Description = "Base URL of any PromHa node's HTTP API (env PROMHA_API)",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("PROMHA_API") ?? DefaultApi,
+        Recursive = true,
+    };
+
+    public static IEnumerable<Command> All()
+    {
+        var status = new Command("status", "Show this node, the master, the epoch and every node's health");
+        status.SetAction((p, ct) => Run(p, async api => PrintStatus((await api.Status(ct))!)));
+
+        var cluster = new Command("cluster", "Cluster membership");
+        var show = new Command("show", "Members with address, status and roles");
+        show.SetAction((p, ct) => Run(p, async api => PrintMembers((await api.Members(ct))!)));
+        cluster.Add(show);
+
+        var limit = new Option<int>("--limit") { Description = "How many role changes", DefaultValueFactory = _ => 50 };
+        var history = new Command("history", "Role changes, newest first") { limit };
+        history.SetAction((p, ct) => Run(p, async api => PrintHistory((await api.History(p.GetValue(limit), ct))!)));
+
+        var to = new Option<string?>("--to") { Description = "Node to hand the master role to (default: the best standby)" };
+        var switchover = new Command("switchover", "Move the master role gracefully") { to };
+        switchover.SetAction((p, ct) => Run(p, async api =>
+        {
+            var r = await api.Switchover(p.GetValue(to), ct);
+            System.Console.WriteLine(r.Message);
+            return r.Accepted ? 0 : 1;
+        }));
+        return [status, cluster, history, switchover];
+    }
+
+    private static async Task<int> Run(ParseResult p, Func<ApiClient, Task<int>> action)
+    {
+        using var api = new ApiClient(p.GetValue(ApiOption)!);
+        try
+        {
+            return await action(api);
+        }
+        catch (HttpRequestException e)
+        {
+            await System.Console.Error.WriteLineAsync($"promha: cannot reach {api.BaseUrl}: {e.Message} (set --api or PROMHA_API)");
+            return 2;
+        }
+        catch (TaskCanceledException)
+        {
+            await System.Console.Error.WriteLineAsync($"promha: {api.BaseUrl} did not answer in time");
+            return 2;
+        }
+    }
+
+    private static int PrintStatus(StatusResponse s)
+    {
+        System.Console.WriteLine($"node      {s.Node} ({s.Role})");
+        System.Console.WriteLine($"master    {s.Master ?? "(none)"}   epoch {s.Epoch}   singleton on {s.SingletonNode ?? "?"}");
+        if (s.Health is { } h)
+            System.Console.WriteLine($"local     prometheus {(h.PrometheusHealthy ? "healthy" : "UNHEALTHY")}, alertmanager {(h.AlertmanagerHealthy ? "healthy" : "down")}{(h.Detail is null ? "" : $"  ({h.Detail})")}");
+        System.Console.WriteLine();
+        var rows = s.Nodes.Select(n => new[]
+        {
+            n.Node,
+            n.Node == s.Master ? "master" : n.Witness ? "witness" : "standby",
+            n.Reachable ? "yes" : "NO",
+            n.Witness ? "-" : n.PrometheusHealthy ? "healthy" : "UNHEALTHY",
+            n.Witness ? "-" : n.AlertmanagerHealthy ? "healthy" : "down",
+            n.LastReportAgeSeconds is { } age ? $"{age:0.0}s ago" : "never",
+        });
+        PrintTable(["NODE", "ROLE", "REACHABLE", "PROMETHEUS", "ALERTMANAGER", "REPORTED"], rows);
+        return 0;
+    }
+
+    private static int PrintMembers(List<MemberInfo> members)
+    {
+        PrintTable(["NODE", "ADDRESS", "STATUS", "REACHABLE", "ROLES"],
+            members.Select(m => new[] { m.Node, m.Address, m.Status, m.Reachable ? "yes" : "NO", string.Join(",", m.Roles) }));
+        return 0;
+    }
+
+    private static int PrintHistory(List<HistoryEntry> entries)
+    {
+        PrintTable(["EPOCH", "MASTER", "PREVIOUS", "REASON", "AT (UTC)"],
+            entries.Select(e => new[] { e.Epoch.ToString(), e.Node, e.Previous ?? "-", e.Reason, e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff") }));
+        return 0;
+    }
+
+    private static void PrintTable(string[] header, IEnumerable<string[]> rows)
+    {
+        var all = rows.Prepend(header).ToList();
+        var widths = header.Select((_, i) => all.Max(r => r[i].Length)).ToArray();
+        foreach (var r in all)
+            System.Console.WriteLine(string.Join("  ", r.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
+    }
+}

@@ -1,0 +1,109 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Akka.Actor;
+using Akka.Hosting;
+using PromHa.Messages.Ledger;
+using PromHa.Messages.Roles;
+using PromHa.Node.Cluster;
+using PromHa.Node.Master;
+using PromHa.Node.Settings;
+
+namespace PromHa.Node.Http;
+
+/// <summary>The JSON the admin API returns; the console reads the same records.</summary>
+public sealed record MemberInfo(string Node, string Address, string Status, bool Reachable, IReadOnlyList<string> Roles);
+
+public sealed record LocalHealth(bool PrometheusHealthy, bool AlertmanagerHealthy, string? Detail);
+
+public sealed record StatusResponse(
+    string Node,
+    string Role,
+    bool IsMaster,
+    long Epoch,
+    string? Master,
+    string? SingletonNode,
+    bool Witness,
+    LocalHealth? Health,
+    IReadOnlyList<MemberInfo> Members,
+    IReadOnlyList<NodeHealthView> Nodes);
+
+public sealed record HistoryEntry(long Epoch, string Node, string Reason, DateTimeOffset At, string? Previous);
+
+public sealed record SwitchoverResponse(bool Accepted, string Message);
+
+[JsonSerializable(typeof(StatusResponse))]
+[JsonSerializable(typeof(List<HistoryEntry>))]
+[JsonSerializable(typeof(List<MemberInfo>))]
+[JsonSerializable(typeof(SwitchoverResponse))]
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true)]
+public sealed partial class ApiJson : JsonSerializerContext;
+
+/// <summary>
+/// Every node's HTTP surface: load-balancer probes (/primary, /standby, /health) that replace the
+/// keepalived VIP, and the admin API the console talks to.
+/// </summary>
+public static class HttpEndpoints
+{
+    public static void MapPromHaEndpoints(this WebApplication app)
+    {
+        // Load balancers: 200 or 503, GET or HEAD, answered from memory.
+        app.MapMethods("/primary", ["GET", "HEAD"], (NodeView v) =>
+            v.IsMaster ? Results.Text("master\n") : Results.Text("not master\n", statusCode: 503));
+        app.MapMethods("/standby", ["GET", "HEAD"], (NodeView v) =>
+            !v.IsMaster && !v.Witness && v.PrometheusHealthy
+                ? Results.Text("standby\n")
+                : Results.Text(v.IsMaster ? "master\n" : "not a healthy standby\n", statusCode: 503));
+        app.MapMethods("/health", ["GET", "HEAD"], (NodeView v) =>
+            v.Witness || v.PrometheusHealthy
+                ? Results.Text("ok\n")
+                : Results.Text($"prometheus unhealthy: {v.Current.Health?.Detail ?? "not probed yet"}\n", statusCode: 503));
+
+        app.MapGet("/api/v1/status", (NodeView v, ActorSystem system) => Results.Json(Status(v, system), ApiJson.Default.StatusResponse));
+        app.MapGet("/api/v1/cluster", (ActorSystem system) => Results.Json(Members(system), ApiJson.Default.ListMemberInfo));
+        app.MapGet("/api/v1/history", async (ActorRegistry registry, int? limit) =>
+        {
+            var ledger = registry.Get<LedgerKey>();
+            var events = await ledger.Ask<List<MasterChanged>>(new GetHistory(limit ?? 100), TimeSpan.FromSeconds(5));
+            return Results.Json(events.Select(e => new HistoryEntry(e.Epoch, e.Node, e.Reason, e.At, e.Previous)).ToList(),
+                ApiJson.Default.ListHistoryEntry);
+        });
+        app.MapPost("/api/v1/switchover", async (ActorRegistry registry, string? to) =>
+        {
+            try
+            {
+                var r = await registry.Get<MasterProxyKey>().Ask<SwitchoverResult>(new RequestSwitchover(to), TimeSpan.FromSeconds(5));
+                return Results.Json(new SwitchoverResponse(r.Accepted, r.Message), ApiJson.Default.SwitchoverResponse,
+                    statusCode: r.Accepted ? 202 : 409);
+            }
+            catch (AskTimeoutException)
+            {
+                return Results.Json(new SwitchoverResponse(false, "the master singleton did not answer within 5 s"),
+                    ApiJson.Default.SwitchoverResponse, statusCode: 503);
+            }
+        });
+    }
+
+    public static StatusResponse Status(NodeView v, ActorSystem system)
+    {
+        var snap = v.Current;
+        var role = v.Witness ? "witness" : snap.HoldsLease ? "master" : "standby";
+        return new StatusResponse(v.NodeName, role, snap.HoldsLease, snap.Epoch, snap.Master,
+            snap.Status?.SingletonNode, v.Witness,
+            snap.Health is { } h ? new LocalHealth(h.PrometheusHealthy, h.AlertmanagerHealthy, h.Detail) : null,
+            Members(system), snap.Status?.Nodes ?? []);
+    }
+
+    public static List<MemberInfo> Members(ActorSystem system)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var state = cluster.State;
+        return state.Members.OrderBy(m => m.Address.ToString(), StringComparer.Ordinal)
+            .Select(m => new MemberInfo(
+                MemberRoles.NodeName(m) ?? "?",
+                m.Address.ToString(),
+                m.Status.ToString(),
+                !state.Unreachable.Contains(m),
+                m.Roles.Order(StringComparer.Ordinal).ToList()))
+            .ToList();
+    }
+}

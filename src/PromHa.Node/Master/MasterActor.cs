@@ -1,0 +1,260 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Tools.PublishSubscribe;
+using Akka.Cluster.Tools.Singleton;
+using Akka.Event;
+using Akka.Hosting;
+using PromHa.Messages.Health;
+using PromHa.Messages.Ledger;
+using PromHa.Messages.Roles;
+using PromHa.Node.Cluster;
+using ClusterEvent = Akka.Cluster.ClusterEvent;
+
+namespace PromHa.Node.Master;
+
+/// <summary>
+/// The cluster singleton that decides who is master. A thin shell around <see cref="MasterState"/>:
+/// it turns cluster events and health reports into observations, asks the state to decide on a
+/// timer, and writes each decision to every reachable ledger before it announces it.
+/// </summary>
+public sealed class MasterActor : ReceiveActor, IWithTimers
+{
+    public const string SingletonName = "master";
+    private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan RecoveryTimeout = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan ReplicationTimeout = TimeSpan.FromSeconds(2);
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
+    private readonly IActorRef _mediator = DistributedPubSub.Get(Context.System).Mediator;
+    private readonly Dictionary<string, Address> _addresses = new();
+    private readonly Dictionary<string, LedgerHead> _heads = new();
+    private MasterState _state;
+    private int _nextAge;
+    private bool _committing;
+
+    public MasterActor(string selfNode, MasterTimings timings)
+    {
+        _state = MasterState.Initial(selfNode, timings);
+        Recovering();
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private sealed record Tick
+    {
+        public static readonly Tick Instance = new();
+    }
+
+    private sealed record RecoveryTimedOut
+    {
+        public static readonly RecoveryTimedOut Instance = new();
+    }
+
+    private sealed record Committed(MasterChanged Change, int Acks, int Asked);
+
+    protected override void PreStart()
+    {
+        _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
+            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+        _log.Info("Master singleton starting on {0}; asking every member's ledger for its epoch", _state.SelfNode);
+    }
+
+    protected override void PostStop() => _cluster.Unsubscribe(Self);
+
+    /// <summary>Before deciding anything, learn the highest epoch any member has journaled.</summary>
+    private void Recovering()
+    {
+        ReceiveMembership();
+        Receive<ClusterEvent.CurrentClusterState>(s =>
+        {
+            OnClusterState(s);
+            foreach (var address in _addresses.Values)
+                Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(GetLedgerHead.Instance);
+            Timers.StartSingleTimer("recovery", RecoveryTimedOut.Instance, RecoveryTimeout);
+        });
+        Receive<LedgerHead>(h =>
+        {
+            _heads[h.Node] = h;
+            if (_addresses.Keys.All(_heads.ContainsKey)) FinishRecovery();
+        });
+        Receive<RecoveryTimedOut>(_ => FinishRecovery());
+        Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Clock.Now));
+        Receive<RenewLease>(r => Sender.Tell(new LeaseDenied(r.Epoch, r.Node, "singleton still recovering")));
+        Receive<GetMasterStatus>(_ => Sender.Tell(Status()));
+        Receive<RequestSwitchover>(_ => Sender.Tell(new SwitchoverResult(false, "the master singleton is still recovering")));
+    }
+
+    private void FinishRecovery()
+    {
+        Timers.Cancel("recovery");
+        var best = _heads.Values.Where(h => h.Last is not null).MaxBy(h => h.Epoch);
+        var missing = _addresses.Keys.Where(n => !_heads.ContainsKey(n)).ToList();
+        _state = _state.Recover(best?.Last, Clock.Now);
+        _log.Info("Master singleton recovered: epoch {0}, master {1} (heads from {2}{3})",
+            _state.Epoch, _state.Master ?? "none", string.Join(",", _heads.Keys.Order()),
+            missing.Count > 0 ? $"; no answer from {string.Join(",", missing)}" : "");
+        // A local ledger that is behind copies the missing changes from the one that is ahead.
+        if (best is not null && _heads.TryGetValue(_state.SelfNode, out var own) && own.Epoch < best.Epoch &&
+            _addresses.TryGetValue(best.Node, out var bestAddress))
+            Context.ActorSelection(new RootActorPath(bestAddress) / "user" / LedgerActor.Name)
+                .Tell(new LedgerSync(_state.SelfNode, own.Epoch), LocalLedger());
+        Become(Active);
+        Timers.StartPeriodicTimer("tick", Tick.Instance, TickInterval);
+        Timers.StartPeriodicTimer("status", PublishStatusTick.Instance, TimeSpan.FromSeconds(1));
+    }
+
+    private sealed record PublishStatusTick
+    {
+        public static readonly PublishStatusTick Instance = new();
+    }
+
+    private void Active()
+    {
+        ReceiveMembership();
+        Receive<ClusterEvent.CurrentClusterState>(OnClusterState);
+        Receive<LedgerHead>(_ => { });
+        Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Clock.Now));
+        Receive<Tick>(_ => Decide());
+        Receive<PublishStatusTick>(_ => Publish(Status()));
+        Receive<Committed>(OnCommitted);
+        Receive<RenewLease>(r =>
+        {
+            var (state, verdict, reason) = _state.Renew(r.Node, r.Epoch, Clock.Now);
+            _state = state;
+            Sender.Tell(verdict == LeaseVerdict.Granted
+                ? new LeaseGranted(r.Epoch, r.Node, r.RequestId, (long)_state.Timings.LeaseDuration.TotalMilliseconds)
+                : new LeaseDenied(r.Epoch, r.Node, reason));
+        });
+        Receive<LeaseReleased>(r =>
+        {
+            _log.Info("{0} released the master lease of epoch {1}", r.Node, r.Epoch);
+            _state = _state.Released(r.Node, r.Epoch, Clock.Now);
+            Decide();
+        });
+        Receive<RequestSwitchover>(req =>
+        {
+            var (state, error) = _state.RequestSwitchover(req.Target, Clock.Now);
+            if (error is not null)
+            {
+                Sender.Tell(new SwitchoverResult(false, error));
+                return;
+            }
+            _state = state;
+            _log.Info("Switchover requested: {0} -> {1}", _state.Master, _state.SwitchoverTarget);
+            if (_addresses.TryGetValue(_state.Master!, out var masterAddress))
+                Context.ActorSelection(new RootActorPath(masterAddress) / "user" / RoleActor.Name)
+                    .Tell(new RevokeLease(_state.Epoch, _state.Master!));
+            Sender.Tell(new SwitchoverResult(true, $"switching over from {_state.Master} to {_state.SwitchoverTarget}"));
+        });
+        Receive<GetMasterStatus>(_ => Sender.Tell(Status()));
+    }
+
+    private void ReceiveMembership()
+    {
+        Receive<ClusterEvent.MemberUp>(e => OnMemberUp(e.Member));
+        Receive<ClusterEvent.MemberRemoved>(e => OnMemberGone(e.Member));
+        Receive<ClusterEvent.MemberExited>(e => OnMemberGone(e.Member));
+        Receive<ClusterEvent.MemberLeft>(_ => { });
+        Receive<ClusterEvent.IMemberEvent>(_ => { });
+        Receive<ClusterEvent.UnreachableMember>(e => Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, false)));
+        Receive<ClusterEvent.ReachableMember>(e => Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, true)));
+    }
+
+    private void OnClusterState(ClusterEvent.CurrentClusterState s)
+    {
+        foreach (var m in s.Members.Where(m => m.Status == MemberStatus.Up).OrderBy(m => m, Member.AgeOrdering))
+            OnMemberUp(m);
+        foreach (var m in s.Unreachable)
+            if (MemberRoles.NodeName(m) is { } name)
+                _state = _state.Observe(new MemberReachability(name, false), Clock.Now);
+    }
+
+    private void OnMemberUp(Member m)
+    {
+        if (MemberRoles.NodeName(m) is not { } name) return;
+        _addresses[name] = m.Address;
+        _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++), Clock.Now);
+    }
+
+    private void OnMemberGone(Member m)
+    {
+        if (MemberRoles.NodeName(m) is not { } name) return;
+        // A node that restarted on the same name has a new address: keep the newer one.
+        if (_addresses.TryGetValue(name, out var a) && a != m.Address) return;
+        _addresses.Remove(name);
+        _log.Info("Member {0} ({1}) left the cluster", name, m.Address);
+        _state = _state.Observe(new MemberGone(name), Clock.Now);
+    }
+
+    private void Observe(Member m, Observation o)
+    {
+        if (MemberRoles.NodeName(m) is null) return;
+        _state = _state.Observe(o, Clock.Now);
+    }
+
+    private void Decide()
+    {
+        if (_committing) return;
+        var (state, change) = _state.Decide(Clock.Now);
+        _state = state;
+        if (change is null) return;
+        _log.Warning("Master role -> {0} (epoch {1}, reason {2}, previous {3})",
+            change.Node, change.Epoch, change.Reason, change.Previous ?? "none");
+        _committing = true;
+        Replicate(change).PipeTo(Self);
+    }
+
+    /// <summary>
+    /// Journals the change on this node's ledger (must succeed) and on every reachable member's
+    /// ledger (best effort, bounded), so that a singleton started anywhere finds this epoch.
+    /// </summary>
+    private async Task<Committed> Replicate(MasterChanged change)
+    {
+        var record = new RecordMasterChanged(change);
+        var local = LocalLedger().Ask<Recorded>(record, ReplicationTimeout);
+        var remote = _addresses
+            .Where(a => a.Key != _state.SelfNode && _state.Members.TryGetValue(a.Key, out var m) && m.Reachable)
+            .Select(a => Context.ActorSelection(new RootActorPath(a.Value) / "user" / LedgerActor.Name)
+                .Ask<Recorded>(record, ReplicationTimeout))
+            .ToList();
+        var ownRecord = await local; // a failure here crashes the singleton, which then recovers
+        var acks = 1;
+        foreach (var r in remote)
+        {
+            try { await r; acks++; }
+            catch (Exception) { /* that node catches up through ledger anti-entropy */ }
+        }
+        _ = ownRecord;
+        return new Committed(change, acks, remote.Count + 1);
+    }
+
+    private void OnCommitted(Committed c)
+    {
+        _committing = false;
+        _log.Info("Epoch {0} journaled on {1}/{2} ledgers; announcing {3} as master", c.Change.Epoch, c.Acks, c.Asked, c.Change.Node);
+        Publish(c.Change);
+        Publish(Status());
+    }
+
+    private IActorRef LocalLedger() => ActorRegistry.For(Context.System).Get<LedgerKey>();
+
+    private void Publish(object message) => _mediator.Tell(new Publish(Topics.Roles, message));
+
+    private MasterStatus Status() => new(
+        _state.Epoch, _state.Master, _state.SelfNode, _cluster.SelfAddress.ToString(), _state.Recovered,
+        _state.HealthViews(Clock.Now), DateTimeOffset.UtcNow);
+}
+
+/// <summary>Marker key for the proxy to the master singleton.</summary>
+public sealed class MasterProxyKey;
+
+public static class MasterActorHostingExtensions
+{
+    public static AkkaConfigurationBuilder AddMasterActor(this AkkaConfigurationBuilder builder, string selfNode,
+        MasterTimings timings) =>
+        builder.WithSingleton<MasterProxyKey>(MasterActor.SingletonName,
+            Props.Create(() => new MasterActor(selfNode, timings)),
+            new ClusterSingletonOptions(), createProxyToo: true);
+}

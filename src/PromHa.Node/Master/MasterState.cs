@@ -1,0 +1,223 @@
+using System.Collections.Immutable;
+using PromHa.Messages.Health;
+using PromHa.Messages.Roles;
+
+namespace PromHa.Node.Master;
+
+/// <summary>Lease and health timings the decision logic works with.</summary>
+public sealed record MasterTimings(
+    TimeSpan LeaseDuration,
+    TimeSpan LeaseMargin,
+    TimeSpan UnhealthyAfter,
+    TimeSpan HealthStaleAfter)
+{
+    public static readonly MasterTimings Default = new(
+        TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5));
+}
+
+/// <summary>A cluster member as the singleton sees it. Age orders members by when they came up.</summary>
+public sealed record MemberView(
+    string Name,
+    bool Witness,
+    int Age,
+    bool Reachable = true,
+    NodeHealth? Health = null,
+    DateTimeOffset? HealthAt = null,
+    DateTimeOffset? UnhealthySince = null);
+
+/// <summary>Inputs the singleton observes: cluster membership, reachability and health.</summary>
+public abstract record Observation;
+public sealed record MemberUp(string Name, bool Witness, int Age) : Observation;
+public sealed record MemberGone(string Name) : Observation;
+public sealed record MemberReachability(string Name, bool Reachable) : Observation;
+public sealed record HealthReported(NodeHealth Health) : Observation;
+
+public enum LeaseVerdict { Granted, Denied }
+
+/// <summary>
+/// The master singleton's state as a pure value: no actors, no clocks of its own. The actor feeds it
+/// observations, asks it to decide, and persists the <see cref="MasterChanged"/> it returns before
+/// applying it. Everything that makes the role safe (non-preemption, epochs, lease expiry before a
+/// new master, quorum) is decided here, so it is tested here.
+/// </summary>
+public sealed record MasterState(
+    string SelfNode,
+    MasterTimings Timings,
+    bool Recovered,
+    long Epoch,
+    string? Master,
+    ImmutableDictionary<string, MemberView> Members,
+    DateTimeOffset LeaseExpiresAt,
+    bool Revoking,
+    string? SwitchoverTarget)
+{
+    public static MasterState Initial(string selfNode, MasterTimings timings) =>
+        new(selfNode, timings, false, 0, null, ImmutableDictionary<string, MemberView>.Empty,
+            DateTimeOffset.MinValue, false, null);
+
+    /// <summary>
+    /// The singleton starts knowing the highest epoch any member holds. Its predecessor may have
+    /// granted the current master a lease a moment ago, so that lease is assumed to run a full term.
+    /// </summary>
+    public MasterState Recover(MasterChanged? last, DateTimeOffset now) => this with
+    {
+        Recovered = true,
+        Epoch = Math.Max(Epoch, last?.Epoch ?? 0),
+        Master = last?.Epoch >= Epoch ? last.Node : Master,
+        LeaseExpiresAt = last is null ? DateTimeOffset.MinValue : now + Timings.LeaseDuration,
+    };
+
+    public MasterState Observe(Observation o, DateTimeOffset now) => o switch
+    {
+        MemberUp up => this with
+        {
+            Members = Members.SetItem(up.Name,
+                Members.TryGetValue(up.Name, out var existing)
+                    ? existing with { Witness = up.Witness, Age = up.Age, Reachable = true }
+                    : new MemberView(up.Name, up.Witness, up.Age)),
+        },
+        MemberGone gone => this with { Members = Members.Remove(gone.Name) },
+        MemberReachability r when Members.TryGetValue(r.Name, out var m) =>
+            this with { Members = Members.SetItem(r.Name, m with { Reachable = r.Reachable }) },
+        HealthReported h when Members.TryGetValue(h.Health.Node, out var m) =>
+            this with
+            {
+                Members = Members.SetItem(m.Name, m with
+                {
+                    Health = h.Health,
+                    HealthAt = now,
+                    UnhealthySince = h.Health.PrometheusHealthy ? null : m.UnhealthySince ?? now,
+                }),
+            },
+        _ => this,
+    };
+
+    /// <summary>A member is eligible for the master role when it runs a Prometheus that answers now.</summary>
+    public bool IsEligible(MemberView m, DateTimeOffset now) =>
+        !m.Witness && m.Reachable && IsHealthy(m, now);
+
+    private bool IsHealthy(MemberView m, DateTimeOffset now) =>
+        m.Health is { PrometheusHealthy: true } && m.HealthAt is { } at && now - at <= Timings.HealthStaleAfter;
+
+    /// <summary>
+    /// In a cluster of three or more, a singleton that cannot see a majority is on the wrong side of
+    /// a partition and must not extend anybody's lease. Pairs rely on the downing tie-breaker.
+    /// </summary>
+    public bool HasQuorum => Members.Count <= 2 || Members.Values.Count(m => m.Reachable) * 2 > Members.Count;
+
+    public bool LeaseRunning(DateTimeOffset now) => now < LeaseExpiresAt + Timings.LeaseMargin;
+
+    /// <summary>Why the current master must go, or null while it may keep the role.</summary>
+    public string? MasterProblem(DateTimeOffset now)
+    {
+        if (Master is null) return "no-master";
+        if (!Members.TryGetValue(Master, out var m)) return "master-left";
+        if (!m.Reachable) return "master-unreachable";
+        if (SwitchoverTarget is not null) return "switchover";
+        if (m.UnhealthySince is { } since && now - since >= Timings.UnhealthyAfter) return "prometheus-unhealthy";
+        if (m.HealthAt is { } at && now - at > Timings.HealthStaleAfter + Timings.UnhealthyAfter) return "health-reports-stopped";
+        return null;
+    }
+
+    /// <summary>
+    /// Decides whether the master role moves now. Non-preemptive: a master without a problem keeps
+    /// the role whoever joins. A new master is named only once the old lease has run out (or was
+    /// released), so two nodes never hold a lease at the same time.
+    /// </summary>
+    public (MasterState State, MasterChanged? Change) Decide(DateTimeOffset now)
+    {
+        if (!Recovered || !HasQuorum) return (this, null);
+        var problem = MasterProblem(now);
+        // A master that came back (reachable, healthy again) before its lease ran out keeps the role.
+        if (problem is null) return (Revoking ? this with { Revoking = false } : this, null);
+
+        var candidate = PickCandidate(now);
+        if (candidate is null)
+        {
+            // Nobody better: an unhealthy but reachable master stays; a switchover cannot happen.
+            return (this with { SwitchoverTarget = null, Revoking = false }, null);
+        }
+
+        // Stop extending the old master's lease from now on, then wait for it to run out.
+        var state = Master is null ? this : this with { Revoking = true };
+        if (Master is not null && state.LeaseRunning(now)) return (state, null);
+
+        var change = new MasterChanged(Epoch + 1, candidate, problem, now, Master);
+        return (state.Apply(change, now), change);
+    }
+
+    /// <summary>
+    /// The healthiest standby: not the current master, preferably not the singleton's own node (so a
+    /// crash of the master does not also take the singleton), then the oldest, then by name.
+    /// </summary>
+    public string? PickCandidate(DateTimeOffset now)
+    {
+        var eligible = Members.Values
+            .Where(m => m.Name != Master && IsEligible(m, now))
+            .ToList();
+        if (SwitchoverTarget is not null)
+            return eligible.FirstOrDefault(m => m.Name == SwitchoverTarget)?.Name;
+        return eligible
+            .OrderBy(m => eligible.Count > 1 && m.Name == SelfNode ? 1 : 0)
+            .ThenBy(m => m.Age)
+            .ThenBy(m => m.Name, StringComparer.Ordinal)
+            .FirstOrDefault()?.Name;
+    }
+
+    /// <summary>Applies a role change; one from an older or the same epoch is stale and ignored.</summary>
+    public MasterState Apply(MasterChanged change, DateTimeOffset now) =>
+        change.Epoch <= Epoch
+            ? this
+            : this with
+            {
+                Epoch = change.Epoch,
+                Master = change.Node,
+                // The new master holds no lease until it asks; counting one from now keeps our view
+                // of its lease at least as long as its own.
+                LeaseExpiresAt = now + Timings.LeaseDuration,
+                Revoking = false,
+                SwitchoverTarget = null,
+            };
+
+    public (MasterState State, LeaseVerdict Verdict, string Reason) Renew(string node, long epoch, DateTimeOffset now)
+    {
+        if (!Recovered) return (this, LeaseVerdict.Denied, "singleton still recovering");
+        if (epoch != Epoch) return (this, LeaseVerdict.Denied, $"stale epoch {epoch}, current is {Epoch}");
+        if (node != Master) return (this, LeaseVerdict.Denied, $"{node} is not the master of epoch {Epoch}");
+        if (Revoking) return (this, LeaseVerdict.Denied, "the master role is being moved");
+        if (!HasQuorum) return (this, LeaseVerdict.Denied, "singleton lost quorum");
+        return (this with { LeaseExpiresAt = now + Timings.LeaseDuration }, LeaseVerdict.Granted, "");
+    }
+
+    /// <summary>The master gave the lease back (switchover or graceful shutdown): no need to wait it out.</summary>
+    public MasterState Released(string node, long epoch, DateTimeOffset now) =>
+        node == Master && epoch == Epoch
+            ? this with { LeaseExpiresAt = now - Timings.LeaseMargin, Revoking = true }
+            : this;
+
+    public (MasterState State, string? Error) RequestSwitchover(string? target, DateTimeOffset now)
+    {
+        if (!Recovered) return (this, "the master singleton is still recovering");
+        if (Master is null) return (this, "there is no master to switch over from");
+        if (target == Master) return (this, $"{target} is already the master");
+        if (target is not null)
+        {
+            if (!Members.TryGetValue(target, out var t)) return (this, $"unknown node '{target}'");
+            if (!IsEligible(t, now)) return (this, $"{target} is not eligible (witness, unreachable or unhealthy)");
+        }
+        else if (PickCandidate(now) is null)
+        {
+            return (this, "no healthy standby to switch over to");
+        }
+        var chosen = target ?? PickCandidate(now)!;
+        return (this with { SwitchoverTarget = chosen, Revoking = true }, null);
+    }
+
+    public IReadOnlyList<NodeHealthView> HealthViews(DateTimeOffset now) =>
+        Members.Values.OrderBy(m => m.Name, StringComparer.Ordinal).Select(m => new NodeHealthView(
+            m.Name, m.Witness, m.Reachable,
+            !m.Witness && IsHealthy(m, now),
+            m.Health?.AlertmanagerHealthy ?? false,
+            m.HealthAt is { } at ? Math.Round((now - at).TotalSeconds, 1) : null,
+            m.Health?.Detail)).ToList();
+}

@@ -1,0 +1,106 @@
+using Akka.Cluster.Hosting;
+using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using PromHa.Node.Cluster;
+using PromHa.Node.Health;
+using PromHa.Node.Http;
+using PromHa.Node.Master;
+using PromHa.Node.Settings;
+using PromHa.Node.Supervision;
+using Prometheus;
+
+namespace PromHa.Node;
+
+/// <summary>
+/// Builds one PromHa node: Kestrel for the HTTP surface and one ActorSystem (Akka.Hosting) with the
+/// cluster, the master singleton and the per-node actors. Tests start nodes through this same code,
+/// as real `promha run` processes.
+/// </summary>
+public static class NodeHost
+{
+    public const string SystemName = "promha";
+
+    public static WebApplication Build(NodeSettings s)
+    {
+        Directory.CreateDirectory(s.DataDir);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+            o.IncludeScopes = false;
+        });
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+        SettingsLoader.TryHostPort(s.Http.Listen, out var httpHost, out var httpPort);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            if (httpHost is "0.0.0.0" or "*") k.ListenAnyIP(httpPort);
+            else k.Listen(System.Net.IPAddress.Parse(httpHost == "localhost" ? "127.0.0.1" : httpHost), httpPort);
+        });
+        builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
+
+        var view = new NodeView(s.Node.Name, s.IsWitness);
+        builder.Services.AddSingleton(s);
+        builder.Services.AddSingleton(view);
+        builder.Services.AddAkka(SystemName, akka => ConfigureAkka(akka, s, view));
+
+        // Only what helps an operator: PromHa's own metrics and the process's; no runtime event counters.
+        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions
+        {
+            SuppressProcessMetrics = false,
+            SuppressDebugMetrics = true,
+            SuppressEventCounters = true,
+            SuppressMeters = true,
+        });
+
+        var app = builder.Build();
+        app.MapPromHaEndpoints();
+        app.MapMetrics("/metrics");
+        return app;
+    }
+
+    public static void ConfigureAkka(AkkaConfigurationBuilder akka, NodeSettings s, NodeView view)
+    {
+        var hoconDir = Path.Combine(AppContext.BaseDirectory, "hocon");
+        var dbPath = Path.Combine(s.DataDir, "promha.db");
+        var generated = $$"""
+            akka.persistence.journal.sql.connection-string = "Data Source={{dbPath}}"
+            akka.persistence.snapshot-store.sql.connection-string = "Data Source={{dbPath}}"
+            """;
+        if (s.Cluster.TieBreaker.Targets.Count > 0)
+            generated += "\n" + File.ReadAllText(Path.Combine(hoconDir, "tiebreaker.hocon")) +
+                         $"\npromha.tiebreaker-lease.targets = [{string.Join(",", s.Cluster.TieBreaker.Targets.Select(t => $"\"{t}\""))}]" +
+                         $"\npromha.tiebreaker-lease.connect-timeout = {s.Cluster.TieBreaker.TimeoutMs}ms\n";
+
+        akka.AddHocon(ConfigurationFactory.ParseString(generated), HoconAddMode.Prepend);
+        foreach (var file in new[] { "cluster.hocon", "serialization.hocon", "persistence.hocon" })
+            akka.AddHocon(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(hoconDir, file))), HoconAddMode.Append);
+
+        var timings = new MasterTimings(
+            TimeSpan.FromMilliseconds(s.Timing.LeaseMs),
+            TimeSpan.FromMilliseconds(s.Timing.LeaseMarginMs),
+            TimeSpan.FromMilliseconds(s.Timing.UnhealthyAfterMs),
+            TimeSpan.FromMilliseconds(Math.Max(3 * s.Timing.ProbeIntervalMs, 3000)));
+
+        akka.ConfigureLoggers(l =>
+            {
+                l.ClearLoggers();
+                l.AddLoggerFactory();
+            })
+            .WithRemoting(new RemoteOptions { HostName = s.Cluster.Host, Port = s.Cluster.Port })
+            .WithClustering(new ClusterOptions
+            {
+                Roles = MemberRoles.For(s.Node.Name, s.IsWitness),
+                SeedNodes = s.Cluster.Seeds.Select(seed => $"akka.tcp://{SystemName}@{seed}").ToArray(),
+            })
+            .WithDistributedPubSub(role: null!)
+            .AddLedgerActor(s.Node.Name)
+            .AddMasterActor(s.Node.Name, timings)
+            .AddRoleActor(s.Node.Name, view, timings.LeaseDuration)
+            .AddHealthProbeActor(s, view)
+            .AddServerSupervisorActors(s);
+    }
+}

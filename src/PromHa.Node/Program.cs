@@ -1,0 +1,41 @@
+using System.CommandLine;
+using PromHa.Node;
+using PromHa.Node.Console;
+using PromHa.Node.Settings;
+
+var root = new RootCommand("PromHa: high availability for Prometheus and Alertmanager");
+root.Options.Add(ConsoleCommands.ApiOption);
+
+var configOption = new Option<string?>("--config", "-c") { Description = "Path to promha.yml" };
+var setOption = new Option<string[]>("--set")
+{
+    Description = "Override a setting, e.g. --set cluster.port=4054 (repeatable)",
+    AllowMultipleArgumentsPerToken = false,
+};
+var run = new Command("run", "Run a PromHa node") { configOption, setOption };
+run.SetAction(async (p, ct) =>
+{
+    NodeSettings settings;
+    try
+    {
+        var overrides = (p.GetValue(setOption) ?? []).Select(kv =>
+        {
+            var i = kv.IndexOf('=');
+            if (i <= 0) throw new SettingsException($"--set {kv}: expected key=value");
+            return KeyValuePair.Create(kv[..i], (string?)kv[(i + 1)..]);
+        }).ToList();
+        settings = SettingsLoader.Load(p.GetValue(configOption), overrides);
+    }
+    catch (SettingsException e)
+    {
+        await Console.Error.WriteLineAsync($"promha: invalid configuration: {e.Message}");
+        return 64;
+    }
+    var app = NodeHost.Build(settings);
+    await app.RunAsync();
+    return Environment.ExitCode;
+});
+root.Subcommands.Add(run);
+foreach (var c in ConsoleCommands.All()) root.Subcommands.Add(c);
+
+return await root.Parse(args).InvokeAsync();

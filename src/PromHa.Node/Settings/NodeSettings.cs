@@ -1,0 +1,75 @@
+namespace PromHa.Node.Settings;
+
+/// <summary>
+/// promha.yml, bound from YAML + environment (PROMHA_...) + flags. Property names are the YAML keys
+/// in camelCase; docs/README's configuration reference lists them.
+/// </summary>
+public sealed class NodeSettings
+{
+    public NodeSection Node { get; set; } = new();
+    public ClusterSection Cluster { get; set; } = new();
+    public HttpSection Http { get; set; } = new();
+    public string DataDir { get; set; } = "";
+    public string ConfDir { get; set; } = "";
+    public ManagedServer Prometheus { get; set; } = new();
+    public ManagedServer Alertmanager { get; set; } = new();
+    public TimingSection Timing { get; set; } = new();
+
+    /// <summary>A node without Prometheus or Alertmanager votes in the cluster but never becomes master.</summary>
+    public bool IsWitness => Prometheus.Mode == ServerMode.None && Alertmanager.Mode == ServerMode.None;
+}
+
+public sealed class NodeSection
+{
+    public string Name { get; set; } = "";
+}
+
+public sealed class ClusterSection
+{
+    public string Host { get; set; } = "127.0.0.1";
+    public int Port { get; set; } = 4053;
+    /// <summary>host:port of every seed; list all of them, so a restarted node never forms a cluster alone.</summary>
+    public List<string> Seeds { get; set; } = [];
+    public TieBreakerSection TieBreaker { get; set; } = new();
+}
+
+/// <summary>
+/// For a pure two-node pair: the node that loses its peer stays up only while it reaches a majority
+/// of these host:port addresses (the keepalived/Pacemaker "ping node").
+/// </summary>
+public sealed class TieBreakerSection
+{
+    public List<string> Targets { get; set; } = [];
+    public int TimeoutMs { get; set; } = 500;
+}
+
+public sealed class HttpSection
+{
+    public string Listen { get; set; } = "127.0.0.1:8480";
+}
+
+public enum ServerMode { None, External, Supervised }
+
+public sealed class ManagedServer
+{
+    public ServerMode Mode { get; set; } = ServerMode.None;
+    /// <summary>Base URL PromHa talks to. For supervised servers it defaults to http://{listen}.</summary>
+    public string Url { get; set; } = "";
+    /// <summary>Supervised only: where the server listens.</summary>
+    public string Listen { get; set; } = "";
+    /// <summary>Supervised only: the binary; defaults to the Debian paths.</summary>
+    public string Binary { get; set; } = "";
+    public List<string> ExtraArgs { get; set; } = [];
+
+    public string EffectiveUrl => (string.IsNullOrEmpty(Url) ? $"http://{Listen}" : Url).TrimEnd('/');
+}
+
+public sealed class TimingSection
+{
+    public int LeaseMs { get; set; } = 2000;
+    public int LeaseMarginMs { get; set; } = 300;
+    public int ProbeIntervalMs { get; set; } = 1000;
+    public int ProbeTimeoutMs { get; set; } = 800;
+    /// <summary>How long the master's Prometheus may fail its probes before the role moves.</summary>
+    public int UnhealthyAfterMs { get; set; } = 3000;
+}

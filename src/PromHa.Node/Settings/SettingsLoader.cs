@@ -1,0 +1,149 @@
+using System.Net;
+using Microsoft.Extensions.Configuration;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace PromHa.Node.Settings;
+
+/// <summary>A node config that cannot run; the message names the file and the field.</summary>
+public sealed class SettingsException(string message) : Exception(message);
+
+/// <summary>
+/// Reads promha.yml (YamlDotNet), lets PROMHA_* environment variables and --set key=value flags
+/// override it, binds it to <see cref="NodeSettings"/> and checks every field before anything starts.
+/// </summary>
+public static class SettingsLoader
+{
+    public const string EnvPrefix = "PROMHA_";
+
+    public static NodeSettings Load(string? path, IEnumerable<KeyValuePair<string, string?>> overrides,
+        IDictionary<string, string?>? environment = null)
+    {
+        var source = path ?? "(no config file)";
+        var builder = new ConfigurationBuilder();
+        if (path is not null)
+        {
+            if (!File.Exists(path)) throw new SettingsException($"{path}: file not found");
+            builder.AddInMemoryCollection(FlattenYaml(path));
+        }
+        // PROMHA_CLUSTER__PORT=4054 overrides cluster.port
+        var env = environment ?? Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        builder.AddInMemoryCollection(env
+            .Where(e => e.Key.StartsWith(EnvPrefix, StringComparison.Ordinal))
+            .Select(e => KeyValuePair.Create(e.Key[EnvPrefix.Length..].Replace("__", ":"), e.Value)));
+        builder.AddInMemoryCollection(overrides.Select(o => KeyValuePair.Create(o.Key.Replace('.', ':'), o.Value)));
+        var configuration = builder.Build();
+
+        var settings = new NodeSettings();
+        try
+        {
+            configuration.Bind(settings, o => o.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new SettingsException($"{source}: {Describe(e)}");
+        }
+        Validate(settings, source);
+        Normalize(settings);
+        return settings;
+    }
+
+    private static string Describe(InvalidOperationException e)
+    {
+        // The binder names the key as "cluster:port"; operators wrote "cluster.port".
+        var msg = e.InnerException is { } inner ? $"{e.Message} ({inner.Message})" : e.Message;
+        return msg.Replace(':', '.').Replace("'. (", "' (");
+    }
+
+    public static IEnumerable<KeyValuePair<string, string?>> FlattenYaml(string path)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            using var reader = File.OpenText(path);
+            stream.Load(reader);
+        }
+        catch (YamlException e)
+        {
+            throw new SettingsException($"{path}: line {e.Start.Line}, column {e.Start.Column}: {e.InnerException?.Message ?? e.Message}");
+        }
+        var result = new List<KeyValuePair<string, string?>>();
+        if (stream.Documents.Count == 0) return result;
+        if (stream.Documents[0].RootNode is not YamlMappingNode root)
+            throw new SettingsException($"{path}: the top level must be a mapping of settings");
+        Walk(root, "", result);
+        return result;
+    }
+
+    private static void Walk(YamlNode node, string prefix, List<KeyValuePair<string, string?>> into)
+    {
+        switch (node)
+        {
+            case YamlMappingNode map:
+                foreach (var (k, v) in map.Children)
+                    Walk(v, prefix.Length == 0 ? ((YamlScalarNode)k).Value! : $"{prefix}:{((YamlScalarNode)k).Value}", into);
+                break;
+            case YamlSequenceNode seq:
+                var i = 0;
+                foreach (var item in seq.Children) Walk(item, $"{prefix}:{i++}", into);
+                break;
+            case YamlScalarNode scalar:
+                into.Add(KeyValuePair.Create(prefix, scalar.Value));
+                break;
+        }
+    }
+
+    private static void Validate(NodeSettings s, string source)
+    {
+        void Fail(string field, string reason) => throw new SettingsException($"{source}: {field}: {reason}");
+
+        if (string.IsNullOrWhiteSpace(s.Node.Name)) Fail("node.name", "is required (a short unique name, e.g. prom-a)");
+        if (s.Node.Name.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
+            Fail("node.name", $"'{s.Node.Name}' may only contain letters, digits, '-', '_' and '.'");
+        if (s.Cluster.Port is < 1 or > 65535) Fail("cluster.port", $"must be 1-65535 (got {s.Cluster.Port})");
+        if (string.IsNullOrWhiteSpace(s.Cluster.Host)) Fail("cluster.host", "is required");
+        if (s.Cluster.Seeds.Count == 0) Fail("cluster.seeds", "list every seed node as host:port (this node included if it is one)");
+        foreach (var seed in s.Cluster.Seeds)
+            if (!TryHostPort(seed, out _, out _)) Fail("cluster.seeds", $"'{seed}' is not host:port");
+        foreach (var target in s.Cluster.TieBreaker.Targets)
+            if (!TryHostPort(target, out _, out _)) Fail("cluster.tieBreaker.targets", $"'{target}' is not host:port");
+        if (!TryHostPort(s.Http.Listen, out _, out _)) Fail("http.listen", $"'{s.Http.Listen}' is not host:port");
+        if (string.IsNullOrWhiteSpace(s.DataDir)) Fail("dataDir", "is required (PromHa keeps its journal there)");
+        foreach (var (name, server) in new[] { ("prometheus", s.Prometheus), ("alertmanager", s.Alertmanager) })
+        {
+            switch (server.Mode)
+            {
+                case ServerMode.External when !Uri.TryCreate(server.Url, UriKind.Absolute, out _):
+                    Fail($"{name}.url", $"'{server.Url}' is not an absolute URL (external mode needs one)");
+                    break;
+                case ServerMode.Supervised:
+                    if (!TryHostPort(server.Listen, out _, out _)) Fail($"{name}.listen", $"'{server.Listen}' is not host:port (supervised mode needs one)");
+                    if (string.IsNullOrWhiteSpace(s.ConfDir)) Fail("confDir", $"is required when {name} is supervised");
+                    else if (!File.Exists(Path.Combine(s.ConfDir, $"{name}.yml")))
+                        Fail("confDir", $"{Path.Combine(s.ConfDir, $"{name}.yml")} not found ({name} is supervised and reads it)");
+                    break;
+            }
+        }
+        var t = s.Timing;
+        if (t.LeaseMs < 500) Fail("timing.leaseMs", $"must be at least 500 (got {t.LeaseMs})");
+        if (t.ProbeIntervalMs < 100) Fail("timing.probeIntervalMs", $"must be at least 100 (got {t.ProbeIntervalMs})");
+    }
+
+    private static void Normalize(NodeSettings s)
+    {
+        s.DataDir = Path.GetFullPath(s.DataDir);
+        if (!string.IsNullOrEmpty(s.ConfDir)) s.ConfDir = Path.GetFullPath(s.ConfDir);
+        if (s.Prometheus.Mode == ServerMode.Supervised && s.Prometheus.Binary.Length == 0) s.Prometheus.Binary = "/usr/bin/prometheus";
+        if (s.Alertmanager.Mode == ServerMode.Supervised && s.Alertmanager.Binary.Length == 0) s.Alertmanager.Binary = "/usr/bin/prometheus-alertmanager";
+    }
+
+    public static bool TryHostPort(string value, out string host, out int port)
+    {
+        host = ""; port = 0;
+        var i = value.LastIndexOf(':');
+        if (i <= 0 || !int.TryParse(value[(i + 1)..], out port) || port is < 1 or > 65535) return false;
+        host = value[..i].Trim('[', ']');
+        return host.Length > 0;
+    }
+}

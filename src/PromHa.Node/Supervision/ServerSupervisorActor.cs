@@ -1,0 +1,194 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using Akka.Event;
+using Akka.Hosting;
+using PromHa.Node.Cluster;
+using PromHa.Node.Settings;
+
+namespace PromHa.Node.Supervision;
+
+/// <summary>What to run: the binary, its flags, and where its pid and log go.</summary>
+public sealed record ServerLaunch(string Name, string Binary, IReadOnlyList<string> Args, string PidFile, string LogFile)
+{
+    public static ServerLaunch Prometheus(NodeSettings s) => new("prometheus", s.Prometheus.Binary,
+    [
+        $"--config.file={Path.Combine(s.ConfDir, "prometheus.yml")}",
+        $"--storage.tsdb.path={Path.Combine(s.DataDir, "prometheus")}",
+        $"--web.listen-address={s.Prometheus.Listen}",
+        $"--web.external-url=http://{s.Prometheus.Listen}/",
+        "--web.enable-lifecycle",
+        .. s.Prometheus.ExtraArgs,
+    ], Path.Combine(s.DataDir, "prometheus.pid"), Path.Combine(s.DataDir, "logs", "prometheus.log"));
+
+    public static ServerLaunch Alertmanager(NodeSettings s) => new("alertmanager", s.Alertmanager.Binary,
+    [
+        $"--config.file={Path.Combine(s.ConfDir, "alertmanager.yml")}",
+        $"--storage.path={Path.Combine(s.DataDir, "alertmanager")}",
+        $"--web.listen-address={s.Alertmanager.Listen}",
+        $"--web.external-url=http://{s.Alertmanager.Listen}/",
+        // no gossip: PromHa decides who notifies, and instances on one host would collide on :9094
+        "--cluster.listen-address=",
+        .. s.Alertmanager.ExtraArgs,
+    ], Path.Combine(s.DataDir, "alertmanager.pid"), Path.Combine(s.DataDir, "logs", "alertmanager.log"));
+}
+
+/// <summary>
+/// Runs a local prometheus or alertmanager when PromHa supervises it: starts it, restarts it with
+/// exponential backoff when it exits, and stops it (SIGTERM, then SIGKILL) when the node stops.
+/// A server left behind by a node that was killed is found through its pid file and stopped first.
+/// </summary>
+public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
+{
+    private static readonly TimeSpan MinBackoff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan StableAfter = TimeSpan.FromSeconds(60);
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly ServerLaunch _launch;
+    private Process? _process;
+    private StreamWriter? _logWriter;
+    private TimeSpan _backoff = MinBackoff;
+    private DateTimeOffset _startedAt;
+
+    public ServerSupervisorActor(ServerLaunch launch)
+    {
+        _launch = launch;
+        Receive<Start>(_ => StartProcess());
+        Receive<Exited>(e =>
+        {
+            if (_process is null || e.Pid != _process.Id) return;
+            var ranFor = Clock.Now - _startedAt;
+            if (ranFor > StableAfter) _backoff = MinBackoff;
+            _log.Warning("{0} (pid {1}) exited with code {2} after {3:F1}s; restarting in {4:F1}s (log: {5})",
+                _launch.Name, e.Pid, e.Code, ranFor.TotalSeconds, _backoff.TotalSeconds, _launch.LogFile);
+            Cleanup();
+            NodeMetrics.ServerRestarts.WithLabels(_launch.Name).Inc();
+            Timers.StartSingleTimer("start", Start.Instance, _backoff);
+            _backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, _backoff.Ticks * 2));
+        });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private sealed record Start
+    {
+        public static readonly Start Instance = new();
+    }
+
+    private sealed record Exited(int Pid, int Code);
+
+    protected override void PreStart()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(_launch.LogFile)!);
+        StopOrphan();
+        Self.Tell(Start.Instance);
+    }
+
+    protected override void PostStop()
+    {
+        if (_process is { HasExited: false } p)
+        {
+            _log.Info("Stopping {0} (pid {1})", _launch.Name, p.Id);
+            Terminate(p, TimeSpan.FromSeconds(10));
+        }
+        Cleanup();
+        File.Delete(_launch.PidFile);
+    }
+
+    private void StartProcess()
+    {
+        if (!File.Exists(_launch.Binary))
+        {
+            _log.Error("{0}: binary {1} not found (apt-get install -y prometheus prometheus-alertmanager); retrying in {2:F0}s",
+                _launch.Name, _launch.Binary, _backoff.TotalSeconds);
+            Timers.StartSingleTimer("start", Start.Instance, _backoff);
+            _backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, _backoff.Ticks * 2));
+            return;
+        }
+        var psi = new ProcessStartInfo(_launch.Binary)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in _launch.Args) psi.ArgumentList.Add(a);
+        _logWriter = new StreamWriter(new FileStream(_launch.LogFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+        var writer = _logWriter;
+        var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
+        var self = Self;
+        p.Exited += (_, _) => self.Tell(new Exited(p.Id, SafeExitCode(p)));
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        _process = p;
+        _startedAt = Clock.Now;
+        File.WriteAllText(_launch.PidFile, $"{p.Id}\n{_launch.Binary}\n");
+        _log.Info("Started {0} (pid {1}): {2} {3}", _launch.Name, p.Id, _launch.Binary, string.Join(' ', _launch.Args));
+    }
+
+    private static int SafeExitCode(Process p)
+    {
+        try { return p.ExitCode; } catch (InvalidOperationException) { return -1; }
+    }
+
+    private void Cleanup()
+    {
+        _process?.Dispose();
+        _process = null;
+        _logWriter?.Dispose();
+        _logWriter = null;
+    }
+
+    /// <summary>A previous run of this node was killed and left its server running: stop that one.</summary>
+    private void StopOrphan()
+    {
+        if (!File.Exists(_launch.PidFile)) return;
+        var lines = File.ReadAllLines(_launch.PidFile);
+        if (lines.Length < 2 || !int.TryParse(lines[0], out var pid)) return;
+        try
+        {
+            using var p = Process.GetProcessById(pid);
+            var exe = File.Exists($"/proc/{pid}/exe") ? new FileInfo($"/proc/{pid}/exe").LinkTarget : null;
+            if (exe is null || Path.GetFullPath(exe) != Path.GetFullPath(lines[1])) return; // pid reused by something else
+            _log.Warning("Stopping {0} left over from a previous run (pid {1})", _launch.Name, pid);
+            Terminate(p, TimeSpan.FromSeconds(10));
+        }
+        catch (ArgumentException) { /* not running */ }
+    }
+
+    public static void Terminate(Process p, TimeSpan grace)
+    {
+        try
+        {
+            if (p.HasExited) return;
+            _ = SysKill(p.Id, 15);
+            if (!p.WaitForExit(grace)) p.Kill();
+            p.WaitForExit(2000);
+        }
+        catch (InvalidOperationException) { /* already gone */ }
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SysKill(int pid, int signal);
+}
+
+public sealed class PrometheusSupervisorKey;
+public sealed class AlertmanagerSupervisorKey;
+
+public static class ServerSupervisorActorHostingExtensions
+{
+    /// <summary>Starts a supervisor for each server that promha.yml marks as supervised.</summary>
+    public static AkkaConfigurationBuilder AddServerSupervisorActors(this AkkaConfigurationBuilder builder, NodeSettings s) =>
+        builder.WithActors((system, registry) =>
+        {
+            if (s.Prometheus.Mode == ServerMode.Supervised)
+                registry.Register<PrometheusSupervisorKey>(system.ActorOf(
+                    Props.Create(() => new ServerSupervisorActor(ServerLaunch.Prometheus(s))), "prometheus-supervisor"));
+            if (s.Alertmanager.Mode == ServerMode.Supervised)
+                registry.Register<AlertmanagerSupervisorKey>(system.ActorOf(
+                    Props.Create(() => new ServerSupervisorActor(ServerLaunch.Alertmanager(s))), "alertmanager-supervisor"));
+        });
+}
