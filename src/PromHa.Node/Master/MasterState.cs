@@ -49,8 +49,16 @@ public sealed record MasterState(
     ImmutableDictionary<string, MemberView> Members,
     DateTimeOffset LeaseExpiresAt,
     bool Revoking,
-    string? SwitchoverTarget)
+    string? SwitchoverTarget,
+    DateTimeOffset RecoveredAt = default)
 {
+    /// <summary>
+    /// Right after the singleton starts, the other members may not have reported health yet. For
+    /// this long it will not pick its own node when it is the only candidate: a master away from
+    /// the singleton's node fails over without waiting for the singleton to move.
+    /// </summary>
+    public static readonly TimeSpan FormationGrace = TimeSpan.FromSeconds(3);
+
     public static MasterState Initial(string selfNode, MasterTimings timings) =>
         new(selfNode, timings, false, 0, null, ImmutableDictionary<string, MemberView>.Empty,
             DateTimeOffset.MinValue, false, null);
@@ -62,6 +70,7 @@ public sealed record MasterState(
     public MasterState Recover(MasterChanged? last, DateTimeOffset now) => this with
     {
         Recovered = true,
+        RecoveredAt = now,
         Epoch = Math.Max(Epoch, last?.Epoch ?? 0),
         Master = last?.Epoch >= Epoch ? last.Node : Master,
         LeaseExpiresAt = last is null ? DateTimeOffset.MinValue : now + Timings.LeaseDuration,
@@ -132,6 +141,7 @@ public sealed record MasterState(
         if (problem is null) return (Revoking ? this with { Revoking = false } : this, null);
 
         var candidate = PickCandidate(now);
+        if (Master is null && candidate == SelfNode && now - RecoveredAt < FormationGrace) return (this, null);
         if (candidate is null)
         {
             // Nobody better: an unhealthy but reachable master stays; a switchover cannot happen.

@@ -1,0 +1,249 @@
+using PromHa.Messages.Health;
+using PromHa.Messages.Roles;
+using PromHa.Node.Master;
+
+namespace PromHa.Tests.Master;
+
+public class MasterStateTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 11, 23, 12, 0, 0, TimeSpan.Zero);
+    private static readonly MasterTimings Timings = MasterTimings.Default; // lease 2 s, margin 0.3 s, unhealthy 3 s
+
+    private static DateTimeOffset At(double seconds) => T0 + TimeSpan.FromSeconds(seconds);
+
+    private static NodeHealth Healthy(string node, bool healthy = true) =>
+        new(node, false, healthy, healthy, true, healthy ? null : "down", T0);
+
+    /// <summary>A recovered singleton on <paramref name="self"/> with the given members up and healthy.</summary>
+    private static MasterState Cluster(string self, params string[] nodes)
+    {
+        var s = MasterState.Initial(self, Timings).Recover(null, At(0));
+        var age = 0;
+        foreach (var n in nodes)
+            s = s.Observe(new MemberUp(n, false, age++), At(0)).Observe(new HealthReported(Healthy(n)), At(0));
+        return s;
+    }
+
+    private static MasterState WithMaster(MasterState s, string master, double at = 0) =>
+        s.Apply(new MasterChanged(s.Epoch + 1, master, "test", At(at), s.Master), At(at));
+
+    [Fact]
+    public void Decides_nothing_before_recovery()
+    {
+        var s = MasterState.Initial("a", Timings)
+            .Observe(new MemberUp("a", false, 0), At(0))
+            .Observe(new HealthReported(Healthy("a")), At(0));
+        var (_, change) = s.Decide(At(10));
+        Assert.Null(change);
+    }
+
+    [Fact]
+    public void First_master_is_a_healthy_node_other_than_the_singletons_own()
+    {
+        var (state, change) = Cluster("a", "a", "b", "c").Decide(At(0.1));
+        Assert.NotNull(change);
+        Assert.Equal("b", change.Node); // oldest node that is not the singleton's host
+        Assert.Equal(1, change.Epoch);
+        Assert.Equal("b", state.Master);
+    }
+
+    [Fact]
+    public void Alone_the_singletons_node_waits_out_the_formation_grace_then_takes_the_role()
+    {
+        var s = Cluster("a", "a");
+        Assert.Null(s.Decide(At(1)).Change);
+        Assert.Equal("a", s.Decide(At(3.5)).Change?.Node);
+    }
+
+    [Fact]
+    public void Witness_and_unhealthy_nodes_are_never_chosen()
+    {
+        var s = MasterState.Initial("w", Timings).Recover(null, At(0))
+            .Observe(new MemberUp("w", true, 0), At(0))
+            .Observe(new HealthReported(new NodeHealth("w", true, false, false, false, "witness", T0)), At(0))
+            .Observe(new MemberUp("a", false, 1), At(0))
+            .Observe(new HealthReported(Healthy("a", healthy: false)), At(0))
+            .Observe(new MemberUp("b", false, 2), At(0))
+            .Observe(new HealthReported(Healthy("b")), At(0));
+        Assert.Equal("b", s.Decide(At(0.5)).Change?.Node);
+
+        var onlyWitness = MasterState.Initial("w", Timings).Recover(null, At(0))
+            .Observe(new MemberUp("w", true, 0), At(0))
+            .Observe(new HealthReported(new NodeHealth("w", true, false, false, false, "witness", T0)), At(0));
+        Assert.Null(onlyWitness.Decide(At(60)).Change);
+    }
+
+    [Fact]
+    public void A_healthy_master_keeps_the_role_when_an_older_node_comes_back()
+    {
+        var s = WithMaster(Cluster("c", "b", "c"), "b");
+        // "a" was master before it crashed; it returns, older by name and fully healthy
+        s = s.Observe(new MemberUp("a", false, -1), At(1)).Observe(new HealthReported(Healthy("a")), At(1));
+        for (var t = 1.0; t < 30; t += 0.5)
+        {
+            s = s.Observe(new HealthReported(Healthy("b")), At(t));
+            (s, var change) = s.Decide(At(t));
+            Assert.Null(change);
+        }
+        Assert.Equal("b", s.Master);
+    }
+
+    [Fact]
+    public void An_unreachable_master_is_replaced_only_after_its_lease_runs_out()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c"), "b");
+        (s, var verdict, _) = s.Renew("b", 1, At(1)); // lease until 3 s (+0.3 s margin)
+        Assert.Equal(LeaseVerdict.Granted, verdict);
+        s = s.Observe(new MemberReachability("b", false), At(1.5));
+
+        (s, var early) = s.Decide(At(3.2));
+        Assert.Null(early);
+        Assert.Equal(LeaseVerdict.Denied, s.Renew("b", 1, At(3.2)).Verdict); // no extension once it is being replaced
+
+        (s, var change) = s.Decide(At(3.31));
+        Assert.NotNull(change);
+        Assert.Equal(2, change.Epoch);
+        Assert.Equal("c", change.Node);
+        Assert.Equal("master-unreachable", change.Reason);
+        Assert.Equal("b", change.Previous);
+    }
+
+    [Fact]
+    public void A_master_that_becomes_reachable_again_before_its_lease_ends_keeps_the_role()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c"), "b");
+        s = s.Observe(new MemberReachability("b", false), At(1));
+        (s, _) = s.Decide(At(1.1));
+        s = s.Observe(new MemberReachability("b", true), At(1.5)).Observe(new HealthReported(Healthy("b")), At(1.5));
+        (s, var change) = s.Decide(At(1.6));
+        Assert.Null(change);
+        Assert.Equal(LeaseVerdict.Granted, s.Renew("b", 1, At(1.7)).Verdict);
+    }
+
+    [Fact]
+    public void A_master_whose_prometheus_stays_unhealthy_hands_over_to_a_healthy_standby()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c"), "b");
+        s = s.Observe(new HealthReported(Healthy("b", healthy: false)), At(1));
+        foreach (var n in new[] { "a", "c" }) s = s.Observe(new HealthReported(Healthy(n)), At(3.9));
+        (s, _, _) = s.Renew("b", 1, At(3.5)); // the master still renews: lease until 5.5 s
+        (s, var tooEarly) = s.Decide(At(3.9)); // unhealthy for 2.9 s < 3 s
+        Assert.Null(tooEarly);
+        (s, var waitLease) = s.Decide(At(4.0)); // threshold reached: stop renewing, wait for the lease
+        Assert.Null(waitLease);
+        Assert.True(s.Revoking);
+        Assert.Null(s.Decide(At(5.7)).Change);
+        (s, var change) = s.Decide(At(5.81));
+        Assert.Equal("c", change?.Node);
+        Assert.Equal("prometheus-unhealthy", change?.Reason);
+    }
+
+    [Fact]
+    public void An_unhealthy_master_stays_when_no_standby_is_healthy()
+    {
+        var s = WithMaster(Cluster("a", "a", "b"), "b");
+        s = s.Observe(new HealthReported(Healthy("a", healthy: false)), At(0.5))
+             .Observe(new HealthReported(Healthy("b", healthy: false)), At(0.5));
+        (s, var change) = s.Decide(At(10));
+        Assert.Null(change);
+        Assert.Equal("b", s.Master);
+        Assert.False(s.Revoking);
+    }
+
+    [Fact]
+    public void Stale_role_changes_and_lease_requests_are_ignored()
+    {
+        var s = WithMaster(WithMaster(Cluster("a", "a", "b", "c"), "b"), "c"); // epoch 2, master c
+        var stale = s.Apply(new MasterChanged(1, "b", "old", At(5), null), At(5));
+        Assert.Equal(2, stale.Epoch);
+        Assert.Equal("c", stale.Master);
+        Assert.Equal(LeaseVerdict.Denied, s.Renew("b", 1, At(5)).Verdict);  // old master, old epoch
+        Assert.Equal(LeaseVerdict.Denied, s.Renew("c", 1, At(5)).Verdict);  // right node, stale epoch
+        Assert.Equal(LeaseVerdict.Denied, s.Renew("a", 2, At(5)).Verdict);  // not the master
+        Assert.Equal(LeaseVerdict.Granted, s.Renew("c", 2, At(5)).Verdict);
+    }
+
+    [Fact]
+    public void Recovery_continues_from_the_highest_epoch_and_assumes_the_old_lease_is_running()
+    {
+        var last = new MasterChanged(7, "b", "x", At(-60), "a");
+        var s = MasterState.Initial("a", Timings).Recover(last, At(0));
+        s = s.Observe(new MemberUp("a", false, 0), At(0)).Observe(new HealthReported(Healthy("a")), At(0))
+             .Observe(new MemberUp("c", false, 1), At(0)).Observe(new HealthReported(Healthy("c")), At(0));
+        // "b" is gone, but the previous singleton may have just renewed its lease
+        Assert.Null(s.Decide(At(1)).Change);
+        var (_, change) = s.Decide(At(2.31));
+        Assert.Equal(8, change?.Epoch);
+        Assert.Equal("c", change?.Node);
+    }
+
+    [Fact]
+    public void Epochs_only_go_up_across_successive_failovers()
+    {
+        var s = Cluster("a", "a", "b", "c", "d");
+        var t = 0.0;
+        (s, var first) = s.Decide(At(t));
+        var seen = new List<long> { first!.Epoch };
+        for (var round = 0; round < 6; round++)
+        {
+            var old = s.Master!;
+            s = s.Observe(new MemberGone(old), At(t));              // the master crashes
+            t += 2.5;                                               // its lease runs out
+            foreach (var n in s.Members.Keys) s = s.Observe(new HealthReported(Healthy(n)), At(t));
+            (s, var change) = s.Decide(At(t));
+            Assert.NotNull(change);
+            Assert.NotEqual(old, change.Node);
+            seen.Add(change.Epoch);
+            s = s.Observe(new MemberUp(old, false, 10 + round), At(t)) // and comes back as a standby
+                 .Observe(new HealthReported(Healthy(old)), At(t));
+        }
+        Assert.Equal(seen.Order(), seen);
+        Assert.Equal(seen.Count, seen.Distinct().Count());
+        Assert.Equal(7, s.Epoch);
+    }
+
+    [Fact]
+    public void A_singleton_without_a_majority_neither_decides_nor_renews()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c"), "a");
+        s = s.Observe(new MemberReachability("b", false), At(1)).Observe(new MemberReachability("c", false), At(1));
+        Assert.False(s.HasQuorum);
+        Assert.Equal(LeaseVerdict.Denied, s.Renew("a", 1, At(1)).Verdict);
+        Assert.Null(s.Decide(At(30)).Change);
+    }
+
+    [Fact]
+    public void A_pair_keeps_deciding_with_one_side_unreachable()
+    {
+        var s = WithMaster(Cluster("a", "a", "b"), "b");
+        s = s.Observe(new MemberReachability("b", false), At(1));
+        Assert.True(s.HasQuorum);
+        Assert.Equal("a", s.Decide(At(5)).Change?.Node);
+    }
+
+    [Fact]
+    public void Switchover_moves_the_role_as_soon_as_the_master_releases_its_lease()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c"), "b");
+        (s, var error) = s.RequestSwitchover("c", At(1));
+        Assert.Null(error);
+        Assert.Equal(LeaseVerdict.Denied, s.Renew("b", 1, At(1.1)).Verdict);
+        Assert.Null(s.Decide(At(1.2)).Change); // lease still running, not released yet
+        s = s.Released("b", 1, At(1.3));
+        var (after, change) = s.Decide(At(1.3));
+        Assert.Equal("c", change?.Node);
+        Assert.Equal("switchover", change?.Reason);
+        Assert.Null(after.SwitchoverTarget);
+    }
+
+    [Fact]
+    public void Switchover_to_an_ineligible_node_is_refused_with_a_reason()
+    {
+        var s = WithMaster(Cluster("a", "a", "b"), "b");
+        Assert.Contains("already the master", s.RequestSwitchover("b", At(1)).Error);
+        Assert.Contains("unknown node", s.RequestSwitchover("zz", At(1)).Error);
+        s = s.Observe(new HealthReported(Healthy("a", healthy: false)), At(1));
+        Assert.Contains("not eligible", s.RequestSwitchover("a", At(1)).Error);
+        Assert.Contains("no healthy standby", s.RequestSwitchover(null, At(1)).Error);
+    }
+}

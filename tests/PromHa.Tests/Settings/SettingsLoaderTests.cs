@@ -1,0 +1,89 @@
+using PromHa.Node.Settings;
+
+namespace PromHa.Tests.Settings;
+
+public class SettingsLoaderTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("promha-settings").FullName;
+    private static readonly Dictionary<string, string?> NoEnv = new();
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private string Write(string yaml)
+    {
+        var path = Path.Combine(_dir, "promha.yml");
+        File.WriteAllText(path, yaml);
+        return path;
+    }
+
+    private const string Valid = """
+        node:
+          name: prom-a
+        cluster:
+          port: 4053
+          seeds: [127.0.0.1:4053, 127.0.0.1:4054]
+        http:
+          listen: 127.0.0.1:8480
+        dataDir: data
+        prometheus:
+          mode: external
+          url: http://127.0.0.1:9090
+        """;
+
+    [Fact]
+    public void Loads_yaml_and_lets_environment_and_flags_override_it()
+    {
+        var path = Write(Valid);
+        var env = new Dictionary<string, string?> { ["PROMHA_CLUSTER__PORT"] = "5000", ["OTHER"] = "x" };
+        var s = SettingsLoader.Load(path, [KeyValuePair.Create("http.listen", (string?)"127.0.0.1:9999")], env);
+        Assert.Equal("prom-a", s.Node.Name);
+        Assert.Equal(5000, s.Cluster.Port);
+        Assert.Equal("127.0.0.1:9999", s.Http.Listen);
+        Assert.Equal(ServerMode.External, s.Prometheus.Mode);
+        Assert.Equal(["127.0.0.1:4053", "127.0.0.1:4054"], s.Cluster.Seeds);
+        Assert.False(s.IsWitness);
+        Assert.True(Path.IsPathRooted(s.DataDir));
+    }
+
+    [Fact]
+    public void A_node_without_servers_is_a_witness()
+    {
+        var s = SettingsLoader.Load(Write(Valid.Replace("prometheus:\n  mode: external\n  url: http://127.0.0.1:9090", "")), [], NoEnv);
+        Assert.True(s.IsWitness);
+    }
+
+    [Theory]
+    [InlineData("port: 4053", "port: 99999", "cluster.port")]
+    [InlineData("port: 4053", "port: abc", "cluster.port")]
+    [InlineData("name: prom-a", "name: \"\"", "node.name")]
+    [InlineData("name: prom-a", "name: a b", "node.name")]
+    [InlineData("url: http://127.0.0.1:9090", "url: not-a-url", "prometheus.url")]
+    [InlineData("listen: 127.0.0.1:8480", "listen: nowhere", "http.listen")]
+    [InlineData("seeds: [127.0.0.1:4053, 127.0.0.1:4054]", "seeds: [a-host]", "cluster.seeds")]
+    [InlineData("dataDir: data", "dataDirectory: data", "dataDirectory")]
+    [InlineData("mode: external", "mode: sidecarr", "prometheus.mode")]
+    public void A_bad_field_is_named_with_the_file(string from, string to, string field)
+    {
+        var path = Write(Valid.Replace(from, to));
+        var e = Assert.Throws<SettingsException>(() => SettingsLoader.Load(path, [], NoEnv));
+        Assert.Contains(path, e.Message);
+        Assert.Contains(field, e.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public void A_yaml_syntax_error_names_the_line()
+    {
+        var path = Write("node:\n  name: [unclosed\n");
+        var e = Assert.Throws<SettingsException>(() => SettingsLoader.Load(path, [], NoEnv));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("line", e.Message);
+    }
+
+    [Fact]
+    public void Supervised_mode_needs_the_servers_config_file()
+    {
+        var path = Write(Valid.Replace("mode: external\n  url: http://127.0.0.1:9090", "mode: supervised\n  listen: 127.0.0.1:9090") + "\nconfDir: conf\n");
+        var e = Assert.Throws<SettingsException>(() => SettingsLoader.Load(path, [], NoEnv));
+        Assert.Contains("prometheus.yml not found", e.Message);
+    }
+}
