@@ -145,18 +145,31 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
     /// <summary>A previous run of this node was killed and left its server running: stop that one.</summary>
     private void StopOrphan()
     {
-        if (!File.Exists(_launch.PidFile)) return;
-        var lines = File.ReadAllLines(_launch.PidFile);
-        if (lines.Length < 2 || !int.TryParse(lines[0], out var pid)) return;
+        if (StopRecorded(_launch.PidFile) is { } pid)
+            _log.Warning("Stopped {0} left over from a previous run (pid {1})", _launch.Name, pid);
+    }
+
+    /// <summary>
+    /// Stops the process a pid file names, if it still runs that binary (a reused pid is left
+    /// alone). Returns the pid it stopped.
+    /// </summary>
+    public static int? StopRecorded(string pidFile)
+    {
+        if (!File.Exists(pidFile)) return null;
+        var lines = File.ReadAllLines(pidFile);
+        if (lines.Length < 2 || !int.TryParse(lines[0], out var pid)) return null;
         try
         {
+            var exe = new FileInfo($"/proc/{pid}/exe").LinkTarget;
+            if (exe is null || Path.GetFullPath(exe) != Path.GetFullPath(lines[1])) return null;
             using var p = Process.GetProcessById(pid);
-            var exe = File.Exists($"/proc/{pid}/exe") ? new FileInfo($"/proc/{pid}/exe").LinkTarget : null;
-            if (exe is null || Path.GetFullPath(exe) != Path.GetFullPath(lines[1])) return; // pid reused by something else
-            _log.Warning("Stopping {0} left over from a previous run (pid {1})", _launch.Name, pid);
             Terminate(p, TimeSpan.FromSeconds(10));
+            return pid;
         }
-        catch (ArgumentException) { /* not running */ }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            return null; // not running
+        }
     }
 
     public static void Terminate(Process p, TimeSpan grace)

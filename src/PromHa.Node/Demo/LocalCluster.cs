@@ -1,0 +1,355 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using PromHa.Node.Console;
+using PromHa.Node.Http;
+using PromHa.Node.Supervision;
+
+namespace PromHa.Node.Demo;
+
+public enum LocalServers
+{
+    /// <summary>Each node starts its own Prometheus and Alertmanager (the demo).</summary>
+    Supervised,
+    /// <summary>The launcher starts each Prometheus itself and the node only probes it by URL.</summary>
+    External,
+}
+
+public sealed record LocalClusterOptions
+{
+    public int Nodes { get; init; } = 3;
+    public int Witnesses { get; init; }
+    public LocalServers Servers { get; init; } = LocalServers.Supervised;
+    public bool Alertmanager { get; init; } = true;
+    public bool NodeExporter { get; init; }
+    /// <summary>host:port addresses for a pure pair's tie-breaker.</summary>
+    public IReadOnlyList<string> TieBreakerTargets { get; init; } = [];
+    /// <summary>How to start promha: the executable and leading arguments (e.g. ["dotnet", "promha.dll"]).</summary>
+    public IReadOnlyList<string> PromhaCommand { get; init; } = DefaultPromhaCommand();
+    public string PrometheusBinary { get; init; } = "/usr/bin/prometheus";
+    public string AlertmanagerBinary { get; init; } = "/usr/bin/prometheus-alertmanager";
+    public string NodeExporterBinary { get; init; } = "/usr/bin/prometheus-node-exporter";
+
+    /// <summary>The promha next to this assembly: its apphost when present, else `dotnet promha.dll`.</summary>
+    public static IReadOnlyList<string> DefaultPromhaCommand()
+    {
+        var dir = AppContext.BaseDirectory;
+        var host = Path.Combine(dir, "promha");
+        return File.Exists(host) ? [host] : ["dotnet", Path.Combine(dir, "promha.dll")];
+    }
+}
+
+/// <summary>One node of a <see cref="LocalCluster"/>: its ports, files and processes.</summary>
+public sealed class LocalNode
+{
+    public required string Name { get; init; }
+    public required bool Witness { get; init; }
+    public required int ClusterPort { get; init; }
+    public required int HttpPort { get; init; }
+    public int PrometheusPort { get; init; }
+    public int AlertmanagerPort { get; init; }
+    public required string Dir { get; init; }
+    public string ConfigPath => Path.Combine(Dir, "promha.yml");
+    public string DataDir => Path.Combine(Dir, "data");
+    public string LogPath => Path.Combine(Dir, "promha.log");
+    public string HttpUrl => $"http://127.0.0.1:{HttpPort}";
+    public string PrometheusUrl => $"http://127.0.0.1:{PrometheusPort}";
+    public string AlertmanagerUrl => $"http://127.0.0.1:{AlertmanagerPort}";
+    public Process? Process { get; internal set; }
+    /// <summary>The Prometheus the launcher started for this node in external mode.</summary>
+    public Process? ExternalPrometheus { get; internal set; }
+    public bool Running => Process is { HasExited: false };
+}
+
+/// <summary>
+/// Several real `promha run` processes on 127.0.0.1 with free ports, beside real Prometheus (and
+/// Alertmanager) servers: what `promha demo` runs, what the benchmark measures and what the
+/// end-to-end tests drive. Every process it starts is stopped by its PID on dispose.
+/// </summary>
+public sealed class LocalCluster : IAsyncDisposable
+{
+    private readonly LocalClusterOptions _options;
+    private readonly List<Process> _extra = [];
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(3) };
+
+    public string BaseDir { get; }
+    public IReadOnlyList<LocalNode> Nodes { get; }
+    public string ConfDir => Path.Combine(BaseDir, "conf");
+    public int? NodeExporterPort { get; private set; }
+
+    private LocalCluster(string baseDir, LocalClusterOptions options, IReadOnlyList<LocalNode> nodes)
+    {
+        BaseDir = baseDir;
+        _options = options;
+        Nodes = nodes;
+    }
+
+    /// <summary>Missing binaries, with the command that installs them; empty when all are there.</summary>
+    public static IReadOnlyList<string> MissingBinaries(LocalClusterOptions o)
+    {
+        var need = new List<string> { o.PrometheusBinary };
+        if (o.Alertmanager && o.Servers == LocalServers.Supervised) need.Add(o.AlertmanagerBinary);
+        return need.Where(b => !File.Exists(b)).ToList();
+    }
+
+    public static LocalCluster Create(string baseDir, LocalClusterOptions options)
+    {
+        Directory.CreateDirectory(baseDir);
+        var total = options.Nodes + options.Witnesses;
+        var ports = FreePorts(total * 4 + 1);
+        var nodes = Enumerable.Range(0, total).Select(i => new LocalNode
+        {
+            Name = i < options.Nodes ? $"node{i + 1}" : $"witness{i - options.Nodes + 1}",
+            Witness = i >= options.Nodes,
+            ClusterPort = ports[i * 4],
+            HttpPort = ports[i * 4 + 1],
+            PrometheusPort = i < options.Nodes ? ports[i * 4 + 2] : 0,
+            AlertmanagerPort = i < options.Nodes && options.Alertmanager ? ports[i * 4 + 3] : 0,
+            Dir = Path.Combine(baseDir, i < options.Nodes ? $"node{i + 1}" : $"witness{i - options.Nodes + 1}"),
+        }).ToList();
+        var cluster = new LocalCluster(baseDir, options, nodes);
+        if (options.NodeExporter && File.Exists(options.NodeExporterBinary)) cluster.NodeExporterPort = ports[^1];
+        cluster.WriteFiles();
+        return cluster;
+    }
+
+    private void WriteFiles()
+    {
+        Directory.CreateDirectory(ConfDir);
+        var targets = string.Join(", ", Nodes.Select(n => $"'127.0.0.1:{n.HttpPort}'"));
+        var sb = new StringBuilder($"""
+            # Demo conf shared by every node: each Prometheus scrapes every PromHa node's /metrics.
+            global:
+              scrape_interval: 5s
+              evaluation_interval: 5s
+            scrape_configs:
+              - job_name: promha
+                static_configs:
+                  - targets: [{targets}]
+
+            """);
+        if (NodeExporterPort is { } ne)
+            sb.Append($"""
+                  - job_name: node
+                    static_configs:
+                      - targets: ['127.0.0.1:{ne}']
+
+                """);
+        File.WriteAllText(Path.Combine(ConfDir, "prometheus.yml"), sb.ToString());
+        File.WriteAllText(Path.Combine(ConfDir, "alertmanager.yml"), """
+            route:
+              receiver: default
+            receivers:
+              - name: default
+            """);
+
+        var seeds = string.Join(", ", Nodes.Select(n => $"127.0.0.1:{n.ClusterPort}"));
+        foreach (var n in Nodes)
+        {
+            Directory.CreateDirectory(n.Dir);
+            var yaml = new StringBuilder($"""
+                node:
+                  name: {n.Name}
+                cluster:
+                  host: 127.0.0.1
+                  port: {n.ClusterPort}
+                  seeds: [{seeds}]
+
+                """);
+            if (_options.TieBreakerTargets.Count > 0)
+                yaml.Append($"  tieBreaker:\n    targets: [{string.Join(", ", _options.TieBreakerTargets)}]\n");
+            yaml.Append($"""
+                http:
+                  listen: 127.0.0.1:{n.HttpPort}
+                dataDir: {n.DataDir}
+                confDir: {ConfDir}
+
+                """);
+            if (!n.Witness)
+            {
+                yaml.Append(_options.Servers == LocalServers.Supervised
+                    ? $"prometheus:\n  mode: supervised\n  binary: {_options.PrometheusBinary}\n  listen: 127.0.0.1:{n.PrometheusPort}\n"
+                    : $"prometheus:\n  mode: external\n  url: {n.PrometheusUrl}\n");
+                if (_options.Alertmanager && _options.Servers == LocalServers.Supervised)
+                    yaml.Append($"alertmanager:\n  mode: supervised\n  binary: {_options.AlertmanagerBinary}\n  listen: 127.0.0.1:{n.AlertmanagerPort}\n");
+            }
+            File.WriteAllText(n.ConfigPath, yaml.ToString());
+        }
+    }
+
+    public async Task StartAll(CancellationToken ct = default)
+    {
+        if (NodeExporterPort is { } ne)
+            _extra.Add(StartLogged(_options.NodeExporterBinary,
+                [$"--web.listen-address=127.0.0.1:{ne}", "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.loadavg"],
+                Path.Combine(BaseDir, "node-exporter.log")));
+        foreach (var n in Nodes) StartNode(n);
+        await WaitUntil(async () => (await Task.WhenAll(Nodes.Select(IsUp))).All(x => x), TimeSpan.FromSeconds(60), ct,
+            "every node's HTTP API answers");
+    }
+
+    /// <summary>Starts (or restarts) a node, and its external Prometheus when that is not running.</summary>
+    public void StartNode(LocalNode n)
+    {
+        if (n.Running) throw new InvalidOperationException($"{n.Name} is already running (pid {n.Process!.Id})");
+        if (!n.Witness && _options.Servers == LocalServers.External && n.ExternalPrometheus is not { HasExited: false })
+            StartExternalPrometheus(n);
+        var cmd = _options.PromhaCommand;
+        n.Process = StartLogged(cmd[0], [.. cmd.Skip(1), "run", "--config", n.ConfigPath], n.LogPath);
+    }
+
+    public void StartExternalPrometheus(LocalNode n)
+    {
+        n.ExternalPrometheus = StartLogged(_options.PrometheusBinary,
+        [
+            $"--config.file={Path.Combine(ConfDir, "prometheus.yml")}",
+            $"--storage.tsdb.path={Path.Combine(n.Dir, "prometheus-data")}",
+            $"--web.listen-address=127.0.0.1:{n.PrometheusPort}",
+            "--web.enable-lifecycle",
+        ], Path.Combine(n.Dir, "prometheus.log"));
+    }
+
+    /// <summary>kill -9 the node process (its supervised servers keep running, as after a real crash).</summary>
+    public void Kill(LocalNode n)
+    {
+        if (n.Process is { } p)
+        {
+            try { p.Kill(); } catch (InvalidOperationException) { }
+            p.WaitForExit(5000);
+        }
+    }
+
+    /// <summary>SIGTERM: a graceful stop that hands the role over.</summary>
+    public async Task Stop(LocalNode n, TimeSpan? grace = null)
+    {
+        if (n.Process is { } p) await Task.Run(() => ServerSupervisorActor.Terminate(p, grace ?? TimeSpan.FromSeconds(20)));
+    }
+
+    public async Task<bool> IsUp(LocalNode n)
+    {
+        try
+        {
+            using var r = await _http.GetAsync($"{n.HttpUrl}/api/v1/status");
+            return r.IsSuccessStatusCode;
+        }
+        catch (Exception) { return false; }
+    }
+
+    public async Task<int> PrimaryCode(LocalNode n)
+    {
+        try
+        {
+            using var r = await _http.GetAsync($"{n.HttpUrl}/primary");
+            return (int)r.StatusCode;
+        }
+        catch (Exception) { return 0; }
+    }
+
+    public async Task<StatusResponse?> Status(LocalNode n)
+    {
+        try
+        {
+            using var api = new ApiClient(n.HttpUrl);
+            return await api.Status();
+        }
+        catch (Exception) { return null; }
+    }
+
+    /// <summary>Nodes (among the running ones) whose /primary answers 200 right now.</summary>
+    public async Task<IReadOnlyList<LocalNode>> Masters()
+    {
+        var running = Nodes.Where(n => n.Running).ToList();
+        var codes = await Task.WhenAll(running.Select(PrimaryCode));
+        return running.Where((_, i) => codes[i] == 200).ToList();
+    }
+
+    /// <summary>Waits until exactly one running node answers /primary with 200 and returns it.</summary>
+    public async Task<LocalNode> WaitForSingleMaster(TimeSpan timeout, Func<LocalNode, bool>? where = null, CancellationToken ct = default)
+    {
+        LocalNode? found = null;
+        await WaitUntil(async () =>
+        {
+            var masters = await Masters();
+            found = masters.Count == 1 && (where?.Invoke(masters[0]) ?? true) ? masters[0] : null;
+            return found is not null;
+        }, timeout, ct, "exactly one master");
+        return found!;
+    }
+
+    public async Task WaitUntil(Func<Task<bool>> condition, TimeSpan timeout, CancellationToken ct, string what)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < timeout)
+        {
+            if (await condition()) return;
+            await Task.Delay(100, ct);
+        }
+        throw new TimeoutException($"Timed out after {timeout.TotalSeconds:F0}s waiting for {what}.\n{LogTails()}");
+    }
+
+    public string LogTails(int lines = 25) => string.Join("\n", Nodes.Select(n =>
+        $"--- {n.Name} ({n.LogPath}) ---\n" +
+        (File.Exists(n.LogPath) ? string.Join("\n", ReadShared(n.LogPath).TakeLast(lines)) : "(no log)")));
+
+    private static IEnumerable<string> ReadShared(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var r = new StreamReader(fs);
+        var all = new List<string>();
+        while (r.ReadLine() is { } l) all.Add(l.Length > 300 ? l[..300] : l);
+        return all;
+    }
+
+    private static Process StartLogged(string file, IEnumerable<string> args, string logPath)
+    {
+        var psi = new ProcessStartInfo(file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var log = new StreamWriter(new FileStream(logPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+        var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
+        p.Exited += (_, _) => { lock (log) log.Flush(); };
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    /// <summary>
+    /// Stops everything by PID: nodes one at a time (all at once makes Akka's exit phase time out),
+    /// then servers a killed node left behind (from its pid files), external servers, extras.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var n in Nodes.Where(n => n.Running))
+            await Stop(n, TimeSpan.FromSeconds(15));
+        foreach (var n in Nodes)
+        {
+            foreach (var pidFile in new[] { "prometheus.pid", "alertmanager.pid" }.Select(f => Path.Combine(n.DataDir, f)))
+                ServerSupervisorActor.StopRecorded(pidFile);
+            if (n.ExternalPrometheus is { } ep) ServerSupervisorActor.Terminate(ep, TimeSpan.FromSeconds(10));
+        }
+        foreach (var p in _extra) ServerSupervisorActor.Terminate(p, TimeSpan.FromSeconds(5));
+        _http.Dispose();
+    }
+
+    /// <summary>Free loopback ports, held open together so that none is handed out twice.</summary>
+    public static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ =>
+        {
+            var l = new TcpListener(IPAddress.Loopback, 0);
+            l.Start();
+            return l;
+        }).ToList();
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        listeners.ForEach(l => l.Stop());
+        return ports;
+    }
+}
