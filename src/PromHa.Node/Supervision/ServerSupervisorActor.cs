@@ -50,14 +50,32 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
     private StreamWriter? _logWriter;
     private TimeSpan _backoff = MinBackoff;
     private DateTimeOffset _startedAt;
+    private bool _stopping;
 
     public ServerSupervisorActor(ServerLaunch launch)
     {
         _launch = launch;
-        Receive<Start>(_ => StartProcess());
+        Receive<Start>(_ =>
+        {
+            if (!_stopping) StartProcess();
+        });
+        // Shutdown: stop the server first and do not restart it when it exits on the way down.
+        Receive<StopServer>(_ =>
+        {
+            _stopping = true;
+            Timers.CancelAll();
+            if (_process is { HasExited: false } p)
+            {
+                _log.Info("Stopping {0} (pid {1})", _launch.Name, p.Id);
+                Terminate(p, TimeSpan.FromSeconds(10));
+            }
+            Cleanup();
+            File.Delete(_launch.PidFile);
+            Sender.Tell(Akka.Done.Instance);
+        });
         Receive<Exited>(e =>
         {
-            if (_process is null || e.Pid != _process.Id) return;
+            if (_stopping || _process is null || e.Pid != _process.Id) return;
             var ranFor = Clock.Now - _startedAt;
             if (ranFor > StableAfter) _backoff = MinBackoff;
             _log.Warning("{0} (pid {1}) exited with code {2} after {3:F1}s; restarting in {4:F1}s (log: {5})",
@@ -77,6 +95,12 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
     }
 
     private sealed record Exited(int Pid, int Code);
+
+    /// <summary>Sent by CoordinatedShutdown: stop the server and stay stopped.</summary>
+    public sealed record StopServer
+    {
+        public static readonly StopServer Instance = new();
+    }
 
     protected override void PreStart()
     {
@@ -197,11 +221,25 @@ public static class ServerSupervisorActorHostingExtensions
     public static AkkaConfigurationBuilder AddServerSupervisorActors(this AkkaConfigurationBuilder builder, NodeSettings s) =>
         builder.WithActors((system, registry) =>
         {
+            var supervisors = new List<IActorRef>();
             if (s.Prometheus.Mode == ServerMode.Supervised)
-                registry.Register<PrometheusSupervisorKey>(system.ActorOf(
-                    Props.Create(() => new ServerSupervisorActor(ServerLaunch.Prometheus(s))), "prometheus-supervisor"));
+            {
+                supervisors.Add(system.ActorOf(Props.Create(() => new ServerSupervisorActor(ServerLaunch.Prometheus(s))), "prometheus-supervisor"));
+                registry.Register<PrometheusSupervisorKey>(supervisors[^1]);
+            }
             if (s.Alertmanager.Mode == ServerMode.Supervised)
-                registry.Register<AlertmanagerSupervisorKey>(system.ActorOf(
-                    Props.Create(() => new ServerSupervisorActor(ServerLaunch.Alertmanager(s))), "alertmanager-supervisor"));
+            {
+                supervisors.Add(system.ActorOf(Props.Create(() => new ServerSupervisorActor(ServerLaunch.Alertmanager(s))), "alertmanager-supervisor"));
+                registry.Register<AlertmanagerSupervisorKey>(supervisors[^1]);
+            }
+            if (supervisors.Count == 0) return;
+            // The servers go down after the master lease was given back (before-cluster-shutdown)
+            // and before the node leaves the cluster.
+            CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseClusterLeave, "promha-stop-servers",
+                async () =>
+                {
+                    await Task.WhenAll(supervisors.Select(a => a.Ask<Akka.Done>(ServerSupervisorActor.StopServer.Instance, TimeSpan.FromSeconds(15))));
+                    return Akka.Done.Instance;
+                });
         });
 }
