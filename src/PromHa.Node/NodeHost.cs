@@ -97,7 +97,7 @@ public static class NodeHost
                 SeedNodes = s.Cluster.Seeds.Select(seed => $"akka.tcp://{SystemName}@{seed}").ToArray(),
             })
             .WithDistributedPubSub(role: null!)
-            .AddLedgerActor(s.Node.Name)
+            .AddLedgerActor(s.Node.Name, view)
             .AddMasterActor(s.Node.Name, timings)
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration)
             .AddHealthProbeActor(s, view)

@@ -185,9 +185,19 @@ public sealed class LocalCluster : IAsyncDisposable
                 [$"--web.listen-address=127.0.0.1:{ne}", "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.loadavg"],
                 Path.Combine(BaseDir, "node-exporter.log")));
         foreach (var n in Nodes) StartNode(n);
-        await WaitUntil(async () => (await Task.WhenAll(Nodes.Select(IsUp))).All(x => x), TimeSpan.FromSeconds(60), ct,
-            "every node's HTTP API answers");
+        await WaitForMembers(TimeSpan.FromSeconds(90), ct);
     }
+
+    /// <summary>Waits until every running node sees every running node as an Up member.</summary>
+    public Task WaitForMembers(TimeSpan timeout, CancellationToken ct = default) =>
+        WaitUntil(async () =>
+        {
+            var running = Nodes.Where(n => n.Running).ToList();
+            var statuses = await Task.WhenAll(running.Select(Status));
+            return statuses.All(s => s is not null &&
+                                     s.Members.Count(m => m.Status == "Up" && m.Reachable) == running.Count &&
+                                     s.Members.Count == running.Count);
+        }, timeout, ct, "every running node to be an Up member of one cluster");
 
     /// <summary>Starts (or restarts) a node, and its external Prometheus when that is not running.</summary>
     public void StartNode(LocalNode n)

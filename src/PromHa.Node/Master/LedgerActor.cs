@@ -6,6 +6,7 @@ using Akka.Hosting;
 using Akka.Persistence;
 using PromHa.Messages.Ledger;
 using PromHa.Messages.Roles;
+using PromHa.Node.Cluster;
 
 namespace PromHa.Node.Master;
 
@@ -19,18 +20,20 @@ public sealed class LedgerActor : ReceivePersistentActor
 {
     public const string Name = "ledger";
     private readonly string _node;
+    private readonly NodeView _view;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private ImmutableList<MasterChanged> _history = ImmutableList<MasterChanged>.Empty;
     private DateTimeOffset _lastSyncRequest = DateTimeOffset.MinValue;
 
-    public LedgerActor(string node)
+    public LedgerActor(string node, NodeView view)
     {
         _node = node;
+        _view = view;
         Recover<MasterChanged>(e => _history = Append(_history, e));
 
         Command<RecordMasterChanged>(r => Persist(r.Change, sender: Sender));
         Command<MasterChanged>(e => Persist(e, sender: ActorRefs.Nobody));
-        Command<GetLedgerHead>(_ => Sender.Tell(new LedgerHead(_node, Head, _history.LastOrDefault())));
+        Command<GetLedgerHead>(_ => Sender.Tell(CurrentHead()));
         Command<LedgerSync>(s =>
         {
             if (Head > s.Epoch)
@@ -48,6 +51,19 @@ public sealed class LedgerActor : ReceivePersistentActor
     public override string PersistenceId => "promha-ledger";
 
     private long Head => _history.IsEmpty ? 0 : _history[^1].Epoch;
+
+    /// <summary>
+    /// The highest epoch this node knows. Its role actor may have learned a newer epoch from the
+    /// singleton's heartbeat before this journal copied it; a starting singleton must count it,
+    /// or it could hand out that epoch number a second time.
+    /// </summary>
+    private LedgerHead CurrentHead()
+    {
+        var snap = _view.Current;
+        if (snap.Epoch > Head && snap.Master is { } master)
+            return new LedgerHead(_node, snap.Epoch, new MasterChanged(snap.Epoch, master, "learned", DateTimeOffset.UtcNow, null));
+        return new LedgerHead(_node, Head, _history.LastOrDefault());
+    }
 
     protected override void PreStart()
     {
@@ -88,7 +104,7 @@ public sealed class LedgerKey;
 
 public static class LedgerActorHostingExtensions
 {
-    public static AkkaConfigurationBuilder AddLedgerActor(this AkkaConfigurationBuilder builder, string node) =>
+    public static AkkaConfigurationBuilder AddLedgerActor(this AkkaConfigurationBuilder builder, string node, NodeView view) =>
         builder.WithActors((system, registry) =>
-            registry.Register<LedgerKey>(system.ActorOf(Props.Create(() => new LedgerActor(node)), LedgerActor.Name)));
+            registry.Register<LedgerKey>(system.ActorOf(Props.Create(() => new LedgerActor(node, view)), LedgerActor.Name)));
 }

@@ -22,7 +22,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 {
     public const string SingletonName = "master";
     private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(200);
-    private static readonly TimeSpan RecoveryTimeout = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan RecoveryAskInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan LocalJournalTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan ReplicationTimeout = TimeSpan.FromSeconds(2);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -33,6 +34,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private MasterState _state;
     private int _nextAge;
     private bool _committing;
+    private MasterChanged? _announced; // the last change that was journaled and published
+    private DateTimeOffset _recoveryStarted;
 
     public MasterActor(string selfNode, MasterTimings timings)
     {
@@ -47,9 +50,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         public static readonly Tick Instance = new();
     }
 
-    private sealed record RecoveryTimedOut
+    private sealed record AskLedgers
     {
-        public static readonly RecoveryTimedOut Instance = new();
+        public static readonly AskLedgers Instance = new();
     }
 
     private sealed record Committed(MasterChanged Change, int Acks, int Asked);
@@ -63,38 +66,54 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
 
-    /// <summary>Before deciding anything, learn the highest epoch any member has journaled.</summary>
+    /// <summary>
+    /// Before deciding anything, learn the highest epoch any member has journaled. Every reachable
+    /// member must answer (a ledger still loading its journal answers late, not never): a change
+    /// is announced only after it is journaled on every member reachable at that time, so the
+    /// reachable members together always hold the latest epoch.
+    /// </summary>
     private void Recovering()
     {
         ReceiveMembership();
         Receive<ClusterEvent.CurrentClusterState>(s =>
         {
             OnClusterState(s);
-            foreach (var address in _addresses.Values)
-                Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(GetLedgerHead.Instance);
-            Timers.StartSingleTimer("recovery", RecoveryTimedOut.Instance, RecoveryTimeout);
+            _recoveryStarted = Clock.Now;
+            Timers.StartPeriodicTimer("recovery", AskLedgers.Instance, TimeSpan.Zero, RecoveryAskInterval);
+        });
+        Receive<AskLedgers>(_ =>
+        {
+            var missing = MissingHeads();
+            if (Clock.Now - _recoveryStarted > TimeSpan.FromSeconds(5))
+                _log.Warning("Master singleton still waiting for the ledgers of {0}", string.Join(", ", missing));
+            foreach (var name in missing)
+                if (_addresses.TryGetValue(name, out var address))
+                    Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(GetLedgerHead.Instance);
         });
         Receive<LedgerHead>(h =>
         {
             _heads[h.Node] = h;
-            if (_addresses.Keys.All(_heads.ContainsKey)) FinishRecovery();
+            if (MissingHeads().Count == 0) FinishRecovery();
         });
-        Receive<RecoveryTimedOut>(_ => FinishRecovery());
         Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Clock.Now));
         Receive<RenewLease>(r => Sender.Tell(new LeaseDenied(r.Epoch, r.Node, "singleton still recovering")));
         Receive<GetMasterStatus>(_ => Sender.Tell(Status()));
         Receive<RequestSwitchover>(_ => Sender.Tell(new SwitchoverResult(false, "the master singleton is still recovering")));
     }
 
+    private List<string> MissingHeads() =>
+        _state.Members.Values.Where(m => m.Reachable).Select(m => m.Name)
+            .Append(_state.SelfNode).Distinct()
+            .Where(n => !_heads.ContainsKey(n)).ToList();
+
     private void FinishRecovery()
     {
         Timers.Cancel("recovery");
         var best = _heads.Values.Where(h => h.Last is not null).MaxBy(h => h.Epoch);
-        var missing = _addresses.Keys.Where(n => !_heads.ContainsKey(n)).ToList();
         _state = _state.Recover(best?.Last, Clock.Now);
-        _log.Info("Master singleton recovered: epoch {0}, master {1} (heads from {2}{3})",
-            _state.Epoch, _state.Master ?? "none", string.Join(",", _heads.Keys.Order()),
-            missing.Count > 0 ? $"; no answer from {string.Join(",", missing)}" : "");
+        _announced = best?.Last;
+        _log.Info("Master singleton recovered: epoch {0}, master {1} (ledgers of {2})",
+            _state.Epoch, _state.Master ?? "none", string.Join(",", _heads.Keys.Order()));
         // A local ledger that is behind copies the missing changes from the one that is ahead.
         if (best is not null && _heads.TryGetValue(_state.SelfNode, out var own) && own.Epoch < best.Epoch &&
             _addresses.TryGetValue(best.Node, out var bestAddress))
@@ -119,6 +138,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<Tick>(_ => Decide());
         Receive<PublishStatusTick>(_ => Publish(Status()));
         Receive<Committed>(OnCommitted);
+        // This node's journal did not take the change: start over from the ledgers (a restarted
+        // singleton recovers) rather than announce something that is not journaled.
+        Receive<Status.Failure>(f => throw new InvalidOperationException("Journaling a role change failed", f.Cause));
         Receive<RenewLease>(r =>
         {
             var (state, verdict, reason) = _state.Renew(r.Node, r.Epoch, Clock.Now);
@@ -213,7 +235,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private async Task<Committed> Replicate(MasterChanged change)
     {
         var record = new RecordMasterChanged(change);
-        var local = LocalLedger().Ask<Recorded>(record, ReplicationTimeout);
+        var local = LocalLedger().Ask<Recorded>(record, LocalJournalTimeout);
         var remote = _addresses
             .Where(a => a.Key != _state.SelfNode && _state.Members.TryGetValue(a.Key, out var m) && m.Reachable)
             .Select(a => Context.ActorSelection(new RootActorPath(a.Value) / "user" / LedgerActor.Name)
@@ -233,6 +255,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void OnCommitted(Committed c)
     {
         _committing = false;
+        _announced = c.Change;
         _log.Info("Epoch {0} journaled on {1}/{2} ledgers; announcing {3} as master", c.Change.Epoch, c.Acks, c.Asked, c.Change.Node);
         Publish(c.Change);
         Publish(Status());
@@ -242,8 +265,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void Publish(object message) => _mediator.Tell(new Publish(Topics.Roles, message));
 
+    /// <summary>Only what is journaled and announced: never a decision still being written.</summary>
     private MasterStatus Status() => new(
-        _state.Epoch, _state.Master, _state.SelfNode, _cluster.SelfAddress.ToString(), _state.Recovered,
+        _announced?.Epoch ?? 0, _announced?.Node, _state.SelfNode, _cluster.SelfAddress.ToString(), _state.Recovered,
         _state.HealthViews(Clock.Now), DateTimeOffset.UtcNow);
 }
 

@@ -51,6 +51,13 @@ public static class SettingsLoader
 
     private static string Describe(InvalidOperationException e)
     {
+        // "...were not found on the instance of PromHa.Node.Settings.ClusterSection. 'prot'"
+        var unknown = System.Text.RegularExpressions.Regex.Match(e.Message, @"not found on the instance of [\w.]*\.(\w+)[:.] (.*)$");
+        if (unknown.Success)
+        {
+            var section = unknown.Groups[1].Value.Replace("Section", "").Replace("NodeSettings", "top level").ToLowerInvariant();
+            return $"unknown setting {unknown.Groups[2].Value} ({section}); check the spelling, or a PROMHA_* environment variable";
+        }
         // The binder names the key as "cluster:port"; operators wrote "cluster.port".
         var msg = e.InnerException is { } inner ? $"{e.Message} ({inner.Message})" : e.Message;
         return msg.Replace(':', '.').Replace("'. (", "' (");

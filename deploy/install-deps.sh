@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs Debian's Prometheus, Alertmanager and node_exporter when they are missing. Starts no daemon:
+# PromHa (or the tests) start them as their own processes.
+set -euo pipefail
+need=()
+[ -x /usr/bin/prometheus ] || need+=(prometheus)
+[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
+[ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
+[ ${#need[@]} -eq 0 ] && exit 0
+sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"

@@ -1,0 +1,79 @@
+using System.Net;
+using System.Net.Sockets;
+using PromHa.Node.Demo;
+using Xunit.Abstractions;
+
+[assembly: CollectionBehavior(DisableTestParallelization = true)]
+
+namespace PromHa.EndToEnd;
+
+/// <summary>
+/// Starts a real cluster for one test: `promha run` processes (the binary built from src/) beside
+/// real Prometheus servers, on free loopback ports, in a temp dir. Everything is stopped by PID
+/// when the test ends, pass or fail; the node logs go to the test output on failure.
+/// </summary>
+public sealed class RealCluster : IAsyncDisposable
+{
+    public static readonly TimeSpan Generous = TimeSpan.FromSeconds(60);
+    private readonly ITestOutputHelper _output;
+    private readonly string _dir;
+    private TcpListener? _tieBreakerTarget;
+
+    public LocalCluster Cluster { get; }
+
+    private RealCluster(ITestOutputHelper output, string dir, LocalCluster cluster, TcpListener? tieBreaker)
+    {
+        _output = output;
+        _dir = dir;
+        Cluster = cluster;
+        _tieBreakerTarget = tieBreaker;
+    }
+
+    public static async Task<RealCluster> Start(ITestOutputHelper output, int nodes, int witnesses = 0,
+        bool tieBreaker = false, LocalServers servers = LocalServers.External, bool alertmanager = false)
+    {
+        var options = new LocalClusterOptions
+        {
+            Nodes = nodes,
+            Witnesses = witnesses,
+            Servers = servers,
+            Alertmanager = alertmanager,
+        };
+        var missing = LocalCluster.MissingBinaries(options);
+        if (missing.Count > 0)
+            throw new InvalidOperationException(
+                $"End-to-end tests need {string.Join(", ", missing)}: apt-get install -y prometheus prometheus-alertmanager prometheus-node-exporter");
+        TcpListener? target = null;
+        if (tieBreaker)
+        {
+            // the "ping node" both sides of the pair can reach, like a gateway
+            target = new TcpListener(IPAddress.Loopback, 0);
+            target.Start();
+            options = options with { TieBreakerTargets = [$"127.0.0.1:{((IPEndPoint)target.LocalEndpoint).Port}"] };
+        }
+        var dir = Directory.CreateTempSubdirectory("promha-e2e").FullName;
+        var cluster = LocalCluster.Create(dir, options);
+        var rc = new RealCluster(output, dir, cluster, target);
+        try
+        {
+            await cluster.StartAll();
+        }
+        catch
+        {
+            await rc.DisposeAsync();
+            throw;
+        }
+        return rc;
+    }
+
+    public LocalNode Node(string name) => Cluster.Nodes.Single(n => n.Name == name);
+
+    public async ValueTask DisposeAsync()
+    {
+        _output.WriteLine(Cluster.LogTails(40));
+        await Cluster.DisposeAsync();
+        _tieBreakerTarget?.Stop();
+        if (Environment.GetEnvironmentVariable("KEEP_E2E_DIRS") == "1") _output.WriteLine($"kept {_dir}");
+        else try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+}

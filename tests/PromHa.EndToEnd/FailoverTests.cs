@@ -1,0 +1,128 @@
+using PromHa.Node.Console;
+using PromHa.Node.Demo;
+using Xunit.Abstractions;
+
+namespace PromHa.EndToEnd;
+
+/// <summary>Three promha nodes beside three real Prometheus servers.</summary>
+public class FailoverTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Generous = RealCluster.Generous;
+
+    [Fact]
+    public async Task One_master_then_kill_9_moves_it_and_the_old_master_returns_as_standby()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 3);
+        var c = rc.Cluster;
+        var first = await c.WaitForSingleMaster(Generous);
+        var firstStatus = await c.Status(first);
+        Assert.Equal("master", firstStatus!.Role);
+        foreach (var n in c.Nodes.Where(n => n != first))
+        {
+            await c.WaitUntil(async () => (await c.Status(n))?.Master == first.Name, Generous, default, $"{n.Name} to learn the master");
+            Assert.Equal(503, await c.PrimaryCode(n));
+            Assert.Equal(3, (await c.Status(n))!.Members.Count);
+        }
+
+        c.Kill(first);
+        var second = await c.WaitForSingleMaster(Generous, n => n != first);
+        var secondStatus = await c.Status(second);
+        Assert.True(secondStatus!.Epoch > firstStatus.Epoch);
+
+        c.StartNode(first);
+        await c.WaitUntil(async () => (await c.Status(first))?.Master == second.Name, Generous, default, "the old master to rejoin");
+        // Non-preemptive: the old master stays a standby, and the role does not move back.
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        Assert.Equal(503, await c.PrimaryCode(first));
+        Assert.Equal([second.Name], (await c.Masters()).Select(n => n.Name));
+        Assert.Equal(200, await HttpCode($"{first.HttpUrl}/standby"));
+
+        using var api = new ApiClient(first.HttpUrl);
+        var history = await api.History(10);
+        Assert.Equal(second.Name, history![0].Node);
+        Assert.Equal(first.Name, history[0].Previous);
+        Assert.Equal(history.Select(h => h.Epoch).OrderDescending(), history.Select(h => h.Epoch));
+    }
+
+    [Fact]
+    public async Task When_the_masters_prometheus_dies_the_role_moves_while_its_node_stays()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 3);
+        var c = rc.Cluster;
+        var master = await c.WaitForSingleMaster(Generous);
+        master.ExternalPrometheus!.Kill();
+
+        var next = await c.WaitForSingleMaster(Generous, n => n != master);
+        Assert.True(master.Running);
+        var s = await c.Status(master);
+        Assert.Equal("standby", s!.Role);
+        Assert.Equal(next.Name, s.Master);
+        Assert.Equal(503, await HttpCode($"{master.HttpUrl}/health"));
+        Assert.Equal(503, await HttpCode($"{master.HttpUrl}/standby"));
+        var history = await new ApiClient(next.HttpUrl).History(1);
+        Assert.Equal("prometheus-unhealthy", history![0].Reason);
+    }
+
+    [Fact]
+    public async Task Killing_the_singletons_host_right_after_a_failover_never_reuses_an_epoch()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 4);
+        var c = rc.Cluster;
+        var master = await c.WaitForSingleMaster(Generous);
+        c.Kill(master);
+        var next = await c.WaitForSingleMaster(Generous, n => n != master);
+        var afterFailover = (await c.Status(next))!;
+        // wait only until the crashed node is gone from the cluster, so the rest keeps a majority
+        await c.WaitUntil(async () => (await c.Status(next))?.Members.Count == 3, Generous, default, "the crashed node to be removed");
+        var singleton = rc.Node(afterFailover.SingletonNode!);
+        c.Kill(singleton);
+
+        var survivors = c.Nodes.Where(n => n.Running).ToList();
+        var current = await c.WaitForSingleMaster(Generous);
+        await c.WaitUntil(async () => (await c.Status(current))?.SingletonNode is { } s && s != singleton.Name,
+            Generous, default, "the singleton to move");
+        // one more role change, decided by the new singleton
+        var r = await new ApiClient(current.HttpUrl).Switchover(null);
+        Assert.True(r.Accepted, r.Message);
+        var last = await c.WaitForSingleMaster(Generous, n => n != current);
+        var lastStatus = (await c.Status(last))!;
+        Assert.True(lastStatus.Epoch > afterFailover.Epoch, $"epoch {lastStatus.Epoch} after epoch {afterFailover.Epoch}");
+
+        foreach (var n in survivors)
+        {
+            var history = (await new ApiClient(n.HttpUrl).History(50))!;
+            var epochs = history.Select(h => h.Epoch).Reverse().ToList();
+            Assert.Equal(Enumerable.Range(1, epochs.Count).Select(i => (long)i), epochs); // no gaps, no repeats
+            Assert.Equal(lastStatus.Epoch, epochs[^1]);
+        }
+    }
+
+    [Fact]
+    public async Task A_full_cluster_restart_keeps_the_role_history()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 3);
+        var c = rc.Cluster;
+        var master = await c.WaitForSingleMaster(Generous);
+        c.Kill(master);
+        var next = await c.WaitForSingleMaster(Generous, n => n != master);
+        var before = (await new ApiClient(next.HttpUrl).History(50))!;
+        Assert.Equal(2, before.Count);
+
+        foreach (var n in c.Nodes.Where(n => n.Running)) await c.Stop(n);
+        foreach (var n in c.Nodes) c.StartNode(n);
+        await c.WaitForMembers(Generous);
+        var again = await c.WaitForSingleMaster(Generous);
+        var after = (await new ApiClient(again.HttpUrl).History(50))!;
+        Assert.True(after.Count >= 2);
+        Assert.Equal(before[^1], after[^1]);
+        Assert.Equal(before[0].Epoch, after.Single(h => h.At == before[0].At).Epoch);
+        Assert.True((await c.Status(again))!.Epoch >= before[0].Epoch);
+    }
+
+    internal static async Task<int> HttpCode(string url)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        try { return (int)(await http.GetAsync(url)).StatusCode; }
+        catch (HttpRequestException) { return 0; }
+    }
+}
