@@ -37,5 +37,6 @@ run.SetAction(async (p, ct) =>
 });
 root.Subcommands.Add(run);
 foreach (var c in ConsoleCommands.All()) root.Subcommands.Add(c);
+root.Subcommands.Add(BenchCommand.Create());
 
 return await root.Parse(args).InvokeAsync();
