@@ -20,7 +20,7 @@ public static class BenchCommand
     {
         var rounds = new Option<int>("--rounds") { Description = "Rounds per failover figure", DefaultValueFactory = _ => 5 };
         var nodes = new Option<int>("--nodes") { Description = "PromHa nodes (3 or more)", DefaultValueFactory = _ => 3 };
-        var dir = new Option<string?>("--dir") { Description = "Directory for the nodes' config, data and logs (default: a new temp directory, deleted afterwards)" };
+        var dir = new Option<string?>("--dir") { Description = "Directory for the nodes' config, data and logs (default: a new temp directory, deleted afterwards unless the run failed or saw two masters, stuck or exited nodes)" };
         var keep = new Option<bool>("--keep") { Description = "Keep the temp directory afterwards" };
         var failover = new Command("failover", "Measure failover, switchover, memory and idle CPU on a local cluster") { rounds, nodes, dir, keep };
         failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(dir), p.GetValue(keep), ct));
@@ -53,7 +53,7 @@ public static class BenchCommand
         var stopped = new ManualResetEventSlim();
         EventHandler holdExit = (_, _) => stopped.Wait(TimeSpan.FromSeconds(120));
         AppDomain.CurrentDomain.ProcessExit += holdExit;
-        var failed = true; // until the run ends well or is cancelled: a failed run keeps its logs
+        var keepLogs = true; // a failed run, or one that saw something wrong, keeps its logs
         Results results;
         try
         {
@@ -63,11 +63,11 @@ public static class BenchCommand
                 results = await bench.Run(rounds);
                 Say("stopping the cluster (by PID, one node at a time)");
             }
-            failed = false;
+            keepLogs = results.Anomalies > 0;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            failed = false;
+            keepLogs = false;
             await System.Console.Error.WriteLineAsync("promha bench: cancelled; every process started was stopped");
             return 130;
         }
@@ -81,7 +81,7 @@ public static class BenchCommand
             stopped.Set();
             AppDomain.CurrentDomain.ProcessExit -= holdExit;
             // Only a temp dir of our own is deleted.
-            if (!failed && dir is null && !keep) TryDelete(baseDir);
+            if (!keepLogs && dir is null && !keep) TryDelete(baseDir);
             else Say($"kept {baseDir}");
         }
 
@@ -121,6 +121,8 @@ public static class BenchCommand
         Dictionary<string, int> TwoMasters, List<string> TwoMasterEpisodes,
         int UnexpectedExits, int StuckRejoins)
     {
+        public int Anomalies => TwoMasters.Values.Sum() + UnexpectedExits + StuckRejoins;
+
         public void Print(string commandLine)
         {
             Say("\n=== summary ===");
