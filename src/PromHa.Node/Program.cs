@@ -38,6 +38,7 @@ run.SetAction(async (p, ct) =>
 root.Subcommands.Add(run);
 foreach (var c in ConsoleCommands.All()) root.Subcommands.Add(c);
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 
 // After Ctrl-C, give `demo` and `run` time to stop their processes instead of the default 2 s.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(90) });

@@ -1,0 +1,414 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using PromHa.Node.Demo;
+
+namespace PromHa.Node.Console;
+
+/// <summary>
+/// `promha bench failover`: crash failover, failover after the master's Prometheus dies, graceful
+/// switchover, and idle memory/CPU, measured on real `promha run` processes beside real Prometheus
+/// servers (a <see cref="LocalCluster"/>). It prints numbers, it is not a test; but it counts every
+/// poll at which two nodes answered /primary 200, which must never happen.
+/// </summary>
+public static class BenchCommand
+{
+    /// <summary>How long a restarted node may take to join before it counts as stuck and is restarted.</summary>
+    private static readonly TimeSpan RejoinPatience = TimeSpan.FromSeconds(30);
+
+    public static Command Create()
+    {
+        var rounds = new Option<int>("--rounds") { Description = "Rounds per failover figure", DefaultValueFactory = _ => 5 };
+        var nodes = new Option<int>("--nodes") { Description = "PromHa nodes (3 or more)", DefaultValueFactory = _ => 3 };
+        var dir = new Option<string?>("--dir") { Description = "Directory for the nodes' config, data and logs (default: a new temp directory, deleted afterwards unless the run failed or saw two masters, stuck or exited nodes)" };
+        var keep = new Option<bool>("--keep") { Description = "Keep the temp directory afterwards" };
+        var failover = new Command("failover", "Measure failover, switchover, memory and idle CPU on a local cluster") { rounds, nodes, dir, keep };
+        failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(dir), p.GetValue(keep), ct));
+        return new Command("bench", "Benchmarks on real local processes") { failover };
+    }
+
+    private static async Task<int> Failover(int rounds, int nodes, string? dir, bool keep, CancellationToken ct)
+    {
+        // A pair without a tie-breaker cannot survive a crash (keep-majority), so it would only time out.
+        if (rounds < 1 || nodes < 3)
+        {
+            await System.Console.Error.WriteLineAsync("promha bench: --rounds must be >= 1 and --nodes >= 3");
+            return 64;
+        }
+        var options = new LocalClusterOptions { Nodes = nodes, Servers = LocalServers.External, Alertmanager = false };
+        if (LocalCluster.MissingBinaries(options) is { Count: > 0 } missing)
+        {
+            await System.Console.Error.WriteLineAsync($"promha bench: missing {string.Join(", ", missing)}. Install with:\n" +
+                "  sudo apt-get install -y prometheus prometheus-alertmanager prometheus-node-exporter");
+            return 3;
+        }
+
+        var commandLine = "promha " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1).Select(Quote));
+        var baseDir = dir is null ? Directory.CreateTempSubdirectory("promha-bench").FullName : Path.GetFullPath(dir);
+        Say($"{commandLine}\n{nodes} nodes with external Prometheus, {rounds} rounds, {Environment.ProcessorCount} CPUs, " +
+            $"{BuildKind} build, dir {baseDir}");
+
+        // System.CommandLine lets the process exit 2 s after Ctrl-C; hold the exit until every
+        // process the cluster started has been stopped by its PID.
+        var stopped = new ManualResetEventSlim();
+        EventHandler holdExit = (_, _) => stopped.Wait(TimeSpan.FromSeconds(120));
+        AppDomain.CurrentDomain.ProcessExit += holdExit;
+        var keepLogs = true; // a failed run, or one that saw something wrong, keeps its logs
+        Results results;
+        try
+        {
+            await using (var cluster = LocalCluster.Create(baseDir, options))
+            {
+                var bench = new Bench(cluster, ct);
+                results = await bench.Run(rounds);
+                Say("stopping the cluster (by PID, one node at a time)");
+            }
+            keepLogs = results.Anomalies > 0;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            keepLogs = false;
+            await System.Console.Error.WriteLineAsync("promha bench: cancelled; every process started was stopped");
+            return 130;
+        }
+        catch (Exception e) when (e is BenchFailed or TimeoutException or HttpRequestException)
+        {
+            await System.Console.Error.WriteLineAsync($"promha bench: {e.Message}");
+            return 1;
+        }
+        finally
+        {
+            stopped.Set();
+            AppDomain.CurrentDomain.ProcessExit -= holdExit;
+            // Only a temp dir of our own is deleted.
+            if (!keepLogs && dir is null && !keep) TryDelete(baseDir);
+            else Say($"kept {baseDir}");
+        }
+
+        results.Print(commandLine);
+        return 0;
+    }
+
+    private static string BuildKind =>
+#if DEBUG
+        "Debug";
+#else
+        "Release";
+#endif
+
+    private static string Quote(string a) => a.Length > 0 && a.All(c => char.IsLetterOrDigit(c) || "-_./=:,@".Contains(c)) ? a : $"'{a.Replace("'", "'\\''")}'";
+
+    private static void TryDelete(string path)
+    {
+        try { Directory.Delete(path, recursive: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { Say($"could not delete {path}: {e.Message}"); }
+    }
+
+    private static void Say(string line) => System.Console.WriteLine(line);
+
+    private sealed class BenchFailed(string message) : Exception(message);
+
+    /// <summary>One process's figures after the idle window.</summary>
+    private sealed record ProcFigures(string Node, string Kind, int Pid, double VmRssMiB, double RssAnonMiB, double RssFileMiB,
+        double RssShmemMiB, double CpuPercent);
+
+    private sealed record Results(
+        int Rounds,
+        List<double> CrashWithSingleton, List<double> CrashWithout, List<double> CrashRejoin,
+        List<double> PromDeath, List<double> PromRecovery,
+        List<double> Switchover,
+        List<ProcFigures> Procs,
+        Dictionary<string, int> TwoMasters, List<string> TwoMasterEpisodes,
+        int UnexpectedExits, int StuckRejoins)
+    {
+        public int Anomalies => TwoMasters.Values.Sum() + UnexpectedExits + StuckRejoins;
+
+        public void Print(string commandLine)
+        {
+            Say("\n=== summary ===");
+            Row("crash failover (kill -9 master -> new /primary 200)", [.. CrashWithSingleton, .. CrashWithout], "s", Extra("crash"));
+            Row("  of which the master also ran the singleton", CrashWithSingleton, "s", $"({CrashWithSingleton.Count} rounds)");
+            Row("  of which the singleton ran elsewhere", CrashWithout, "s", $"({CrashWithout.Count} rounds)");
+            Row("crash rejoin (restart killed node -> one master, all healthy)", CrashRejoin, "s", "");
+            Row("prometheus death (kill -9 master's Prometheus -> new /primary 200)", PromDeath, "s", Extra("prometheus"));
+            Row("prometheus recovery (restart it -> all healthy)", PromRecovery, "s", "");
+            Row("graceful switchover (POST /api/v1/switchover -> new /primary 200)", Switchover, "s", Extra("switchover"));
+            foreach (var kind in new[] { "promha", "prometheus" })
+            {
+                var ps = Procs.Where(p => p.Kind == kind).ToList();
+                var per = $"({ps.Count} processes)";
+                Row($"{kind} VmRSS", ps.Select(p => p.VmRssMiB).ToList(), "MiB", per);
+                Row($"{kind} RssAnon (private)", ps.Select(p => p.RssAnonMiB).ToList(), "MiB", per);
+                Row($"{kind} RssFile (mapped files, shared)", ps.Select(p => p.RssFileMiB).ToList(), "MiB", per);
+                Row($"{kind} RssShmem", ps.Select(p => p.RssShmemMiB).ToList(), "MiB", per);
+                Row($"{kind} idle CPU (10 s window)", ps.Select(p => p.CpuPercent).ToList(), "%", per);
+            }
+            var twoMasters = TwoMasters.Values.Sum();
+            Say($"two masters seen at any poll: {twoMasters}; nodes that exited unexpectedly: {UnexpectedExits}; " +
+                $"restarted nodes that did not join within {RejoinPatience.TotalSeconds:F0} s: {StuckRejoins}");
+            foreach (var e in TwoMasterEpisodes) Say($"  two masters: {e}");
+            Say($"command: {commandLine}");
+        }
+
+        private string Extra(string scenario)
+        {
+            var failover = TwoMasters.GetValueOrDefault($"{scenario} failover");
+            var other = TwoMasters.Where(kv => kv.Key.StartsWith(scenario + " ", StringComparison.Ordinal)).Sum(kv => kv.Value) - failover;
+            return $"({Rounds} rounds, two-masters seen: {failover}{(other > 0 ? $"; {other} more polls while rejoining/settling" : "")})";
+        }
+
+        private static void Row(string label, IReadOnlyList<double> xs, string unit, string extra)
+        {
+            if (xs.Count == 0) return;
+            var sorted = xs.Order().ToList();
+            var median = sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+            string F(double v) => $"{v.ToString(unit == "s" ? "0.00" : "0.0", CultureInfo.InvariantCulture)} {unit}";
+            Say($"{label,-68} min {F(sorted[0]),-9} median {F(median),-9} max {F(sorted[^1]),-9} {extra}".TrimEnd());
+        }
+    }
+
+    /// <summary>The scenarios, run one after the other on one cluster.</summary>
+    private sealed class Bench(LocalCluster cluster, CancellationToken ct)
+    {
+        private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
+        private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
+        private static readonly TimeSpan SettleFor = TimeSpan.FromSeconds(5);
+        private static readonly TimeSpan IdleFor = TimeSpan.FromSeconds(15);
+        private static readonly TimeSpan CpuWindow = TimeSpan.FromSeconds(10);
+        // sysconf(_SC_CLK_TCK): /proc/PID/stat counts CPU time in 1/100 s on Linux
+        private const double ClockTicksPerSecond = 100;
+
+        private readonly Dictionary<string, int> _twoMasters = [];
+        private readonly List<string> _episodes = [];
+        private string _scenario = "start";
+        private int _unexpectedExits;
+        private int _stuckRejoins;
+
+        public async Task<Results> Run(int rounds)
+        {
+            Say("starting the cluster");
+            await cluster.StartAll(ct);
+            await Settled();
+
+            _scenario = "crash";
+            List<double> crashWithSingleton = [], crashWithout = [], rejoin = [];
+            for (var r = 1; r <= rounds; r++)
+            {
+                var old = await Settled();
+                var pid = old.Process!.Id;
+                // A master that also runs the singleton fails over slower: the singleton must move first.
+                var withSingleton = (await cluster.Status(old))?.SingletonNode == old.Name;
+                var sw = Stopwatch.StartNew();
+                cluster.Kill(old);
+                var (s, next) = await FailedOverFrom(old, sw);
+                (withSingleton ? crashWithSingleton : crashWithout).Add(s);
+                // Restart the killed node and time until it is back in a healthy cluster.
+                var back = await Recover();
+                rejoin.Add(back);
+                Say($"crash       round {r}/{rounds}: kill -9 {old.Name} (pid {pid}{(withSingleton ? ", also ran the singleton" : "")}) -> {next.Name} master after {s:F2} s; rejoined in {back:F2} s");
+            }
+
+            _scenario = "prometheus";
+            List<double> promDeath = [], promRecovery = [];
+            for (var r = 1; r <= rounds; r++)
+            {
+                var old = await Settled();
+                var prom = old.ExternalPrometheus!;
+                var pid = prom.Id;
+                var sw = Stopwatch.StartNew();
+                prom.Kill();
+                var (s, next) = await FailedOverFrom(old, sw);
+                promDeath.Add(s);
+                prom.WaitForExit(5000);
+                prom.Dispose();
+                cluster.StartExternalPrometheus(old);
+                var back = await Recover();
+                promRecovery.Add(back);
+                Say($"prometheus  round {r}/{rounds}: kill -9 {old.Name}'s prometheus (pid {pid}) -> {next.Name} master after {s:F2} s; healthy again in {back:F2} s");
+            }
+
+            _scenario = "switchover";
+            List<double> switchover = [];
+            for (var r = 1; r <= rounds; r++)
+            {
+                var old = await Settled();
+                // Ask a different node each round: any node forwards to the master singleton.
+                var via = cluster.Nodes[(r - 1) % cluster.Nodes.Count];
+                using var api = new ApiClient(via.HttpUrl);
+                var sw = Stopwatch.StartNew();
+                var answer = await api.Switchover(null, ct);
+                if (!answer.Accepted) throw new BenchFailed($"switchover via {via.Name} refused: {answer.Message}");
+                var (s, next) = await FailedOverFrom(old, sw);
+                switchover.Add(s);
+                Say($"switchover  round {r}/{rounds}: POST via {via.Name}, {old.Name} -> {next.Name} master after {s:F2} s");
+            }
+
+            _scenario = "idle";
+            var procs = await Resources();
+            return new Results(rounds, crashWithSingleton, crashWithout, rejoin, promDeath, promRecovery, switchover, procs,
+                _twoMasters, _episodes, _unexpectedExits, _stuckRejoins);
+        }
+
+        /// <summary>Seconds (on <paramref name="since"/>) until a node other than <paramref name="old"/> answers /primary 200.</summary>
+        private async Task<(double Seconds, LocalNode Next)> FailedOverFrom(LocalNode old, Stopwatch since)
+        {
+            var (s, masters) = await Watch("failover", ms => Task.FromResult(ms.Any(m => m != old)), since);
+            return (s, masters.First(m => m != old));
+        }
+
+        /// <summary>
+        /// Restarts every node that is down, waits for one master and fresh, healthy reports from
+        /// every node, and returns how long that took. A restarted node that has not joined the
+        /// cluster after <see cref="RejoinPatience"/> is counted as stuck, killed and started again.
+        /// </summary>
+        private async Task<double> Recover()
+        {
+            var sw = Stopwatch.StartNew();
+            var restarted = new Dictionary<LocalNode, TimeSpan>();
+            foreach (var n in cluster.Nodes.Where(n => !n.Running))
+            {
+                // The node a scenario killed has Process.HasExited with signal 9 (exit code 137).
+                if (n.Process is { } p && p.ExitCode != 137)
+                {
+                    _unexpectedExits++;
+                    Say($"  note: {n.Name} (pid {p.Id}) exited on its own with code {p.ExitCode}; restarting it");
+                }
+                cluster.StartNode(n);
+                restarted[n] = sw.Elapsed;
+            }
+            var (s, _) = await Watch("recovery", async ms =>
+            {
+                foreach (var (n, at) in restarted.Where(kv => sw.Elapsed - kv.Value > RejoinPatience).ToList())
+                {
+                    if (await Joined(n))
+                    {
+                        restarted.Remove(n);
+                        continue;
+                    }
+                    _stuckRejoins++;
+                    Say($"  note: {n.Name} (pid {n.Process!.Id}) has not joined the cluster {RejoinPatience.TotalSeconds:F0} s after its restart; killing and starting it again");
+                    cluster.Kill(n);
+                    cluster.StartNode(n);
+                    restarted[n] = sw.Elapsed;
+                }
+                return ms.Count == 1 && await AllHealthy(ms[0]);
+            }, sw);
+            return s;
+        }
+
+        /// <summary>The node sees every node of the cluster as an Up member (not an island of its own).</summary>
+        private async Task<bool> Joined(LocalNode n) =>
+            await cluster.Status(n) is { } s && s.Members.Count == cluster.Nodes.Count && s.Members.All(m => m.Status == "Up");
+
+        /// <summary>Recovers, then lets the cluster settle with stable reports; returns the master.</summary>
+        private async Task<LocalNode> Settled()
+        {
+            await Recover();
+            var sw = Stopwatch.StartNew();
+            await Watch("settle", _ => Task.FromResult(sw.Elapsed >= SettleFor), sw);
+            var (_, masters) = await Watch("settle", async ms => ms.Count == 1 && await AllHealthy(ms[0]));
+            return masters[0];
+        }
+
+        /// <summary>The master's status shows every node Up, reachable, with a fresh healthy report.</summary>
+        private async Task<bool> AllHealthy(LocalNode master)
+        {
+            var s = await cluster.Status(master);
+            return s is { IsMaster: true }
+                   && s.Members.Count == cluster.Nodes.Count && s.Members.All(m => m is { Status: "Up", Reachable: true })
+                   && s.Nodes.Count == cluster.Nodes.Count
+                   && s.Nodes.All(n => n.Reachable && (n.Witness || n.PrometheusHealthy) && n.LastReportAgeSeconds < 3);
+        }
+
+        /// <summary>
+        /// Polls every running node's /primary about every 50 ms until <paramref name="done"/> holds,
+        /// counting each poll where more than one node answered 200. Returns the seconds elapsed on
+        /// <paramref name="since"/> when the poll that satisfied it came back.
+        /// </summary>
+        private async Task<(double Seconds, IReadOnlyList<LocalNode> Masters)> Watch(
+            string phase, Func<IReadOnlyList<LocalNode>, Task<bool>> done, Stopwatch? since = null)
+        {
+            var sw = since ?? Stopwatch.StartNew();
+            var deadline = sw.Elapsed + Patience;
+            string? episode = null; // the masters of the two-master episode under way, and since when
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                var started = sw.Elapsed;
+                var masters = await cluster.Masters();
+                var at = sw.Elapsed;
+                if (masters.Count > 1)
+                {
+                    var key = $"{_scenario} {phase}";
+                    _twoMasters[key] = _twoMasters.GetValueOrDefault(key) + 1;
+                    if (episode is null)
+                    {
+                        episode = $"{key}: {string.Join(" and ", masters.Select(m => m.Name))} from {at.TotalSeconds:F2} s";
+                        Say($"  WARNING two masters: {episode}");
+                    }
+                }
+                else if (episode is not null)
+                {
+                    _episodes.Add($"{episode} to {at.TotalSeconds:F2} s");
+                    Say($"  two masters ended at {at.TotalSeconds:F2} s");
+                    episode = null;
+                }
+                if (await done(masters))
+                {
+                    if (episode is not null) _episodes.Add($"{episode}, still on at {at.TotalSeconds:F2} s when this wait ended");
+                    return (at.TotalSeconds, masters);
+                }
+                if (sw.Elapsed > deadline)
+                    throw new TimeoutException($"{_scenario} {phase}: no result after {Patience.TotalSeconds:F0} s " +
+                                               $"(masters now: {string.Join(", ", masters.Select(m => m.Name))})\n{cluster.LogTails()}");
+                var wait = Poll - (sw.Elapsed - started);
+                if (wait > TimeSpan.Zero) await Task.Delay(wait, ct);
+            }
+        }
+
+        /// <summary>Memory and idle CPU of every promha and Prometheus process, without polling them meanwhile.</summary>
+        private async Task<List<ProcFigures>> Resources()
+        {
+            await Settled();
+            Say($"idle for {IdleFor.TotalSeconds:F0} s, then CPU over {CpuWindow.TotalSeconds:F0} s");
+            await Task.Delay(IdleFor, ct);
+            var procs = cluster.Nodes.Select(n => (n.Name, Kind: "promha", Pid: n.Process!.Id))
+                .Concat(cluster.Nodes.Where(n => n.ExternalPrometheus is not null).Select(n => (n.Name, Kind: "prometheus", Pid: n.ExternalPrometheus!.Id)))
+                .ToList();
+            var before = procs.Select(p => CpuTicks(p.Pid)).ToList();
+            var sw = Stopwatch.StartNew();
+            await Task.Delay(CpuWindow, ct);
+            var after = procs.Select(p => CpuTicks(p.Pid)).ToList();
+            var seconds = sw.Elapsed.TotalSeconds;
+            if (cluster.Nodes.Any(n => !n.Running)) throw new BenchFailed("a node exited during the idle window");
+
+            var figures = procs.Select((p, i) =>
+            {
+                var st = ProcStatusKiB(p.Pid);
+                return new ProcFigures(p.Name, p.Kind, p.Pid, st.GetValueOrDefault("VmRSS") / 1024, st.GetValueOrDefault("RssAnon") / 1024,
+                    st.GetValueOrDefault("RssFile") / 1024, st.GetValueOrDefault("RssShmem") / 1024,
+                    (after[i] - before[i]) / ClockTicksPerSecond / seconds * 100);
+            }).ToList();
+            foreach (var f in figures)
+                Say(string.Create(CultureInfo.InvariantCulture,
+                    $"{f.Node,-7} {f.Kind,-10} pid {f.Pid,-7} VmRSS {f.VmRssMiB,6:0.0} MiB  RssAnon {f.RssAnonMiB,6:0.0} MiB  RssFile {f.RssFileMiB,6:0.0} MiB  RssShmem {f.RssShmemMiB,6:0.0} MiB  CPU {f.CpuPercent,5:0.00} %"));
+            return figures;
+        }
+
+        /// <summary>utime + stime (fields 14 and 15 of /proc/PID/stat), in clock ticks.</summary>
+        private static long CpuTicks(int pid)
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // The command name (field 2) may contain spaces: count fields after its closing ')'.
+            var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>The kB-valued lines of /proc/PID/status (VmRSS = RssAnon + RssFile + RssShmem, ...).</summary>
+        private static Dictionary<string, double> ProcStatusKiB(int pid) =>
+            File.ReadAllLines($"/proc/{pid}/status")
+                .Select(l => l.Split(':', 2))
+                .Where(kv => kv.Length == 2 && kv[1].TrimEnd().EndsWith(" kB", StringComparison.Ordinal))
+                .ToDictionary(kv => kv[0], kv => double.Parse(kv[1].Trim()[..^3], CultureInfo.InvariantCulture));
+    }
+}
