@@ -83,7 +83,8 @@ public static class NodeHost
             TimeSpan.FromMilliseconds(s.Timing.LeaseMs),
             TimeSpan.FromMilliseconds(s.Timing.LeaseMarginMs),
             TimeSpan.FromMilliseconds(s.Timing.UnhealthyAfterMs),
-            TimeSpan.FromMilliseconds(Math.Max(3 * s.Timing.ProbeIntervalMs, 3000)));
+            TimeSpan.FromMilliseconds(Math.Max(3 * s.Timing.ProbeIntervalMs, 3000)),
+            s.Cluster.Seeds.Count);
 
         akka.ConfigureLoggers(l =>
             {

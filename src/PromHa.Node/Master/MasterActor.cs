@@ -36,6 +36,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private bool _committing;
     private MasterChanged? _announced; // the last change that was journaled and published
     private DateTimeOffset _recoveryStarted;
+    private DateTimeOffset? _noQuorumSince;
+    private static readonly TimeSpan IslandTimeout = TimeSpan.FromSeconds(45);
 
     public MasterActor(string selfNode, MasterTimings timings)
     {
@@ -197,14 +199,14 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         if (MemberRoles.NodeName(m) is not { } name) return;
         _addresses[name] = m.Address;
-        _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++), Clock.Now);
+        _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++, $"{m.Address}#{m.UniqueAddress.Uid}"), Clock.Now);
     }
 
     private void OnMemberGone(Member m)
     {
         if (MemberRoles.NodeName(m) is not { } name) return;
-        // A node that restarted on the same name has a new address: keep the newer one.
-        if (_addresses.TryGetValue(name, out var a) && a != m.Address) return;
+        // A node that restarted under the same name is already known as its new incarnation.
+        if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != $"{m.Address}#{m.UniqueAddress.Uid}") return;
         _addresses.Remove(name);
         _log.Info("Member {0} ({1}) left the cluster", name, m.Address);
         _state = _state.Observe(new MemberGone(name), Clock.Now);
@@ -218,6 +220,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void Decide()
     {
+        GuardAgainstIsland();
         if (_committing) return;
         var (state, change) = _state.Decide(Clock.Now);
         _state = state;
@@ -259,6 +262,33 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _log.Info("Epoch {0} journaled on {1}/{2} ledgers; announcing {3} as master", c.Change.Epoch, c.Acks, c.Asked, c.Change.Node);
         Publish(c.Change);
         Publish(Status());
+    }
+
+    /// <summary>
+    /// A singleton that cannot see a majority of the configured nodes for this long is on an island
+    /// (a node that restarted and formed a cluster of its own, or the losing side of a partition
+    /// the resolver did not settle). Its node stops, so that its supervisor (systemd, the demo)
+    /// starts it again and it joins the real cluster.
+    /// </summary>
+    private void GuardAgainstIsland()
+    {
+        if (_state.HasQuorum)
+        {
+            _noQuorumSince = null;
+            return;
+        }
+        _noQuorumSince ??= Clock.Now;
+        if (Clock.Now - _noQuorumSince < IslandTimeout) return;
+        _log.Error("No majority of the {0} configured nodes for {1:F0}s (members: {2}); leaving so that this node restarts into the main cluster",
+            _state.Timings.ConfiguredNodes, IslandTimeout.TotalSeconds, string.Join(",", _state.Members.Keys));
+        _noQuorumSince = DateTimeOffset.MaxValue; // once
+        CoordinatedShutdown.Get(Context.System).Run(IslandReason.Instance);
+    }
+
+    private sealed class IslandReason : CoordinatedShutdown.Reason
+    {
+        public static readonly IslandReason Instance = new();
+        public override int ExitCode => 75; // EX_TEMPFAIL: restart me
     }
 
     private IActorRef LocalLedger() => ActorRegistry.For(Context.System).Get<LedgerKey>();

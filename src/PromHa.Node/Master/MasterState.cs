@@ -5,21 +5,27 @@ using PromHa.Messages.Roles;
 namespace PromHa.Node.Master;
 
 /// <summary>Lease and health timings the decision logic works with.</summary>
+/// <param name="ConfiguredNodes">How many nodes the configuration names (the seed list): a quorum is
+/// counted against it, so a node that formed a cluster of its own cannot outvote the real one.</param>
 public sealed record MasterTimings(
     TimeSpan LeaseDuration,
     TimeSpan LeaseMargin,
     TimeSpan UnhealthyAfter,
-    TimeSpan HealthStaleAfter)
+    TimeSpan HealthStaleAfter,
+    int ConfiguredNodes = 0)
 {
+    /// <summary>Default timings; the quorum counts the members present (no configured size).</summary>
     public static readonly MasterTimings Default = new(
         TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5));
 }
 
 /// <summary>A cluster member as the singleton sees it. Age orders members by when they came up.</summary>
+/// <param name="Incarnation">Address and UID: a node restarted under the same name is a new incarnation.</param>
 public sealed record MemberView(
     string Name,
     bool Witness,
     int Age,
+    string Incarnation = "",
     bool Reachable = true,
     NodeHealth? Health = null,
     DateTimeOffset? HealthAt = null,
@@ -27,7 +33,7 @@ public sealed record MemberView(
 
 /// <summary>Inputs the singleton observes: cluster membership, reachability and health.</summary>
 public abstract record Observation;
-public sealed record MemberUp(string Name, bool Witness, int Age) : Observation;
+public sealed record MemberUp(string Name, bool Witness, int Age, string Incarnation = "") : Observation;
 public sealed record MemberGone(string Name) : Observation;
 public sealed record MemberReachability(string Name, bool Reachable) : Observation;
 public sealed record HealthReported(NodeHealth Health) : Observation;
@@ -50,7 +56,8 @@ public sealed record MasterState(
     DateTimeOffset LeaseExpiresAt,
     bool Revoking,
     string? SwitchoverTarget,
-    DateTimeOffset RecoveredAt = default)
+    DateTimeOffset RecoveredAt = default,
+    string? MasterIncarnation = null)
 {
     /// <summary>
     /// Right after the singleton starts, the other members may not have reported health yet. For
@@ -67,14 +74,19 @@ public sealed record MasterState(
     /// The singleton starts knowing the highest epoch any member holds. Its predecessor may have
     /// granted the current master a lease a moment ago, so that lease is assumed to run a full term.
     /// </summary>
-    public MasterState Recover(MasterChanged? last, DateTimeOffset now) => this with
+    public MasterState Recover(MasterChanged? last, DateTimeOffset now)
     {
-        Recovered = true,
-        RecoveredAt = now,
-        Epoch = Math.Max(Epoch, last?.Epoch ?? 0),
-        Master = last?.Epoch >= Epoch ? last.Node : Master,
-        LeaseExpiresAt = last is null ? DateTimeOffset.MinValue : now + Timings.LeaseDuration,
-    };
+        var master = last?.Epoch >= Epoch ? last.Node : Master;
+        return this with
+        {
+            Recovered = true,
+            RecoveredAt = now,
+            Epoch = Math.Max(Epoch, last?.Epoch ?? 0),
+            Master = master,
+            LeaseExpiresAt = last is null ? DateTimeOffset.MinValue : now + Timings.LeaseDuration,
+            MasterIncarnation = master is not null && Members.TryGetValue(master, out var m) ? m.Incarnation : null,
+        };
+    }
 
     public MasterState Observe(Observation o, DateTimeOffset now) => o switch
     {
@@ -82,8 +94,8 @@ public sealed record MasterState(
         {
             Members = Members.SetItem(up.Name,
                 Members.TryGetValue(up.Name, out var existing)
-                    ? existing with { Witness = up.Witness, Age = up.Age, Reachable = true }
-                    : new MemberView(up.Name, up.Witness, up.Age)),
+                    ? existing with { Witness = up.Witness, Age = up.Age, Incarnation = up.Incarnation, Reachable = true }
+                    : new MemberView(up.Name, up.Witness, up.Age, up.Incarnation)),
         },
         MemberGone gone => this with { Members = Members.Remove(gone.Name) },
         MemberReachability r when Members.TryGetValue(r.Name, out var m) =>
@@ -112,7 +124,14 @@ public sealed record MasterState(
     /// In a cluster of three or more, a singleton that cannot see a majority is on the wrong side of
     /// a partition and must not extend anybody's lease. Pairs rely on the downing tie-breaker.
     /// </summary>
-    public bool HasQuorum => Members.Count <= 2 || Members.Values.Count(m => m.Reachable) * 2 > Members.Count;
+    public bool HasQuorum
+    {
+        get
+        {
+            var size = Math.Max(Members.Count, Timings.ConfiguredNodes);
+            return size <= 2 || Members.Values.Count(m => m.Reachable) * 2 > size;
+        }
+    }
 
     public bool LeaseRunning(DateTimeOffset now) => now < LeaseExpiresAt + Timings.LeaseMargin;
 
@@ -121,6 +140,8 @@ public sealed record MasterState(
     {
         if (Master is null) return "no-master";
         if (!Members.TryGetValue(Master, out var m)) return "master-left";
+        // Restarted under its name before anyone noticed: the old incarnation's lease and duties died with it.
+        if (MasterIncarnation is not null && m.Incarnation != MasterIncarnation) return "master-restarted";
         if (!m.Reachable) return "master-unreachable";
         if (SwitchoverTarget is not null) return "switchover";
         if (m.UnhealthySince is { } since && now - since >= Timings.UnhealthyAfter) return "prometheus-unhealthy";
@@ -165,6 +186,10 @@ public sealed record MasterState(
         var eligible = Members.Values
             .Where(m => m.Name != Master && IsEligible(m, now))
             .ToList();
+        // A master that restarted may take the role again, under a new epoch, when nobody else can.
+        if (eligible.Count == 0 && Master is not null && Members.TryGetValue(Master, out var restarted) &&
+            restarted.Incarnation != MasterIncarnation && MasterIncarnation is not null && IsEligible(restarted, now))
+            eligible.Add(restarted);
         if (SwitchoverTarget is not null)
             return eligible.FirstOrDefault(m => m.Name == SwitchoverTarget)?.Name;
         return eligible
@@ -187,6 +212,7 @@ public sealed record MasterState(
                 LeaseExpiresAt = now + Timings.LeaseDuration,
                 Revoking = false,
                 SwitchoverTarget = null,
+                MasterIncarnation = Members.TryGetValue(change.Node, out var m) ? m.Incarnation : null,
             };
 
     public (MasterState State, LeaseVerdict Verdict, string Reason) Renew(string node, long epoch, DateTimeOffset now)

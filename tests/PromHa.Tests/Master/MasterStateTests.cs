@@ -213,11 +213,48 @@ public class MasterStateTests
     }
 
     [Fact]
+    public void A_node_that_formed_a_cluster_of_its_own_never_names_a_master()
+    {
+        // three nodes configured, but this singleton's cluster is only itself (a restarted first seed)
+        var island = MasterState.Initial("a", Timings with { ConfiguredNodes = 3 })
+            .Recover(new MasterChanged(3, "a", "x", At(-10), null), At(0))
+            .Observe(new MemberUp("a", false, 0), At(0))
+            .Observe(new HealthReported(Healthy("a")), At(0));
+        Assert.False(island.HasQuorum);
+        Assert.Null(island.Decide(At(60)).Change);
+        Assert.Equal(LeaseVerdict.Denied, island.Renew("a", 3, At(1)).Verdict);
+
+        var joined = island.Observe(new MemberUp("b", false, 1), At(1)).Observe(new HealthReported(Healthy("b")), At(1));
+        Assert.True(joined.HasQuorum); // 2 of 3
+    }
+
+    [Fact]
+    public void A_master_restarted_under_its_name_loses_the_role_to_a_standby()
+    {
+        var s = MasterState.Initial("a", Timings).Recover(null, At(0))
+            .Observe(new MemberUp("a", false, 0, "a#1"), At(0)).Observe(new HealthReported(Healthy("a")), At(0))
+            .Observe(new MemberUp("b", false, 1, "b#1"), At(0)).Observe(new HealthReported(Healthy("b")), At(0))
+            .Observe(new MemberUp("c", false, 2, "c#1"), At(0)).Observe(new HealthReported(Healthy("c")), At(0));
+        (s, var first) = s.Decide(At(0.1));
+        Assert.Equal("b", first?.Node);
+        // b crashes and is back (new UID) before the singleton noticed it leave
+        s = s.Observe(new MemberUp("b", false, 3, "b#2"), At(5)).Observe(new HealthReported(Healthy("b")), At(5));
+        foreach (var n in new[] { "a", "c" }) s = s.Observe(new HealthReported(Healthy(n)), At(5));
+        (s, var change) = s.Decide(At(5));
+        Assert.Equal("master-restarted", change?.Reason);
+        Assert.Equal("c", change?.Node);
+        Assert.Equal(2, change?.Epoch);
+    }
+
+    [Fact]
     public void A_pair_keeps_deciding_with_one_side_unreachable()
     {
-        var s = WithMaster(Cluster("a", "a", "b"), "b");
+        var pair = MasterState.Initial("a", Timings with { ConfiguredNodes = 2 }).Recover(null, At(0));
+        foreach (var n in new[] { "a", "b" })
+            pair = pair.Observe(new MemberUp(n, false, n == "a" ? 0 : 1), At(0)).Observe(new HealthReported(Healthy(n)), At(0));
+        var s = WithMaster(pair, "b");
         s = s.Observe(new MemberReachability("b", false), At(1));
-        Assert.True(s.HasQuorum);
+        Assert.True(s.HasQuorum); // the tie-breaker lease decides which side of a pair survives
         Assert.Equal("a", s.Decide(At(5)).Change?.Node);
     }
 
