@@ -62,6 +62,11 @@ public static class NodeHost
         return app;
     }
 
+    /// <summary>The seed list without this node's own entry (written as its host, localhost or 127.0.0.1).</summary>
+    public static List<string> OtherSeeds(NodeSettings s) => s.Cluster.Seeds.Where(seed =>
+        !(SettingsLoader.TryHostPort(seed, out var host, out var port) && port == s.Cluster.Port &&
+          (host == s.Cluster.Host || host is "localhost" or "127.0.0.1"))).ToList();
+
     public static void ConfigureAkka(AkkaConfigurationBuilder akka, NodeSettings s, NodeView view)
     {
         var hoconDir = Path.Combine(AppContext.BaseDirectory, "hocon");
@@ -99,7 +104,7 @@ public static class NodeHost
             })
             .WithDistributedPubSub(role: null!)
             .AddLedgerActor(s.Node.Name, view)
-            .AddMasterActor(s.Node.Name, timings)
+            .AddMasterActor(s.Node.Name, timings, OtherSeeds(s))
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration)
             .AddHealthProbeActor(s, view)
             .AddServerSupervisorActors(s);

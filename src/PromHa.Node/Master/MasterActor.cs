@@ -39,9 +39,12 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private DateTimeOffset? _noQuorumSince;
     private static readonly TimeSpan IslandTimeout = TimeSpan.FromSeconds(45);
 
-    public MasterActor(string selfNode, MasterTimings timings)
+    private readonly IReadOnlyList<string> _seeds;
+
+    public MasterActor(string selfNode, MasterTimings timings, IReadOnlyList<string> seeds)
     {
         _state = MasterState.Initial(selfNode, timings);
+        _seeds = seeds;
         Recovering();
     }
 
@@ -59,8 +62,14 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private sealed record Committed(MasterChanged Change, int Acks, int Asked);
 
+    private sealed record ProbeOutsiders
+    {
+        public static readonly ProbeOutsiders Instance = new();
+    }
+
     protected override void PreStart()
     {
+        Timers.StartPeriodicTimer("outsiders", ProbeOutsiders.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
             typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
         _log.Info("Master singleton starting on {0}; asking every member's ledger for its epoch", _state.SelfNode);
@@ -177,6 +186,21 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void ReceiveMembership()
     {
+        Receive<ProbeOutsiders>(_ =>
+        {
+            // Only a lone node needs to know whether its configured peers are up outside its cluster.
+            if (_state.Members.Count > 1) return;
+            var members = _cluster.State.Members.Select(m => $"{m.Address.Host}:{m.Address.Port}").ToHashSet();
+            var outsiders = _seeds.Where(s => !members.Contains(s)).ToList();
+            Cluster.TieBreakerLease.CountReachable(outsiders, TimeSpan.FromMilliseconds(500))
+                .PipeTo(Self, success: n => new OutsidersAlive(n));
+        });
+        Receive<OutsidersAlive>(a =>
+        {
+            if (a.Count > 0 && !_state.EverSawOthers && _state.AliveOutsiders == 0)
+                _log.Warning("This node is alone in its cluster while {0} other configured node(s) are up: it will not take the master role", a.Count);
+            _state = _state.Observe(a, Clock.Now);
+        });
         Receive<ClusterEvent.MemberUp>(e => OnMemberUp(e.Member));
         Receive<ClusterEvent.MemberRemoved>(e => OnMemberGone(e.Member));
         Receive<ClusterEvent.MemberExited>(e => OnMemberGone(e.Member));
@@ -307,8 +331,8 @@ public sealed class MasterProxyKey;
 public static class MasterActorHostingExtensions
 {
     public static AkkaConfigurationBuilder AddMasterActor(this AkkaConfigurationBuilder builder, string selfNode,
-        MasterTimings timings) =>
+        MasterTimings timings, IReadOnlyList<string> seeds) =>
         builder.WithSingleton<MasterProxyKey>(MasterActor.SingletonName,
-            Props.Create(() => new MasterActor(selfNode, timings)),
+            Props.Create(() => new MasterActor(selfNode, timings, seeds)),
             new ClusterSingletonOptions(), createProxyToo: true);
 }

@@ -37,6 +37,8 @@ public sealed record MemberUp(string Name, bool Witness, int Age, string Incarna
 public sealed record MemberGone(string Name) : Observation;
 public sealed record MemberReachability(string Name, bool Reachable) : Observation;
 public sealed record HealthReported(NodeHealth Health) : Observation;
+/// <summary>How many configured seeds that are not members answer on their cluster port.</summary>
+public sealed record OutsidersAlive(int Count) : Observation;
 
 public enum LeaseVerdict { Granted, Denied }
 
@@ -57,7 +59,9 @@ public sealed record MasterState(
     bool Revoking,
     string? SwitchoverTarget,
     DateTimeOffset RecoveredAt = default,
-    string? MasterIncarnation = null)
+    string? MasterIncarnation = null,
+    bool EverSawOthers = false,
+    int AliveOutsiders = 0)
 {
     /// <summary>
     /// Right after the singleton starts, the other members may not have reported health yet. For
@@ -90,8 +94,10 @@ public sealed record MasterState(
 
     public MasterState Observe(Observation o, DateTimeOffset now) => o switch
     {
+        OutsidersAlive a => this with { AliveOutsiders = a.Count },
         MemberUp up => this with
         {
+            EverSawOthers = EverSawOthers || up.Name != SelfNode,
             Members = Members.SetItem(up.Name,
                 Members.TryGetValue(up.Name, out var existing)
                     ? existing with { Witness = up.Witness, Age = up.Age, Incarnation = up.Incarnation, Reachable = true }
@@ -129,7 +135,10 @@ public sealed record MasterState(
         get
         {
             var size = Math.Max(Members.Count, Timings.ConfiguredNodes);
-            return size <= 2 || Members.Values.Count(m => m.Reachable) * 2 > size;
+            // A pair's lone node whose cluster never held its peer, while the peer is up: this node
+            // formed a cluster of its own after a restart (an island), and the peer may be master.
+            if (size <= 2) return !(Members.Count == 1 && !EverSawOthers && AliveOutsiders > 0);
+            return Members.Values.Count(m => m.Reachable) * 2 > size;
         }
     }
 

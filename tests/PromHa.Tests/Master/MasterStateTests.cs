@@ -229,6 +229,24 @@ public class MasterStateTests
     }
 
     [Fact]
+    public void A_pair_node_alone_in_its_own_cluster_while_its_peer_is_up_is_an_island()
+    {
+        var lone = MasterState.Initial("a", Timings with { ConfiguredNodes = 2 })
+            .Recover(new MasterChanged(2, "a", "x", At(-10), null), At(0))
+            .Observe(new MemberUp("a", false, 0), At(0))
+            .Observe(new HealthReported(Healthy("a")), At(0));
+        Assert.True(lone.HasQuorum); // the peer crashed: the survivor carries on
+        var island = lone.Observe(new OutsidersAlive(1), At(1));
+        Assert.False(island.HasQuorum); // the peer is up elsewhere: do not become a second master
+        Assert.Equal(LeaseVerdict.Denied, island.Renew("a", 2, At(1)).Verdict);
+
+        // a survivor whose peer was a member before keeps deciding when the peer restarts
+        var survivor = lone.Observe(new MemberUp("b", false, 1), At(2)).Observe(new MemberGone("b"), At(3))
+            .Observe(new OutsidersAlive(1), At(4));
+        Assert.True(survivor.HasQuorum);
+    }
+
+    [Fact]
     public void A_master_restarted_under_its_name_loses_the_role_to_a_standby()
     {
         var s = MasterState.Initial("a", Timings).Recover(null, At(0))
