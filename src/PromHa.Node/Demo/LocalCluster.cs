@@ -57,6 +57,10 @@ public sealed class LocalNode
     public string PrometheusUrl => $"http://127.0.0.1:{PrometheusPort}";
     public string AlertmanagerUrl => $"http://127.0.0.1:{AlertmanagerPort}";
     public Process? Process { get; internal set; }
+    /// <summary>False after Kill or Stop: only a node that exits on its own is started again.</summary>
+    internal bool WantRunning { get; set; }
+    /// <summary>How often the launcher started this node again after it exited on its own.</summary>
+    public int Restarts { get; internal set; }
     /// <summary>The Prometheus the launcher started for this node in external mode.</summary>
     public Process? ExternalPrometheus { get; internal set; }
     public bool Running => Process is { HasExited: false };
@@ -72,6 +76,7 @@ public sealed class LocalCluster : IAsyncDisposable
     private readonly LocalClusterOptions _options;
     private readonly List<Process> _extra = [];
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(3) };
+    private volatile bool _disposing;
 
     public string BaseDir { get; }
     public IReadOnlyList<LocalNode> Nodes { get; }
@@ -206,7 +211,24 @@ public sealed class LocalCluster : IAsyncDisposable
         if (!n.Witness && _options.Servers == LocalServers.External && n.ExternalPrometheus is not { HasExited: false })
             StartExternalPrometheus(n);
         var cmd = _options.PromhaCommand;
-        n.Process = StartLogged(cmd[0], [.. cmd.Skip(1), "run", "--config", n.ConfigPath], n.LogPath);
+        n.WantRunning = true;
+        n.Process = LoggedProcess.Start(cmd[0], [.. cmd.Skip(1), "run", "--config", n.ConfigPath], n.LogPath,
+            exited => _ = RestartIfWanted(n, exited));
+    }
+
+    /// <summary>
+    /// Like systemd's Restart=always: a node that exits on its own (downed on the minority side,
+    /// or stopped itself on an island) is started again after 2 s.
+    /// </summary>
+    private async Task RestartIfWanted(LocalNode n, Process exited)
+    {
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        lock (n)
+        {
+            if (_disposing || !n.WantRunning || n.Process != exited) return;
+            n.Restarts++;
+            StartNode(n);
+        }
     }
 
     public void StartExternalPrometheus(LocalNode n)
@@ -223,6 +245,7 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>kill -9 the node process (its supervised servers keep running, as after a real crash).</summary>
     public void Kill(LocalNode n)
     {
+        n.WantRunning = false;
         if (n.Process is { } p)
         {
             try { p.Kill(); } catch (InvalidOperationException) { }
@@ -233,6 +256,7 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>SIGTERM: a graceful stop that hands the role over.</summary>
     public async Task Stop(LocalNode n, TimeSpan? grace = null)
     {
+        n.WantRunning = false;
         if (n.Process is { } p) await Task.Run(() => ServerSupervisorActor.Terminate(p, grace ?? TimeSpan.FromSeconds(20)));
     }
 
@@ -311,25 +335,8 @@ public sealed class LocalCluster : IAsyncDisposable
         return all;
     }
 
-    private static Process StartLogged(string file, IEnumerable<string> args, string logPath)
-    {
-        var psi = new ProcessStartInfo(file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        var log = new StreamWriter(new FileStream(logPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
-        var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
-        p.Exited += (_, _) => { lock (log) log.Flush(); };
-        p.Start();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
+    private static Process StartLogged(string file, IEnumerable<string> args, string logPath) =>
+        LoggedProcess.Start(file, args, logPath);
 
     /// <summary>
     /// Stops everything by PID: nodes one at a time (all at once makes Akka's exit phase time out),
@@ -337,6 +344,7 @@ public sealed class LocalCluster : IAsyncDisposable
     /// </summary>
     public async ValueTask DisposeAsync()
     {
+        _disposing = true;
         foreach (var n in Nodes.Where(n => n.Running))
             await Stop(n, TimeSpan.FromSeconds(15));
         foreach (var n in Nodes)

@@ -37,7 +37,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private MasterChanged? _announced; // the last change that was journaled and published
     private DateTimeOffset _recoveryStarted;
     private DateTimeOffset? _noQuorumSince;
-    private static readonly TimeSpan IslandTimeout = TimeSpan.FromSeconds(45);
+    private static readonly TimeSpan IslandTimeout = TimeSpan.FromSeconds(20);
 
     private readonly IReadOnlyList<string> _seeds;
 
@@ -188,8 +188,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         Receive<ProbeOutsiders>(_ =>
         {
-            // Only a lone node needs to know whether its configured peers are up outside its cluster.
-            if (_state.Members.Count > 1) return;
+            // Only a node alone or without a majority needs to know whether its configured peers are
+            // up outside its cluster.
+            if (_state.Members.Count > 1 && _state.HasQuorum) return;
             var members = _cluster.State.Members.Select(m => $"{m.Address.Host}:{m.Address.Port}").ToHashSet();
             var outsiders = _seeds.Where(s => !members.Contains(s)).ToList();
             Cluster.TieBreakerLease.CountReachable(outsiders, TimeSpan.FromMilliseconds(500))
@@ -263,9 +264,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         var record = new RecordMasterChanged(change);
         var local = LocalLedger().Ask<Recorded>(record, LocalJournalTimeout);
-        var remote = _addresses
-            .Where(a => a.Key != _state.SelfNode && _state.Members.TryGetValue(a.Key, out var m) && m.Reachable)
-            .Select(a => Context.ActorSelection(new RootActorPath(a.Value) / "user" / LedgerActor.Name)
+        var remote = LiveMembers().Where(a => a != _cluster.SelfAddress)
+            .Select(a => Context.ActorSelection(new RootActorPath(a) / "user" / LedgerActor.Name)
                 .Ask<Recorded>(record, ReplicationTimeout))
             .ToList();
         var ownRecord = await local; // a failure here crashes the singleton, which then recovers
@@ -296,15 +296,17 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// </summary>
     private void GuardAgainstIsland()
     {
-        if (_state.HasQuorum)
+        // Without a majority but with configured peers up elsewhere: this node is not where the
+        // cluster is. Peers that are down are waited for instead.
+        if (_state.HasQuorum || _state.AliveOutsiders == 0)
         {
             _noQuorumSince = null;
             return;
         }
         _noQuorumSince ??= Clock.Now;
         if (Clock.Now - _noQuorumSince < IslandTimeout) return;
-        _log.Error("No majority of the {0} configured nodes for {1:F0}s (members: {2}); leaving so that this node restarts into the main cluster",
-            _state.Timings.ConfiguredNodes, IslandTimeout.TotalSeconds, string.Join(",", _state.Members.Keys));
+        _log.Error("No majority of the {0} configured nodes for {1:F0}s while {2} of them are up outside this cluster (members: {3}); leaving so that this node restarts into the main cluster",
+            _state.Timings.ConfiguredNodes, IslandTimeout.TotalSeconds, _state.AliveOutsiders, string.Join(",", _state.Members.Keys));
         _noQuorumSince = DateTimeOffset.MaxValue; // once
         CoordinatedShutdown.Get(Context.System).Run(IslandReason.Instance);
     }
@@ -317,7 +319,29 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private IActorRef LocalLedger() => ActorRegistry.For(Context.System).Get<LedgerKey>();
 
-    private void Publish(object message) => _mediator.Tell(new Publish(Topics.Roles, message));
+    /// <summary>
+    /// Role changes and the status heartbeat go to every live member directly, joining ones
+    /// included (a node that joined a moment before a decision must learn it), and over pub/sub.
+    /// Receivers drop what they have already seen by its epoch.
+    /// </summary>
+    private void Publish(object message)
+    {
+        foreach (var address in LiveMembers())
+        {
+            Context.ActorSelection(new RootActorPath(address) / "user" / RoleActor.Name).Tell(message);
+            Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(message);
+        }
+        _mediator.Tell(new Publish(Topics.Roles, message));
+    }
+
+    /// <summary>Members that are joining or up and reachable from here.</summary>
+    private IEnumerable<Address> LiveMembers()
+    {
+        var state = _cluster.State;
+        return state.Members
+            .Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up && !state.Unreachable.Contains(m))
+            .Select(m => m.Address);
+    }
 
     /// <summary>Only what is journaled and announced: never a decision still being written.</summary>
     private MasterStatus Status() => new(

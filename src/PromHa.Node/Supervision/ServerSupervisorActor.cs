@@ -47,7 +47,6 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly ServerLaunch _launch;
     private Process? _process;
-    private StreamWriter? _logWriter;
     private TimeSpan _backoff = MinBackoff;
     private DateTimeOffset _startedAt;
     private bool _stopping;
@@ -130,23 +129,9 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
             _backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, _backoff.Ticks * 2));
             return;
         }
-        var psi = new ProcessStartInfo(_launch.Binary)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in _launch.Args) psi.ArgumentList.Add(a);
-        _logWriter = new StreamWriter(new FileStream(_launch.LogFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
-        var writer = _logWriter;
-        var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (writer) writer.WriteLine(e.Data); };
         var self = Self;
-        p.Exited += (_, _) => self.Tell(new Exited(p.Id, SafeExitCode(p)));
-        p.Start();
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        var p = LoggedProcess.Start(_launch.Binary, _launch.Args, _launch.LogFile,
+            exited => self.Tell(new Exited(exited.Id, SafeExitCode(exited))));
         _process = p;
         _startedAt = Clock.Now;
         File.WriteAllText(_launch.PidFile, $"{p.Id}\n{_launch.Binary}\n");
@@ -162,8 +147,6 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
     {
         _process?.Dispose();
         _process = null;
-        _logWriter?.Dispose();
-        _logWriter = null;
     }
 
     /// <summary>A previous run of this node was killed and left its server running: stop that one.</summary>
