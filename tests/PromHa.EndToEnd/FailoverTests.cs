@@ -1,4 +1,5 @@
 using PromHa.Node.Console;
+using PromHa.Node.Http;
 using PromHa.Node.Demo;
 using Xunit.Abstractions;
 
@@ -114,10 +115,12 @@ public class FailoverTests(ITestOutputHelper output)
         await c.WaitForMembers(Generous);
         var again = await c.WaitForSingleMaster(Generous);
         var after = (await new ApiClient(again.HttpUrl).History(50))!;
-        Assert.True(after.Count >= 2);
+        string Show(IEnumerable<HistoryEntry> h) => string.Join("; ", h.Select(e => $"{e.Epoch}:{e.Node}:{e.Reason}"));
+        Assert.True(after.Count >= 2, $"history after restart: {Show(after)}; before: {Show(before)}");
         Assert.Equal(before[^1], after[^1]);
         Assert.Equal(before[0].Epoch, after.Single(h => h.At == before[0].At).Epoch);
-        Assert.True((await c.Status(again))!.Epoch >= before[0].Epoch);
+        var epoch = (await c.Status(again))!.Epoch;
+        Assert.True(epoch >= before[0].Epoch, $"epoch {epoch} after restart, {before[0].Epoch} before");
     }
 
     internal static async Task<int> HttpCode(string url)

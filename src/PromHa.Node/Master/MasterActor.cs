@@ -94,12 +94,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         });
         Receive<AskLedgers>(_ =>
         {
-            var missing = MissingHeads();
             if (Clock.Now - _recoveryStarted > TimeSpan.FromSeconds(5))
-                _log.Warning("Master singleton still waiting for the ledgers of {0}", string.Join(", ", missing));
-            foreach (var name in missing)
-                if (_addresses.TryGetValue(name, out var address))
-                    Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(GetLedgerHead.Instance);
+                _log.Warning("Master singleton still waiting for the ledgers of {0}", string.Join(", ", MissingHeads()));
+            AskMissingHeads();
         });
         Receive<LedgerHead>(h =>
         {
@@ -112,6 +109,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<RequestSwitchover>(_ => Sender.Tell(new SwitchoverResult(false, "the master singleton is still recovering")));
     }
 
+    private void AskMissingHeads()
+    {
+        foreach (var name in MissingHeads())
+            if (_addresses.TryGetValue(name, out var address))
+                Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(GetLedgerHead.Instance);
+    }
+
     private List<string> MissingHeads() =>
         _state.Members.Values.Where(m => m.Reachable).Select(m => m.Name)
             .Append(_state.SelfNode).Distinct()
@@ -119,7 +123,6 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void FinishRecovery()
     {
-        Timers.Cancel("recovery");
         var best = _heads.Values.Where(h => h.Last is not null).MaxBy(h => h.Epoch);
         _state = _state.Recover(best?.Last, Clock.Now);
         _announced = best?.Last;
@@ -144,7 +147,23 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         ReceiveMembership();
         Receive<ClusterEvent.CurrentClusterState>(OnClusterState);
-        Receive<LedgerHead>(_ => { });
+        Receive<AskLedgers>(_ => AskMissingHeads());
+        Receive<LedgerHead>(h =>
+        {
+            _heads[h.Node] = h;
+            // A member that joined after this singleton started may hold a newer epoch (its
+            // journal was ahead of the one this singleton recovered from): adopt it.
+            if (h.Epoch > _state.Epoch && h.Last is not null)
+            {
+                _log.Warning("Learned epoch {0} (master {1}) from {2}'s ledger; adopting it", h.Epoch, h.Last.Node, h.Node);
+                _state = _state.Recover(h.Last, Clock.Now);
+                _announced = h.Last;
+                if (_addresses.TryGetValue(h.Node, out var from))
+                    Context.ActorSelection(new RootActorPath(from) / "user" / LedgerActor.Name)
+                        .Tell(new LedgerSync(_state.SelfNode, 0), LocalLedger());
+                Publish(Status());
+            }
+        });
         Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Clock.Now));
         Receive<Tick>(_ => Decide());
         Receive<PublishStatusTick>(_ => Publish(Status()));
@@ -154,6 +173,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<Status.Failure>(f => throw new InvalidOperationException("Journaling a role change failed", f.Cause));
         Receive<RenewLease>(r =>
         {
+            if (MissingHeads().Count > 0)
+            {
+                Sender.Tell(new LeaseDenied(r.Epoch, r.Node, "singleton still reading the ledger of a member that joined"));
+                return;
+            }
             var (state, verdict, reason) = _state.Renew(r.Node, r.Epoch, Clock.Now);
             _state = state;
             Sender.Tell(verdict == LeaseVerdict.Granted
@@ -223,6 +247,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void OnMemberUp(Member m)
     {
         if (MemberRoles.NodeName(m) is not { } name) return;
+        if (_addresses.TryGetValue(name, out var before) && before != m.Address) _heads.Remove(name);
+        if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != $"{m.Address}#{m.UniqueAddress.Uid}") _heads.Remove(name);
         _addresses[name] = m.Address;
         _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++, $"{m.Address}#{m.UniqueAddress.Uid}"), Clock.Now);
     }
@@ -233,6 +259,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         // A node that restarted under the same name is already known as its new incarnation.
         if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != $"{m.Address}#{m.UniqueAddress.Uid}") return;
         _addresses.Remove(name);
+        _heads.Remove(name);
         _log.Info("Member {0} ({1}) left the cluster", name, m.Address);
         _state = _state.Observe(new MemberGone(name), Clock.Now);
     }
@@ -246,7 +273,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void Decide()
     {
         GuardAgainstIsland();
-        if (_committing) return;
+        // Nothing is decided before every reachable member's highest epoch is known.
+        if (_committing || MissingHeads().Count > 0) return;
         var (state, change) = _state.Decide(Clock.Now);
         _state = state;
         if (change is null) return;
