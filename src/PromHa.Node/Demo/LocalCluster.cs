@@ -30,6 +30,8 @@ public sealed record LocalClusterOptions
     public string PrometheusBinary { get; init; } = "/usr/bin/prometheus";
     public string AlertmanagerBinary { get; init; } = "/usr/bin/prometheus-alertmanager";
     public string NodeExporterBinary { get; init; } = "/usr/bin/prometheus-node-exporter";
+    /// <summary>Extra environment variables for the promha node processes only (e.g. DOTNET_* runtime knobs).</summary>
+    public IReadOnlyDictionary<string, string> NodeEnvironment { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The promha next to this assembly: its apphost when present, else `dotnet promha.dll`.</summary>
     public static IReadOnlyList<string> DefaultPromhaCommand()
@@ -196,7 +198,7 @@ public sealed class LocalCluster : IAsyncDisposable
         if (!n.Witness && _options.Servers == LocalServers.External && n.ExternalPrometheus is not { HasExited: false })
             StartExternalPrometheus(n);
         var cmd = _options.PromhaCommand;
-        n.Process = StartLogged(cmd[0], [.. cmd.Skip(1), "run", "--config", n.ConfigPath], n.LogPath);
+        n.Process = StartLogged(cmd[0], [.. cmd.Skip(1), "run", "--config", n.ConfigPath], n.LogPath, _options.NodeEnvironment);
     }
 
     public void StartExternalPrometheus(LocalNode n)
@@ -301,7 +303,8 @@ public sealed class LocalCluster : IAsyncDisposable
         return all;
     }
 
-    private static Process StartLogged(string file, IEnumerable<string> args, string logPath)
+    private static Process StartLogged(string file, IEnumerable<string> args, string logPath,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo(file)
         {
@@ -310,6 +313,7 @@ public sealed class LocalCluster : IAsyncDisposable
             UseShellExecute = false,
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var log = new StreamWriter(new FileStream(logPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
         var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
