@@ -24,7 +24,9 @@ public static class NodeHost
     public static WebApplication Build(NodeSettings s)
     {
         Directory.CreateDirectory(s.DataDir);
-        var builder = WebApplication.CreateSlimBuilder();
+        // PromHa reads promha.yml, not appsettings.json: do not keep an inotify watcher on the working
+        // directory for it (its thread woke on every file change there).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {

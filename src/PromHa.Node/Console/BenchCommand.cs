@@ -22,20 +22,41 @@ public static class BenchCommand
         var nodes = new Option<int>("--nodes") { Description = "PromHa nodes (3 or more)", DefaultValueFactory = _ => 3 };
         var dir = new Option<string?>("--dir") { Description = "Directory for the nodes' config, data and logs (default: a new temp directory, deleted afterwards unless the run failed or saw two masters, stuck or exited nodes)" };
         var keep = new Option<bool>("--keep") { Description = "Keep the temp directory afterwards" };
-        var failover = new Command("failover", "Measure failover, switchover, memory and idle CPU on a local cluster") { rounds, nodes, dir, keep };
-        failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(dir), p.GetValue(keep), ct));
+        var env = new Option<string[]>("--env")
+        {
+            Description = "KEY=VALUE environment variable for the promha node processes only, e.g. --env DOTNET_TieredPGO=0 (repeatable)",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var idleOnly = new Option<bool>("--idle-only") { Description = "Skip the failover scenarios: start, settle, then measure idle memory and CPU" };
+        var idleSeconds = new Option<int>("--idle-seconds") { Description = "Idle time before the 10 s CPU window", DefaultValueFactory = _ => 15 };
+        var failover = new Command("failover", "Measure failover, switchover, memory and idle CPU on a local cluster")
+            { rounds, nodes, dir, keep, env, idleOnly, idleSeconds };
+        failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(dir), p.GetValue(keep),
+            p.GetValue(env) ?? [], p.GetValue(idleOnly), TimeSpan.FromSeconds(p.GetValue(idleSeconds)), ct));
         return new Command("bench", "Benchmarks on real local processes") { failover };
     }
 
-    private static async Task<int> Failover(int rounds, int nodes, string? dir, bool keep, CancellationToken ct)
+    private static async Task<int> Failover(int rounds, int nodes, string? dir, bool keep, string[] env, bool idleOnly,
+        TimeSpan idleFor, CancellationToken ct)
     {
+        var nodeEnv = new Dictionary<string, string>();
+        foreach (var kv in env)
+        {
+            var i = kv.IndexOf('=');
+            if (i <= 0)
+            {
+                await System.Console.Error.WriteLineAsync($"promha bench: --env {kv}: expected KEY=VALUE");
+                return 64;
+            }
+            nodeEnv[kv[..i]] = kv[(i + 1)..];
+        }
         // A pair without a tie-breaker cannot survive a crash (keep-majority), so it would only time out.
-        if (rounds < 1 || nodes < 3)
+        if (rounds < 1 || nodes < 3 || idleFor < TimeSpan.Zero)
         {
             await System.Console.Error.WriteLineAsync("promha bench: --rounds must be >= 1 and --nodes >= 3");
             return 64;
         }
-        var options = new LocalClusterOptions { Nodes = nodes, Servers = LocalServers.External, Alertmanager = false };
+        var options = new LocalClusterOptions { Nodes = nodes, Servers = LocalServers.External, Alertmanager = false, NodeEnvironment = nodeEnv };
         if (LocalCluster.MissingBinaries(options) is { Count: > 0 } missing)
         {
             await System.Console.Error.WriteLineAsync($"promha bench: missing {string.Join(", ", missing)}. Install with:\n" +
@@ -46,7 +67,9 @@ public static class BenchCommand
         var commandLine = "promha " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1).Select(Quote));
         var baseDir = dir is null ? Directory.CreateTempSubdirectory("promha-bench").FullName : Path.GetFullPath(dir);
         Say($"{commandLine}\n{nodes} nodes with external Prometheus, {rounds} rounds, {Environment.ProcessorCount} CPUs, " +
-            $"{BuildKind} build, dir {baseDir}");
+            $"{BuildKind} build, dir {baseDir}" +
+            (nodeEnv.Count > 0 ? $"\nnode environment: {string.Join(' ', nodeEnv.Select(kv => $"{kv.Key}={kv.Value}"))}" : "") +
+            (idleOnly ? "\nidle only: no failover scenarios" : ""));
 
         // System.CommandLine lets the process exit 2 s after Ctrl-C; hold the exit until every
         // process the cluster started has been stopped by its PID.
@@ -59,8 +82,8 @@ public static class BenchCommand
         {
             await using (var cluster = LocalCluster.Create(baseDir, options))
             {
-                var bench = new Bench(cluster, ct);
-                results = await bench.Run(rounds);
+                var bench = new Bench(cluster, idleFor, ct);
+                results = await bench.Run(idleOnly ? 0 : rounds);
                 Say("stopping the cluster (by PID, one node at a time)");
             }
             keepLogs = results.Anomalies > 0;
@@ -168,12 +191,11 @@ public static class BenchCommand
     }
 
     /// <summary>The scenarios, run one after the other on one cluster.</summary>
-    private sealed class Bench(LocalCluster cluster, CancellationToken ct)
+    private sealed class Bench(LocalCluster cluster, TimeSpan idleFor, CancellationToken ct)
     {
         private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
         private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
         private static readonly TimeSpan SettleFor = TimeSpan.FromSeconds(5);
-        private static readonly TimeSpan IdleFor = TimeSpan.FromSeconds(15);
         private static readonly TimeSpan CpuWindow = TimeSpan.FromSeconds(10);
         // sysconf(_SC_CLK_TCK): /proc/PID/stat counts CPU time in 1/100 s on Linux
         private const double ClockTicksPerSecond = 100;
@@ -184,6 +206,7 @@ public static class BenchCommand
         private int _unexpectedExits;
         private int _stuckRejoins;
 
+        /// <summary>Runs every scenario <paramref name="rounds"/> times (0: none, only the idle figures).</summary>
         public async Task<Results> Run(int rounds)
         {
             Say("starting the cluster");
@@ -370,16 +393,20 @@ public static class BenchCommand
         private async Task<List<ProcFigures>> Resources()
         {
             await Settled();
-            Say($"idle for {IdleFor.TotalSeconds:F0} s, then CPU over {CpuWindow.TotalSeconds:F0} s");
-            await Task.Delay(IdleFor, ct);
+            Say($"idle for {idleFor.TotalSeconds:F0} s, then CPU over {CpuWindow.TotalSeconds:F0} s");
+            await Task.Delay(idleFor, ct);
             var procs = cluster.Nodes.Select(n => (n.Name, Kind: "promha", Pid: n.Process!.Id))
                 .Concat(cluster.Nodes.Where(n => n.ExternalPrometheus is not null).Select(n => (n.Name, Kind: "prometheus", Pid: n.ExternalPrometheus!.Id)))
                 .ToList();
+            var loadBefore = File.ReadAllText("/proc/loadavg").Trim();
             var before = procs.Select(p => CpuTicks(p.Pid)).ToList();
+            var threadsBefore = procs.Select(p => ThreadTicks(p.Pid)).ToList();
             var sw = Stopwatch.StartNew();
             await Task.Delay(CpuWindow, ct);
             var after = procs.Select(p => CpuTicks(p.Pid)).ToList();
+            var threadsAfter = procs.Select(p => ThreadTicks(p.Pid)).ToList();
             var seconds = sw.Elapsed.TotalSeconds;
+            Say($"load average before/after the CPU window: {loadBefore} / {File.ReadAllText("/proc/loadavg").Trim()}");
             if (cluster.Nodes.Any(n => !n.Running)) throw new BenchFailed("a node exited during the idle window");
 
             var figures = procs.Select((p, i) =>
@@ -392,6 +419,20 @@ public static class BenchCommand
             foreach (var f in figures)
                 Say(string.Create(CultureInfo.InvariantCulture,
                     $"{f.Node,-7} {f.Kind,-10} pid {f.Pid,-7} VmRSS {f.VmRssMiB,6:0.0} MiB  RssAnon {f.RssAnonMiB,6:0.0} MiB  RssFile {f.RssFileMiB,6:0.0} MiB  RssShmem {f.RssShmemMiB,6:0.0} MiB  CPU {f.CpuPercent,5:0.00} %"));
+            // Where a promha node's idle CPU goes: its threads' CPU over the window, by thread name.
+            for (var i = 0; i < procs.Count; i++)
+            {
+                if (procs[i].Kind != "promha") continue;
+                var busy = threadsAfter[i]
+                    .Select(kv => (kv.Value.Name, Ticks: kv.Value.Ticks - (threadsBefore[i].TryGetValue(kv.Key, out var b) ? b.Ticks : 0)))
+                    .Where(t => t.Ticks > 0)
+                    .GroupBy(t => t.Name)
+                    .Select(g => (Name: g.Key, Threads: g.Count(), Pct: g.Sum(t => t.Ticks) / ClockTicksPerSecond / seconds * 100))
+                    .OrderByDescending(t => t.Pct)
+                    .Take(8);
+                Say(string.Create(CultureInfo.InvariantCulture, $"  {procs[i].Name} threads: ") +
+                    string.Join(", ", busy.Select(t => string.Create(CultureInfo.InvariantCulture, $"{t.Name} x{t.Threads} {t.Pct:0.00}%"))));
+            }
             return figures;
         }
 
@@ -402,6 +443,25 @@ public static class BenchCommand
             // The command name (field 2) may contain spaces: count fields after its closing ')'.
             var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             return long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>utime + stime and name of each thread of the process, by thread id.</summary>
+        private static Dictionary<int, (string Name, long Ticks)> ThreadTicks(int pid)
+        {
+            var result = new Dictionary<int, (string, long)>();
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+            {
+                try
+                {
+                    var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                    var name = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
+                    var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    result[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] =
+                        (name, long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture));
+                }
+                catch (IOException) { } // the thread ended meanwhile
+            }
+            return result;
         }
 
         /// <summary>The kB-valued lines of /proc/PID/status (VmRSS = RssAnon + RssFile + RssShmem, ...).</summary>

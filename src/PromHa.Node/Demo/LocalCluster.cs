@@ -30,6 +30,8 @@ public sealed record LocalClusterOptions
     public string PrometheusBinary { get; init; } = "/usr/bin/prometheus";
     public string AlertmanagerBinary { get; init; } = "/usr/bin/prometheus-alertmanager";
     public string NodeExporterBinary { get; init; } = "/usr/bin/prometheus-node-exporter";
+    /// <summary>Extra environment variables for the promha node processes only (e.g. DOTNET_* runtime knobs).</summary>
+    public IReadOnlyDictionary<string, string> NodeEnvironment { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The promha next to this assembly: its apphost when present, else `dotnet promha.dll`.</summary>
     public static IReadOnlyList<string> DefaultPromhaCommand()
@@ -213,7 +215,7 @@ public sealed class LocalCluster : IAsyncDisposable
         var cmd = _options.PromhaCommand;
         n.WantRunning = true;
         n.Process = LoggedProcess.Start(cmd[0], [.. cmd.Skip(1), "run", "--config", n.ConfigPath], n.LogPath,
-            exited => _ = RestartIfWanted(n, exited));
+            exited => _ = RestartIfWanted(n, exited), _options.NodeEnvironment);
     }
 
     /// <summary>

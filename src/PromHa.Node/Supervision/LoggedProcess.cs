@@ -8,7 +8,8 @@ namespace PromHa.Node.Supervision;
 /// </summary>
 public static class LoggedProcess
 {
-    public static Process Start(string file, IEnumerable<string> args, string logPath, Action<Process>? onExit = null)
+    public static Process Start(string file, IEnumerable<string> args, string logPath, Action<Process>? onExit = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo(file)
         {
@@ -17,6 +18,7 @@ public static class LoggedProcess
             UseShellExecute = false,
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var log = new StreamWriter(new FileStream(logPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
         var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
