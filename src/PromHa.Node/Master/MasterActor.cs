@@ -109,6 +109,21 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<RequestSwitchover>(_ => Sender.Tell(new SwitchoverResult(false, "the master singleton is still recovering")));
     }
 
+    /// <summary>
+    /// Whether the ledgers read so far must include the latest epoch. Every change is journaled
+    /// on every member reachable when it was made, a majority of the configured nodes, so the
+    /// ledgers of any majority include it (quorum intersection). A member that joins later, with
+    /// its journal still loading, does not hold up a master's lease. A pair cannot intersect:
+    /// decisions wait for both ledgers, while leases go on (a lone pair node that might hold a
+    /// newer epoch took no role, see MasterState.HasQuorum).
+    /// </summary>
+    private bool KnowsLatestEpoch(bool forLease)
+    {
+        var size = Math.Max(_state.Members.Count, _state.Timings.ConfiguredNodes);
+        if (size <= 2) return forLease || MissingHeads().Count == 0;
+        return _state.Members.Keys.Count(_heads.ContainsKey) * 2 > size;
+    }
+
     private void AskMissingHeads()
     {
         foreach (var name in MissingHeads())
@@ -173,11 +188,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<Status.Failure>(f => throw new InvalidOperationException("Journaling a role change failed", f.Cause));
         Receive<RenewLease>(r =>
         {
-            if (MissingHeads().Count > 0)
-            {
-                Sender.Tell(new LeaseDenied(r.Epoch, r.Node, "singleton still reading the ledger of a member that joined"));
-                return;
-            }
+            // Not enough ledgers read yet to be sure of the latest epoch: no answer rather than a
+            // denial, so a master keeps the lease it holds meanwhile.
+            if (!KnowsLatestEpoch(forLease: true)) return;
             var (state, verdict, reason) = _state.Renew(r.Node, r.Epoch, Clock.Now);
             _state = state;
             Sender.Tell(verdict == LeaseVerdict.Granted
@@ -273,8 +286,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void Decide()
     {
         GuardAgainstIsland();
-        // Nothing is decided before every reachable member's highest epoch is known.
-        if (_committing || MissingHeads().Count > 0) return;
+        if (_committing || !KnowsLatestEpoch(forLease: false)) return;
         var (state, change) = _state.Decide(Clock.Now);
         _state = state;
         if (change is null) return;
