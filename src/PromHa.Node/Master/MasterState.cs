@@ -68,7 +68,7 @@ public sealed record MasterState(
     /// this long it will not pick its own node when it is the only candidate: a master away from
     /// the singleton's node fails over without waiting for the singleton to move.
     /// </summary>
-    public static readonly TimeSpan FormationGrace = TimeSpan.FromSeconds(3);
+    public static readonly TimeSpan FormationGrace = TimeSpan.FromSeconds(6);
 
     public static MasterState Initial(string selfNode, MasterTimings timings) =>
         new(selfNode, timings, false, 0, null, ImmutableDictionary<string, MemberView>.Empty,

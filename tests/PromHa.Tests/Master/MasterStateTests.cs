@@ -52,7 +52,9 @@ public class MasterStateTests
     {
         var s = Cluster("a", "a");
         Assert.Null(s.Decide(At(1)).Change);
-        Assert.Equal("a", s.Decide(At(3.5)).Change?.Node);
+        s = s.Observe(new HealthReported(Healthy("a")), At(5.5)); // reports keep coming every second
+        Assert.Null(s.Decide(At(5.9)).Change);
+        Assert.Equal("a", s.Decide(At(6.1)).Change?.Node);
     }
 
     [Fact]
