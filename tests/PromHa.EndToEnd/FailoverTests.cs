@@ -31,6 +31,7 @@ public class FailoverTests(ITestOutputHelper output)
         Assert.True(secondStatus!.Epoch > firstStatus.Epoch);
 
         c.StartNode(first);
+        await c.WaitForMembers(Generous);
         await c.WaitUntil(async () => (await c.Status(first))?.Master == second.Name, Generous, default, "the old master to rejoin");
         // Non-preemptive: the old master stays a standby, and the role does not move back.
         await Task.Delay(TimeSpan.FromSeconds(5));

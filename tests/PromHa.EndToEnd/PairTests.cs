@@ -42,6 +42,8 @@ public class PairTests(ITestOutputHelper output)
             var survivor = await c.WaitForSingleMaster(Generous, n => n != master);
             Assert.Contains(survivor, pair);
             c.StartNode(master);
+            // Up, not only joining: a joining member does not count in the split-brain resolver's majority
+            await c.WaitForMembers(Generous);
             await c.WaitUntil(async () => (await c.Status(master))?.Master == survivor.Name, Generous, default, $"{master.Name} to rejoin");
         }
 
