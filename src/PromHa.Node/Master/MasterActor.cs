@@ -119,7 +119,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// </summary>
     private bool KnowsLatestEpoch(bool forLease)
     {
-        var size = Math.Max(_state.Members.Count, _state.Timings.ConfiguredNodes);
+        var size = _state.ClusterSize;
         if (size <= 2) return forLease || MissingHeads().Count == 0;
         return _state.Members.Keys.Count(_heads.ContainsKey) * 2 > size;
     }
@@ -260,17 +260,20 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void OnMemberUp(Member m)
     {
         if (MemberRoles.NodeName(m) is not { } name) return;
-        if (_addresses.TryGetValue(name, out var before) && before != m.Address) _heads.Remove(name);
-        if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != $"{m.Address}#{m.UniqueAddress.Uid}") _heads.Remove(name);
+        // A new incarnation (restarted node) has a ledger of its own to read.
+        if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != Incarnation(m)) _heads.Remove(name);
         _addresses[name] = m.Address;
-        _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++, $"{m.Address}#{m.UniqueAddress.Uid}"), Clock.Now);
+        _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++, Incarnation(m)), Clock.Now);
     }
+
+    /// <summary>Address and UID: a node restarted on the same address is another incarnation.</summary>
+    private static string Incarnation(Member m) => $"{m.Address}#{m.UniqueAddress.Uid}";
 
     private void OnMemberGone(Member m)
     {
         if (MemberRoles.NodeName(m) is not { } name) return;
         // A node that restarted under the same name is already known as its new incarnation.
-        if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != $"{m.Address}#{m.UniqueAddress.Uid}") return;
+        if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != Incarnation(m)) return;
         _addresses.Remove(name);
         _heads.Remove(name);
         _log.Info("Member {0} ({1}) left the cluster", name, m.Address);

@@ -130,11 +130,14 @@ public sealed record MasterState(
     /// In a cluster of three or more, a singleton that cannot see a majority is on the wrong side of
     /// a partition and must not extend anybody's lease. Pairs rely on the downing tie-breaker.
     /// </summary>
+    /// <summary>The cluster's size for majorities: the members present or the nodes configured, whichever is more.</summary>
+    public int ClusterSize => Math.Max(Members.Count, Timings.ConfiguredNodes);
+
     public bool HasQuorum
     {
         get
         {
-            var size = Math.Max(Members.Count, Timings.ConfiguredNodes);
+            var size = ClusterSize;
             // A pair's lone node whose cluster never held its peer, while the peer is up: this node
             // formed a cluster of its own after a restart (an island), and the peer may be master.
             if (size <= 2) return !(Members.Count == 1 && !EverSawOthers && AliveOutsiders > 0);

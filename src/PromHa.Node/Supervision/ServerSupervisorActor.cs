@@ -63,13 +63,7 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
         {
             _stopping = true;
             Timers.CancelAll();
-            if (_process is { HasExited: false } p)
-            {
-                _log.Info("Stopping {0} (pid {1})", _launch.Name, p.Id);
-                Terminate(p, TimeSpan.FromSeconds(10));
-            }
-            Cleanup();
-            File.Delete(_launch.PidFile);
+            StopServerProcess();
             Sender.Tell(Akka.Done.Instance);
         });
         Receive<Exited>(e =>
@@ -108,7 +102,9 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
         Self.Tell(Start.Instance);
     }
 
-    protected override void PostStop()
+    protected override void PostStop() => StopServerProcess();
+
+    private void StopServerProcess()
     {
         if (_process is { HasExited: false } p)
         {
