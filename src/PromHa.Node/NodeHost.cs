@@ -3,9 +3,11 @@ using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using PromHa.Node.Cluster;
+using PromHa.Node.Config;
 using PromHa.Node.Health;
 using PromHa.Node.Http;
 using PromHa.Node.Master;
+using PromHa.Node.Reload;
 using PromHa.Node.Settings;
 using PromHa.Node.Supervision;
 using Prometheus;
@@ -59,6 +61,8 @@ public static class NodeHost
         });
 
         var app = builder.Build();
+        // Prometheus starts from the live dir: fill it from the conf dir if this node has none yet.
+        new LiveTree(s).Bootstrap(s.Node.Name, app.Logger);
         app.MapPromHaEndpoints();
         app.MapMetrics("/metrics");
         return app;
@@ -109,6 +113,8 @@ public static class NodeHost
             .AddMasterActor(s.Node.Name, timings, OtherSeeds(s))
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration)
             .AddHealthProbeActor(s, view)
+            .AddReloaderActor(s)
+            .AddConfigSyncActor(s, view)
             .AddServerSupervisorActors(s);
     }
 }

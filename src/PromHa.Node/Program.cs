@@ -37,6 +37,7 @@ run.SetAction(async (p, ct) =>
 });
 root.Subcommands.Add(run);
 foreach (var c in ConsoleCommands.All()) root.Subcommands.Add(c);
+root.Subcommands.Add(ConfigCommands.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using PromHa.Messages;
+using PromHa.Messages.Config;
 using PromHa.Messages.Health;
 using PromHa.Messages.Ledger;
 using PromHa.Messages.Roles;
@@ -34,10 +35,40 @@ public class SerializerTests : IDisposable
         new Recorded("a", 1),
         GetLedgerHead.Instance,
         new LedgerHead("a", 1, new MasterChanged(1, "a", "no-master", DateTimeOffset.UnixEpoch, null)),
-        new LedgerSync("a", 0),
-        new LedgerEvents("a", [new MasterChanged(1, "a", "no-master", DateTimeOffset.UnixEpoch, null)]),
+        new LedgerSync("a", 0, 0),
+        new LedgerEvents("a", [new MasterChanged(1, "a", "no-master", DateTimeOffset.UnixEpoch, null)], [Committed]),
         new GetHistory(10),
+        new RecordConfigVersion(Committed),
+        new ConfigRecorded("a", 7),
+        new GetConfigVersions(10),
+        new GetConfigVersion(7),
+        new ConfigVersionLookup(7, Committed),
+        Committed,
+        new SubmitCandidate(Hash, 3, 1200, "watch:a", "ops@a", "a"),
+        new CandidateCommitted(7, Hash, true),
+        new CandidateNotCommitted(Hash, "no majority"),
+        new CandidateRejected("a", Hash, "api", "ops", "promtool: bad", DateTimeOffset.UnixEpoch),
+        new ConfigVersionAvailable(7, Hash, "a"),
+        new FetchBundleChunk(Hash, 0, 65536),
+        new BundleChunk(Hash, 0, 3, [1, 2, 3]),
+        new BundleUnavailable(Hash, "a"),
+        new ConfigApplied("a", 7, Hash, 0.25, DateTimeOffset.UnixEpoch),
+        new ConfigApplyFailed("a", 7, "reload failed", DateTimeOffset.UnixEpoch),
+        GetConfigStatus.Instance,
+        new ConfigStatus(Committed, [new NodeConfigView("a", 7, null, null, DateTimeOffset.UnixEpoch)], []),
     ];
+
+    private const string Hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    private static readonly ConfigVersionCommitted Committed = new(7, Hash, 3, 1200, "watch:a", "ops@a", "a", DateTimeOffset.UnixEpoch);
+
+    [Fact]
+    public void A_full_bundle_chunk_fits_one_remoting_frame()
+    {
+        // akka.remote.dot-netty.tcp.maximum-frame-size defaults to 128000 bytes
+        var chunk = new BundleChunk(Hash, 0, 20_000_000, new byte[new PromHa.Node.Settings.ConfigSection().ChunkBytes]);
+        var bytes = _system.Serialization.FindSerializerFor(chunk).ToBinary(chunk);
+        Assert.InRange(bytes.Length, 1, 127_000);
+    }
 
     [Theory]
     [MemberData(nameof(Samples))]

@@ -11,4 +11,5 @@ public sealed record NodeHealth(
     bool PrometheusReady,
     bool AlertmanagerHealthy,
     string? Detail,
-    DateTimeOffset At) : IPromHaMessage;
+    DateTimeOffset At,
+    string? PrometheusUrl = null) : IPromHaMessage;

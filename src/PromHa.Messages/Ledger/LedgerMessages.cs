@@ -1,3 +1,4 @@
+using PromHa.Messages.Config;
 using PromHa.Messages.Roles;
 
 namespace PromHa.Messages.Ledger;
@@ -16,11 +17,27 @@ public sealed record GetLedgerHead : IPromHaMessage
     public static readonly GetLedgerHead Instance = new();
 }
 
-public sealed record LedgerHead(string Node, long Epoch, MasterChanged? Last) : IEpochMessage;
+/// <summary>A ledger's highest epoch and highest config version, with the events that carry them.</summary>
+public sealed record LedgerHead(string Node, long Epoch, MasterChanged? Last, long ConfigVersion = 0, ConfigVersionCommitted? LastConfig = null)
+    : IEpochMessage;
+
+/// <summary>Persist this config version in the receiving node's journal; answered with <see cref="ConfigRecorded"/>.</summary>
+public sealed record RecordConfigVersion(ConfigVersionCommitted Committed) : IPromHaMessage;
+
+public sealed record ConfigRecorded(string Node, long Version) : IPromHaMessage;
+
+/// <summary>Committed config versions, newest first.</summary>
+public sealed record GetConfigVersions(int Limit) : IPromHaMessage;
+
+public sealed record GetConfigVersion(long Version) : IPromHaMessage;
+
+/// <summary>The answer to <see cref="GetConfigVersion"/>: null when this ledger has no such version.</summary>
+public sealed record ConfigVersionLookup(long Version, ConfigVersionCommitted? Committed) : IPromHaMessage;
 
 /// <summary>Anti-entropy between ledgers: "I have up to <see cref="Epoch"/>; send me what is newer".</summary>
-public sealed record LedgerSync(string Node, long Epoch) : IEpochMessage;
+public sealed record LedgerSync(string Node, long Epoch, long ConfigVersion) : IEpochMessage;
 
-public sealed record LedgerEvents(string Node, IReadOnlyList<MasterChanged> Events) : IPromHaMessage;
+public sealed record LedgerEvents(string Node, IReadOnlyList<MasterChanged> Events, IReadOnlyList<ConfigVersionCommitted>? Configs = null)
+    : IPromHaMessage;
 
 public sealed record GetHistory(int Limit) : IPromHaMessage;

@@ -30,7 +30,10 @@ public sealed record RequestSwitchover(string? Target) : IPromHaMessage;
 
 public sealed record SwitchoverResult(bool Accepted, string Message) : IPromHaMessage;
 
-/// <summary>What the singleton knows, published every second and on every change.</summary>
+/// <summary>
+/// What the singleton knows, published every second and on every change. Nodes compare
+/// <see cref="LatestConfig"/> with what they applied (config anti-entropy).
+/// </summary>
 public sealed record MasterStatus(
     long Epoch,
     string? Master,
@@ -38,7 +41,8 @@ public sealed record MasterStatus(
     string SingletonAddress,
     bool Recovered,
     IReadOnlyList<NodeHealthView> Nodes,
-    DateTimeOffset At) : IEpochMessage;
+    DateTimeOffset At,
+    Config.ConfigVersionCommitted? LatestConfig = null) : IEpochMessage;
 
 /// <summary>One node's health as the singleton last heard it.</summary>
 public sealed record NodeHealthView(
@@ -48,7 +52,10 @@ public sealed record NodeHealthView(
     bool PrometheusHealthy,
     bool AlertmanagerHealthy,
     double? LastReportAgeSeconds,
-    string? Detail);
+    string? Detail,
+    long? ConfigVersion = null,
+    string? ConfigError = null,
+    string? PrometheusUrl = null);
 
 public sealed record GetMasterStatus : IPromHaMessage
 {
@@ -59,5 +66,4 @@ public static class Topics
 {
     /// <summary>Role changes and the singleton's status heartbeat.</summary>
     public const string Roles = "promha.roles";
-    // promha.config: reserved for config versions (next capability).
 }

@@ -3,6 +3,7 @@ using System.Runtime.Serialization;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Serialization;
+using PromHa.Messages.Config;
 using PromHa.Messages.Health;
 using PromHa.Messages.Ledger;
 using PromHa.Messages.Roles;
@@ -38,6 +39,24 @@ public sealed class PromHaSerializer(ExtendedActorSystem system) : SerializerWit
         ("ledger.sync.v1", typeof(LedgerSync)),
         ("ledger.events.v1", typeof(LedgerEvents)),
         ("ledger.get-history.v1", typeof(GetHistory)),
+        ("ledger.record-config.v1", typeof(RecordConfigVersion)),
+        ("ledger.config-recorded.v1", typeof(ConfigRecorded)),
+        ("ledger.get-config-versions.v1", typeof(GetConfigVersions)),
+        ("ledger.get-config-version.v1", typeof(GetConfigVersion)),
+        ("ledger.config-version-lookup.v1", typeof(ConfigVersionLookup)),
+        ("config.version-committed.v1", typeof(ConfigVersionCommitted)),
+        ("config.submit-candidate.v1", typeof(SubmitCandidate)),
+        ("config.candidate-committed.v1", typeof(CandidateCommitted)),
+        ("config.candidate-not-committed.v1", typeof(CandidateNotCommitted)),
+        ("config.candidate-rejected.v1", typeof(CandidateRejected)),
+        ("config.version-available.v1", typeof(ConfigVersionAvailable)),
+        ("config.fetch-chunk.v1", typeof(FetchBundleChunk)),
+        ("config.chunk.v1", typeof(BundleChunk)),
+        ("config.bundle-unavailable.v1", typeof(BundleUnavailable)),
+        ("config.applied.v1", typeof(ConfigApplied)),
+        ("config.apply-failed.v1", typeof(ConfigApplyFailed)),
+        ("config.get-status.v1", typeof(GetConfigStatus)),
+        ("config.status.v1", typeof(ConfigStatus)),
     ];
 
     private static readonly FrozenDictionary<Type, string> ManifestByType =

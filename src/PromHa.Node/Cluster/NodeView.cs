@@ -20,6 +20,10 @@ public sealed class NodeView(string nodeName, bool witness)
     public Snapshot Current => _snapshot;
 
     public bool IsMaster => _snapshot.HoldsLease;
+
+    /// <summary>The config version this node runs, and the latest it knows of.</summary>
+    public long ConfigApplied { get; set; }
+    public long ConfigLatest { get; set; }
     public bool PrometheusHealthy => _snapshot.Health is { PrometheusHealthy: true };
 
     public void SetRole(long epoch, string? master, bool holdsLease)

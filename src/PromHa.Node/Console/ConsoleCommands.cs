@@ -43,7 +43,7 @@ public static class ConsoleCommands
         return [status, cluster, history, switchover];
     }
 
-    private static async Task<int> Run(ParseResult p, Func<ApiClient, Task<int>> action)
+    public static async Task<int> Run(ParseResult p, Func<ApiClient, Task<int>> action)
     {
         using var api = new ApiClient(p.GetValue(ApiOption)!);
         try
@@ -54,6 +54,11 @@ public static class ConsoleCommands
         {
             await System.Console.Error.WriteLineAsync($"promha: cannot reach {api.BaseUrl}: {e.Message} (set --api or PROMHA_API)");
             return 2;
+        }
+        catch (ApiException e)
+        {
+            await System.Console.Error.WriteLineAsync($"promha: {e.Message} (HTTP {e.Status})");
+            return 1;
         }
         catch (TaskCanceledException)
         {
@@ -77,8 +82,10 @@ public static class ConsoleCommands
             n.Witness ? "-" : n.PrometheusHealthy ? "healthy" : "UNHEALTHY",
             n.Witness ? "-" : n.AlertmanagerHealthy ? "healthy" : "down",
             n.LastReportAgeSeconds is { } age ? $"{age:0.0}s ago" : "never",
+            n.ConfigVersion is { } cv ? (n.ConfigError is null ? $"v{cv}" : $"v{cv} (FAILED newer)") : "-",
         });
-        PrintTable(["NODE", "ROLE", "REACHABLE", "PROMETHEUS", "ALERTMANAGER", "REPORTED"], rows);
+        System.Console.WriteLine($"config    latest version {s.ConfigLatest}, this node runs {s.ConfigApplied}");
+        PrintTable(["NODE", "ROLE", "REACHABLE", "PROMETHEUS", "ALERTMANAGER", "REPORTED", "CONFIG"], rows);
         return 0;
     }
 
@@ -96,7 +103,7 @@ public static class ConsoleCommands
         return 0;
     }
 
-    private static void PrintTable(string[] header, IEnumerable<string[]> rows)
+    public static void PrintTable(string[] header, IEnumerable<string[]> rows)
     {
         var all = rows.Prepend(header).ToList();
         var widths = header.Select((_, i) => all.Max(r => r[i].Length)).ToArray();

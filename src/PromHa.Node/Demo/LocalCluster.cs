@@ -54,6 +54,10 @@ public sealed class LocalNode
     public required string Dir { get; init; }
     public string ConfigPath => Path.Combine(Dir, "promha.yml");
     public string DataDir => Path.Combine(Dir, "data");
+    /// <summary>The node's own conf tree: authoritative while it is master, a copy of the running version otherwise.</summary>
+    public string ConfDir => Path.Combine(Dir, "conf");
+    /// <summary>The rendered files its Prometheus and Alertmanager read.</summary>
+    public string LiveDir => Path.Combine(DataDir, "live");
     public string LogPath => Path.Combine(Dir, "promha.log");
     public string HttpUrl => $"http://127.0.0.1:{HttpPort}";
     public string PrometheusUrl => $"http://127.0.0.1:{PrometheusPort}";
@@ -82,6 +86,7 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public string BaseDir { get; }
     public IReadOnlyList<LocalNode> Nodes { get; }
+    /// <summary>The conf tree every node starts from (copied into each node's own conf dir).</summary>
     public string ConfDir => Path.Combine(BaseDir, "conf");
     public int? NodeExporterPort { get; private set; }
 
@@ -123,38 +128,63 @@ public sealed class LocalCluster : IAsyncDisposable
 
     private void WriteFiles()
     {
+        // The seeds' layout: prometheus.yml, alertmanager.yml, business/<name>/job/*.yml (file_sd)
+        // and business/<name>/rule/*.rules.
         Directory.CreateDirectory(ConfDir);
         var targets = string.Join(", ", Nodes.Select(n => $"'127.0.0.1:{n.HttpPort}'"));
-        var sb = new StringBuilder($"""
-            # Demo conf shared by every node: each Prometheus scrapes every PromHa node's /metrics.
+        File.WriteAllText(Path.Combine(ConfDir, "prometheus.yml"), $"""
+            # Demo conf: every Prometheus scrapes every PromHa node's /metrics, and the targets
+            # listed under business/*/job/ (edit them on the master: PromHa versions and pushes them).
             global:
               scrape_interval: 5s
               evaluation_interval: 5s
+            rule_files:
+              - business/demo/rule/*.rules
             scrape_configs:
               - job_name: promha
                 static_configs:
                   - targets: [{targets}]
+              - job_name: business
+                file_sd_configs:
+                  - files: ['business/demo/job/*.yml']
+                    refresh_interval: 30s
 
             """);
-        if (NodeExporterPort is { } ne)
-            sb.Append($"""
-                  - job_name: node
-                    static_configs:
-                      - targets: ['127.0.0.1:{ne}']
+        var jobDir = Path.Combine(ConfDir, "business", "demo", "job");
+        var ruleDir = Path.Combine(ConfDir, "business", "demo", "rule");
+        Directory.CreateDirectory(jobDir);
+        Directory.CreateDirectory(ruleDir);
+        File.WriteAllText(Path.Combine(jobDir, "node.yml"), NodeExporterPort is { } ne
+            ? $"- targets: ['127.0.0.1:{ne}']\n  labels:\n    service: node-exporter\n"
+            : "[]\n");
+        File.WriteAllText(Path.Combine(ruleDir, "promha.rules"), """
+            groups:
+              - name: promha
+                rules:
+                  - alert: PromHaNodeDown
+                    expr: up{job="promha"} == 0
+                    for: 30s
+                    labels:
+                      severity: warning
+                    annotations:
+                      summary: "PromHa node {{ $labels.instance }} is down"
 
-                """);
-        File.WriteAllText(Path.Combine(ConfDir, "prometheus.yml"), sb.ToString());
+            """);
         File.WriteAllText(Path.Combine(ConfDir, "alertmanager.yml"), """
             route:
               receiver: default
             receivers:
               - name: default
+
             """);
 
         var seeds = string.Join(", ", Nodes.Select(n => $"127.0.0.1:{n.ClusterPort}"));
         foreach (var n in Nodes)
         {
             Directory.CreateDirectory(n.Dir);
+            CopyTree(ConfDir, n.ConfDir);
+            // An external Prometheus is started before its node, from the node's live dir.
+            if (!n.Witness && _options.Servers == LocalServers.External) CopyTree(ConfDir, n.LiveDir);
             var yaml = new StringBuilder($"""
                 node:
                   name: {n.Name}
@@ -170,7 +200,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 http:
                   listen: 127.0.0.1:{n.HttpPort}
                 dataDir: {n.DataDir}
-                confDir: {ConfDir}
+                confDir: {n.ConfDir}
 
                 """);
             if (!n.Witness)
@@ -237,7 +267,7 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         n.ExternalPrometheus = StartLogged(_options.PrometheusBinary,
         [
-            $"--config.file={Path.Combine(ConfDir, "prometheus.yml")}",
+            $"--config.file={Path.Combine(n.LiveDir, "prometheus.yml")}",
             $"--storage.tsdb.path={Path.Combine(n.Dir, "prometheus-data")}",
             $"--web.listen-address=127.0.0.1:{n.PrometheusPort}",
             "--web.enable-lifecycle",
@@ -357,6 +387,16 @@ public sealed class LocalCluster : IAsyncDisposable
         }
         foreach (var p in _extra) ServerSupervisorActor.Terminate(p, TimeSpan.FromSeconds(5));
         _http.Dispose();
+    }
+
+    private static void CopyTree(string from, string to)
+    {
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target, overwrite: true);
+        }
     }
 
     /// <summary>Free loopback ports, held open together so that none is handed out twice.</summary>

@@ -82,7 +82,8 @@ public sealed class HealthProbeActor : ReceiveActor, IWithTimers
                         await Get($"{_settings.Alertmanager.EffectiveUrl}/-/healthy", "alertmanager /-/healthy", problems);
 
         return new NodeHealth(name, false, promHealthy && promReady, promReady, amHealthy,
-            problems.Count == 0 ? null : string.Join("; ", problems), DateTimeOffset.UtcNow);
+            problems.Count == 0 ? null : string.Join("; ", problems), DateTimeOffset.UtcNow,
+            _settings.Prometheus.Mode == ServerMode.None ? null : _settings.Prometheus.EffectiveUrl);
     }
 
     private async Task<bool> Get(string url, string what, List<string> problems)

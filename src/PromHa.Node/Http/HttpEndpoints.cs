@@ -25,7 +25,9 @@ public sealed record StatusResponse(
     bool Witness,
     LocalHealth? Health,
     IReadOnlyList<MemberInfo> Members,
-    IReadOnlyList<NodeHealthView> Nodes);
+    IReadOnlyList<NodeHealthView> Nodes,
+    long ConfigApplied = 0,
+    long ConfigLatest = 0);
 
 public sealed record HistoryEntry(long Epoch, string Node, string Reason, DateTimeOffset At, string? Previous);
 
@@ -35,6 +37,10 @@ public sealed record SwitchoverResponse(bool Accepted, string Message);
 [JsonSerializable(typeof(List<HistoryEntry>))]
 [JsonSerializable(typeof(List<MemberInfo>))]
 [JsonSerializable(typeof(SwitchoverResponse))]
+[JsonSerializable(typeof(ConfigSubmitResponse))]
+[JsonSerializable(typeof(List<ConfigVersionInfo>))]
+[JsonSerializable(typeof(ConfigVersionDetail))]
+[JsonSerializable(typeof(ConfigStatusResponse))]
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true)]
 public sealed partial class ApiJson : JsonSerializerContext;
 
@@ -67,6 +73,7 @@ public static class HttpEndpoints
             return Results.Json(events.Select(e => new HistoryEntry(e.Epoch, e.Node, e.Reason, e.At, e.Previous)).ToList(),
                 ApiJson.Default.ListHistoryEntry);
         });
+        app.MapConfigEndpoints();
         app.MapPost("/api/v1/switchover", async (ActorRegistry registry, string? to) =>
         {
             try
@@ -90,7 +97,7 @@ public static class HttpEndpoints
         return new StatusResponse(v.NodeName, role, snap.HoldsLease, snap.Epoch, snap.Master,
             snap.Status?.SingletonNode, v.Witness,
             snap.Health is { } h ? new LocalHealth(h.PrometheusHealthy, h.AlertmanagerHealthy, h.Detail) : null,
-            Members(system), snap.Status?.Nodes ?? []);
+            Members(system), snap.Status?.Nodes ?? [], v.ConfigApplied, Math.Max(v.ConfigLatest, snap.Status?.LatestConfig?.Version ?? 0));
     }
 
     public static List<MemberInfo> Members(ActorSystem system)

@@ -4,6 +4,7 @@ using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
 using Akka.Hosting;
 using Akka.Persistence;
+using PromHa.Messages.Config;
 using PromHa.Messages.Ledger;
 using PromHa.Messages.Roles;
 using PromHa.Node.Cluster;
@@ -11,10 +12,11 @@ using PromHa.Node.Cluster;
 namespace PromHa.Node.Master;
 
 /// <summary>
-/// Every node's own journal of role changes (Akka.Persistence.Sql, SQLite in the data dir). The
-/// singleton writes each change to every reachable ledger before announcing it, and a singleton
-/// that starts reads every member's head, so epochs never go backwards wherever it lands. Ledgers
-/// that fell behind catch up from the singleton's ledger (anti-entropy on the status heartbeat).
+/// Every node's own journal of role changes and committed config versions (Akka.Persistence.Sql,
+/// SQLite in the data dir). The singleton writes each change to every reachable ledger before
+/// announcing it, and a singleton that starts reads every member's head, so neither epochs nor
+/// version numbers go backwards wherever it lands. Ledgers that fell behind catch up from the
+/// singleton's ledger (anti-entropy on the status heartbeat).
 /// </summary>
 public sealed class LedgerActor : ReceivePersistentActor
 {
@@ -23,6 +25,9 @@ public sealed class LedgerActor : ReceivePersistentActor
     private readonly NodeView _view;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private ImmutableList<MasterChanged> _history = ImmutableList<MasterChanged>.Empty;
+    private ImmutableList<ConfigVersionCommitted> _configs = ImmutableList<ConfigVersionCommitted>.Empty;
+    /// <summary>A sync answer stays well inside one remoting frame; the rest comes on the next request.</summary>
+    private const int MaxEventsPerSync = 200;
     private DateTimeOffset _lastSyncRequest = DateTimeOffset.MinValue;
 
     public LedgerActor(string node, NodeView view)
@@ -30,27 +35,44 @@ public sealed class LedgerActor : ReceivePersistentActor
         _node = node;
         _view = view;
         Recover<MasterChanged>(e => _history = Append(_history, e));
+        Recover<ConfigVersionCommitted>(e => _configs = Append(_configs, e));
 
         Command<RecordMasterChanged>(r => Persist(r.Change, sender: Sender));
         Command<MasterChanged>(e => Persist(e, sender: ActorRefs.Nobody));
+        Command<RecordConfigVersion>(r => PersistConfig(r.Committed, Sender));
         Command<GetLedgerHead>(_ => Sender.Tell(CurrentHead()));
         Command<LedgerSync>(s =>
         {
-            if (Head > s.Epoch)
-                Sender.Tell(new LedgerEvents(_node, _history.Where(e => e.Epoch > s.Epoch).ToList()));
+            if (Head > s.Epoch || ConfigHead > s.ConfigVersion)
+                Sender.Tell(new LedgerEvents(_node,
+                    _history.Where(e => e.Epoch > s.Epoch).Take(MaxEventsPerSync).ToList(),
+                    _configs.Where(e => e.Version > s.ConfigVersion).Take(MaxEventsPerSync).ToList()));
         });
         Command<LedgerEvents>(evs =>
         {
             foreach (var e in evs.Events.OrderBy(e => e.Epoch)) Persist(e, sender: ActorRefs.Nobody);
+            foreach (var c in (evs.Configs ?? []).OrderBy(c => c.Version)) PersistConfig(c, ActorRefs.Nobody);
         });
         Command<MasterStatus>(OnStatus);
         Command<GetHistory>(q => Sender.Tell(_history.TakeLast(q.Limit).Reverse().ToList()));
+        Command<GetConfigVersions>(q => Sender.Tell(_configs.TakeLast(q.Limit).Reverse().ToList()));
+        Command<GetConfigVersion>(q => Sender.Tell(new ConfigVersionLookup(q.Version, Find(q.Version))));
         Command<SubscribeAck>(_ => { });
     }
 
     public override string PersistenceId => "promha-ledger";
 
     private long Head => _history.IsEmpty ? 0 : _history[^1].Epoch;
+    private long ConfigHead => _configs.IsEmpty ? 0 : _configs[^1].Version;
+
+    private ConfigVersionCommitted? Find(long version)
+    {
+        // versions are ascending and usually dense, so their offset is the first guess
+        if (_configs.IsEmpty) return null;
+        var i = version - _configs[0].Version;
+        if (i >= 0 && i < _configs.Count && _configs[(int)i].Version == version) return _configs[(int)i];
+        return _configs.FirstOrDefault(c => c.Version == version);
+    }
 
     /// <summary>
     /// The highest epoch this node knows. Its role actor may have learned a newer epoch from the
@@ -61,8 +83,9 @@ public sealed class LedgerActor : ReceivePersistentActor
     {
         var snap = _view.Current;
         if (snap.Epoch > Head && snap.Master is { } master)
-            return new LedgerHead(_node, snap.Epoch, new MasterChanged(snap.Epoch, master, "learned", DateTimeOffset.UtcNow, null));
-        return new LedgerHead(_node, Head, _history.LastOrDefault());
+            return new LedgerHead(_node, snap.Epoch, new MasterChanged(snap.Epoch, master, "learned", DateTimeOffset.UtcNow, null),
+                ConfigHead, _configs.LastOrDefault());
+        return new LedgerHead(_node, Head, _history.LastOrDefault(), ConfigHead, _configs.LastOrDefault());
     }
 
     protected override void PreStart()
@@ -86,17 +109,39 @@ public sealed class LedgerActor : ReceivePersistentActor
         });
     }
 
+    /// <summary>Only newer versions are journaled; a version number keeps the bundle it was first given.</summary>
+    private void PersistConfig(ConfigVersionCommitted e, IActorRef sender)
+    {
+        if (e.Version <= ConfigHead)
+        {
+            if (Find(e.Version) is { } known && known.BundleHash != e.BundleHash)
+                _log.Error("Version {0} is {1} here but {2} was offered; keeping {1}", e.Version, known.BundleHash, e.BundleHash);
+            sender.Tell(new ConfigRecorded(_node, ConfigHead));
+            return;
+        }
+        Persist(e, persisted =>
+        {
+            _configs = Append(_configs, persisted);
+            sender.Tell(new ConfigRecorded(_node, ConfigHead));
+        });
+    }
+
     private void OnStatus(MasterStatus status)
     {
+        var configBehind = status.LatestConfig is { } c && c.Version > ConfigHead;
         // at most one request every 2 s; a lost one is retried on a later heartbeat
-        if (status.Epoch <= Head || Clock.Now - _lastSyncRequest < TimeSpan.FromSeconds(2)) return;
+        if ((status.Epoch <= Head && !configBehind) || Clock.Now - _lastSyncRequest < TimeSpan.FromSeconds(2)) return;
         _lastSyncRequest = Clock.Now;
-        _log.Info("Ledger at epoch {0}, cluster at {1}: fetching the missing role changes", Head, status.Epoch);
-        Context.ActorSelection($"{status.SingletonAddress}/user/{Name}").Tell(new LedgerSync(_node, Head));
+        _log.Info("Ledger at epoch {0} and config version {1}, cluster at {2} and {3}: fetching what is missing",
+            Head, ConfigHead, status.Epoch, status.LatestConfig?.Version ?? 0);
+        Context.ActorSelection($"{status.SingletonAddress}/user/{Name}").Tell(new LedgerSync(_node, Head, ConfigHead));
     }
 
     private static ImmutableList<MasterChanged> Append(ImmutableList<MasterChanged> history, MasterChanged e) =>
         history.IsEmpty || e.Epoch > history[^1].Epoch ? history.Add(e) : history;
+
+    private static ImmutableList<ConfigVersionCommitted> Append(ImmutableList<ConfigVersionCommitted> versions, ConfigVersionCommitted e) =>
+        versions.IsEmpty || e.Version > versions[^1].Version ? versions.Add(e) : versions;
 }
 
 /// <summary>Marker key for the node's ledger in the ActorRegistry.</summary>

@@ -5,6 +5,7 @@ using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Event;
 using Akka.Hosting;
+using PromHa.Messages.Config;
 using PromHa.Messages.Health;
 using PromHa.Messages.Ledger;
 using PromHa.Messages.Roles;
@@ -41,6 +42,14 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private readonly IReadOnlyList<string> _seeds;
 
+    // Config versions: numbered here, journaled on every live ledger before they are announced.
+    private ConfigVersionCommitted? _latestConfig;
+    private bool _committingConfig;
+    private readonly Queue<(SubmitCandidate Candidate, IActorRef ReplyTo)> _pendingConfig = new();
+    private readonly Dictionary<string, NodeConfigView> _nodeConfigs = new();
+    private readonly LinkedList<CandidateRejected> _rejected = new();
+    private const int KeepRejected = 20;
+
     public MasterActor(string selfNode, MasterTimings timings, IReadOnlyList<string> seeds)
     {
         _state = MasterState.Initial(selfNode, timings);
@@ -61,6 +70,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     }
 
     private sealed record Committed(MasterChanged Change, int Acks, int Asked);
+
+    private sealed record ConfigCommitted(ConfigVersionCommitted Version, IActorRef ReplyTo, int Acks, int Asked);
+
+    private sealed record ConfigCommitFailed(SubmitCandidate Candidate, IActorRef ReplyTo, Exception Cause);
 
     private sealed record ProbeOutsiders
     {
@@ -107,6 +120,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<RenewLease>(r => Sender.Tell(new LeaseDenied(r.Epoch, r.Node, "singleton still recovering")));
         Receive<GetMasterStatus>(_ => Sender.Tell(Status()));
         Receive<RequestSwitchover>(_ => Sender.Tell(new SwitchoverResult(false, "the master singleton is still recovering")));
+        Receive<SubmitCandidate>(c => Sender.Tell(new CandidateNotCommitted(c.BundleHash, "the master singleton is still recovering; try again in a few seconds")));
+        ReceiveConfigReports();
     }
 
     /// <summary>
@@ -141,13 +156,21 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         var best = _heads.Values.Where(h => h.Last is not null).MaxBy(h => h.Epoch);
         _state = _state.Recover(best?.Last, Clock.Now);
         _announced = best?.Last;
+        _latestConfig = _heads.Values.Select(h => h.LastConfig).Where(c => c is not null).MaxBy(c => c!.Version);
         _log.Info("Master singleton recovered: epoch {0}, master {1} (ledgers of {2})",
             _state.Epoch, _state.Master ?? "none", string.Join(",", _heads.Keys.Order()));
         // A local ledger that is behind copies the missing changes from the one that is ahead.
-        if (best is not null && _heads.TryGetValue(_state.SelfNode, out var own) && own.Epoch < best.Epoch &&
-            _addresses.TryGetValue(best.Node, out var bestAddress))
-            Context.ActorSelection(new RootActorPath(bestAddress) / "user" / LedgerActor.Name)
-                .Tell(new LedgerSync(_state.SelfNode, own.Epoch), LocalLedger());
+        if (_heads.TryGetValue(_state.SelfNode, out var own))
+        {
+            if (best is not null && own.Epoch < best.Epoch && _addresses.TryGetValue(best.Node, out var bestAddress))
+                Context.ActorSelection(new RootActorPath(bestAddress) / "user" / LedgerActor.Name)
+                    .Tell(new LedgerSync(_state.SelfNode, own.Epoch, own.ConfigVersion), LocalLedger());
+            var bestConfig = _heads.Values.MaxBy(h => h.ConfigVersion);
+            if (bestConfig is not null && own.ConfigVersion < bestConfig.ConfigVersion && _addresses.TryGetValue(bestConfig.Node, out var configAddress))
+                Context.ActorSelection(new RootActorPath(configAddress) / "user" / LedgerActor.Name)
+                    .Tell(new LedgerSync(_state.SelfNode, long.MaxValue, own.ConfigVersion), LocalLedger());
+        }
+        _log.Info("Latest config version: {0}", _latestConfig is null ? "none" : $"{_latestConfig.Version} ({_latestConfig.BundleHash[..12]})");
         Become(Active);
         Timers.StartPeriodicTimer("tick", Tick.Instance, TickInterval);
         Timers.StartPeriodicTimer("status", PublishStatusTick.Instance, TimeSpan.FromSeconds(1));
@@ -175,7 +198,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
                 _announced = h.Last;
                 if (_addresses.TryGetValue(h.Node, out var from))
                     Context.ActorSelection(new RootActorPath(from) / "user" / LedgerActor.Name)
-                        .Tell(new LedgerSync(_state.SelfNode, 0), LocalLedger());
+                        .Tell(new LedgerSync(_state.SelfNode, 0, 0), LocalLedger());
+                Publish(Status());
+            }
+            if (h.LastConfig is { } c && c.Version > (_latestConfig?.Version ?? 0))
+            {
+                _log.Warning("Learned config version {0} from {1}'s ledger; adopting it", c.Version, h.Node);
+                _latestConfig = c;
                 Publish(Status());
             }
         });
@@ -219,6 +248,103 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             Sender.Tell(new SwitchoverResult(true, $"switching over from {_state.Master} to {_state.SwitchoverTarget}"));
         });
         Receive<GetMasterStatus>(_ => Sender.Tell(Status()));
+        Receive<SubmitCandidate>(c => OnSubmit(c, Sender));
+        Receive<ConfigCommitted>(OnConfigCommitted);
+        Receive<ConfigCommitFailed>(f =>
+        {
+            _committingConfig = false;
+            _log.Error(f.Cause, "Committing config bundle {0} failed", f.Candidate.BundleHash);
+            f.ReplyTo.Tell(new CandidateNotCommitted(f.Candidate.BundleHash, $"journaling failed: {f.Cause.Message}"));
+            NextPendingConfig();
+        });
+        ReceiveConfigReports();
+    }
+
+    private void ReceiveConfigReports()
+    {
+        Receive<ConfigApplied>(a =>
+            _nodeConfigs[a.Node] = new NodeConfigView(a.Node, a.Version, null, null, a.At));
+        Receive<ConfigApplyFailed>(f =>
+        {
+            _log.Warning("{0} could not apply config version {1}: {2}", f.Node, f.Version, f.Reason);
+            var applied = _nodeConfigs.TryGetValue(f.Node, out var v) ? v.Applied : 0;
+            _nodeConfigs[f.Node] = new NodeConfigView(f.Node, applied, f.Version, f.Reason, f.At);
+        });
+        Receive<CandidateRejected>(r =>
+        {
+            _rejected.AddFirst(r);
+            while (_rejected.Count > KeepRejected) _rejected.RemoveLast();
+        });
+        Receive<GetConfigStatus>(_ => Sender.Tell(new ConfigStatus(_latestConfig,
+            _nodeConfigs.Values.OrderBy(v => v.Node, StringComparer.Ordinal).ToList(), _rejected.ToList())));
+    }
+
+    /// <summary>
+    /// A validated bundle becomes the next version, unless it is the latest already. Commits are
+    /// one at a time, so a number is never handed out twice; a majority must be up, so the
+    /// ledgers of any later majority include it (as for epochs).
+    /// </summary>
+    private void OnSubmit(SubmitCandidate c, IActorRef replyTo)
+    {
+        if (_latestConfig is { } latest && latest.BundleHash == c.BundleHash && !_committingConfig)
+        {
+            replyTo.Tell(new CandidateCommitted(latest.Version, latest.BundleHash, false));
+            return;
+        }
+        if (!_state.HasQuorum || !KnowsLatestEpoch(forLease: false))
+        {
+            replyTo.Tell(new CandidateNotCommitted(c.BundleHash, "no majority of the configured nodes is up; nothing was committed"));
+            return;
+        }
+        if (_committingConfig)
+        {
+            _pendingConfig.Enqueue((c, replyTo));
+            return;
+        }
+        var version = new ConfigVersionCommitted((_latestConfig?.Version ?? 0) + 1, c.BundleHash, c.FileCount, c.Bytes,
+            c.Source, c.Author, c.Origin, DateTimeOffset.UtcNow);
+        _committingConfig = true;
+        ReplicateConfig(version).PipeTo(Self,
+            success: acks => new ConfigCommitted(version, replyTo, acks.Acks, acks.Asked),
+            failure: e => new ConfigCommitFailed(c, replyTo, e));
+    }
+
+    private async Task<(int Acks, int Asked)> ReplicateConfig(ConfigVersionCommitted version)
+    {
+        var record = new RecordConfigVersion(version);
+        var local = LocalLedger().Ask<ConfigRecorded>(record, LocalJournalTimeout);
+        var remote = LiveMembers().Where(a => a != _cluster.SelfAddress)
+            .Select(a => Context.ActorSelection(new RootActorPath(a) / "user" / LedgerActor.Name)
+                .Ask<ConfigRecorded>(record, ReplicationTimeout))
+            .ToList();
+        await local;
+        var acks = 1;
+        foreach (var r in remote)
+        {
+            try { await r; acks++; }
+            catch (Exception) { /* that node catches up through ledger anti-entropy */ }
+        }
+        return (acks, remote.Count + 1);
+    }
+
+    private void OnConfigCommitted(ConfigCommitted c)
+    {
+        _committingConfig = false;
+        _latestConfig = c.Version;
+        var v = c.Version;
+        _log.Info($"Config version {v.Version} ({v.BundleHash[..12]}, {v.FileCount} files, from {v.Source} by {v.Author}) journaled on {c.Acks}/{c.Asked} ledgers");
+        c.ReplyTo.Tell(new CandidateCommitted(c.Version.Version, c.Version.BundleHash, true));
+        var available = new ConfigVersionAvailable(c.Version.Version, c.Version.BundleHash, c.Version.Origin);
+        foreach (var address in LiveMembers())
+            Context.ActorSelection(new RootActorPath(address) / "user" / Config.ConfigSyncActor.Name).Tell(available);
+        _mediator.Tell(new Publish(ConfigTopics.Config, available));
+        Publish(Status());
+        NextPendingConfig();
+    }
+
+    private void NextPendingConfig()
+    {
+        if (_pendingConfig.TryDequeue(out var next)) OnSubmit(next.Candidate, next.ReplyTo);
     }
 
     private void ReceiveMembership()
@@ -389,7 +515,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// <summary>Only what is journaled and announced: never a decision still being written.</summary>
     private MasterStatus Status() => new(
         _announced?.Epoch ?? 0, _announced?.Node, _state.SelfNode, _cluster.SelfAddress.ToString(), _state.Recovered,
-        _state.HealthViews(Clock.Now), DateTimeOffset.UtcNow);
+        _state.HealthViews(Clock.Now).Select(v => _nodeConfigs.TryGetValue(v.Node, out var c)
+            ? v with { ConfigVersion = c.Applied, ConfigError = c.FailedReason }
+            : v).ToList(),
+        DateTimeOffset.UtcNow, _latestConfig);
 }
 
 /// <summary>Marker key for the proxy to the master singleton.</summary>

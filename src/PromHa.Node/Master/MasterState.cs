@@ -267,5 +267,6 @@ public sealed record MasterState(
             !m.Witness && IsHealthy(m, now),
             m.Health?.AlertmanagerHealthy ?? false,
             m.HealthAt is { } at ? Math.Round((now - at).TotalSeconds, 1) : null,
-            m.Health?.Detail)).ToList();
+            m.Health?.Detail,
+            PrometheusUrl: m.Health?.PrometheusUrl)).ToList();
 }

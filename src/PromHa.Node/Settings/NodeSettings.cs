@@ -14,6 +14,7 @@ public sealed class NodeSettings
     public ManagedServer Prometheus { get; set; } = new();
     public ManagedServer Alertmanager { get; set; } = new();
     public TimingSection Timing { get; set; } = new();
+    public ConfigSection Config { get; set; } = new();
 
     /// <summary>A node without Prometheus or Alertmanager votes in the cluster but never becomes master.</summary>
     public bool IsWitness => Prometheus.Mode == ServerMode.None && Alertmanager.Mode == ServerMode.None;
@@ -72,4 +73,34 @@ public sealed class TimingSection
     public int ProbeTimeoutMs { get; set; } = 800;
     /// <summary>How long the master's Prometheus may fail its probes before the role moves.</summary>
     public int UnhealthyAfterMs { get; set; } = 3000;
+}
+
+public enum ConfigMode { Mirror, Federate }
+
+/// <summary>How a node renders, validates and applies configuration versions.</summary>
+public sealed class ConfigSection
+{
+    /// <summary>mirror: every node runs the same config; federate: standbys scrape the master's /federate.</summary>
+    public ConfigMode Mode { get; set; } = ConfigMode.Mirror;
+    /// <summary>External label naming the replica, so downstream stores can deduplicate.</summary>
+    public string ReplicaLabel { get; set; } = "promha_replica";
+    /// <summary>federate mode: the match[] selectors a standby asks the master for.</summary>
+    public List<string> FederateMatch { get; set; } = [];
+    /// <summary>Where the rendered files Prometheus and Alertmanager read live; default &lt;dataDir&gt;/live.</summary>
+    public string LiveDir { get; set; } = "";
+    /// <summary>How many previous live trees to keep in &lt;dataDir&gt;/config/backups.</summary>
+    public int Backups { get; set; } = 5;
+    /// <summary>Quiet time after the last change in the conf dir before it becomes a candidate.</summary>
+    public int DebounceMs { get; set; } = 150;
+    /// <summary>Full rescan of the conf dir, a safety net for missed file events.</summary>
+    public int RescanSeconds { get; set; } = 10;
+    public string Promtool { get; set; } = "/usr/bin/promtool";
+    public string Amtool { get; set; } = "/usr/bin/amtool";
+    public long MaxBundleBytes { get; set; } = 256L * 1024 * 1024;
+    /// <summary>Size of one fetched slice of a bundle; a remoting frame holds 128,000 bytes.</summary>
+    public int ChunkBytes { get; set; } = 64 * 1024;
+
+    public string EffectiveLiveDir(string dataDir) => string.IsNullOrEmpty(LiveDir) ? Path.Combine(dataDir, "live") : LiveDir;
+
+    public IReadOnlyList<string> EffectiveFederateMatch => FederateMatch.Count > 0 ? FederateMatch : ["{__name__=~\".+\"}"];
 }

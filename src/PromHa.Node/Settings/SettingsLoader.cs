@@ -127,11 +127,19 @@ public static class SettingsLoader
                 case ServerMode.Supervised:
                     if (!TryHostPort(server.Listen, out _, out _)) Fail($"{name}.listen", $"'{server.Listen}' is not host:port (supervised mode needs one)");
                     if (string.IsNullOrWhiteSpace(s.ConfDir)) Fail("confDir", $"is required when {name} is supervised");
-                    else if (!File.Exists(Path.Combine(s.ConfDir, $"{name}.yml")))
+                    // A node that already runs a version has its files in the live dir.
+                    else if (!File.Exists(Path.Combine(s.ConfDir, $"{name}.yml")) &&
+                             !(s.DataDir.Length > 0 && File.Exists(Path.Combine(s.Config.EffectiveLiveDir(s.DataDir), $"{name}.yml"))))
                         Fail("confDir", $"{Path.Combine(s.ConfDir, $"{name}.yml")} not found ({name} is supervised and reads it)");
                     break;
             }
         }
+        var c = s.Config;
+        if (string.IsNullOrWhiteSpace(c.ReplicaLabel) || !System.Text.RegularExpressions.Regex.IsMatch(c.ReplicaLabel, "^[a-zA-Z_][a-zA-Z0-9_]*$"))
+            Fail("config.replicaLabel", $"'{c.ReplicaLabel}' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)");
+        if (c.Backups < 1) Fail("config.backups", $"must be at least 1 (got {c.Backups})");
+        if (c.ChunkBytes is < 1024 or > 90 * 1024) Fail("config.chunkBytes", $"must be 1024-92160 so a chunk fits a remoting frame (got {c.ChunkBytes})");
+        if (c.DebounceMs is < 0 or > 60000) Fail("config.debounceMs", $"must be 0-60000 (got {c.DebounceMs})");
         var t = s.Timing;
         if (t.LeaseMs < 500) Fail("timing.leaseMs", $"must be at least 500 (got {t.LeaseMs})");
         if (t.ProbeIntervalMs < 100) Fail("timing.probeIntervalMs", $"must be at least 100 (got {t.ProbeIntervalMs})");
@@ -141,6 +149,7 @@ public static class SettingsLoader
     {
         s.DataDir = Path.GetFullPath(s.DataDir);
         if (!string.IsNullOrEmpty(s.ConfDir)) s.ConfDir = Path.GetFullPath(s.ConfDir);
+        s.Config.LiveDir = Path.GetFullPath(s.Config.EffectiveLiveDir(s.DataDir));
         if (s.Prometheus.Mode == ServerMode.Supervised && s.Prometheus.Binary.Length == 0) s.Prometheus.Binary = "/usr/bin/prometheus";
         if (s.Alertmanager.Mode == ServerMode.Supervised && s.Alertmanager.Binary.Length == 0) s.Alertmanager.Binary = "/usr/bin/prometheus-alertmanager";
     }

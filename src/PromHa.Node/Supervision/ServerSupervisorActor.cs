@@ -13,7 +13,7 @@ public sealed record ServerLaunch(string Name, string Binary, IReadOnlyList<stri
 {
     public static ServerLaunch Prometheus(NodeSettings s) => new("prometheus", s.Prometheus.Binary,
     [
-        $"--config.file={Path.Combine(s.ConfDir, "prometheus.yml")}",
+        $"--config.file={Path.Combine(s.Config.LiveDir, "prometheus.yml")}",
         $"--storage.tsdb.path={Path.Combine(s.DataDir, "prometheus")}",
         $"--web.listen-address={s.Prometheus.Listen}",
         $"--web.external-url=http://{s.Prometheus.Listen}/",
@@ -23,7 +23,7 @@ public sealed record ServerLaunch(string Name, string Binary, IReadOnlyList<stri
 
     public static ServerLaunch Alertmanager(NodeSettings s) => new("alertmanager", s.Alertmanager.Binary,
     [
-        $"--config.file={Path.Combine(s.ConfDir, "alertmanager.yml")}",
+        $"--config.file={Path.Combine(s.Config.LiveDir, "alertmanager.yml")}",
         $"--storage.path={Path.Combine(s.DataDir, "alertmanager")}",
         $"--web.listen-address={s.Alertmanager.Listen}",
         $"--web.external-url=http://{s.Alertmanager.Listen}/",

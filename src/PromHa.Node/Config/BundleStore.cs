@@ -1,0 +1,66 @@
+namespace PromHa.Node.Config;
+
+/// <summary>
+/// This node's content-addressed store of bundles: &lt;dataDir&gt;/config/bundles/&lt;hash&gt;.tar. Every
+/// bundle a node has seen stays, so a rollback, a diff or another node's fetch never depends on the
+/// node that authored it.
+/// </summary>
+public sealed class BundleStore
+{
+    private readonly string _dir;
+
+    public BundleStore(string dataDir)
+    {
+        _dir = Path.Combine(dataDir, "config", "bundles");
+        Directory.CreateDirectory(_dir);
+    }
+
+    public string PathOf(string hash) => Path.Combine(_dir, $"{Check(hash)}.tar");
+
+    public bool Has(string hash) => File.Exists(PathOf(hash));
+
+    public void Save(ConfBundle bundle)
+    {
+        if (Has(bundle.Hash)) return;
+        var tmp = Path.Combine(_dir, $".{bundle.Hash}.{Environment.ProcessId}.tmp");
+        using (var fs = File.Create(tmp))
+        {
+            bundle.WriteTar(fs);
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, PathOf(bundle.Hash), overwrite: true);
+    }
+
+    public ConfBundle? Load(string hash)
+    {
+        if (!Has(hash)) return null;
+        using var fs = File.OpenRead(PathOf(hash));
+        return ConfBundle.ReadTar(fs, PathOf(hash));
+    }
+
+    /// <summary>Adds a bundle assembled from fetched chunks, only if its content has the expected hash.</summary>
+    public ConfBundle Import(byte[] tar, string expectedHash)
+    {
+        using var ms = new MemoryStream(tar, writable: false);
+        var bundle = ConfBundle.ReadTar(ms, $"bundle {expectedHash}");
+        if (bundle.Hash != expectedHash)
+            throw new ConfTreeException($"bundle {expectedHash}", $"fetched content hashes to {bundle.Hash}");
+        Save(bundle);
+        return bundle;
+    }
+
+    /// <summary>A slice of a stored bundle's bytes, for a node that fetches it.</summary>
+    public (long Total, byte[] Data)? ReadChunk(string hash, long offset, int maxBytes)
+    {
+        if (!Has(hash)) return null;
+        using var fs = File.OpenRead(PathOf(hash));
+        if (offset > fs.Length) return (fs.Length, []);
+        fs.Position = offset;
+        var buffer = new byte[(int)Math.Min(maxBytes, fs.Length - offset)];
+        fs.ReadExactly(buffer);
+        return (fs.Length, buffer);
+    }
+
+    private static string Check(string hash) =>
+        hash.Length == 64 && hash.All(char.IsAsciiHexDigitLower) ? hash : throw new ArgumentException($"not a bundle hash: {hash}");
+}

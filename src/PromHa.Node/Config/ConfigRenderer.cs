@@ -1,0 +1,109 @@
+using System.Text;
+using PromHa.Node.Settings;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace PromHa.Node.Config;
+
+/// <summary>Everything that makes one node's effective files differ from the bundle.</summary>
+public sealed record RenderContext(
+    string Node,
+    ConfigMode Mode,
+    string ReplicaLabel,
+    bool IsMaster,
+    string? MasterPrometheus,
+    IReadOnlyList<string> FederateMatch);
+
+/// <summary>
+/// Turns a bundle into the files one node runs. Every node's prometheus.yml gets an external label
+/// naming the replica, so a downstream store can deduplicate the pair. In federate mode a standby's
+/// prometheus.yml scrapes the master's /federate instead of the targets. All other files are
+/// copied as they are.
+/// </summary>
+public static class ConfigRenderer
+{
+    public const string PrometheusFile = "prometheus.yml";
+    public const string AlertmanagerFile = "alertmanager.yml";
+    public const string FederateJob = "promha-federate";
+
+    public static ConfBundle Render(ConfBundle bundle, RenderContext ctx)
+    {
+        var source = bundle.Get(PrometheusFile) ?? throw new ConfTreeException(PrometheusFile, "missing: a conf tree needs prometheus.yml at its root");
+        var root = Parse(source);
+        var federate = ctx.Mode == ConfigMode.Federate && !ctx.IsMaster && ctx.MasterPrometheus is not null;
+        if (federate) root = FederateStandby(root, ctx);
+        var global = Child(root, "global");
+        var labels = Child(global, "external_labels");
+        labels.Children[new YamlScalarNode(ctx.ReplicaLabel)] = new YamlScalarNode(ctx.Node) { Style = ScalarStyle.DoubleQuoted };
+
+        var header = federate
+            ? $"# Rendered by PromHa for {ctx.Node} (standby, federating {ctx.MasterPrometheus}); edit the master's conf tree instead.\n"
+            : $"# Rendered by PromHa for {ctx.Node}; edit the master's conf tree instead.\n";
+        var files = bundle.Files.Values.Where(f => f.Path != PrometheusFile).Select(f => new KeyValuePair<string, byte[]>(f.Path, f.Content))
+            .Append(new KeyValuePair<string, byte[]>(PrometheusFile, Encoding.UTF8.GetBytes(header + Save(root))));
+        return ConfBundle.Of(files);
+    }
+
+    /// <summary>Parses prometheus.yml far enough to edit it; a syntax error names the line and column.</summary>
+    public static YamlMappingNode Parse(byte[] content)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(Encoding.UTF8.GetString(content)));
+        }
+        catch (YamlException e)
+        {
+            throw new ConfTreeException(PrometheusFile, $"YAML syntax error at line {e.Start.Line}, column {e.Start.Column}: {e.InnerException?.Message ?? e.Message}");
+        }
+        if (stream.Documents.Count == 0) return new YamlMappingNode();
+        return stream.Documents[0].RootNode as YamlMappingNode
+               ?? throw new ConfTreeException(PrometheusFile, "the top level must be a mapping (global:, scrape_configs:, ...)");
+    }
+
+    private static YamlMappingNode FederateStandby(YamlMappingNode original, RenderContext ctx)
+    {
+        // Keep global settings, alerting and remote storage; the standby scrapes only the master.
+        // Rules stay with the master: the standby receives their results through /federate.
+        var root = new YamlMappingNode();
+        foreach (var (key, value) in original.Children)
+            if (key is YamlScalarNode { Value: not ("scrape_configs" or "scrape_config_files" or "rule_files") })
+                root.Children[key] = value;
+        var match = new YamlSequenceNode(ctx.FederateMatch.Select(m => new YamlScalarNode(m) { Style = ScalarStyle.SingleQuoted }));
+        var job = new YamlMappingNode
+        {
+            { "job_name", FederateJob },
+            { "honor_labels", "true" },
+            { "metrics_path", "/federate" },
+            { "params", new YamlMappingNode { { "match[]", match } } },
+            { "static_configs", new YamlSequenceNode(new YamlMappingNode
+                {
+                    { "targets", new YamlSequenceNode(new YamlScalarNode(ctx.MasterPrometheus!)) },
+                }) },
+        };
+        root.Children[new YamlScalarNode("scrape_configs")] = new YamlSequenceNode(job);
+        return root;
+    }
+
+    private static YamlMappingNode Child(YamlMappingNode parent, string key)
+    {
+        if (parent.Children.TryGetValue(new YamlScalarNode(key), out var node))
+        {
+            if (node is YamlMappingNode m) return m;
+            if (node is YamlScalarNode { Value: null or "" or "~" or "null" }) { }
+            else throw new ConfTreeException(PrometheusFile, $"'{key}' must be a mapping");
+        }
+        var created = new YamlMappingNode();
+        parent.Children[new YamlScalarNode(key)] = created;
+        return created;
+    }
+
+    private static string Save(YamlMappingNode root)
+    {
+        var w = new StringWriter();
+        new YamlStream(new YamlDocument(root)).Save(w, assignAnchors: false);
+        var text = w.ToString();
+        // YamlDotNet closes the document with "...": valid YAML, but noise in a file people read.
+        return text.EndsWith("...\n") ? text[..^4] : text.EndsWith("...\r\n") ? text[..^5] : text;
+    }
+}

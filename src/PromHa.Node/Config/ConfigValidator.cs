@@ -1,0 +1,70 @@
+using System.Diagnostics;
+
+namespace PromHa.Node.Config;
+
+/// <summary>Which checks a tree must pass on this node.</summary>
+public sealed record ValidationTools(string Promtool, string Amtool, bool NeedAlertmanagerConfig);
+
+/// <summary>
+/// Checks a rendered tree where it will not be used: written to a fresh staging dir, then
+/// `promtool check config` (which also checks the rule files and file_sd files it names) and
+/// `amtool check-config`. A failure carries the tool's own words, file and reason.
+/// </summary>
+public static class ConfigValidator
+{
+    private static readonly TimeSpan ToolTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>Null when the tree is valid; otherwise what the tools said.</summary>
+    public static async Task<string?> Validate(ConfBundle rendered, string stagingRoot, ValidationTools tools, CancellationToken ct = default)
+    {
+        var dir = Path.Combine(stagingRoot, $"{DateTime.UtcNow:yyyyMMddHHmmssfff}-{rendered.Hash[..12]}");
+        ConfTree.WriteFresh(dir, rendered);
+        try
+        {
+            if (rendered.Get(ConfigRenderer.PrometheusFile) is null) return "prometheus.yml: missing at the root of the conf tree";
+            var prom = await Run(tools.Promtool, ["check", "config", ConfigRenderer.PrometheusFile], dir, ct);
+            if (prom is not null) return prom;
+            if (rendered.Get(ConfigRenderer.AlertmanagerFile) is not null)
+                return await Run(tools.Amtool, ["check-config", ConfigRenderer.AlertmanagerFile], dir, ct);
+            return tools.NeedAlertmanagerConfig ? "alertmanager.yml: missing, and this node runs an Alertmanager" : null;
+        }
+        finally
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private static async Task<string?> Run(string tool, string[] args, string workDir, CancellationToken ct)
+    {
+        if (!File.Exists(tool))
+            return $"{tool} not found, so the tree cannot be validated (apt-get install -y prometheus prometheus-alertmanager)";
+        var psi = new ProcessStartInfo(tool)
+        {
+            WorkingDirectory = workDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync(ct);
+        var stderr = p.StandardError.ReadToEndAsync(ct);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(ToolTimeout);
+        try
+        {
+            await p.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            try { p.Kill(); } catch (InvalidOperationException) { }
+            return $"{Path.GetFileName(tool)} {string.Join(' ', args)} did not finish within {ToolTimeout.TotalSeconds:F0}s";
+        }
+        if (p.ExitCode == 0) return null;
+        // Both tools print their verdict across stdout and stderr; keep the lines that carry it.
+        var text = ((await stdout) + "\n" + (await stderr)).Split('\n')
+            .Select(l => l.TrimEnd()).Where(l => l.Trim().Length > 0 && !l.StartsWith("Checking ") && !l.Contains("SUCCESS"))
+            .ToList();
+        return $"{Path.GetFileName(tool)} {string.Join(' ', args)}: {string.Join("\n", text).Trim()}";
+    }
+}

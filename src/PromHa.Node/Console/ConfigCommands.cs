@@ -1,0 +1,139 @@
+using System.CommandLine;
+using PromHa.Node.Config;
+using PromHa.Node.Http;
+
+namespace PromHa.Node.Console;
+
+/// <summary>`promha config apply|versions|show|diff|rollback|status`: configuration through any node's API.</summary>
+public static class ConfigCommands
+{
+    public static Command Create()
+    {
+        var config = new Command("config", "Versioned configuration: apply a conf tree, list, show, diff and roll back versions");
+
+        var dir = new Argument<DirectoryInfo>("dir") { Description = "The conf tree (prometheus.yml at its root)" };
+        var author = new Option<string>("--author")
+        {
+            Description = "Who makes the change (default: $USER)",
+            DefaultValueFactory = _ => Environment.UserName,
+        };
+        var apply = new Command("apply", "Upload a conf tree; it is validated and becomes the next version") { dir, author };
+        apply.SetAction((p, ct) => ConsoleCommands.Run(p, async api =>
+        {
+            var path = p.GetValue(dir)!.FullName;
+            ConfBundle bundle;
+            try
+            {
+                bundle = ConfBundle.FromDirectory(path);
+            }
+            catch (ConfTreeException e)
+            {
+                await System.Console.Error.WriteLineAsync($"promha: {e.Message}");
+                return 64;
+            }
+            var (code, r) = await api.ConfigApply(bundle.ToTar(), p.GetValue(author)!, $"{Environment.MachineName}:{path}", ct);
+            return PrintSubmit(code, r, $"{bundle.Files.Count} files from {path}");
+        }));
+
+        var limit = new Option<int>("--limit") { Description = "How many versions", DefaultValueFactory = _ => 50 };
+        var versions = new Command("versions", "Committed versions, newest first") { limit };
+        versions.SetAction((p, ct) => ConsoleCommands.Run(p, async api =>
+        {
+            var list = (await api.ConfigVersions(p.GetValue(limit), ct))!;
+            ConsoleCommands.PrintTable(["VERSION", "HASH", "FILES", "BYTES", "SOURCE", "AUTHOR", "AT (UTC)"],
+                list.Select(v => new[]
+                {
+                    v.Version.ToString(), v.BundleHash[..12], v.FileCount.ToString(), v.Bytes.ToString(), v.Source, v.Author,
+                    v.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss"),
+                }));
+            return 0;
+        }));
+
+        var n = new Argument<long>("version") { Description = "A version number" };
+        var file = new Option<string?>("--file") { Description = "Print this file of the version instead of the list" };
+        var show = new Command("show", "A version's files (or one file's content)") { n, file };
+        show.SetAction((p, ct) => ConsoleCommands.Run(p, async api =>
+        {
+            var version = p.GetValue(n);
+            if (p.GetValue(file) is { } f)
+            {
+                System.Console.Write(await api.GetText($"api/v1/config/versions/{version}/files/{f}", ct));
+                return 0;
+            }
+            var d = await api.ConfigVersion(version, ct);
+            var v = d.Version;
+            System.Console.WriteLine($"version   {v.Version}   hash {v.BundleHash}");
+            System.Console.WriteLine($"source    {v.Source} by {v.Author}, {v.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC (bundle from {v.Origin})");
+            System.Console.WriteLine();
+            ConsoleCommands.PrintTable(["FILE", "SIZE", "SHA256"], d.Files.Select(x => new[] { x.Path, x.Size.ToString(), x.Sha256[..16] }));
+            return 0;
+        }));
+
+        var from = new Argument<long>("from") { Description = "Older version" };
+        var to = new Argument<long>("to") { Description = "Newer version" };
+        var diff = new Command("diff", "A unified diff per file between two versions") { from, to };
+        diff.SetAction((p, ct) => ConsoleCommands.Run(p, async api =>
+        {
+            var text = await api.GetText($"api/v1/config/diff?from={p.GetValue(from)}&to={p.GetValue(to)}", ct);
+            System.Console.Write(text.Length == 0 ? "(no differences)\n" : text);
+            return 0;
+        }));
+
+        var rollbackTo = new Argument<long>("version") { Description = "The version whose content to restore" };
+        var rollback = new Command("rollback", "Make a new version with an earlier version's content") { rollbackTo, author };
+        rollback.SetAction((p, ct) => ConsoleCommands.Run(p, async api =>
+        {
+            var (code, r) = await api.ConfigRollback(p.GetValue(rollbackTo), p.GetValue(author)!, ct);
+            return PrintSubmit(code, r, $"content of version {p.GetValue(rollbackTo)}");
+        }));
+
+        var status = new Command("status", "Latest version, what each node runs, and rejected candidates");
+        status.SetAction((p, ct) => ConsoleCommands.Run(p, async api =>
+        {
+            var s = (await api.ConfigStatus(ct))!;
+            System.Console.WriteLine($"latest    {(s.LatestVersion is { } l ? $"version {l.Version} ({l.BundleHash[..12]}) from {l.Source} by {l.Author}, {l.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC" : s.Latest > 0 ? $"version {s.Latest}" : "(none yet)")}");
+            System.Console.WriteLine($"this node {s.Node} runs version {s.Applied}{(s.FailedVersion is { } fv ? $", version {fv} FAILED here" : "")}");
+            if (s.Note is not null) System.Console.WriteLine($"note      {s.Note}");
+            System.Console.WriteLine();
+            ConsoleCommands.PrintTable(["NODE", "APPLIED", "FAILED", "REASON"], s.Nodes.Select(x => new[]
+            {
+                x.Node, x.Applied.ToString(), x.FailedVersion?.ToString() ?? "-", x.FailedReason ?? "",
+            }));
+            if (s.Rejected.Count > 0)
+            {
+                System.Console.WriteLine();
+                System.Console.WriteLine("rejected candidates (newest first):");
+                foreach (var r in s.Rejected)
+                    System.Console.WriteLine($"  {r.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} on {r.Node}, from {r.Source} by {r.Author}:\n    {r.Reason.Replace("\n", "\n    ")}");
+            }
+            return 0;
+        }));
+
+        config.Add(apply);
+        config.Add(versions);
+        config.Add(show);
+        config.Add(diff);
+        config.Add(rollback);
+        config.Add(status);
+        return config;
+    }
+
+    private static int PrintSubmit(int code, ConfigSubmitResponse r, string what)
+    {
+        switch (r.Outcome)
+        {
+            case "committed":
+                System.Console.WriteLine($"version {r.Version} committed ({what}, {r.BundleHash[..12]}); nodes apply it now (promha config status)");
+                return 0;
+            case "unchanged":
+                System.Console.WriteLine($"unchanged: version {r.Version} already has this content");
+                return 0;
+            case "rejected":
+                System.Console.Error.WriteLine($"rejected, nothing applied:\n{r.Reason}");
+                return 1;
+            default:
+                System.Console.Error.WriteLine($"not committed (HTTP {code}): {r.Reason}");
+                return 2;
+        }
+    }
+}

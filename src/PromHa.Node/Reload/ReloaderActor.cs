@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Akka.Actor;
+using Akka.Event;
+using Akka.Hosting;
+using PromHa.Node.Config;
+using PromHa.Node.Settings;
+
+namespace PromHa.Node.Reload;
+
+/// <summary>Apply this bundle, rendered for <paramref name="Context"/>. Local to the node.</summary>
+public sealed record ApplyVersion(long Version, ConfBundle Bundle, RenderContext Context);
+
+/// <summary>The outcome of an <see cref="ApplyVersion"/>: applied and verified, or rolled back with the reason.</summary>
+public sealed record ApplyFinished(long Version, string BundleHash, bool Ok, string? Reason, double Seconds, string? Note);
+
+/// <summary>
+/// Puts a version into service on this node: renders the effective files for the node's role,
+/// validates them in a staging dir, keeps the running tree as a backup, swaps the new files in
+/// (rename, never a half-written file), reloads Prometheus and Alertmanager and checks that both
+/// took it (*_config_last_reload_successful). Anything that fails puts the previous tree back.
+/// </summary>
+public sealed class ReloaderActor : ReceiveActor
+{
+    public const string Name = "reloader";
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly LiveTree _live;
+
+    public ReloaderActor(NodeSettings settings)
+    {
+        _live = new LiveTree(settings);
+        ReceiveAsync<ApplyVersion>(async a =>
+        {
+            var sw = Stopwatch.StartNew();
+            var result = await _live.Apply(a.Version, a.Bundle, a.Context, _log);
+            Sender.Tell(result with { Seconds = sw.Elapsed.TotalSeconds });
+        });
+    }
+}
+
+/// <summary>The node's live dir and the servers that read it.</summary>
+public sealed class LiveTree(NodeSettings s)
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
+    private readonly string _liveDir = s.Config.LiveDir;
+    private readonly string _staging = Path.Combine(s.DataDir, "config", "staging");
+    private readonly string _backups = Path.Combine(s.DataDir, "config", "backups");
+
+    public bool RunsServers => s.Prometheus.Mode != ServerMode.None || s.Alertmanager.Mode != ServerMode.None;
+
+    public ValidationTools Tools => new(s.Config.Promtool, s.Config.Amtool, s.Alertmanager.Mode != ServerMode.None);
+
+    public async Task<ApplyFinished> Apply(long version, ConfBundle bundle, RenderContext ctx, ILoggingAdapter log)
+    {
+        if (!RunsServers) return new ApplyFinished(version, bundle.Hash, true, null, 0, "witness: nothing to reload");
+        ConfBundle rendered;
+        try
+        {
+            rendered = ConfigRenderer.Render(bundle, ctx);
+        }
+        catch (ConfTreeException e)
+        {
+            return new ApplyFinished(version, bundle.Hash, false, e.Message, 0, null);
+        }
+        var invalid = await ConfigValidator.Validate(rendered, _staging, Tools);
+        if (invalid is not null) return new ApplyFinished(version, bundle.Hash, false, invalid, 0, null);
+
+        var previous = Directory.Exists(_liveDir) ? ConfBundle.FromDirectory(_liveDir) : null;
+        var backup = previous is { Files.Count: > 0 } ? ConfTree.Backup(_liveDir, _backups, $"before-v{version}", s.Config.Backups) : null;
+        var changed = ConfTree.Sync(_liveDir, rendered);
+        var (ok, detail) = await ReloadAndVerify();
+        if (ok) return new ApplyFinished(version, bundle.Hash, true, null, 0, detail ?? $"{changed} file(s) changed");
+
+        log.Error("Version {0} did not load ({1}); restoring the previous tree{2}", version, detail,
+            backup is null ? "" : $" from {backup}");
+        if (previous is { Files.Count: > 0 })
+        {
+            ConfTree.Sync(_liveDir, previous);
+            var (back, backDetail) = await ReloadAndVerify();
+            if (!back) log.Error("Reloading the previous tree failed too: {0}", backDetail);
+        }
+        return new ApplyFinished(version, bundle.Hash, false, detail, 0, null);
+    }
+
+    /// <summary>
+    /// POST /-/reload to each server, then its own verdict from /metrics. A server that is not
+    /// running (being restarted by its supervisor) reads the new files when it starts: not an error.
+    /// </summary>
+    public async Task<(bool Ok, string? Detail)> ReloadAndVerify()
+    {
+        var notes = new List<string>();
+        foreach (var (name, server, metric) in new[]
+                 {
+                     ("prometheus", s.Prometheus, "prometheus_config_last_reload_successful"),
+                     ("alertmanager", s.Alertmanager, "alertmanager_config_last_reload_successful"),
+                 })
+        {
+            if (server.Mode == ServerMode.None) continue;
+            var url = server.EffectiveUrl;
+            HttpResponseMessage resp;
+            try
+            {
+                resp = await Http.PostAsync($"{url}/-/reload", null);
+            }
+            catch (HttpRequestException e)
+            {
+                notes.Add($"{name} not reachable ({e.Message}); it reads the new files when it starts");
+                continue;
+            }
+            using (resp)
+            {
+                if (!resp.IsSuccessStatusCode)
+                {
+                    var body = (await resp.Content.ReadAsStringAsync()).Trim();
+                    return (false, $"{name} rejected the reload: HTTP {(int)resp.StatusCode} {Truncate(body)}");
+                }
+            }
+            var value = await ReadMetric(url, metric);
+            if (value is not 1) return (false, $"{name}: {metric} is {value?.ToString(CultureInfo.InvariantCulture) ?? "missing"} after the reload");
+        }
+        return (true, notes.Count == 0 ? null : string.Join("; ", notes));
+    }
+
+    private static async Task<double?> ReadMetric(string baseUrl, string metric)
+    {
+        var text = await Http.GetStringAsync($"{baseUrl}/metrics");
+        var m = Regex.Match(text, $@"^{metric}(?:\{{[^}}]*\}})?\s+(\S+)", RegexOptions.Multiline);
+        return m.Success && double.TryParse(m.Groups[1].Value, CultureInfo.InvariantCulture, out var v) ? v : null;
+    }
+
+    private static string Truncate(string s) => s.Length > 400 ? s[..400] + "..." : s;
+
+    /// <summary>
+    /// Before the servers start: a node without a live tree renders its conf dir into one (validated),
+    /// so that Prometheus has a config to start with. The cluster's versions replace it.
+    /// </summary>
+    public string? Bootstrap(string node, ILogger log)
+    {
+        if (!RunsServers || File.Exists(Path.Combine(_liveDir, ConfigRenderer.PrometheusFile)) || string.IsNullOrEmpty(s.ConfDir))
+            return null;
+        try
+        {
+            var bundle = ConfBundle.FromDirectory(s.ConfDir, s.Config.MaxBundleBytes);
+            var rendered = ConfigRenderer.Render(bundle, new RenderContext(node, ConfigMode.Mirror, s.Config.ReplicaLabel, false, null, []));
+            var invalid = ConfigValidator.Validate(rendered, _staging, Tools).GetAwaiter().GetResult();
+            if (invalid is not null)
+            {
+                log.LogError("The conf dir {Dir} is not valid, so Prometheus waits for a version from the cluster: {Reason}", s.ConfDir, invalid);
+                return invalid;
+            }
+            ConfTree.Sync(_liveDir, rendered);
+            log.LogInformation("Rendered {Dir} into {Live} to start with; versions from the cluster replace it", s.ConfDir, _liveDir);
+            return null;
+        }
+        catch (ConfTreeException e)
+        {
+            log.LogError("Cannot start from {Dir}: {Reason}", s.ConfDir, e.Message);
+            return e.Message;
+        }
+    }
+}
+
+/// <summary>Marker key for the node's reloader.</summary>
+public sealed class ReloaderKey;
+
+public static class ReloaderActorHostingExtensions
+{
+    public static AkkaConfigurationBuilder AddReloaderActor(this AkkaConfigurationBuilder builder, NodeSettings s) =>
+        builder.WithActors((system, registry) =>
+            registry.Register<ReloaderKey>(system.ActorOf(Props.Create(() => new ReloaderActor(s)), ReloaderActor.Name)));
+}
