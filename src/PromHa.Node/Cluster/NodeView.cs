@@ -26,8 +26,12 @@ public sealed class NodeView(string nodeName, bool witness)
     public long ConfigLatest { get; set; }
     public bool PrometheusHealthy => _snapshot.Health is { PrometheusHealthy: true };
 
+    /// <summary>When this node last became master; edits in its conf dir after that are authoritative.</summary>
+    public DateTime? MasterSinceUtc { get; private set; }
+
     public void SetRole(long epoch, string? master, bool holdsLease)
     {
+        if (holdsLease && !_snapshot.HoldsLease) MasterSinceUtc = DateTime.UtcNow;
         _snapshot = _snapshot with { Epoch = epoch, Master = master, HoldsLease = holdsLease };
         NodeMetrics.IsMaster.Set(holdsLease ? 1 : 0);
         NodeMetrics.Epoch.Set(epoch);

@@ -43,6 +43,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private string? _renderedFor; // the master the live tree was rendered for (federate mode)
     private FileSystemWatcher? _watcher;
     private string? _lastScanHash;
+    private bool _scanPending;
+    private readonly HashSet<string> _fromWatch = []; // bundles this conf dir produced
     private CandidateRejected? _lastRejected;
 
     public ConfigSyncActor(NodeSettings settings, NodeView view)
@@ -198,7 +200,9 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             {
                 _log.Info("Applied config version {0} ({1}) in {2:F3}s{3}", r.Version, r.BundleHash[..12], r.Seconds,
                     r.Note is null ? "" : $": {r.Note}");
-                if (_store.Load(r.BundleHash) is { } bundle) WriteConfDir(bundle, r.Version);
+                // A version made from this conf dir is already in it (and newer edits may be too).
+                if (!(_watcher is not null && _fromWatch.Contains(r.BundleHash)) && _store.Load(r.BundleHash) is { } bundle)
+                    WriteConfDir(bundle, r.Version);
             }
             Master().Tell(new ConfigApplied(_s.Node.Name, r.Version, r.BundleHash, r.Seconds, DateTimeOffset.UtcNow));
         }
@@ -210,6 +214,11 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             Master().Tell(new ConfigApplyFailed(_s.Node.Name, r.Version, r.Reason ?? "unknown", DateTimeOffset.UtcNow));
         }
         MaybeApply();
+        if (_scanPending && CaughtUp)
+        {
+            _scanPending = false;
+            Self.Tell(ScanConf.Instance);
+        }
     }
 
     /// <summary>
@@ -251,19 +260,25 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     /// </summary>
     private void UpdateWatcher()
     {
-        var shouldWatch = _view.IsMaster && !string.IsNullOrEmpty(_s.ConfDir) && Directory.Exists(_s.ConfDir) && CaughtUp;
-        if (shouldWatch == (_watcher is not null)) return;
-        if (!shouldWatch)
+        var master = _view.IsMaster && !string.IsNullOrEmpty(_s.ConfDir) && Directory.Exists(_s.ConfDir);
+        // Start watching once this node runs the latest version; stop when it is no longer master.
+        if (master && _watcher is null && !CaughtUp) return;
+        if (master == (_watcher is not null)) return;
+        if (!master)
         {
             _watcher!.Dispose();
             _watcher = null;
+            _fromWatch.Clear();
+            Timers.Cancel("rescan");
             _log.Info("No longer watching {0} (not the master)", _s.ConfDir);
             return;
         }
         if (_applied is not null && _store.Load(_applied.Hash) is { } running)
         {
             var current = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.MaxBundleBytes);
-            if (current.Hash != running.Hash)
+            // Edits made after this node became master are the operator's next version; older
+            // ones were made on a standby and are not authoritative.
+            if (current.Hash != running.Hash && !(_view.MasterSinceUtc is { } since && NewestWriteUtc(_s.ConfDir) >= since))
             {
                 BackUpLocalEdits(current, $"standby-edits-v{_applied.Version}",
                     $"they were made while this node was a standby, so version {_applied.Version} replaces them");
@@ -290,11 +305,21 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         Self.Tell(ScanConf.Instance);
     }
 
+    /// <summary>The last change in a tree: files written, and directories whose entries changed (a deletion).</summary>
+    private static DateTime NewestWriteUtc(string dir) =>
+        Directory.EnumerateFileSystemEntries(dir, "*", SearchOption.AllDirectories)
+            .Select(p => File.GetLastWriteTimeUtc(p)).Append(Directory.GetLastWriteTimeUtc(dir)).Max();
+
     private bool CaughtUp => _target is null || (_applied is not null && _applied.Version >= _target.Version);
 
     private async Task Scan()
     {
-        if (_watcher is null || !_view.IsMaster || !CaughtUp) return;
+        if (_watcher is null || !_view.IsMaster) return;
+        if (!CaughtUp)
+        {
+            _scanPending = true; // after the version being applied
+            return;
+        }
         ConfBundle bundle;
         try
         {
@@ -307,6 +332,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         }
         if (bundle.Hash == _lastScanHash || bundle.Hash == _applied?.Hash) return;
         _lastScanHash = bundle.Hash;
+        _fromWatch.Add(bundle.Hash);
         var outcome = await Submit(bundle, $"watch:{_s.Node.Name}", $"{Environment.UserName}@{_s.Node.Name}");
         if (outcome.Outcome == SubmitOutcome.NotCommitted) _lastScanHash = null; // try again on the next rescan
     }

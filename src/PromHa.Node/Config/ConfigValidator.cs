@@ -63,7 +63,10 @@ public static class ConfigValidator
         if (p.ExitCode == 0) return null;
         // Both tools print their verdict across stdout and stderr; keep the lines that carry it.
         var text = ((await stdout) + "\n" + (await stderr)).Split('\n')
-            .Select(l => l.TrimEnd()).Where(l => l.Trim().Length > 0 && !l.StartsWith("Checking ") && !l.Contains("SUCCESS"))
+            .Select(l => l.TrimEnd())
+            // amtool prints "Checking 'alertmanager.yml'  FAILED: <reason>" on one line
+            .Select(l => l.StartsWith("Checking ") && l.Contains("FAILED") ? l[l.IndexOf("FAILED", StringComparison.Ordinal)..] : l)
+            .Where(l => l.Trim().Length > 0 && !l.StartsWith("Checking ") && !l.Contains("SUCCESS"))
             .ToList();
         return $"{Path.GetFileName(tool)} {string.Join(' ', args)}: {string.Join("\n", text).Trim()}";
     }

@@ -1,0 +1,207 @@
+using System.Net;
+using PromHa.Node.Config;
+using PromHa.Node.Console;
+using PromHa.Node.Demo;
+using Xunit.Abstractions;
+
+namespace PromHa.EndToEnd;
+
+/// <summary>
+/// Versioned configuration on real nodes, each running its own real Prometheus and Alertmanager:
+/// edits on the master reach every server, bad trees are refused with the tools' own reasons,
+/// numbering survives stops, failovers and full restarts.
+/// </summary>
+public class ConfigTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Generous = RealCluster.Generous;
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+
+    [Fact]
+    public async Task Edits_on_the_master_reach_every_prometheus_and_bad_trees_are_rejected_with_their_reason()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true);
+        var c = rc.Cluster;
+        var master = await c.WaitForSingleMaster(Generous);
+        await WaitApplied(c, c.Nodes, 1); // the master's conf dir became version 1
+
+        // An operator adds a job file on the master, as in the seeds' workflow.
+        var target = $"127.0.0.1:{LocalCluster.FreePorts(1)[0]}";
+        File.WriteAllText(Path.Combine(master.ConfDir, "business", "demo", "job", "web.yml"),
+            $"- targets: ['{target}']\n  labels:\n    service: web\n");
+        await WaitApplied(c, c.Nodes, 2);
+        foreach (var n in c.Nodes)
+        {
+            await c.WaitUntil(async () => (await Get($"{n.PrometheusUrl}/api/v1/targets")).Contains(target), Generous, default,
+                $"{n.Name}'s Prometheus to scrape {target}");
+            // each replica carries its own external label, for deduplication downstream
+            Assert.Contains($"promha_replica: {n.Name}", await Get($"{n.PrometheusUrl}/api/v1/status/config"));
+        }
+
+        using var api = new ApiClient(c.Nodes.First(n => n != master).HttpUrl);
+        var good = Snapshot(master.ConfDir);
+        var liveBefore = c.Nodes.ToDictionary(n => n.Name, n => File.ReadAllText(Path.Combine(n.LiveDir, "prometheus.yml")));
+
+        // Each bad tree is refused with the reason the tools give, naming the file.
+        var cases = new (string What, Action<string> Break, string Expected)[]
+        {
+            ("invalid prometheus.yml", d => Replace(d, "prometheus.yml", "scrape_interval: 5s", "scrape_interval: soon"), "prometheus.yml"),
+            ("broken rule file", d => Replace(d, "business/demo/rule/promha.rules", "== 0", "== = 0"), "promha.rules"),
+            ("undefined receiver", d => Replace(d, "alertmanager.yml", "receiver: default", "receiver: nobody"), "undefined receiver \"nobody\""),
+            ("YAML syntax error", d => Replace(d, "prometheus.yml", "scrape_configs:", "scrape_configs: [unclosed"), "YAML syntax error"),
+            ("bad label in a file_sd file", d => File.WriteAllText(Path.Combine(d, "business/demo/job/bad.yml"),
+                "- targets: ['127.0.0.1:1']\n  labels:\n    \"bad-label\": x\n"), "\"bad-label\" is not a valid label name"),
+        };
+        foreach (var (what, breakIt, expected) in cases)
+        {
+            var dir = Path.Combine(Path.GetTempPath(), $"promha-bad-{Guid.NewGuid():N}");
+            try
+            {
+                CopyTree(good, dir);
+                breakIt(dir);
+                var (code, r) = await api.ConfigApply(ConfBundle.FromDirectory(dir).ToTar(), "test", what);
+                output.WriteLine($"{what}: HTTP {code} {r.Outcome}: {r.Reason}");
+                Assert.Equal(422, code);
+                Assert.Equal("rejected", r.Outcome);
+                Assert.Contains(expected, r.Reason);
+            }
+            finally
+            {
+                Directory.Delete(dir, true);
+            }
+        }
+        Directory.Delete(good, true);
+
+        // The same through the master's conf dir: the rejection shows in every node's status.
+        Replace(master.ConfDir, "business/demo/rule/promha.rules", "== 0", "== = 0");
+        await c.WaitUntil(async () => (await api.ConfigStatus())!.Rejected.Any(r => r.Source.StartsWith("watch:") && r.Reason.Contains("promha.rules")),
+            Generous, default, "the rejected edit to show in config status");
+        Assert.Contains("promha_config_candidates_rejected_total{source=\"watch\"} 1", await Get($"{master.HttpUrl}/metrics"));
+
+        Assert.Equal(2, (await api.ConfigVersions(50))!.Count);
+        foreach (var n in c.Nodes)
+        {
+            Assert.Equal(2, (await c.Status(n))!.ConfigApplied);
+            Assert.Equal(liveBefore[n.Name], File.ReadAllText(Path.Combine(n.LiveDir, "prometheus.yml")));
+        }
+
+        // Putting the file back gives version 2's content: no new version.
+        Replace(master.ConfDir, "business/demo/rule/promha.rules", "== = 0", "== 0");
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Equal(2, (await api.ConfigVersions(50))!.Count);
+
+        var diff = await api.GetText("api/v1/config/diff?from=1&to=2");
+        Assert.Contains("+++ v2/business/demo/job/web.yml", diff);
+        Assert.Contains($"+- targets: ['{target}']", diff);
+
+        // Rollback makes version 3 with version 1's content, and every node runs it.
+        var (rcode, rolled) = await api.ConfigRollback(1, "test");
+        Assert.Equal(201, rcode);
+        Assert.Equal(3, rolled.Version);
+        await WaitApplied(c, c.Nodes, 3);
+        var versions = (await api.ConfigVersions(50))!;
+        Assert.Equal(versions.Single(v => v.Version == 1).BundleHash, versions.Single(v => v.Version == 3).BundleHash);
+        Assert.False(File.Exists(Path.Combine(master.ConfDir, "business", "demo", "job", "web.yml")),
+            "the master's conf dir follows the rollback");
+    }
+
+    [Fact]
+    public async Task A_stopped_standby_catches_up_and_numbering_survives_failover_and_a_full_restart()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true);
+        var c = rc.Cluster;
+        var master = await c.WaitForSingleMaster(Generous);
+        await WaitApplied(c, c.Nodes, 1);
+
+        var standby = c.Nodes.First(n => n != master);
+        await c.Stop(standby);
+        var others = c.Nodes.Where(n => n != standby).ToList();
+        AddJob(master, "two", "127.0.0.1:10002");
+        await WaitApplied(c, others, 2);
+        AddJob(master, "three", "127.0.0.1:10003");
+        await WaitApplied(c, others, 3);
+
+        c.StartNode(standby);
+        await c.WaitForMembers(Generous);
+        await WaitApplied(c, [standby], 3);
+        await c.WaitUntil(async () => (await Get($"{standby.PrometheusUrl}/api/v1/targets")).Contains("127.0.0.1:10003"), Generous, default,
+            "the returning standby's Prometheus to scrape the new target");
+
+        // Failover: the next version on the new master continues the numbering.
+        c.Kill(master);
+        var next = await c.WaitForSingleMaster(Generous, n => n != master);
+        AddJob(next, "four", "127.0.0.1:10004");
+        await WaitApplied(c, c.Nodes.Where(n => n.Running), 4);
+        c.StartNode(master);
+        await c.WaitForMembers(Generous);
+        await WaitApplied(c, c.Nodes, 4);
+
+        using (var api = new ApiClient(next.HttpUrl))
+        {
+            var before = (await api.ConfigVersions(50))!;
+            Assert.Equal([4L, 3, 2, 1], before.Select(v => v.Version));
+
+            // Full restart: every node stops, then all start again.
+            foreach (var n in c.Nodes) await c.Stop(n);
+            foreach (var n in c.Nodes) c.StartNode(n);
+            await c.WaitForMembers(Generous);
+            var m = await c.WaitForSingleMaster(Generous);
+            using var api2 = new ApiClient(m.HttpUrl);
+            var after = (await api2.ConfigVersions(50))!;
+            Assert.Equal(before.Select(v => (v.Version, v.BundleHash)), after.Select(v => (v.Version, v.BundleHash)));
+            await WaitApplied(c, c.Nodes, 4);
+
+            AddJob(m, "five", "127.0.0.1:10005");
+            await WaitApplied(c, c.Nodes, 5);
+            Assert.Equal(5, (await api2.ConfigVersions(1))![0].Version);
+        }
+    }
+
+    private static void AddJob(LocalNode master, string name, string target) =>
+        File.WriteAllText(Path.Combine(master.ConfDir, "business", "demo", "job", $"{name}.yml"), $"- targets: ['{target}']\n");
+
+    private async Task WaitApplied(LocalCluster c, IEnumerable<LocalNode> nodes, long version)
+    {
+        foreach (var n in nodes)
+            await c.WaitUntil(async () => (await c.Status(n))?.ConfigApplied == version, Generous, default,
+                $"{n.Name} to run config version {version}");
+    }
+
+    private static async Task<string> Get(string url)
+    {
+        try
+        {
+            using var r = await Http.GetAsync(url);
+            return r.StatusCode == HttpStatusCode.OK ? await r.Content.ReadAsStringAsync() : "";
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return "";
+        }
+    }
+
+    private static void Replace(string dir, string file, string from, string to)
+    {
+        var path = Path.Combine(dir, file);
+        var text = File.ReadAllText(path);
+        Assert.Contains(from, text);
+        File.WriteAllText(path, text.Replace(from, to));
+    }
+
+    /// <summary>A copy of a conf tree as it is now.</summary>
+    private static string Snapshot(string dir)
+    {
+        var copy = Path.Combine(Path.GetTempPath(), $"promha-good-{Guid.NewGuid():N}");
+        CopyTree(dir, copy);
+        return copy;
+    }
+
+    private static void CopyTree(string from, string to)
+    {
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target, overwrite: true);
+        }
+    }
+}

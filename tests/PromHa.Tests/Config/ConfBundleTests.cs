@@ -1,0 +1,122 @@
+using System.Text;
+using PromHa.Node.Config;
+using PromHa.Node.Http;
+
+namespace PromHa.Tests.Config;
+
+public sealed class ConfBundleTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("promha-bundle").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private string Write(string rel, string content, string? root = null)
+    {
+        var path = Path.Combine(root ?? _dir, rel);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, content);
+        return path;
+    }
+
+    [Fact]
+    public void The_hash_follows_content_not_timestamps_or_editor_leftovers()
+    {
+        Write("prometheus.yml", "global: {}\n");
+        Write("business/a/job/x.yml", "- targets: ['h:1']\n");
+        var first = ConfBundle.FromDirectory(_dir);
+
+        File.SetLastWriteTimeUtc(Path.Combine(_dir, "prometheus.yml"), DateTime.UtcNow.AddDays(-3));
+        Write("business/a/job/.x.yml.swp", "vim");
+        Write("business/a/job/x.yml~", "backup");
+        Write(".git/config", "[core]");
+        Write("business/a/job/.promha-x.yml.1.tmp", "half");
+        var same = ConfBundle.FromDirectory(_dir);
+        Assert.Equal(first.Hash, same.Hash);
+        Assert.Equal(["business/a/job/x.yml", "prometheus.yml"], same.Files.Keys);
+
+        Write("business/a/job/x.yml", "- targets: ['h:2']\n");
+        Assert.NotEqual(first.Hash, ConfBundle.FromDirectory(_dir).Hash);
+    }
+
+    [Fact]
+    public void A_bundle_survives_a_tar_round_trip_with_the_same_hash_and_bytes()
+    {
+        var bundle = ConfBundle.Of(new Dictionary<string, byte[]>
+        {
+            ["prometheus.yml"] = "global: {}\n"u8.ToArray(),
+            ["business/b/rule/r.rules"] = "groups: []\n"u8.ToArray(),
+        });
+        var tar = bundle.ToTar();
+        var back = ConfBundle.ReadTar(new MemoryStream(tar), "test");
+        Assert.Equal(bundle.Hash, back.Hash);
+        Assert.Equal(tar, back.ToTar()); // deterministic: equal bundles give equal bytes
+    }
+
+    [Fact]
+    public void A_tar_that_leaves_the_tree_is_refused()
+    {
+        var ms = new MemoryStream();
+        using (var w = new System.Formats.Tar.TarWriter(ms, leaveOpen: true))
+            w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "../etc/passwd")
+                { DataStream = new MemoryStream("x"u8.ToArray()) });
+        ms.Position = 0;
+        var e = Assert.Throws<ConfTreeException>(() => ConfBundle.ReadTar(ms, "upload"));
+        Assert.Contains("../etc/passwd", e.Message);
+    }
+
+    [Fact]
+    public void Sync_makes_a_dir_hold_exactly_the_bundle_and_leaves_hidden_files_alone()
+    {
+        Write("prometheus.yml", "old\n");
+        Write("business/gone/job/old.yml", "[]\n");
+        Write(".keep", "mine");
+        var bundle = ConfBundle.Of(new Dictionary<string, byte[]>
+        {
+            ["prometheus.yml"] = "new\n"u8.ToArray(),
+            ["business/a/job/x.yml"] = "[]\n"u8.ToArray(),
+        });
+        var changed = ConfTree.Sync(_dir, bundle);
+        Assert.Equal(3, changed); // one written, one created, one removed
+        Assert.Equal(bundle.Hash, ConfBundle.FromDirectory(_dir).Hash);
+        Assert.True(File.Exists(Path.Combine(_dir, ".keep")));
+        Assert.False(Directory.Exists(Path.Combine(_dir, "business", "gone")));
+        Assert.Equal(0, ConfTree.Sync(_dir, bundle));
+    }
+
+    [Fact]
+    public void Backups_keep_only_the_newest()
+    {
+        Write("prometheus.yml", "v\n");
+        var backups = Path.Combine(_dir, ".backups");
+        for (var i = 0; i < 4; i++)
+        {
+            ConfTree.Backup(_dir, backups, $"b{i}", keep: 2);
+            Thread.Sleep(5);
+        }
+        var left = Directory.GetDirectories(backups).Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(2, left.Count);
+        Assert.EndsWith("b3", left[^1]);
+    }
+
+    [Fact]
+    public void Diff_shows_each_changed_file_as_a_unified_diff()
+    {
+        var a = ConfBundle.Of(new Dictionary<string, byte[]>
+        {
+            ["prometheus.yml"] = Encoding.UTF8.GetBytes("global:\n  scrape_interval: 15s\n"),
+            ["same.yml"] = "x\n"u8.ToArray(),
+        });
+        var b = ConfBundle.Of(new Dictionary<string, byte[]>
+        {
+            ["prometheus.yml"] = Encoding.UTF8.GetBytes("global:\n  scrape_interval: 5s\n"),
+            ["same.yml"] = "x\n"u8.ToArray(),
+            ["business/a/job/new.yml"] = "[]\n"u8.ToArray(),
+        });
+        var diff = ConfigEndpoints.Diff(a, b, 1, 2);
+        Assert.Contains("--- v1/prometheus.yml", diff);
+        Assert.Contains("-  scrape_interval: 15s", diff);
+        Assert.Contains("+  scrape_interval: 5s", diff);
+        Assert.Contains("+++ v2/business/a/job/new.yml", diff);
+        Assert.DoesNotContain("same.yml", diff);
+    }
+}

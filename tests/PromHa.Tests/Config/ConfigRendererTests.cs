@@ -1,0 +1,100 @@
+using System.Text;
+using PromHa.Node.Config;
+using PromHa.Node.Settings;
+
+namespace PromHa.Tests.Config;
+
+public sealed class ConfigRendererTests
+{
+    private const string Prometheus = """
+        global:
+          scrape_interval: 5s
+          external_labels:
+            dc: east
+        rule_files:
+          - business/a/rule/*.rules
+        scrape_configs:
+          - job_name: web
+            relabel_configs:
+              - source_labels: [__address__]
+                regex: "(.+):\\d+"
+                target_label: host
+            file_sd_configs:
+              - files: ['business/a/job/*.yml']
+        """;
+
+    private static ConfBundle Bundle(string prometheus = Prometheus) => ConfBundle.Of(new Dictionary<string, byte[]>
+    {
+        ["prometheus.yml"] = Encoding.UTF8.GetBytes(prometheus),
+        ["business/a/job/x.yml"] = "- targets: ['h:1']\n"u8.ToArray(),
+    });
+
+    private static RenderContext Ctx(ConfigMode mode = ConfigMode.Mirror, bool master = false, string? masterProm = null) =>
+        new("node-b", mode, "promha_replica", master, masterProm, ["{job=~\".+\"}"]);
+
+    private static string Rendered(ConfBundle b) => Encoding.UTF8.GetString(b.Get("prometheus.yml")!);
+
+    [Fact]
+    public void Mirror_adds_the_replica_label_and_keeps_everything_else()
+    {
+        var text = Rendered(ConfigRenderer.Render(Bundle(), Ctx()));
+        Assert.Contains("promha_replica: \"node-b\"", text);
+        Assert.Contains("dc: east", text);
+        Assert.Contains("job_name: web", text);
+        Assert.Contains(@"regex: ""(.+):\\d+""", text); // escapes survive the round trip
+        Assert.Contains("business/a/rule/*.rules", text);
+    }
+
+    [Fact]
+    public void Other_files_are_copied_as_they_are()
+    {
+        var b = Bundle();
+        Assert.Equal(b.Get("business/a/job/x.yml"), ConfigRenderer.Render(b, Ctx()).Get("business/a/job/x.yml"));
+    }
+
+    [Fact]
+    public void A_federating_standby_scrapes_only_the_masters_federate_endpoint()
+    {
+        var text = Rendered(ConfigRenderer.Render(Bundle(), Ctx(ConfigMode.Federate, master: false, masterProm: "10.0.0.1:9090")));
+        Assert.Contains("job_name: promha-federate", text);
+        Assert.Contains("honor_labels: true", text);
+        Assert.Contains("metrics_path: /federate", text);
+        Assert.Contains("match[]", text);
+        Assert.Contains("'{job=~\".+\"}'", text);
+        Assert.Contains("10.0.0.1:9090", text);
+        Assert.DoesNotContain("job_name: web", text);
+        Assert.DoesNotContain("rule_files", text);
+        Assert.Contains("promha_replica: \"node-b\"", text);
+        Assert.Contains("scrape_interval: 5s", text);
+    }
+
+    [Fact]
+    public void The_master_in_federate_mode_runs_the_real_targets()
+    {
+        var text = Rendered(ConfigRenderer.Render(Bundle(), Ctx(ConfigMode.Federate, master: true, masterProm: "10.0.0.1:9090")));
+        Assert.Contains("job_name: web", text);
+        Assert.DoesNotContain("promha-federate", text);
+    }
+
+    [Fact]
+    public void A_yaml_syntax_error_names_the_file_and_line()
+    {
+        var e = Assert.Throws<ConfTreeException>(() => ConfigRenderer.Render(Bundle("global:\n  scrape_interval: [5s\n"), Ctx()));
+        Assert.Contains("prometheus.yml", e.Message);
+        Assert.Contains("line", e.Message);
+    }
+
+    [Fact]
+    public void A_tree_without_prometheus_yml_is_refused()
+    {
+        var e = Assert.Throws<ConfTreeException>(() => ConfigRenderer.Render(
+            ConfBundle.Of(new Dictionary<string, byte[]> { ["alertmanager.yml"] = "route: {}\n"u8.ToArray() }), Ctx()));
+        Assert.Contains("prometheus.yml", e.Message);
+    }
+
+    [Fact]
+    public void An_empty_prometheus_yml_still_gets_the_label()
+    {
+        Assert.Contains("promha_replica", Rendered(ConfigRenderer.Render(Bundle(""), Ctx())));
+    }
+}
