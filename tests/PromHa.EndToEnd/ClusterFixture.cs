@@ -30,7 +30,8 @@ public sealed class RealCluster : IAsyncDisposable
     }
 
     public static async Task<RealCluster> Start(ITestOutputHelper output, int nodes, int witnesses = 0,
-        bool tieBreaker = false, LocalServers servers = LocalServers.External, bool alertmanager = false)
+        bool tieBreaker = false, LocalServers servers = LocalServers.External, bool alertmanager = false,
+        PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror)
     {
         var options = new LocalClusterOptions
         {
@@ -38,6 +39,7 @@ public sealed class RealCluster : IAsyncDisposable
             Witnesses = witnesses,
             Servers = servers,
             Alertmanager = alertmanager,
+            ConfigMode = configMode,
         };
         var missing = LocalCluster.MissingBinaries(options);
         if (missing.Count > 0)

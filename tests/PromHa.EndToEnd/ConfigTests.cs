@@ -102,6 +102,64 @@ public class ConfigTests(ITestOutputHelper output)
         Assert.Equal(versions.Single(v => v.Version == 1).BundleHash, versions.Single(v => v.Version == 3).BundleHash);
         Assert.False(File.Exists(Path.Combine(master.ConfDir, "business", "demo", "job", "web.yml")),
             "the master's conf dir follows the rollback");
+
+        // A 20 MB tree, uploaded to a standby, travels to every node in chunks (a remoting frame holds 128 kB).
+        var big = Snapshot(master.ConfDir);
+        try
+        {
+            var blob = new byte[20 * 1024 * 1024];
+            new Random(7).NextBytes(blob);
+            Directory.CreateDirectory(Path.Combine(big, "business", "big"));
+            File.WriteAllBytes(Path.Combine(big, "business", "big", "blob.bin"), blob);
+            var (bcode, b) = await api.ConfigApply(ConfBundle.FromDirectory(big).ToTar(), "test", "big");
+            Assert.Equal(201, bcode);
+            await WaitApplied(c, c.Nodes, b.Version!.Value);
+            var sha = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(blob));
+            foreach (var n in c.Nodes)
+                Assert.Equal(sha, Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
+                    File.ReadAllBytes(Path.Combine(n.LiveDir, "business", "big", "blob.bin")))));
+        }
+        finally
+        {
+            Directory.Delete(big, true);
+        }
+    }
+
+    [Fact]
+    public async Task In_federate_mode_standbys_federate_the_master_and_follow_a_failover()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised,
+            configMode: PromHa.Node.Settings.ConfigMode.Federate);
+        var c = rc.Cluster;
+        var master = await c.WaitForSingleMaster(Generous);
+        await WaitApplied(c, c.Nodes, 1);
+        await AssertFederation(c, master);
+
+        c.Kill(master);
+        var next = await c.WaitForSingleMaster(Generous, n => n != master);
+        await AssertFederation(c, next);
+    }
+
+    /// <summary>
+    /// The master scrapes the real targets; every standby's only job is the master's /federate, and
+    /// the master's series (job="promha", kept by honor_labels) arrive through it.
+    /// </summary>
+    private async Task AssertFederation(LocalCluster c, LocalNode master)
+    {
+        var masterAuthority = new Uri(master.PrometheusUrl).Authority;
+        await c.WaitUntil(async () => (await Get($"{master.PrometheusUrl}/api/v1/status/config")).Contains(@"job_name: promha\n"),
+            Generous, default, $"{master.Name} to scrape the real targets");
+        foreach (var n in c.Nodes.Where(n => n != master && n.Running))
+        {
+            await c.WaitUntil(async () =>
+            {
+                var config = await Get($"{n.PrometheusUrl}/api/v1/status/config");
+                return config.Contains("job_name: promha-federate") && config.Contains(masterAuthority) && !config.Contains(@"job_name: promha\n");
+            }, Generous, default, $"{n.Name} to federate {master.Name}");
+            var query = Uri.EscapeDataString("up{job=\"promha\"}");
+            await c.WaitUntil(async () => (await Get($"{n.PrometheusUrl}/api/v1/query?query={query}")).Contains("\"job\":\"promha\""),
+                Generous, default, $"{n.Name} to hold the master's series");
+        }
     }
 
     [Fact]

@@ -44,7 +44,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private FileSystemWatcher? _watcher;
     private string? _lastScanHash;
     private bool _scanPending;
-    private readonly HashSet<string> _fromWatch = []; // bundles this conf dir produced
+    private readonly HashSet<long> _fromWatch = []; // versions this conf dir produced
     private CandidateRejected? _lastRejected;
 
     public ConfigSyncActor(NodeSettings settings, NodeView view)
@@ -201,7 +201,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
                 _log.Info("Applied config version {0} ({1}) in {2:F3}s{3}", r.Version, r.BundleHash[..12], r.Seconds,
                     r.Note is null ? "" : $": {r.Note}");
                 // A version made from this conf dir is already in it (and newer edits may be too).
-                if (!(_watcher is not null && _fromWatch.Contains(r.BundleHash)) && _store.Load(r.BundleHash) is { } bundle)
+                if (!(_watcher is not null && _fromWatch.Contains(r.Version)) && _store.Load(r.BundleHash) is { } bundle)
                     WriteConfDir(bundle, r.Version);
             }
             Master().Tell(new ConfigApplied(_s.Node.Name, r.Version, r.BundleHash, r.Seconds, DateTimeOffset.UtcNow));
@@ -332,8 +332,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         }
         if (bundle.Hash == _lastScanHash || bundle.Hash == _applied?.Hash) return;
         _lastScanHash = bundle.Hash;
-        _fromWatch.Add(bundle.Hash);
         var outcome = await Submit(bundle, $"watch:{_s.Node.Name}", $"{Environment.UserName}@{_s.Node.Name}");
+        if (outcome is { Outcome: SubmitOutcome.Committed, Version: { } v }) _fromWatch.Add(v);
         if (outcome.Outcome == SubmitOutcome.NotCommitted) _lastScanHash = null; // try again on the next rescan
     }
 

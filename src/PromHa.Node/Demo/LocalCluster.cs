@@ -30,6 +30,8 @@ public sealed record LocalClusterOptions
     public string PrometheusBinary { get; init; } = "/usr/bin/prometheus";
     public string AlertmanagerBinary { get; init; } = "/usr/bin/prometheus-alertmanager";
     public string NodeExporterBinary { get; init; } = "/usr/bin/prometheus-node-exporter";
+    /// <summary>How nodes render the config: every node the same (mirror), or standbys federating the master.</summary>
+    public Settings.ConfigMode ConfigMode { get; init; } = Settings.ConfigMode.Mirror;
     /// <summary>Extra environment variables for the promha node processes only (e.g. DOTNET_* runtime knobs).</summary>
     public IReadOnlyDictionary<string, string> NodeEnvironment { get; init; } = new Dictionary<string, string>();
 
@@ -201,6 +203,8 @@ public sealed class LocalCluster : IAsyncDisposable
                   listen: 127.0.0.1:{n.HttpPort}
                 dataDir: {n.DataDir}
                 confDir: {n.ConfDir}
+                config:
+                  mode: {_options.ConfigMode.ToString().ToLowerInvariant()}
 
                 """);
             if (!n.Witness)
