@@ -33,7 +33,7 @@ public static class BenchCommand
             { rounds, nodes, dir, keep, env, idleOnly, idleSeconds };
         failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(dir), p.GetValue(keep),
             p.GetValue(env) ?? [], p.GetValue(idleOnly), TimeSpan.FromSeconds(p.GetValue(idleSeconds)), ct));
-        return new Command("bench", "Benchmarks on real local processes") { failover };
+        return new Command("bench", "Benchmarks on real local processes") { failover, ConfigBenchCommand.Create() };
     }
 
     private static async Task<int> Failover(int rounds, int nodes, string? dir, bool keep, string[] env, bool idleOnly,
