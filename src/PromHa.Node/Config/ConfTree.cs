@@ -19,16 +19,20 @@ public static class ConfTree
     /// <summary>
     /// Makes <paramref name="dir"/> hold exactly the bundle's files: each changed file is written
     /// beside its target under a hidden name and renamed over it (atomic on one filesystem), files
-    /// the bundle lacks are removed. Hidden files are left alone. Returns how many files changed.
+    /// the bundle lacks are removed. Hidden files are left alone. When the caller knows what the
+    /// dir holds (<paramref name="current"/>, read from it), only differing files are touched.
+    /// Returns how many files changed.
     /// </summary>
-    public static int Sync(string dir, ConfBundle bundle)
+    public static int Sync(string dir, ConfBundle bundle, ConfBundle? current = null)
     {
         Directory.CreateDirectory(dir);
+        var root = Path.GetFullPath(dir);
+        current ??= ConfBundle.FromDirectory(root);
         var changed = 0;
         foreach (var f in bundle.Files.Values)
         {
-            var path = Path.Combine(dir, f.Path);
-            if (File.Exists(path) && SameContent(path, f.Content)) continue;
+            if (current.Files.TryGetValue(f.Path, out var existing) && existing.Sha256 == f.Sha256) continue;
+            var path = Path.Combine(root, f.Path);
             var parent = Path.GetDirectoryName(path)!;
             Directory.CreateDirectory(parent);
             var tmp = Path.Combine(parent, $".promha-{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
@@ -40,22 +44,14 @@ public static class ConfTree
             File.Move(tmp, path, overwrite: true);
             changed++;
         }
-        var root = Path.GetFullPath(dir);
-        foreach (var existing in Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).ToList())
+        foreach (var rel in current.Files.Keys)
         {
-            var rel = Path.GetRelativePath(root, existing).Replace('\\', '/');
-            if (!ConfBundle.IsConfigPath(rel) || bundle.Files.ContainsKey(rel)) continue;
-            File.Delete(existing);
+            if (bundle.Files.ContainsKey(rel)) continue;
+            File.Delete(Path.Combine(root, rel));
             changed++;
         }
-        RemoveEmptyDirs(root, root);
+        if (changed > 0) RemoveEmptyDirs(root, root);
         return changed;
-    }
-
-    private static bool SameContent(string path, byte[] content)
-    {
-        var info = new FileInfo(path);
-        return info.Length == content.Length && File.ReadAllBytes(path).AsSpan().SequenceEqual(content);
     }
 
     private static void RemoveEmptyDirs(string dir, string root)
@@ -68,17 +64,22 @@ public static class ConfTree
         }
     }
 
-    /// <summary>Copies the config files of a tree into a new backup directory; keeps the newest <paramref name="keep"/>.</summary>
-    public static string? Backup(string dir, string backupsRoot, string label, int keep)
+    /// <summary>
+    /// Saves a tree as one tar in <paramref name="backupsRoot"/> (one file, whatever the tree's size;
+    /// `tar -xf` restores it by hand) and keeps the newest <paramref name="keep"/>.
+    /// </summary>
+    public static string? Backup(ConfBundle tree, string backupsRoot, string label, int keep)
     {
-        if (!Directory.Exists(dir)) return null;
-        var bundle = ConfBundle.FromDirectory(dir);
-        if (bundle.Files.Count == 0) return null;
+        if (tree.Files.Count == 0) return null;
         Directory.CreateDirectory(backupsRoot);
-        var target = Path.Combine(backupsRoot, $"{DateTime.UtcNow:yyyyMMdd-HHmmss.fff}-{label}");
-        WriteFresh(target, bundle);
-        foreach (var old in Directory.GetDirectories(backupsRoot).Order(StringComparer.Ordinal).SkipLast(keep))
-            Directory.Delete(old, recursive: true);
+        var target = Path.Combine(backupsRoot, $"{DateTime.UtcNow:yyyyMMdd-HHmmss.fff}-{label}.tar");
+        using (var fs = File.Create(target)) tree.WriteTar(fs);
+        foreach (var old in Directory.GetFiles(backupsRoot, "*.tar").Order(StringComparer.Ordinal).SkipLast(keep))
+            File.Delete(old);
         return target;
     }
+
+    /// <summary>Backs up a directory's config files (see <see cref="Backup(ConfBundle,string,string,int)"/>).</summary>
+    public static string? Backup(string dir, string backupsRoot, string label, int keep) =>
+        Directory.Exists(dir) ? Backup(ConfBundle.FromDirectory(dir), backupsRoot, label, keep) : null;
 }

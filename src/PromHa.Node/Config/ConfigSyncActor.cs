@@ -235,7 +235,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             if (current?.Hash == bundle.Hash) return;
             BackUpLocalEdits(current, $"local-edits-before-v{version}",
                 $"they are not authoritative here, version {version} replaces them");
-            ConfTree.Sync(_s.ConfDir, bundle);
+            ConfTree.Sync(_s.ConfDir, bundle, current);
             _lastScanHash = bundle.Hash; // our own write is not an edit
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
@@ -282,7 +282,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             {
                 BackUpLocalEdits(current, $"standby-edits-v{_applied.Version}",
                     $"they were made while this node was a standby, so version {_applied.Version} replaces them");
-                ConfTree.Sync(_s.ConfDir, running);
+                ConfTree.Sync(_s.ConfDir, running, current);
             }
             _lastScanHash = running.Hash;
         }
@@ -321,6 +321,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             return;
         }
         ConfBundle bundle;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             bundle = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.MaxBundleBytes);
@@ -332,6 +333,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         }
         if (bundle.Hash == _lastScanHash || bundle.Hash == _applied?.Hash) return;
         _lastScanHash = bundle.Hash;
+        _log.Debug("Read {0} ({1} files) in {2} ms", _s.ConfDir, bundle.Files.Count, sw.ElapsedMilliseconds);
         var outcome = await Submit(bundle, $"watch:{_s.Node.Name}", $"{Environment.UserName}@{_s.Node.Name}");
         if (outcome is { Outcome: SubmitOutcome.Committed, Version: { } v }) _fromWatch.Add(v);
         if (outcome.Outcome == SubmitOutcome.NotCommitted) _lastScanHash = null; // try again on the next rescan
@@ -347,19 +349,21 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         if (bundle.Files.Count == 0)
             return Reject(bundle, source, author, "the tree is empty");
         string? invalid;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             var rendered = ConfigRenderer.Render(bundle, RenderContextNow(isMaster: true) with { MasterPrometheus = null });
             var tools = new LiveTree(_s).Tools;
-            invalid = await ConfigValidator.Validate(rendered, Path.Combine(_s.DataDir, "config", "staging"), tools);
+            invalid = await ConfigValidator.Validate(rendered, Path.Combine(_s.DataDir, "config", "staging", "candidate"), tools);
         }
         catch (ConfTreeException e)
         {
             invalid = e.Message;
         }
         if (invalid is not null) return Reject(bundle, source, author, invalid);
-
+        var validated = sw.ElapsedMilliseconds;
         _store.Save(bundle);
+        var stored = sw.ElapsedMilliseconds;
         try
         {
             var reply = await Master().Ask<object>(
@@ -367,7 +371,9 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             switch (reply)
             {
                 case CandidateCommitted c:
-                    if (c.Created) _log.Info("Candidate {0} from {1} is version {2}", bundle.Hash[..12], source, c.Version);
+                    if (c.Created)
+                        _log.Info("Candidate {0} from {1} is version {2} (validated in {3} ms, stored in {4} ms, committed in {5} ms)",
+                            bundle.Hash[..12], source, c.Version, validated, stored - validated, sw.ElapsedMilliseconds - stored);
                     Consider(new Target(c.Version, c.BundleHash, _s.Node.Name));
                     return new SubmitResult(c.Created ? SubmitOutcome.Committed : SubmitOutcome.Unchanged, c.Version, bundle.Hash,
                         c.Created ? null : "same content as the latest version");

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 
 namespace PromHa.Node.Config;
@@ -6,32 +7,41 @@ namespace PromHa.Node.Config;
 public sealed record ValidationTools(string Promtool, string Amtool, bool NeedAlertmanagerConfig);
 
 /// <summary>
-/// Checks a rendered tree where it will not be used: written to a fresh staging dir, then
+/// Checks a rendered tree where it will not be used: written to a staging dir, then
 /// `promtool check config` (which also checks the rule files and file_sd files it names) and
 /// `amtool check-config`. A failure carries the tool's own words, file and reason.
 /// </summary>
 public static class ConfigValidator
 {
     private static readonly TimeSpan ToolTimeout = TimeSpan.FromSeconds(60);
+    // What each staging dir holds, so that the next check rewrites only the files that changed
+    // (a 10,000-file tree is not copied for every edit).
+    private static readonly ConcurrentDictionary<string, ConfBundle> Staged = new();
 
-    /// <summary>Null when the tree is valid; otherwise what the tools said.</summary>
-    public static async Task<string?> Validate(ConfBundle rendered, string stagingRoot, ValidationTools tools, CancellationToken ct = default)
+    /// <summary>
+    /// Null when the tree is valid; otherwise what the tools said. One caller at a time per
+    /// <paramref name="stagingDir"/>.
+    /// </summary>
+    public static async Task<string?> Validate(ConfBundle rendered, string stagingDir, ValidationTools tools, CancellationToken ct = default)
     {
-        var dir = Path.Combine(stagingRoot, $"{DateTime.UtcNow:yyyyMMddHHmmssfff}-{rendered.Hash[..12]}");
-        ConfTree.WriteFresh(dir, rendered);
+        var dir = Path.GetFullPath(stagingDir);
         try
         {
-            if (rendered.Get(ConfigRenderer.PrometheusFile) is null) return "prometheus.yml: missing at the root of the conf tree";
-            var prom = await Run(tools.Promtool, ["check", "config", ConfigRenderer.PrometheusFile], dir, ct);
-            if (prom is not null) return prom;
-            if (rendered.Get(ConfigRenderer.AlertmanagerFile) is not null)
-                return await Run(tools.Amtool, ["check-config", ConfigRenderer.AlertmanagerFile], dir, ct);
-            return tools.NeedAlertmanagerConfig ? "alertmanager.yml: missing, and this node runs an Alertmanager" : null;
+            Staged.TryRemove(dir, out var current);
+            if (!Directory.Exists(dir)) current = null;
+            ConfTree.Sync(dir, rendered, current);
+            Staged[dir] = rendered;
         }
-        finally
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+            return $"{dir}: cannot write the staging tree: {e.Message}";
         }
+        if (rendered.Get(ConfigRenderer.PrometheusFile) is null) return "prometheus.yml: missing at the root of the conf tree";
+        var prom = await Run(tools.Promtool, ["check", "config", ConfigRenderer.PrometheusFile], dir, ct);
+        if (prom is not null) return prom;
+        if (rendered.Get(ConfigRenderer.AlertmanagerFile) is not null)
+            return await Run(tools.Amtool, ["check-config", ConfigRenderer.AlertmanagerFile], dir, ct);
+        return tools.NeedAlertmanagerConfig ? "alertmanager.yml: missing, and this node runs an Alertmanager" : null;
     }
 
     private static async Task<string?> Run(string tool, string[] args, string workDir, CancellationToken ct)

@@ -105,7 +105,7 @@ public static class ConfigBenchCommand
                 if (s is not null && s.Nodes.Count == cluster.Nodes.Count && s.Nodes.All(n => n.Applied >= version && n.At is not null))
                     return s;
             }
-            catch (HttpRequestException) { }
+            catch (Exception e) when (e is HttpRequestException or System.Text.Json.JsonException or TaskCanceledException && !ct.IsCancellationRequested) { }
             await Task.Delay(20, ct);
         }
         throw new TimeoutException($"version {version} not applied on every node within {timeout.TotalSeconds:F0} s\n{cluster.LogTails(10)}");

@@ -44,7 +44,8 @@ public sealed class LiveTree(NodeSettings s)
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
     private readonly string _liveDir = s.Config.LiveDir;
-    private readonly string _staging = Path.Combine(s.DataDir, "config", "staging");
+    private readonly string _staging = Path.Combine(s.DataDir, "config", "staging", "apply");
+    private ConfBundle? _live; // what the live dir holds, once read or written here
     private readonly string _backups = Path.Combine(s.DataDir, "config", "backups");
 
     public bool RunsServers => s.Prometheus.Mode != ServerMode.None || s.Alertmanager.Mode != ServerMode.None;
@@ -54,6 +55,7 @@ public sealed class LiveTree(NodeSettings s)
     public async Task<ApplyFinished> Apply(long version, ConfBundle bundle, RenderContext ctx, ILoggingAdapter log)
     {
         if (!RunsServers) return new ApplyFinished(version, bundle.Hash, true, null, 0, "witness: nothing to reload");
+        var phases = new Phases();
         ConfBundle rendered;
         try
         {
@@ -63,24 +65,50 @@ public sealed class LiveTree(NodeSettings s)
         {
             return new ApplyFinished(version, bundle.Hash, false, e.Message, 0, null);
         }
+        phases.Done("render");
         var invalid = await ConfigValidator.Validate(rendered, _staging, Tools);
+        phases.Done("validate");
         if (invalid is not null) return new ApplyFinished(version, bundle.Hash, false, invalid, 0, null);
 
-        var previous = Directory.Exists(_liveDir) ? ConfBundle.FromDirectory(_liveDir) : null;
-        var backup = previous is { Files.Count: > 0 } ? ConfTree.Backup(_liveDir, _backups, $"before-v{version}", s.Config.Backups) : null;
-        var changed = ConfTree.Sync(_liveDir, rendered);
+        var previous = _live ?? (Directory.Exists(_liveDir) ? ConfBundle.FromDirectory(_liveDir) : null);
+        var backup = previous is { Files.Count: > 0 } ? ConfTree.Backup(previous, _backups, $"before-v{version}", s.Config.Backups) : null;
+        phases.Done("backup");
+        _live = null; // unknown until the swap is done
+        var changed = ConfTree.Sync(_liveDir, rendered, previous);
+        _live = rendered;
+        phases.Done("swap");
         var (ok, detail) = await ReloadAndVerify();
-        if (ok) return new ApplyFinished(version, bundle.Hash, true, null, 0, detail ?? $"{changed} file(s) changed");
+        phases.Done("reload");
+        if (ok) return new ApplyFinished(version, bundle.Hash, true, null, 0, $"{changed} file(s) changed; {phases}{(detail is null ? "" : $"; {detail}")}");
 
         log.Error("Version {0} did not load ({1}); restoring the previous tree{2}", version, detail,
-            backup is null ? "" : $" from {backup}");
+            backup is null ? "" : $" (saved in {backup})");
         if (previous is { Files.Count: > 0 })
         {
-            ConfTree.Sync(_liveDir, previous);
+            _live = null;
+            ConfTree.Sync(_liveDir, previous, rendered);
+            _live = previous;
             var (back, backDetail) = await ReloadAndVerify();
             if (!back) log.Error("Reloading the previous tree failed too: {0}", backDetail);
         }
         return new ApplyFinished(version, bundle.Hash, false, detail, 0, null);
+    }
+
+    /// <summary>How long each step of an apply took, for the log.</summary>
+    private sealed class Phases
+    {
+        private readonly Stopwatch _sw = Stopwatch.StartNew();
+        private readonly List<string> _done = [];
+        private TimeSpan _last;
+
+        public void Done(string phase)
+        {
+            var now = _sw.Elapsed;
+            _done.Add($"{phase} {(now - _last).TotalMilliseconds:F0} ms");
+            _last = now;
+        }
+
+        public override string ToString() => string.Join(", ", _done);
     }
 
     /// <summary>

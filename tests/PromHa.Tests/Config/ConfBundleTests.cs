@@ -93,9 +93,12 @@ public sealed class ConfBundleTests : IDisposable
             ConfTree.Backup(_dir, backups, $"b{i}", keep: 2);
             Thread.Sleep(5);
         }
-        var left = Directory.GetDirectories(backups).Select(Path.GetFileName).Order().ToList();
+        var left = Directory.GetFiles(backups).Select(Path.GetFileName).Order().ToList();
         Assert.Equal(2, left.Count);
-        Assert.EndsWith("b3", left[^1]);
+        Assert.EndsWith("b3.tar", left[^1]);
+        // a backup is a plain tar of the tree
+        using var tar = File.OpenRead(Path.Combine(backups, left[^1]!));
+        Assert.Equal(ConfBundle.FromDirectory(_dir).Hash, ConfBundle.ReadTar(tar, "backup").Hash);
     }
 
     [Fact]

@@ -23,7 +23,9 @@ public sealed class ConfigValidatorTests : IDisposable
     public async Task A_valid_tree_passes()
     {
         Assert.Null(await ConfigValidator.Validate(Tree(), _staging, Tools));
-        Assert.Empty(Directory.GetDirectories(_staging)); // staging is cleaned up
+        // the next check rewrites only what changed
+        Assert.NotNull(await ConfigValidator.Validate(Tree(rules: "not: [valid"), _staging, Tools));
+        Assert.Null(await ConfigValidator.Validate(Tree(), _staging, Tools));
     }
 
     [Fact]
