@@ -1,7 +1,7 @@
 namespace PromHa.Node.Config;
 
 /// <summary>
-/// This node's content-addressed store of bundles: &lt;dataDir&gt;/config/bundles/&lt;hash&gt;.tar. Every
+/// This node's content-addressed store of bundles: &lt;dataDir&gt;/config/bundles/&lt;hash&gt;.tar.gz. Every
 /// bundle a node has seen stays, so a rollback, a diff or another node's fetch never depends on the
 /// node that authored it.
 /// </summary>
@@ -15,7 +15,7 @@ public sealed class BundleStore
         Directory.CreateDirectory(_dir);
     }
 
-    public string PathOf(string hash) => Path.Combine(_dir, $"{Check(hash)}.tar");
+    public string PathOf(string hash) => Path.Combine(_dir, $"{Check(hash)}.tar.gz");
 
     public bool Has(string hash) => File.Exists(PathOf(hash));
 
@@ -25,7 +25,7 @@ public sealed class BundleStore
         var tmp = Path.Combine(_dir, $".{bundle.Hash}.{Environment.ProcessId}.tmp");
         using (var fs = File.Create(tmp))
         {
-            bundle.WriteTar(fs);
+            fs.Write(bundle.ToTarGz());
             fs.Flush(flushToDisk: true);
         }
         File.Move(tmp, PathOf(bundle.Hash), overwrite: true);
@@ -35,14 +35,14 @@ public sealed class BundleStore
     {
         if (!Has(hash)) return null;
         using var fs = File.OpenRead(PathOf(hash));
-        return ConfBundle.ReadTar(fs, PathOf(hash));
+        return ConfBundle.ReadArchive(fs, PathOf(hash));
     }
 
     /// <summary>Adds a bundle assembled from fetched chunks, only if its content has the expected hash.</summary>
-    public ConfBundle Import(byte[] tar, string expectedHash)
+    public ConfBundle Import(byte[] archive, string expectedHash)
     {
-        using var ms = new MemoryStream(tar, writable: false);
-        var bundle = ConfBundle.ReadTar(ms, $"bundle {expectedHash}");
+        using var ms = new MemoryStream(archive, writable: false);
+        var bundle = ConfBundle.ReadArchive(ms, $"bundle {expectedHash}");
         if (bundle.Hash != expectedHash)
             throw new ConfTreeException($"bundle {expectedHash}", $"fetched content hashes to {bundle.Hash}");
         Save(bundle);

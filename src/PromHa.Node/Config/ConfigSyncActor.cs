@@ -43,6 +43,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private string? _renderedFor; // the master the live tree was rendered for (federate mode)
     private FileSystemWatcher? _watcher;
     private string? _lastScanHash;
+    private readonly ScanCache _scanCache = new();
     private bool _scanPending;
     private readonly HashSet<long> _fromWatch = []; // versions this conf dir produced
     private CandidateRejected? _lastRejected;
@@ -324,7 +325,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         var sw = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            bundle = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.MaxBundleBytes);
+            bundle = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.MaxBundleBytes, _scanCache);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
         {

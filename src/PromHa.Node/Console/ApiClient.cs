@@ -26,7 +26,7 @@ public sealed class ApiClient(string baseUrl) : IDisposable
                ?? new SwitchoverResponse(false, $"HTTP {(int)resp.StatusCode}");
     }
 
-    /// <summary>Uploads a conf tree (as a tar); the node validates it and asks for a new version.</summary>
+    /// <summary>Uploads a conf tree (a tar, or a .tar.gz); the node validates it and asks for a new version.</summary>
     public async Task<(int Code, ConfigSubmitResponse Response)> ConfigApply(byte[] tar, string author, string source, CancellationToken ct = default)
     {
         using var content = new ByteArrayContent(tar);

@@ -31,7 +31,7 @@ public static class ConfigCommands
                 await System.Console.Error.WriteLineAsync($"promha: {e.Message}");
                 return 64;
             }
-            var (code, r) = await api.ConfigApply(bundle.ToTar(), p.GetValue(author)!, $"{Environment.MachineName}:{path}", ct);
+            var (code, r) = await api.ConfigApply(bundle.ToTarGz(), p.GetValue(author)!, $"{Environment.MachineName}:{path}", ct);
             return PrintSubmit(code, r, $"{bundle.Files.Count} files from {path}");
         }));
 

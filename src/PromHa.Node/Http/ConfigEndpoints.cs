@@ -43,7 +43,7 @@ public static class ConfigEndpoints
 
     public static void MapConfigEndpoints(this WebApplication app)
     {
-        // A tar of the conf tree, as `promha config apply DIR` sends it.
+        // A tar (or .tar.gz) of the conf tree, as `promha config apply DIR` sends it.
         app.MapPost("/api/v1/config/apply", async (HttpContext http, ActorRegistry registry, NodeSettings s, string? author, string? source) =>
         {
             http.Features.Get<IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = s.Config.MaxBundleBytes + 16 * 1024 * 1024;
@@ -53,7 +53,7 @@ public static class ConfigEndpoints
                 using var body = new MemoryStream();
                 await http.Request.Body.CopyToAsync(body);
                 body.Position = 0;
-                bundle = ConfBundle.ReadTar(body, "upload");
+                bundle = ConfBundle.ReadArchive(body, "upload");
             }
             catch (Exception e) when (e is ConfTreeException or InvalidDataException or FormatException or EndOfStreamException)
             {
