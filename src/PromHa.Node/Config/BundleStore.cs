@@ -45,7 +45,13 @@ public sealed class BundleStore
         var bundle = ConfBundle.ReadArchive(ms, $"bundle {expectedHash}");
         if (bundle.Hash != expectedHash)
             throw new ConfTreeException($"bundle {expectedHash}", $"fetched content hashes to {bundle.Hash}");
-        Save(bundle);
+        if (!Has(expectedHash))
+        {
+            // the bytes as received (compressed already), now that their content is verified
+            var tmp = Path.Combine(_dir, $".{expectedHash}.{Environment.ProcessId}.tmp");
+            File.WriteAllBytes(tmp, archive);
+            File.Move(tmp, PathOf(expectedHash), overwrite: true);
+        }
         return bundle;
     }
 

@@ -30,7 +30,7 @@ public static class ConfigRenderer
     {
         var source = bundle.Get(PrometheusFile) ?? throw new ConfTreeException(PrometheusFile, "missing: a conf tree needs prometheus.yml at its root");
         var root = Parse(source);
-        var federate = ctx.Mode == ConfigMode.Federate && !ctx.IsMaster && ctx.MasterPrometheus is not null;
+        var federate = Federates(ctx);
         if (federate) root = FederateStandby(root, ctx);
         var global = Child(root, "global");
         var labels = Child(global, "external_labels");
@@ -43,6 +43,12 @@ public static class ConfigRenderer
             .Append(new KeyValuePair<string, byte[]>(PrometheusFile, Encoding.UTF8.GetBytes(header + Save(root))));
         return ConfBundle.Of(files);
     }
+
+    /// <summary>
+    /// Whether this node's files differ from the candidate's by more than the replica label: only a
+    /// federating standby's do. Every other render was checked with the tools as a candidate.
+    /// </summary>
+    public static bool Federates(RenderContext ctx) => ctx.Mode == ConfigMode.Federate && !ctx.IsMaster && ctx.MasterPrometheus is not null;
 
     /// <summary>Parses prometheus.yml far enough to edit it; a syntax error names the line and column.</summary>
     public static YamlMappingNode Parse(byte[] content)

@@ -44,6 +44,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private FileSystemWatcher? _watcher;
     private string? _lastScanHash;
     private readonly ScanCache _scanCache = new();
+    private ConfBundle? _recent; // the bundle last stored or fetched: applied next, without reading it back
     private bool _scanPending;
     private readonly HashSet<long> _fromWatch = []; // versions this conf dir produced
     private CandidateRejected? _lastRejected;
@@ -169,7 +170,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             StartFetch(t.Hash, t.Origin, null);
             return;
         }
-        var bundle = _store.Load(t.Hash)!;
+        var bundle = _recent?.Hash == t.Hash ? _recent : _store.Load(t.Hash)!;
+        _recent = bundle;
         _applying = true;
         _forceReapply = false;
         var ctx = RenderContextNow(isMaster: _view.IsMaster);
@@ -202,7 +204,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
                 _log.Info("Applied config version {0} ({1}) in {2:F3}s{3}", r.Version, r.BundleHash[..12], r.Seconds,
                     r.Note is null ? "" : $": {r.Note}");
                 // A version made from this conf dir is already in it (and newer edits may be too).
-                if (!(_watcher is not null && _fromWatch.Contains(r.Version)) && _store.Load(r.BundleHash) is { } bundle)
+                if (!(_watcher is not null && _fromWatch.Contains(r.Version)) &&
+                    (_recent?.Hash == r.BundleHash ? _recent : _store.Load(r.BundleHash)) is { } bundle)
                     WriteConfDir(bundle, r.Version);
             }
             Master().Tell(new ConfigApplied(_s.Node.Name, r.Version, r.BundleHash, r.Seconds, DateTimeOffset.UtcNow));
@@ -364,6 +367,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         if (invalid is not null) return Reject(bundle, source, author, invalid);
         var validated = sw.ElapsedMilliseconds;
         _store.Save(bundle);
+        _recent = bundle;
         var stored = sw.ElapsedMilliseconds;
         try
         {
@@ -469,7 +473,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         }
         try
         {
-            _store.Import(f.Buffer.ToArray(), f.Hash);
+            _recent = _store.Import(f.Buffer.ToArray(), f.Hash);
             _log.Info("Fetched bundle {0} ({1} bytes)", f.Hash[..12], f.Total);
             Finish(f, true, null);
             MaybeApply();

@@ -52,7 +52,7 @@ public sealed class LiveTree(NodeSettings s)
 
     public ValidationTools Tools => new(s.Config.Promtool, s.Config.Amtool, s.Alertmanager.Mode != ServerMode.None);
 
-    public async Task<ApplyFinished> Apply(long version, ConfBundle bundle, RenderContext ctx, ILoggingAdapter log)
+    public async Task<ApplyFinished> Apply(long version, ConfBundle bundle, RenderContext ctx, ILoggingAdapter log, bool validatedAsCandidate = true)
     {
         if (!RunsServers) return new ApplyFinished(version, bundle.Hash, true, null, 0, "witness: nothing to reload");
         var phases = new Phases();
@@ -66,9 +66,15 @@ public sealed class LiveTree(NodeSettings s)
             return new ApplyFinished(version, bundle.Hash, false, e.Message, 0, null);
         }
         phases.Done("render");
-        var invalid = await ConfigValidator.Validate(rendered, _staging, Tools);
-        phases.Done("validate");
-        if (invalid is not null) return new ApplyFinished(version, bundle.Hash, false, invalid, 0, null);
+        // The candidate passed promtool and amtool in a staging dir before it got its number, and a
+        // mirror render changes only the replica label's value. A federating standby's prometheus.yml
+        // is new, so it is checked here. Every reload is verified either way, and rolled back.
+        if (ConfigRenderer.Federates(ctx) || !validatedAsCandidate)
+        {
+            var invalid = await ConfigValidator.Validate(rendered, _staging, Tools);
+            phases.Done("validate");
+            if (invalid is not null) return new ApplyFinished(version, bundle.Hash, false, invalid, 0, null);
+        }
 
         var previous = _live ?? (Directory.Exists(_liveDir) ? ConfBundle.FromDirectory(_liveDir) : null);
         var backup = previous is { Files.Count: > 0 } ? ConfTree.Backup(previous, _backups, $"before-v{version}", s.Config.Backups) : null;
