@@ -62,6 +62,23 @@ public sealed class LedgerActor : ReceivePersistentActor
 
     public override string PersistenceId => "promha-ledger";
 
+    /// <summary>
+    /// A node without its journal can neither vote on epochs nor keep versions: stop it, so that its
+    /// supervisor (systemd, the demo) starts it again, rather than run on without a ledger.
+    /// </summary>
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _log.Error(reason, "The ledger could not be read from the journal; stopping this node so that it restarts");
+        base.OnRecoveryFailure(reason, message);
+        CoordinatedShutdown.Get(Context.System).Run(LedgerUnreadable.Instance);
+    }
+
+    private sealed class LedgerUnreadable : CoordinatedShutdown.Reason
+    {
+        public static readonly LedgerUnreadable Instance = new();
+        public override int ExitCode => 75; // EX_TEMPFAIL: restart me
+    }
+
     private long Head => _history.IsEmpty ? 0 : _history[^1].Epoch;
     private long ConfigHead => _configs.IsEmpty ? 0 : _configs[^1].Version;
 
