@@ -39,8 +39,9 @@ public static class ConfigRenderer
         var header = federate
             ? $"# Rendered by PromHa for {ctx.Node} (standby, federating {ctx.MasterPrometheus}); edit the master's conf tree instead.\n"
             : $"# Rendered by PromHa for {ctx.Node}; edit the master's conf tree instead.\n";
-        var files = bundle.Files.Values.Where(f => f.Path != PrometheusFile).Select(f => new KeyValuePair<string, byte[]>(f.Path, f.Content))
-            .Append(new KeyValuePair<string, byte[]>(PrometheusFile, Encoding.UTF8.GetBytes(header + Save(root))));
+        // the other files as they are, hashes included (a 10,000-file tree is not hashed again)
+        var files = bundle.Files.Values.Where(f => f.Path != PrometheusFile)
+            .Append(BundleFile.Of(PrometheusFile, Encoding.UTF8.GetBytes(header + Save(root))));
         return ConfBundle.Of(files);
     }
 

@@ -72,6 +72,10 @@ public static class DemoCommand
             Try:    promha status --api {cluster.Nodes[0].HttpUrl}
                     promha cluster show --api {cluster.Nodes[0].HttpUrl}
                     kill -9 {master.Process?.Id}    # crash the master's node, watch the role move
+            Config: edit the master's conf tree {master.ConfDir}
+                    (e.g. add a file_sd file under business/demo/job/), then
+                    promha config versions --api {cluster.Nodes[0].HttpUrl}
+                    promha config status --api {cluster.Nodes[0].HttpUrl}
             Logs:   {cluster.BaseDir}/<node>/promha.log
             Ctrl-C stops everything.
             """);
