@@ -11,8 +11,15 @@ namespace PromHa.EndToEnd;
 /// edits on the master reach every server, bad trees are refused with the tools' own reasons,
 /// numbering survives stops, failovers and full restarts.
 /// </summary>
-public class ConfigTests(ITestOutputHelper output)
+public class ConfigTests(ITestOutputHelper output) : IDisposable
 {
+    private readonly List<string> _tempDirs = [];
+
+    public void Dispose()
+    {
+        foreach (var d in _tempDirs.Where(Directory.Exists)) Directory.Delete(d, true);
+    }
+
     private static readonly TimeSpan Generous = RealCluster.Generous;
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
@@ -69,7 +76,6 @@ public class ConfigTests(ITestOutputHelper output)
                 Directory.Delete(dir, true);
             }
         }
-        Directory.Delete(good, true);
 
         // The same through the master's conf dir: the rejection shows in every node's status.
         Replace(master.ConfDir, "business/demo/rule/promha.rules", "== 0", "== = 0");
@@ -245,10 +251,11 @@ public class ConfigTests(ITestOutputHelper output)
         File.WriteAllText(path, text.Replace(from, to));
     }
 
-    /// <summary>A copy of a conf tree as it is now.</summary>
-    private static string Snapshot(string dir)
+    /// <summary>A copy of a conf tree as it is now, deleted when the test ends.</summary>
+    private string Snapshot(string dir)
     {
-        var copy = Path.Combine(Path.GetTempPath(), $"promha-good-{Guid.NewGuid():N}");
+        var copy = Path.Combine(Path.GetTempPath(), $"promha-tree-{Guid.NewGuid():N}");
+        _tempDirs.Add(copy);
         CopyTree(dir, copy);
         return copy;
     }

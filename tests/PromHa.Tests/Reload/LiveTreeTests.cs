@@ -1,0 +1,106 @@
+using System.Net;
+using System.Text;
+using Akka.Event;
+using PromHa.Node.Config;
+using PromHa.Node.Reload;
+using PromHa.Node.Settings;
+
+namespace PromHa.Tests.Reload;
+
+/// <summary>
+/// The apply path against a fake Prometheus (an HttpListener on loopback) that accepts or refuses
+/// the reload: a refused reload puts the previous tree back.
+/// </summary>
+public sealed class LiveTreeTests : IDisposable
+{
+    private readonly string _data = Directory.CreateTempSubdirectory("promha-live").FullName;
+    private readonly HttpListener _listener = new();
+    private readonly string _url;
+    private volatile int _reloadStatus = 200;
+    private volatile int _reloads;
+    private volatile string _successful = "1";
+
+    public LiveTreeTests()
+    {
+        var port = PromHa.Node.Demo.LocalCluster.FreePorts(1)[0];
+        _url = $"http://127.0.0.1:{port}";
+        _listener.Prefixes.Add(_url + "/");
+        _listener.Start();
+        _ = Serve();
+    }
+
+    private async Task Serve()
+    {
+        while (_listener.IsListening)
+        {
+            HttpListenerContext ctx;
+            try { ctx = await _listener.GetContextAsync(); }
+            catch (Exception) { return; }
+            var body = "";
+            if (ctx.Request.Url!.AbsolutePath == "/-/reload")
+            {
+                Interlocked.Increment(ref _reloads);
+                ctx.Response.StatusCode = _reloadStatus;
+                body = _reloadStatus == 200 ? "" : "error loading config";
+            }
+            else body = $"# HELP x\nprometheus_config_last_reload_successful {_successful}\n";
+            var bytes = Encoding.UTF8.GetBytes(body);
+            await ctx.Response.OutputStream.WriteAsync(bytes);
+            ctx.Response.Close();
+        }
+    }
+
+    public void Dispose()
+    {
+        _listener.Stop();
+        Directory.Delete(_data, true);
+    }
+
+    private LiveTree Tree() => new(new NodeSettings
+    {
+        Node = new NodeSection { Name = "n1" },
+        DataDir = _data,
+        Prometheus = new ManagedServer { Mode = ServerMode.External, Url = _url },
+        Config = new ConfigSection { LiveDir = Path.Combine(_data, "live"), Backups = 2 },
+    });
+
+    private static ConfBundle Bundle(string job) => ConfBundle.Of(new Dictionary<string, byte[]>
+    {
+        ["prometheus.yml"] = "scrape_configs: []\n"u8.ToArray(),
+        ["business/a/job/x.yml"] = Encoding.UTF8.GetBytes($"- targets: ['{job}']\n"),
+    });
+
+    private static readonly RenderContext Ctx = new("n1", ConfigMode.Mirror, "promha_replica", false, null, []);
+
+    private string Job() => File.ReadAllText(Path.Combine(_data, "live", "business", "a", "job", "x.yml"));
+
+    [Fact]
+    public async Task A_reload_the_server_refuses_puts_the_previous_tree_back()
+    {
+        var live = Tree();
+        Assert.True((await live.Apply(1, Bundle("a:1"), Ctx, NoLogger.Instance)).Ok);
+        Assert.Contains("a:1", Job());
+
+        _reloadStatus = 500;
+        var failed = await live.Apply(2, Bundle("b:2"), Ctx, NoLogger.Instance);
+        Assert.False(failed.Ok);
+        Assert.Contains("HTTP 500", failed.Reason);
+        Assert.Contains("a:1", Job()); // rolled back
+        Assert.Equal(3, _reloads);     // v1, v2 (refused), the previous tree again
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(_data, "config", "backups"), "*.tar"));
+    }
+
+    [Fact]
+    public async Task A_reload_that_answers_200_but_did_not_take_is_rolled_back_too()
+    {
+        var live = Tree();
+        Assert.True((await live.Apply(1, Bundle("a:1"), Ctx, NoLogger.Instance)).Ok);
+        _successful = "0";
+        var failed = await live.Apply(2, Bundle("b:2"), Ctx, NoLogger.Instance);
+        Assert.False(failed.Ok);
+        Assert.Contains("prometheus_config_last_reload_successful is 0", failed.Reason);
+        Assert.Contains("a:1", Job());
+        // the rendered prometheus.yml names the replica
+        Assert.Contains("promha_replica: \"n1\"", File.ReadAllText(Path.Combine(_data, "live", "prometheus.yml")));
+    }
+}
