@@ -63,7 +63,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
             var dir = Path.Combine(Path.GetTempPath(), $"promha-bad-{Guid.NewGuid():N}");
             try
             {
-                CopyTree(good, dir);
+                LocalCluster.CopyTree(good, dir);
                 breakIt(dir);
                 var (code, r) = await api.ConfigApply(ConfBundle.FromDirectory(dir).ToTar(), "test", what);
                 output.WriteLine($"{what}: HTTP {code} {r.Outcome}: {r.Reason}");
@@ -256,17 +256,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
     {
         var copy = Path.Combine(Path.GetTempPath(), $"promha-tree-{Guid.NewGuid():N}");
         _tempDirs.Add(copy);
-        CopyTree(dir, copy);
+        LocalCluster.CopyTree(dir, copy);
         return copy;
-    }
-
-    private static void CopyTree(string from, string to)
-    {
-        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(to, Path.GetRelativePath(from, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target, overwrite: true);
-        }
     }
 }

@@ -3,19 +3,6 @@ namespace PromHa.Node.Config;
 /// <summary>Writing trees to disk so that no reader ever sees a half-written file.</summary>
 public static class ConfTree
 {
-    /// <summary>Writes a bundle into a new, empty directory.</summary>
-    public static void WriteFresh(string dir, ConfBundle bundle)
-    {
-        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-        Directory.CreateDirectory(dir);
-        foreach (var f in bundle.Files.Values)
-        {
-            var path = Path.Combine(dir, f.Path);
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            File.WriteAllBytes(path, f.Content);
-        }
-    }
-
     /// <summary>
     /// Makes <paramref name="dir"/> hold exactly the bundle's files: each changed file is written
     /// beside its target under a hidden name and renamed over it (atomic on one filesystem), files
@@ -79,7 +66,4 @@ public static class ConfTree
         return target;
     }
 
-    /// <summary>Backs up a directory's config files (see <see cref="Backup(ConfBundle,string,string,int)"/>).</summary>
-    public static string? Backup(string dir, string backupsRoot, string label, int keep) =>
-        Directory.Exists(dir) ? Backup(ConfBundle.FromDirectory(dir), backupsRoot, label, keep) : null;
 }

@@ -252,7 +252,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     {
         // Content this node itself wrote (any version it holds) is not an edit.
         if (current is null || current.Files.Count == 0 || _store.Has(current.Hash)) return;
-        var backup = ConfTree.Backup(_s.ConfDir, _confBackups, label, _s.Config.Backups);
+        var backup = ConfTree.Backup(current, _confBackups, label, _s.Config.Backups);
         _log.Warning("{0} had edits made on this node ({1}): {2}; saved them to {3}", _s.ConfDir, _s.Node.Name, why, backup);
     }
 
@@ -357,7 +357,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         try
         {
             var rendered = ConfigRenderer.Render(bundle, RenderContextNow(isMaster: true) with { MasterPrometheus = null });
-            var tools = new LiveTree(_s).Tools;
+            var tools = ValidationTools.For(_s);
             invalid = await ConfigValidator.Validate(rendered, Path.Combine(_s.DataDir, "config", "staging", "candidate"), tools);
         }
         catch (ConfTreeException e)

@@ -4,7 +4,11 @@ using System.Diagnostics;
 namespace PromHa.Node.Config;
 
 /// <summary>Which checks a tree must pass on this node.</summary>
-public sealed record ValidationTools(string Promtool, string Amtool, bool NeedAlertmanagerConfig);
+public sealed record ValidationTools(string Promtool, string Amtool, bool NeedAlertmanagerConfig)
+{
+    public static ValidationTools For(Settings.NodeSettings s) =>
+        new(s.Config.Promtool, s.Config.Amtool, s.Alertmanager.Mode != Settings.ServerMode.None);
+}
 
 /// <summary>
 /// Checks a rendered tree where it will not be used: written to a staging dir, then

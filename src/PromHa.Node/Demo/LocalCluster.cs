@@ -393,7 +393,8 @@ public sealed class LocalCluster : IAsyncDisposable
         _http.Dispose();
     }
 
-    private static void CopyTree(string from, string to)
+    /// <summary>Copies every file of a directory tree (the template conf into a node's dirs).</summary>
+    public static void CopyTree(string from, string to)
     {
         foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
         {

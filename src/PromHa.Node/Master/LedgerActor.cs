@@ -70,13 +70,7 @@ public sealed class LedgerActor : ReceivePersistentActor
     {
         _log.Error(reason, "The ledger could not be read from the journal; stopping this node so that it restarts");
         base.OnRecoveryFailure(reason, message);
-        CoordinatedShutdown.Get(Context.System).Run(LedgerUnreadable.Instance);
-    }
-
-    private sealed class LedgerUnreadable : CoordinatedShutdown.Reason
-    {
-        public static readonly LedgerUnreadable Instance = new();
-        public override int ExitCode => 75; // EX_TEMPFAIL: restart me
+        CoordinatedShutdown.Get(Context.System).Run(RestartNode.Reason);
     }
 
     private long Head => _history.IsEmpty ? 0 : _history[^1].Epoch;

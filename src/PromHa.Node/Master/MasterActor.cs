@@ -304,27 +304,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         var version = new ConfigVersionCommitted((_latestConfig?.Version ?? 0) + 1, c.BundleHash, c.FileCount, c.Bytes,
             c.Source, c.Author, c.Origin, DateTimeOffset.UtcNow);
         _committingConfig = true;
-        ReplicateConfig(version).PipeTo(Self,
+        ReplicateToLedgers<ConfigRecorded>(new RecordConfigVersion(version)).PipeTo(Self,
             success: acks => new ConfigCommitted(version, replyTo, acks.Acks, acks.Asked),
             failure: e => new ConfigCommitFailed(c, replyTo, e));
-    }
-
-    private async Task<(int Acks, int Asked)> ReplicateConfig(ConfigVersionCommitted version)
-    {
-        var record = new RecordConfigVersion(version);
-        var local = LocalLedger().Ask<ConfigRecorded>(record, LocalJournalTimeout);
-        var remote = LiveMembers().Where(a => a != _cluster.SelfAddress)
-            .Select(a => Context.ActorSelection(new RootActorPath(a) / "user" / LedgerActor.Name)
-                .Ask<ConfigRecorded>(record, ReplicationTimeout))
-            .ToList();
-        await local;
-        var acks = 1;
-        foreach (var r in remote)
-        {
-            try { await r; acks++; }
-            catch (Exception) { /* that node catches up through ledger anti-entropy */ }
-        }
-        return (acks, remote.Count + 1);
     }
 
     private void OnConfigCommitted(ConfigCommitted c)
@@ -431,21 +413,30 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// </summary>
     private async Task<Committed> Replicate(MasterChanged change)
     {
-        var record = new RecordMasterChanged(change);
-        var local = LocalLedger().Ask<Recorded>(record, LocalJournalTimeout);
+        var (acks, asked) = await ReplicateToLedgers<Recorded>(new RecordMasterChanged(change));
+        return new Committed(change, acks, asked);
+    }
+
+    /// <summary>
+    /// Journals a record on this node's ledger (must succeed: a failure fails the task) and on every
+    /// reachable member's (best effort, bounded). The asks are sent before the first await, from
+    /// the actor's own context.
+    /// </summary>
+    private async Task<(int Acks, int Asked)> ReplicateToLedgers<TAck>(object record)
+    {
+        var local = LocalLedger().Ask<TAck>(record, LocalJournalTimeout);
         var remote = LiveMembers().Where(a => a != _cluster.SelfAddress)
             .Select(a => Context.ActorSelection(new RootActorPath(a) / "user" / LedgerActor.Name)
-                .Ask<Recorded>(record, ReplicationTimeout))
+                .Ask<TAck>(record, ReplicationTimeout))
             .ToList();
-        var ownRecord = await local; // a failure here crashes the singleton, which then recovers
+        await local;
         var acks = 1;
         foreach (var r in remote)
         {
             try { await r; acks++; }
             catch (Exception) { /* that node catches up through ledger anti-entropy */ }
         }
-        _ = ownRecord;
-        return new Committed(change, acks, remote.Count + 1);
+        return (acks, remote.Count + 1);
     }
 
     private void OnCommitted(Committed c)
@@ -477,13 +468,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _log.Error("No majority of the {0} configured nodes for {1:F0}s while {2} of them are up outside this cluster (members: {3}); leaving so that this node restarts into the main cluster",
             _state.Timings.ConfiguredNodes, IslandTimeout.TotalSeconds, _state.AliveOutsiders, string.Join(",", _state.Members.Keys));
         _noQuorumSince = DateTimeOffset.MaxValue; // once
-        CoordinatedShutdown.Get(Context.System).Run(IslandReason.Instance);
-    }
-
-    private sealed class IslandReason : CoordinatedShutdown.Reason
-    {
-        public static readonly IslandReason Instance = new();
-        public override int ExitCode => 75; // EX_TEMPFAIL: restart me
+        CoordinatedShutdown.Get(Context.System).Run(RestartNode.Reason);
     }
 
     private IActorRef LocalLedger() => ActorRegistry.For(Context.System).Get<LedgerKey>();

@@ -50,7 +50,7 @@ public sealed class LiveTree(NodeSettings s)
 
     public bool RunsServers => s.Prometheus.Mode != ServerMode.None || s.Alertmanager.Mode != ServerMode.None;
 
-    public ValidationTools Tools => new(s.Config.Promtool, s.Config.Amtool, s.Alertmanager.Mode != ServerMode.None);
+    public ValidationTools Tools => ValidationTools.For(s);
 
     public async Task<ApplyFinished> Apply(long version, ConfBundle bundle, RenderContext ctx, ILoggingAdapter log, bool validatedAsCandidate = true)
     {

@@ -90,7 +90,7 @@ public sealed class ConfBundleTests : IDisposable
         var backups = Path.Combine(_dir, ".backups");
         for (var i = 0; i < 4; i++)
         {
-            ConfTree.Backup(_dir, backups, $"b{i}", keep: 2);
+            ConfTree.Backup(ConfBundle.FromDirectory(_dir), backups, $"b{i}", keep: 2);
             Thread.Sleep(5);
         }
         var left = Directory.GetFiles(backups).Select(Path.GetFileName).Order().ToList();
