@@ -52,13 +52,7 @@ public static class NodeHost
         builder.Services.AddAkka(SystemName, akka => ConfigureAkka(akka, s, view));
 
         // Only what helps an operator: PromHa's own metrics and the process's; no runtime event counters.
-        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions
-        {
-            SuppressProcessMetrics = false,
-            SuppressDebugMetrics = true,
-            SuppressEventCounters = true,
-            SuppressMeters = true,
-        });
+        ProcessMetrics.Register();
 
         var app = builder.Build();
         // Prometheus starts from the live dir: fill it from the conf dir if this node has none yet.

@@ -73,8 +73,10 @@ public sealed class HealthProbeActor : ReceiveActor, IWithTimers
         if (_settings.Prometheus.Mode != ServerMode.None)
         {
             var url = _settings.Prometheus.EffectiveUrl;
-            promHealthy = await Get($"{url}/-/healthy", "prometheus /-/healthy", problems);
-            promReady = promHealthy && await Get($"{url}/-/ready", "prometheus /-/ready", problems);
+            // A ready Prometheus is a healthy one: /-/healthy is asked only to tell "starting up or
+            // replaying its WAL" from "not answering", one request per probe in the common case.
+            promReady = await Get($"{url}/-/ready", "prometheus /-/ready", problems);
+            promHealthy = promReady || await Get($"{url}/-/healthy", "prometheus /-/healthy", problems);
         }
         else problems.Add("no prometheus configured");
 

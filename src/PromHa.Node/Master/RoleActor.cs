@@ -106,8 +106,6 @@ public sealed class RoleActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         DistributedPubSub.Get(Context.System).Mediator.Tell(new Subscribe(Topics.Roles, Self));
-        Timers.StartPeriodicTimer("renew", Renew.Instance, _renewEvery);
-        Timers.StartPeriodicTimer("check", Check.Instance, TimeSpan.FromMilliseconds(100));
     }
 
     private void OnChanged(MasterChanged c)
@@ -145,6 +143,14 @@ public sealed class RoleActor : ReceiveActor, IWithTimers
         }
         _holds = holds;
         _view.SetRole(_epoch, _masterNode, holds);
+
+        // Timers only where there is something to do: a standby renews nothing and holds no lease,
+        // so an idle standby wakes for none of this. The check fires when the lease would lapse.
+        var renewing = _masterNode == _self && !_revoked;
+        if (renewing && !Timers.IsTimerActive("renew")) Timers.StartPeriodicTimer("renew", Renew.Instance, _renewEvery);
+        else if (!renewing) Timers.Cancel("renew");
+        if (holds) Timers.StartSingleTimer("check", Check.Instance, _leaseUntil - Clock.Now + TimeSpan.FromMilliseconds(1));
+        else Timers.Cancel("check");
     }
 }
 

@@ -142,6 +142,9 @@ public static class SettingsLoader
         if (c.DebounceMs is < 0 or > 60000) Fail("config.debounceMs", $"must be 0-60000 (got {c.DebounceMs})");
         var t = s.Timing;
         if (t.LeaseMs < 500) Fail("timing.leaseMs", $"must be at least 500 (got {t.LeaseMs})");
+        // Timers fire up to one scheduler tick (100 ms, hocon/cluster.hocon) late: the margin must cover that.
+        if (t.LeaseMarginMs < 200 || t.LeaseMarginMs >= t.LeaseMs / 2)
+            Fail("timing.leaseMarginMs", $"must be at least 200 and less than half of timing.leaseMs (got {t.LeaseMarginMs})");
         if (t.ProbeIntervalMs < 100) Fail("timing.probeIntervalMs", $"must be at least 100 (got {t.ProbeIntervalMs})");
     }
 

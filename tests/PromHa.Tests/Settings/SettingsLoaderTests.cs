@@ -62,6 +62,8 @@ public class SettingsLoaderTests : IDisposable
     [InlineData("seeds: [127.0.0.1:4053, 127.0.0.1:4054]", "seeds: [a-host]", "cluster.seeds")]
     [InlineData("dataDir: data", "dataDirectory: data", "dataDirectory")]
     [InlineData("mode: external", "mode: sidecarr", "prometheus.mode")]
+    [InlineData("dataDir: data", "dataDir: data\ntiming:\n  leaseMarginMs: 50", "timing.leaseMarginMs")]
+    [InlineData("dataDir: data", "dataDir: data\ntiming:\n  leaseMs: 1000\n  leaseMarginMs: 600", "timing.leaseMarginMs")]
     public void A_bad_field_is_named_with_the_file(string from, string to, string field)
     {
         var path = Write(Valid.Replace(from, to));
