@@ -22,7 +22,9 @@ namespace PromHa.Node.Master;
 public sealed class MasterActor : ReceiveActor, IWithTimers
 {
     public const string SingletonName = "master";
-    private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(200);
+    // Paces what only time changes (a lease running out, a Prometheus unhealthy for long enough);
+    // membership changes decide at once.
+    private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan RecoveryAskInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LocalJournalTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan ReplicationTimeout = TimeSpan.FromSeconds(2);
@@ -183,6 +185,17 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void Active()
     {
+        // A member lost is acted on at once; the tick only paces lease expiry and health thresholds.
+        Receive<ClusterEvent.UnreachableMember>(e =>
+        {
+            Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, false));
+            Decide();
+        });
+        Receive<ClusterEvent.MemberRemoved>(e =>
+        {
+            OnMemberGone(e.Member);
+            Decide();
+        });
         ReceiveMembership();
         Receive<ClusterEvent.CurrentClusterState>(OnClusterState);
         Receive<AskLedgers>(_ => AskMissingHeads());
@@ -492,8 +505,14 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private IEnumerable<Address> LiveMembers()
     {
         var state = _cluster.State;
+        // Also what this actor was told is unreachable: Cluster.State may not show it yet when a
+        // decision is taken right on the UnreachableMember event, and asking a dead ledger waits
+        // out the replication timeout.
+        var unreachable = _state.Members.Values.Where(m => !m.Reachable)
+            .Select(m => _addresses.GetValueOrDefault(m.Name)).OfType<Address>().ToHashSet();
         return state.Members
-            .Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up && !state.Unreachable.Contains(m))
+            .Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up &&
+                        !state.Unreachable.Contains(m) && !unreachable.Contains(m.Address))
             .Select(m => m.Address);
     }
 
@@ -502,7 +521,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _announced?.Epoch ?? 0, _announced?.Node, _state.SelfNode, _cluster.SelfAddress.ToString(), _state.Recovered,
         _state.HealthViews(Clock.Now).Select(v => _nodeConfigs.TryGetValue(v.Node, out var c)
             ? v with { ConfigVersion = c.Applied, ConfigError = c.FailedReason }
-            : v).ToList(),
+            : v).Select(v => _addresses.TryGetValue(v.Node, out var a) ? v with { Address = $"{a.Host}:{a.Port}" } : v).ToList(),
         DateTimeOffset.UtcNow, _latestConfig);
 }
 
