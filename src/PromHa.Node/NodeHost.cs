@@ -64,8 +64,8 @@ public static class NodeHost
 
     /// <summary>The seed list without this node's own entry (written as its host, localhost or 127.0.0.1).</summary>
     public static List<string> OtherSeeds(NodeSettings s) => s.Cluster.Seeds.Where(seed =>
-        !(SettingsLoader.TryHostPort(seed, out var host, out var port) && port == s.Cluster.Port &&
-          (host == s.Cluster.Host || host is "localhost" or "127.0.0.1"))).ToList();
+        !(SettingsLoader.TryHostPort(seed, out var host, out var port) && port == s.Cluster.AdvertisedPort &&
+          (host == s.Cluster.AdvertisedHost || host is "localhost" or "127.0.0.1"))).ToList();
 
     public static void ConfigureAkka(AkkaConfigurationBuilder akka, NodeSettings s, NodeView view)
     {
@@ -96,7 +96,13 @@ public static class NodeHost
                 l.ClearLoggers();
                 l.AddLoggerFactory();
             })
-            .WithRemoting(new RemoteOptions { HostName = s.Cluster.Host, Port = s.Cluster.Port })
+            .WithRemoting(new RemoteOptions
+            {
+                HostName = s.Cluster.Host,
+                Port = s.Cluster.Port,
+                PublicHostName = s.Cluster.AdvertisedHost,
+                PublicPort = s.Cluster.AdvertisedPort,
+            })
             .WithClustering(new ClusterOptions
             {
                 Roles = MemberRoles.For(s.Node.Name, s.IsWitness),
@@ -105,6 +111,7 @@ public static class NodeHost
             .WithDistributedPubSub(role: null!)
             .AddLedgerActor(s.Node.Name, view)
             .AddMasterActor(s.Node.Name, timings, OtherSeeds(s))
+            .AddSplitBrainWatchActor(s, view, OtherSeeds(s))
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration)
             .AddHealthProbeActor(s, view)
             .AddReloaderActor(s)

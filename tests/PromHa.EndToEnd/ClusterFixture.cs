@@ -18,6 +18,7 @@ public sealed class RealCluster : IAsyncDisposable
     private readonly ITestOutputHelper _output;
     private readonly string _dir;
     private TcpListener? _tieBreakerTarget;
+    private readonly List<LinkProxy> _links = [];
 
     public LocalCluster Cluster { get; }
 
@@ -31,7 +32,7 @@ public sealed class RealCluster : IAsyncDisposable
 
     public static async Task<RealCluster> Start(ITestOutputHelper output, int nodes, int witnesses = 0,
         bool tieBreaker = false, LocalServers servers = LocalServers.External, bool alertmanager = false,
-        PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror)
+        PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror, bool cuttableLinks = false)
     {
         var options = new LocalClusterOptions
         {
@@ -40,6 +41,7 @@ public sealed class RealCluster : IAsyncDisposable
             Servers = servers,
             Alertmanager = alertmanager,
             ConfigMode = configMode,
+            PublicClusterPorts = cuttableLinks,
         };
         var missing = LocalCluster.MissingBinaries(options);
         if (missing.Count > 0)
@@ -58,6 +60,8 @@ public sealed class RealCluster : IAsyncDisposable
         var rc = new RealCluster(output, dir, cluster, target);
         try
         {
+            if (cuttableLinks)
+                foreach (var n in cluster.Nodes) rc._links.Add(new LinkProxy(n.PublicClusterPort, n.ClusterPort));
             await cluster.StartAll();
         }
         catch
@@ -70,10 +74,16 @@ public sealed class RealCluster : IAsyncDisposable
 
     public LocalNode Node(string name) => Cluster.Nodes.Single(n => n.Name == name);
 
+    /// <summary>Cuts every node's cluster link (start with cuttableLinks): HTTP and tie-breaker targets stay reachable.</summary>
+    public void CutLinks() => _links.ForEach(l => l.Cut());
+
+    public void RestoreLinks() => _links.ForEach(l => l.Restore());
+
     public async ValueTask DisposeAsync()
     {
         _output.WriteLine(Cluster.LogTails(40));
         await Cluster.DisposeAsync();
+        foreach (var l in _links) await l.DisposeAsync();
         _tieBreakerTarget?.Stop();
         if (Environment.GetEnvironmentVariable("KEEP_E2E_DIRS") == "1") _output.WriteLine($"kept {_dir}");
         else try { Directory.Delete(_dir, true); } catch (IOException) { }

@@ -1,3 +1,4 @@
+using PromHa.Node.Cluster;
 using PromHa.Node.Demo;
 using Xunit.Abstractions;
 
@@ -27,6 +28,47 @@ public class PairTests(ITestOutputHelper output)
         await watch.CancelAsync();
         Assert.False(await witnessWasMaster);
         Assert.Equal("witness", (await c.Status(witness))!.Role);
+    }
+
+    /// <summary>
+    /// The pure pair's known gap (README, Topologies): a cut link between two hosts that both still
+    /// reach the tie-breaker gives a master on each side. Both sides say so, and when the link
+    /// returns the losing claim (lower epoch) rejoins as a standby of the other.
+    /// </summary>
+    [Fact]
+    public async Task A_cut_link_in_a_pure_pair_shows_two_masters_on_both_sides_and_heals_to_one()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 2, tieBreaker: true, cuttableLinks: true);
+        var c = rc.Cluster;
+        var first = await c.WaitForSingleMaster(Generous);
+        var other = c.Nodes.Single(n => n != first);
+        var epochBefore = (await c.Status(first))!.Epoch;
+
+        rc.CutLinks();
+        await c.WaitUntil(async () => await c.PrimaryCode(first) == 200 && await c.PrimaryCode(other) == 200,
+            Generous, default, "a master on each side of the cut link");
+        await c.WaitUntil(async () => (await c.Status(first))?.Split is not null && (await c.Status(other))?.Split is not null,
+            Generous, default, "both sides to report the other master");
+        var a = (await c.Status(first))!;
+        var b = (await c.Status(other))!;
+        Assert.True(Math.Max(a.Epoch, b.Epoch) > epochBefore); // the side that lost its master promoted its own
+        var keeperStatus = new MasterClaim(a.Epoch, a.Master).Beats(new MasterClaim(b.Epoch, b.Master)) ? a : b;
+        var keeper = c.Nodes.Single(n => n.Name == keeperStatus.Node);
+        var loser = c.Nodes.Single(n => n != keeper);
+        Assert.True(keeperStatus.Split!.ThisSideKeeps);
+        Assert.False((await c.Status(loser))!.Split!.ThisSideKeeps);
+        Assert.Equal(loser.Name, keeperStatus.Split.PeerMaster);
+        using (var http = new HttpClient())
+            Assert.Contains("promha_split_brain 1", await http.GetStringAsync($"{loser.HttpUrl}/metrics"));
+
+        rc.RestoreLinks();
+        await c.WaitUntil(async () => (await c.Status(loser)) is { Master: { } m, Split: null } s && m == keeper.Name && s.Members.Count == 2,
+            TimeSpan.FromSeconds(120), default, $"{loser.Name} to rejoin {keeper.Name}'s cluster as standby");
+        Assert.True(loser.Restarts >= 1);
+        Assert.Equal(keeper, await c.WaitForSingleMaster(Generous));
+        var healed = (await c.Status(loser))!;
+        Assert.Equal(keeperStatus.Epoch, healed.Epoch);
+        await c.WaitUntil(async () => (await c.Status(keeper))?.Split is null, Generous, default, "the keeper to clear its split report");
     }
 
     /// <summary>

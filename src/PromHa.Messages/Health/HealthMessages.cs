@@ -12,4 +12,5 @@ public sealed record NodeHealth(
     bool AlertmanagerHealthy,
     string? Detail,
     DateTimeOffset At,
-    string? PrometheusUrl = null) : IPromHaMessage;
+    string? PrometheusUrl = null,
+    string? ApiUrl = null) : IPromHaMessage;

@@ -55,7 +55,9 @@ public sealed record NodeHealthView(
     string? Detail,
     long? ConfigVersion = null,
     string? ConfigError = null,
-    string? PrometheusUrl = null);
+    string? PrometheusUrl = null,
+    string? ApiUrl = null,
+    string? Address = null);
 
 public sealed record GetMasterStatus : IPromHaMessage
 {

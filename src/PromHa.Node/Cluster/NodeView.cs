@@ -37,7 +37,31 @@ public sealed class NodeView(string nodeName, bool witness)
         NodeMetrics.Epoch.Set(epoch);
     }
 
-    public void SetStatus(MasterStatus status) => _snapshot = _snapshot with { Status = status };
+    public void SetStatus(MasterStatus status)
+    {
+        _snapshot = _snapshot with { Status = status };
+        // Remembered after the member leaves: a pair cut in two finds its peer's API by this.
+        foreach (var n in status.Nodes)
+            if (n is { Address: { } address, ApiUrl: { Length: > 0 } api } && n.Node != NodeName) _peerApis[address] = (n.Node, api);
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Node, string Url)> _peerApis = new();
+
+    /// <summary>The node name and HTTP API last seen for a peer's cluster address (host:port).</summary>
+    public (string Node, string Url)? PeerApi(string address) => _peerApis.TryGetValue(address, out var p) ? p : null;
+
+    private volatile SplitView? _split;
+
+    /// <summary>Another master seen outside this node's cluster (a pure pair whose link was cut), or null.</summary>
+    public SplitView? Split
+    {
+        get => _split;
+        set
+        {
+            _split = value;
+            NodeMetrics.SplitBrain.Set(value is null ? 0 : 1);
+        }
+    }
 
     public void SetHealth(NodeHealth health)
     {
@@ -58,5 +82,7 @@ public static class NodeMetrics
     public static readonly Gauge AlertmanagerHealthy = Metrics.CreateGauge("promha_alertmanager_healthy", "1 while the local Alertmanager answers /-/healthy.");
     public static readonly Counter ServerRestarts = Metrics.CreateCounter("promha_server_restarts_total",
         "Restarts of a supervised server after it exited.", "server");
+    public static readonly Gauge SplitBrain = Metrics.CreateGauge("promha_split_brain",
+        "1 while this node sees another master outside its cluster (a pure pair whose link was cut); the lower epoch rejoins as standby when the link returns.");
     public static readonly Gauge LeaseDenials = Metrics.CreateGauge("promha_lease_denied", "1 while the singleton refuses this node's lease.");
 }

@@ -4,9 +4,9 @@ using PromHa.Node.Http;
 namespace PromHa.Node.Console;
 
 /// <summary>The console's view of a node's admin API (any node will do).</summary>
-public sealed class ApiClient(string baseUrl) : IDisposable
+public sealed class ApiClient(string baseUrl, TimeSpan? timeout = null) : IDisposable
 {
-    private readonly HttpClient _http = new() { BaseAddress = new Uri(baseUrl.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(10) };
+    private readonly HttpClient _http = new() { BaseAddress = new Uri(baseUrl.TrimEnd('/') + "/"), Timeout = timeout ?? TimeSpan.FromSeconds(10) };
 
     public string BaseUrl => _http.BaseAddress!.ToString();
 

@@ -71,6 +71,9 @@ public static class ConsoleCommands
     {
         System.Console.WriteLine($"node      {s.Node} ({s.Role})");
         System.Console.WriteLine($"master    {s.Master ?? "(none)"}   epoch {s.Epoch}   singleton on {s.SingletonNode ?? "?"}");
+        if (s.Split is { } split)
+            System.Console.WriteLine($"SPLIT     {split.PeerMaster} is ALSO master (epoch {split.PeerEpoch}) in a cluster without this node, " +
+                                     $"since {split.Since:HH:mm:ss}Z; {(split.ThisSideKeeps ? "this side keeps the role" : "this node rejoins as standby")} when the link returns");
         if (s.Health is { } h)
             System.Console.WriteLine($"local     prometheus {(h.PrometheusHealthy ? "healthy" : "UNHEALTHY")}, alertmanager {(h.AlertmanagerHealthy ? "healthy" : "down")}{(h.Detail is null ? "" : $"  ({h.Detail})")}");
         System.Console.WriteLine();

@@ -32,6 +32,11 @@ public sealed record LocalClusterOptions
     public string NodeExporterBinary { get; init; } = "/usr/bin/prometheus-node-exporter";
     /// <summary>How nodes render the config: every node the same (mirror), or standbys federating the master.</summary>
     public Settings.ConfigMode ConfigMode { get; init; } = Settings.ConfigMode.Mirror;
+    /// <summary>
+    /// Nodes advertise a second port (cluster.publicPort) that the caller forwards to their cluster
+    /// port, e.g. through a proxy that can cut the link between them (tests).
+    /// </summary>
+    public bool PublicClusterPorts { get; init; }
     /// <summary>Extra environment variables for the promha node processes only (e.g. DOTNET_* runtime knobs).</summary>
     public IReadOnlyDictionary<string, string> NodeEnvironment { get; init; } = new Dictionary<string, string>();
 
@@ -50,6 +55,8 @@ public sealed class LocalNode
     public required string Name { get; init; }
     public required bool Witness { get; init; }
     public required int ClusterPort { get; init; }
+    /// <summary>The port other nodes connect to: ClusterPort, or a forwarded one (LocalClusterOptions.PublicClusterPorts).</summary>
+    public required int PublicClusterPort { get; init; }
     public required int HttpPort { get; init; }
     public int PrometheusPort { get; init; }
     public int AlertmanagerPort { get; init; }
@@ -111,15 +118,16 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         Directory.CreateDirectory(baseDir);
         var total = options.Nodes + options.Witnesses;
-        var ports = FreePorts(total * 4 + 1);
+        var ports = FreePorts(total * 5 + 1);
         var nodes = Enumerable.Range(0, total).Select(i => new LocalNode
         {
             Name = i < options.Nodes ? $"node{i + 1}" : $"witness{i - options.Nodes + 1}",
             Witness = i >= options.Nodes,
-            ClusterPort = ports[i * 4],
-            HttpPort = ports[i * 4 + 1],
-            PrometheusPort = i < options.Nodes ? ports[i * 4 + 2] : 0,
-            AlertmanagerPort = i < options.Nodes && options.Alertmanager ? ports[i * 4 + 3] : 0,
+            ClusterPort = ports[i * 5],
+            PublicClusterPort = options.PublicClusterPorts ? ports[i * 5 + 4] : ports[i * 5],
+            HttpPort = ports[i * 5 + 1],
+            PrometheusPort = i < options.Nodes ? ports[i * 5 + 2] : 0,
+            AlertmanagerPort = i < options.Nodes && options.Alertmanager ? ports[i * 5 + 3] : 0,
             Dir = Path.Combine(baseDir, i < options.Nodes ? $"node{i + 1}" : $"witness{i - options.Nodes + 1}"),
         }).ToList();
         var cluster = new LocalCluster(baseDir, options, nodes);
@@ -180,7 +188,7 @@ public sealed class LocalCluster : IAsyncDisposable
 
             """);
 
-        var seeds = string.Join(", ", Nodes.Select(n => $"127.0.0.1:{n.ClusterPort}"));
+        var seeds = string.Join(", ", Nodes.Select(n => $"127.0.0.1:{n.PublicClusterPort}"));
         foreach (var n in Nodes)
         {
             Directory.CreateDirectory(n.Dir);
@@ -193,6 +201,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 cluster:
                   host: 127.0.0.1
                   port: {n.ClusterPort}
+                  publicPort: {n.PublicClusterPort}
                   seeds: [{seeds}]
 
                 """);

@@ -65,7 +65,7 @@ public sealed class HealthProbeActor : ReceiveActor, IWithTimers
     private async Task<NodeHealth> ProbeOnce()
     {
         var name = _settings.Node.Name;
-        if (_settings.IsWitness) return new NodeHealth(name, true, false, false, false, "witness", DateTimeOffset.UtcNow);
+        if (_settings.IsWitness) return new NodeHealth(name, true, false, false, false, "witness", DateTimeOffset.UtcNow, ApiUrl: _settings.ApiUrl);
 
         var problems = new List<string>();
         var promHealthy = false;
@@ -85,7 +85,7 @@ public sealed class HealthProbeActor : ReceiveActor, IWithTimers
 
         return new NodeHealth(name, false, promHealthy && promReady, promReady, amHealthy,
             problems.Count == 0 ? null : string.Join("; ", problems), DateTimeOffset.UtcNow,
-            _settings.Prometheus.Mode == ServerMode.None ? null : _settings.Prometheus.EffectiveUrl);
+            _settings.Prometheus.Mode == ServerMode.None ? null : _settings.Prometheus.EffectiveUrl, _settings.ApiUrl);
     }
 
     private async Task<bool> Get(string url, string what, List<string> problems)

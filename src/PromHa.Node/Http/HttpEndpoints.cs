@@ -27,7 +27,8 @@ public sealed record StatusResponse(
     IReadOnlyList<MemberInfo> Members,
     IReadOnlyList<NodeHealthView> Nodes,
     long ConfigApplied = 0,
-    long ConfigLatest = 0);
+    long ConfigLatest = 0,
+    SplitView? Split = null);
 
 public sealed record HistoryEntry(long Epoch, string Node, string Reason, DateTimeOffset At, string? Previous);
 
@@ -97,7 +98,8 @@ public static class HttpEndpoints
         return new StatusResponse(v.NodeName, role, snap.HoldsLease, snap.Epoch, snap.Master,
             snap.Status?.SingletonNode, v.Witness,
             snap.Health is { } h ? new LocalHealth(h.PrometheusHealthy, h.AlertmanagerHealthy, h.Detail) : null,
-            Members(system), snap.Status?.Nodes ?? [], v.ConfigApplied, Math.Max(v.ConfigLatest, snap.Status?.LatestConfig?.Version ?? 0));
+            Members(system), snap.Status?.Nodes ?? [], v.ConfigApplied, Math.Max(v.ConfigLatest, snap.Status?.LatestConfig?.Version ?? 0),
+            v.Split);
     }
 
     public static List<MemberInfo> Members(ActorSystem system)

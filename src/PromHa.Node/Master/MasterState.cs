@@ -268,5 +268,6 @@ public sealed record MasterState(
             m.Health?.AlertmanagerHealthy ?? false,
             m.HealthAt is { } at ? Math.Round((now - at).TotalSeconds, 1) : null,
             m.Health?.Detail,
-            PrometheusUrl: m.Health?.PrometheusUrl)).ToList();
+            PrometheusUrl: m.Health?.PrometheusUrl,
+            ApiUrl: m.Health?.ApiUrl)).ToList();
 }

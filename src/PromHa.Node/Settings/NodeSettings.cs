@@ -18,6 +18,11 @@ public sealed class NodeSettings
 
     /// <summary>A node without Prometheus or Alertmanager votes in the cluster but never becomes master.</summary>
     public bool IsWitness => Prometheus.Mode == ServerMode.None && Alertmanager.Mode == ServerMode.None;
+
+    /// <summary>Where other nodes reach this node's HTTP API: the listen address, or the cluster's advertised host when it listens on all interfaces.</summary>
+    public string ApiUrl => SettingsLoader.TryHostPort(Http.Listen, out var host, out var port)
+        ? $"http://{(host is "0.0.0.0" or "*" or "::" ? Cluster.AdvertisedHost : host)}:{port}"
+        : "";
 }
 
 public sealed class NodeSection
@@ -29,6 +34,14 @@ public sealed class ClusterSection
 {
     public string Host { get; set; } = "127.0.0.1";
     public int Port { get; set; } = 4053;
+    /// <summary>
+    /// The address other nodes reach this one at, when it is not host:port (NAT, a container's
+    /// published port, a proxy). Seeds list this address. Empty or 0: host and port.
+    /// </summary>
+    public string PublicHost { get; set; } = "";
+    public int PublicPort { get; set; }
+    public string AdvertisedHost => string.IsNullOrEmpty(PublicHost) ? Host : PublicHost;
+    public int AdvertisedPort => PublicPort == 0 ? Port : PublicPort;
     /// <summary>host:port of every seed; list all of them, so a restarted node never forms a cluster alone.</summary>
     public List<string> Seeds { get; set; } = [];
     public TieBreakerSection TieBreaker { get; set; } = new();

@@ -110,6 +110,7 @@ public static class SettingsLoader
             Fail("node.name", $"'{s.Node.Name}' may only contain letters, digits, '-', '_' and '.'");
         if (s.Cluster.Port is < 1 or > 65535) Fail("cluster.port", $"must be 1-65535 (got {s.Cluster.Port})");
         if (string.IsNullOrWhiteSpace(s.Cluster.Host)) Fail("cluster.host", "is required");
+        if (s.Cluster.PublicPort is < 0 or > 65535) Fail("cluster.publicPort", $"must be 1-65535, or 0 for cluster.port (got {s.Cluster.PublicPort})");
         if (s.Cluster.Seeds.Count == 0) Fail("cluster.seeds", "list every seed node as host:port (this node included if it is one)");
         foreach (var seed in s.Cluster.Seeds)
             if (!TryHostPort(seed, out _, out _)) Fail("cluster.seeds", $"'{seed}' is not host:port");
