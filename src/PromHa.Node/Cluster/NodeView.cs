@@ -29,9 +29,17 @@ public sealed class NodeView(string nodeName, bool witness)
     /// <summary>When this node last became master; edits in its conf dir after that are authoritative.</summary>
     public DateTime? MasterSinceUtc { get; private set; }
 
+    private long _masterSinceEpoch = -1;
+
     public void SetRole(long epoch, string? master, bool holdsLease)
     {
-        if (holdsLease && !_snapshot.HoldsLease) MasterSinceUtc = DateTime.UtcNow;
+        // A lease that lapses and comes back within the same epoch (a slow singleton hand-over)
+        // does not make the edits made in between a standby's.
+        if (holdsLease && !_snapshot.HoldsLease && epoch != _masterSinceEpoch)
+        {
+            MasterSinceUtc = DateTime.UtcNow;
+            _masterSinceEpoch = epoch;
+        }
         _snapshot = _snapshot with { Epoch = epoch, Master = master, HoldsLease = holdsLease };
         NodeMetrics.IsMaster.Set(holdsLease ? 1 : 0);
         NodeMetrics.Epoch.Set(epoch);

@@ -119,7 +119,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             if (MissingHeads().Count == 0) FinishRecovery();
         });
         Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Clock.Now));
-        Receive<RenewLease>(r => Sender.Tell(new LeaseDenied(r.Epoch, r.Node, "singleton still recovering")));
+        // No answer rather than a denial: the master keeps the lease the previous singleton granted
+        // until it runs out, and this one renews it once it knows the epoch. A denial here made
+        // the master step down for a moment on every singleton hand-over.
+        Receive<RenewLease>(_ => { });
         Receive<GetMasterStatus>(_ => Sender.Tell(Status()));
         Receive<RequestSwitchover>(_ => Sender.Tell(new SwitchoverResult(false, "the master singleton is still recovering")));
         Receive<SubmitCandidate>(c => Sender.Tell(new CandidateNotCommitted(c.BundleHash, "the master singleton is still recovering; try again in a few seconds")));
