@@ -84,6 +84,7 @@ public static class NodeHost
         foreach (var file in new[] { "cluster.hocon", "serialization.hocon", "persistence.hocon" })
             akka.AddHocon(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(hoconDir, file))), HoconAddMode.Append);
 
+        var peers = OtherSeeds(s);
         var timings = new MasterTimings(
             TimeSpan.FromMilliseconds(s.Timing.LeaseMs),
             TimeSpan.FromMilliseconds(s.Timing.LeaseMarginMs),
@@ -110,8 +111,8 @@ public static class NodeHost
             })
             .WithDistributedPubSub(role: null!)
             .AddLedgerActor(s.Node.Name, view)
-            .AddMasterActor(s.Node.Name, timings, OtherSeeds(s))
-            .AddSplitBrainWatchActor(s, view, OtherSeeds(s))
+            .AddMasterActor(s.Node.Name, timings, peers)
+            .AddSplitBrainWatchActor(s, view, peers)
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration)
             .AddHealthProbeActor(s, view)
             .AddReloaderActor(s)

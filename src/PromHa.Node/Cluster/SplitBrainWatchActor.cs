@@ -53,11 +53,10 @@ public sealed class SplitBrainWatchActor : ReceiveActor, IWithTimers
 
     private async Task<Checked> Run()
     {
-        var members = _cluster.State.Members.Select(m => $"{m.Address.Host}:{m.Address.Port}").ToHashSet();
         var snap = _view.Current;
         var ours = new MasterClaim(snap.Epoch, snap.Master);
         var self = $"{_settings.Cluster.AdvertisedHost}:{_settings.Cluster.AdvertisedPort}";
-        foreach (var peer in _peers.Where(p => !members.Contains(p)))
+        foreach (var peer in ClusterAddresses.MissingSeeds(_cluster, _peers))
         {
             if (_view.PeerApi(peer) is not { } api) continue; // never seen: nothing to ask
             Http.StatusResponse? status;

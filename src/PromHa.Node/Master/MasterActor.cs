@@ -189,17 +189,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void Active()
     {
         // A member lost is acted on at once; the tick only paces lease expiry and health thresholds.
-        Receive<ClusterEvent.UnreachableMember>(e =>
-        {
-            Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, false));
-            Decide();
-        });
-        Receive<ClusterEvent.MemberRemoved>(e =>
-        {
-            OnMemberGone(e.Member);
-            Decide();
-        });
-        ReceiveMembership();
+        ReceiveMembership(afterLoss: Decide);
         Receive<ClusterEvent.CurrentClusterState>(OnClusterState);
         Receive<AskLedgers>(_ => AskMissingHeads());
         Receive<LedgerHead>(h =>
@@ -345,16 +335,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (_pendingConfig.TryDequeue(out var next)) OnSubmit(next.Candidate, next.ReplyTo);
     }
 
-    private void ReceiveMembership()
+    /// <param name="afterLoss">Run after a member is removed or becomes unreachable.</param>
+    private void ReceiveMembership(Action? afterLoss = null)
     {
         Receive<ProbeOutsiders>(_ =>
         {
             // Only a node alone or without a majority needs to know whether its configured peers are
             // up outside its cluster.
             if (_state.Members.Count > 1 && _state.HasQuorum) return;
-            var members = _cluster.State.Members.Select(m => $"{m.Address.Host}:{m.Address.Port}").ToHashSet();
-            var outsiders = _seeds.Where(s => !members.Contains(s)).ToList();
-            Cluster.TieBreakerLease.CountReachable(outsiders, TimeSpan.FromMilliseconds(500))
+            Cluster.TieBreakerLease.CountReachable(ClusterAddresses.MissingSeeds(_cluster, _seeds), TimeSpan.FromMilliseconds(500))
                 .PipeTo(Self, success: n => new OutsidersAlive(n));
         });
         Receive<OutsidersAlive>(a =>
@@ -364,11 +353,19 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             _state = _state.Observe(a, Clock.Now);
         });
         Receive<ClusterEvent.MemberUp>(e => OnMemberUp(e.Member));
-        Receive<ClusterEvent.MemberRemoved>(e => OnMemberGone(e.Member));
+        Receive<ClusterEvent.MemberRemoved>(e =>
+        {
+            OnMemberGone(e.Member);
+            afterLoss?.Invoke();
+        });
         Receive<ClusterEvent.MemberExited>(e => OnMemberGone(e.Member));
         Receive<ClusterEvent.MemberLeft>(_ => { });
         Receive<ClusterEvent.IMemberEvent>(_ => { });
-        Receive<ClusterEvent.UnreachableMember>(e => Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, false)));
+        Receive<ClusterEvent.UnreachableMember>(e =>
+        {
+            Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, false));
+            afterLoss?.Invoke();
+        });
         Receive<ClusterEvent.ReachableMember>(e => Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, true)));
     }
 
@@ -524,7 +521,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _announced?.Epoch ?? 0, _announced?.Node, _state.SelfNode, _cluster.SelfAddress.ToString(), _state.Recovered,
         _state.HealthViews(Clock.Now).Select(v => _nodeConfigs.TryGetValue(v.Node, out var c)
             ? v with { ConfigVersion = c.Applied, ConfigError = c.FailedReason }
-            : v).Select(v => _addresses.TryGetValue(v.Node, out var a) ? v with { Address = $"{a.Host}:{a.Port}" } : v).ToList(),
+            : v).Select(v => _addresses.TryGetValue(v.Node, out var a) ? v with { Address = ClusterAddresses.HostPort(a) } : v).ToList(),
         DateTimeOffset.UtcNow, _latestConfig);
 }
 
