@@ -47,6 +47,9 @@ public static class NodeHost
         builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
 
         var view = new NodeView(s.Node.Name, s.IsWitness);
+        var token = AdminToken.Load(s);
+        if (token is not null) builder.Services.AddSingleton(token);
+        builder.Services.AddApiErrors();
         builder.Services.AddSingleton(s);
         builder.Services.AddSingleton(view);
         builder.Services.AddAkka(SystemName, akka => ConfigureAkka(akka, s, view));
@@ -57,6 +60,11 @@ public static class NodeHost
         var app = builder.Build();
         // Prometheus starts from the live dir: fill it from the conf dir if this node has none yet.
         new LiveTree(s).Bootstrap(s.Node.Name, app.Logger);
+        if (token is null)
+            app.Logger.LogWarning("No admin token configured (http.tokenFile, {Env} or the systemd credential {Cred}): anyone who reaches {Listen} " +
+                                  "can change the configuration and the master", AdminToken.EnvVar, AdminToken.CredentialName, s.Http.Listen);
+        else app.Logger.LogInformation("Admin API needs the token from {Source}", token.Source);
+        app.UseApiErrors();
         app.MapPromHaEndpoints();
         app.MapMetrics("/metrics");
         return app;

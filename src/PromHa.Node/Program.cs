@@ -5,6 +5,8 @@ using PromHa.Node.Settings;
 
 var root = new RootCommand("PromHa: high availability for Prometheus and Alertmanager");
 root.Options.Add(ConsoleCommands.ApiOption);
+root.Options.Add(ConsoleCommands.TokenFileOption);
+root.Options.Add(ConsoleCommands.CaFileOption);
 
 var configOption = new Option<string?>("--config", "-c") { Description = "Path to promha.yml" };
 var setOption = new Option<string[]>("--set")
@@ -31,7 +33,16 @@ run.SetAction(async (p, ct) =>
         await Console.Error.WriteLineAsync($"promha: invalid configuration: {e.Message}");
         return 64;
     }
-    var app = NodeHost.Build(settings);
+    WebApplication app;
+    try
+    {
+        app = NodeHost.Build(settings);
+    }
+    catch (SettingsException e)
+    {
+        await Console.Error.WriteLineAsync($"promha: invalid configuration: {e.Message}");
+        return 64;
+    }
     await app.RunAsync();
     return Environment.ExitCode;
 });

@@ -44,7 +44,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
             Assert.Contains($"promha_replica: {n.Name}", await Get($"{n.PrometheusUrl}/api/v1/status/config"));
         }
 
-        using var api = new ApiClient(c.Nodes.First(n => n != master).HttpUrl);
+        using var api = c.Api(c.Nodes.First(n => n != master));
         var good = Snapshot(master.ConfDir);
         var liveBefore = c.Nodes.ToDictionary(n => n.Name, n => File.ReadAllText(Path.Combine(n.LiveDir, "prometheus.yml")));
 
@@ -199,7 +199,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         await c.WaitForMembers(Generous);
         await WaitApplied(c, c.Nodes, 4);
 
-        using (var api = new ApiClient(next.HttpUrl))
+        using (var api = c.Api(next))
         {
             var before = (await api.ConfigVersions(50))!;
             Assert.Equal([4L, 3, 2, 1], before.Select(v => v.Version));
@@ -209,7 +209,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
             foreach (var n in c.Nodes) c.StartNode(n);
             await c.WaitForMembers(Generous);
             var m = await c.WaitForSingleMaster(Generous);
-            using var api2 = new ApiClient(m.HttpUrl);
+            using var api2 = c.Api(m);
             var after = (await api2.ConfigVersions(50))!;
             Assert.Equal(before.Select(v => (v.Version, v.BundleHash)), after.Select(v => (v.Version, v.BundleHash)));
             await WaitApplied(c, c.Nodes, 4);

@@ -39,7 +39,7 @@ public class FailoverTests(ITestOutputHelper output)
         Assert.Equal([second.Name], (await c.Masters()).Select(n => n.Name));
         Assert.Equal(200, await HttpCode($"{first.HttpUrl}/standby"));
 
-        using var api = new ApiClient(first.HttpUrl);
+        using var api = c.Api(first);
         var history = await api.History(10);
         Assert.Equal(second.Name, history![0].Node);
         Assert.Equal(first.Name, history[0].Previous);
@@ -61,7 +61,7 @@ public class FailoverTests(ITestOutputHelper output)
         Assert.Equal(next.Name, s.Master);
         Assert.Equal(503, await HttpCode($"{master.HttpUrl}/health"));
         Assert.Equal(503, await HttpCode($"{master.HttpUrl}/standby"));
-        var history = await new ApiClient(next.HttpUrl).History(1);
+        var history = await c.Api(next).History(1);
         Assert.Equal("prometheus-unhealthy", history![0].Reason);
     }
 
@@ -85,7 +85,7 @@ public class FailoverTests(ITestOutputHelper output)
         await c.WaitUntil(async () => (await c.Status(current))?.SingletonNode is { } s && s != singleton.Name,
             Generous, default, "the singleton to move");
         // one more role change, decided by the new singleton
-        var r = await new ApiClient(current.HttpUrl).Switchover(null);
+        var r = await c.Api(current).Switchover(null);
         Assert.True(r.Accepted, r.Message);
         var last = await c.WaitForSingleMaster(Generous, n => n != current);
         var lastStatus = (await c.Status(last))!;
@@ -93,7 +93,7 @@ public class FailoverTests(ITestOutputHelper output)
 
         foreach (var n in survivors)
         {
-            var history = (await new ApiClient(n.HttpUrl).History(50))!;
+            var history = (await c.Api(n).History(50))!;
             var epochs = history.Select(h => h.Epoch).Reverse().ToList();
             Assert.Equal(Enumerable.Range(1, epochs.Count).Select(i => (long)i), epochs); // no gaps, no repeats
             Assert.Equal(lastStatus.Epoch, epochs[^1]);
@@ -108,14 +108,14 @@ public class FailoverTests(ITestOutputHelper output)
         var master = await c.WaitForSingleMaster(Generous);
         c.Kill(master);
         var next = await c.WaitForSingleMaster(Generous, n => n != master);
-        var before = (await new ApiClient(next.HttpUrl).History(50))!;
+        var before = (await c.Api(next).History(50))!;
         Assert.Equal(2, before.Count);
 
         foreach (var n in c.Nodes.Where(n => n.Running)) await c.Stop(n);
         foreach (var n in c.Nodes) c.StartNode(n);
         await c.WaitForMembers(Generous);
         var again = await c.WaitForSingleMaster(Generous);
-        var after = (await new ApiClient(again.HttpUrl).History(50))!;
+        var after = (await c.Api(again).History(50))!;
         string Show(IEnumerable<HistoryEntry> h) => string.Join("; ", h.Select(e => $"{e.Epoch}:{e.Node}:{e.Reason}"));
         Assert.True(after.Count >= 2, $"history after restart: {Show(after)}; before: {Show(before)}");
         Assert.Equal(before[^1], after[^1]);

@@ -8,9 +8,11 @@ namespace PromHa.Node.Config;
 public sealed class BundleStore
 {
     private readonly string _dir;
+    private readonly ArchiveLimits _limits;
 
-    public BundleStore(string dataDir)
+    public BundleStore(string dataDir, ArchiveLimits? limits = null)
     {
+        _limits = limits ?? ArchiveLimits.Default;
         _dir = Path.Combine(dataDir, "config", "bundles");
         Directory.CreateDirectory(_dir);
     }
@@ -35,14 +37,14 @@ public sealed class BundleStore
     {
         if (!Has(hash)) return null;
         using var fs = File.OpenRead(PathOf(hash));
-        return ConfBundle.ReadArchive(fs, PathOf(hash));
+        return ConfBundle.ReadArchive(fs, PathOf(hash), _limits);
     }
 
     /// <summary>Adds a bundle assembled from fetched chunks, only if its content has the expected hash.</summary>
     public ConfBundle Import(byte[] archive, string expectedHash)
     {
         using var ms = new MemoryStream(archive, writable: false);
-        var bundle = ConfBundle.ReadArchive(ms, $"bundle {expectedHash}");
+        var bundle = ConfBundle.ReadArchive(ms, $"bundle {expectedHash}", _limits);
         if (bundle.Hash != expectedHash)
             throw new ConfTreeException($"bundle {expectedHash}", $"fetched content hashes to {bundle.Hash}");
         if (!Has(expectedHash))

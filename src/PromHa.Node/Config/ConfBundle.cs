@@ -55,14 +55,18 @@ public sealed class ConfBundle
     }
 
     /// <summary>
-    /// Reads a conf tree. Symlinked files are read through; symlinked directories are not followed.
-    /// With a <paramref name="cache"/>, a file whose size and modification time are unchanged since
-    /// the last read is not read again (a 10,000-file tree is scanned on every change).
+    /// Reads a conf tree. A symlinked file is read through only when it points to a file inside the
+    /// tree; one that points outside is refused (a tree must not publish /etc/shadow to every node
+    /// because of a link). Symlinked directories are not followed. With a <paramref name="cache"/>,
+    /// a file whose size and modification time are unchanged since the last read is not read again
+    /// (a 10,000-file tree is scanned on every change).
     /// </summary>
-    public static ConfBundle FromDirectory(string dir, long maxBytes = long.MaxValue, ScanCache? cache = null)
+    public static ConfBundle FromDirectory(string dir, ArchiveLimits? limits = null, ScanCache? cache = null)
     {
+        limits ??= new ArchiveLimits(long.MaxValue, long.MaxValue);
         var root = Path.GetFullPath(dir);
         if (!Directory.Exists(root)) throw new ConfTreeException(root, "conf dir does not exist");
+        var realRoot = RealPath(root);
         var files = new List<BundleFile>();
         long total = 0;
         foreach (var path in Enumerate(root))
@@ -73,11 +77,14 @@ public sealed class ConfBundle
             try
             {
                 var info = new FileInfo(path);
+                if (info.LinkTarget is not null) info = InsideTarget(info, realRoot);
+                if (info.Length > limits.MaxFileBytes)
+                    throw new ConfTreeException(path, $"{info.Length:N0} bytes, more than a single file may have (config.maxFileBytes, {limits.MaxFileBytes:N0})");
                 var stamp = (info.LastWriteTimeUtc, info.Length);
                 if (cache is not null && cache.TryGetValue(rel, out var known) && known.Stamp == stamp) file = known.File;
                 else
                 {
-                    file = BundleFile.Of(rel, File.ReadAllBytes(path));
+                    file = BundleFile.Of(rel, File.ReadAllBytes(info.FullName));
                     cache?.Set(rel, stamp, file);
                 }
             }
@@ -85,11 +92,35 @@ public sealed class ConfBundle
             catch (IOException e) { throw new ConfTreeException(path, e.Message); }
             catch (UnauthorizedAccessException e) { throw new ConfTreeException(path, e.Message); }
             total += file.Content.Length;
-            if (total > maxBytes) throw new ConfTreeException(root, $"tree is larger than the {maxBytes / (1024 * 1024)} MiB limit (config.maxBundleBytes)");
+            if (total > limits.MaxBytes) throw new ConfTreeException(root, $"tree is larger than the {limits.MaxBytes / (1024 * 1024)} MiB limit (config.maxBundleBytes)");
             files.Add(file);
         }
         cache?.Retain(files.Select(f => f.Path));
         return Of(files);
+    }
+
+    /// <summary>The file a symlink finally points to, if that is a regular file inside the tree.</summary>
+    private static FileInfo InsideTarget(FileInfo link, string realRoot)
+    {
+        var target = link.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
+        if (target is null || !target.Exists) throw new FileNotFoundException(link.FullName); // dangling: not part of the tree
+        var real = RealPath(target.FullName);
+        if (!real.StartsWith(realRoot + "/", StringComparison.Ordinal))
+            throw new ConfTreeException(link.FullName, $"symlink to {real}, outside the conf dir {realRoot}; not followed (copy the file into the tree instead)");
+        return new FileInfo(real);
+    }
+
+    /// <summary>A path with every symlink on it resolved (realpath).</summary>
+    private static string RealPath(string path, int depth = 0)
+    {
+        if (depth > 40) throw new IOException($"{path}: too many levels of symbolic links");
+        var full = Path.GetFullPath(path);
+        var parent = Path.GetDirectoryName(full);
+        if (parent is null) return full; // the root
+        var here = Path.Combine(RealPath(parent, depth + 1), Path.GetFileName(full));
+        var info = new FileInfo(here);
+        if (info.LinkTarget is not { } target) return here;
+        return RealPath(Path.IsPathRooted(target) ? target : Path.Combine(Path.GetDirectoryName(here)!, target), depth + 1);
     }
 
     private static IEnumerable<string> Enumerate(string dir)
@@ -134,50 +165,81 @@ public sealed class ConfBundle
         return ms.ToArray();
     }
 
-    /// <summary>Reads a tar or a gzip-compressed tar (told apart by the gzip magic bytes).</summary>
-    public static ConfBundle ReadArchive(Stream input, string origin)
+    /// <summary>
+    /// Reads a tar or a gzip-compressed tar (told apart by the gzip magic bytes) from a seekable
+    /// stream (a spooled upload, a stored bundle). Two passes: the first reads only headers and
+    /// refuses what would not fit <paramref name="limits"/>, so a bomb is refused before its content
+    /// is inflated into memory; the second keeps the files.
+    /// </summary>
+    public static ConfBundle ReadArchive(Stream input, string origin, ArchiveLimits? limits = null)
     {
-        var buffered = input.CanSeek ? input : Buffer(input);
-        var start = buffered.Position;
-        var b1 = buffered.ReadByte();
-        var b2 = buffered.ReadByte();
-        buffered.Position = start;
-        if (b1 != 0x1f || b2 != 0x8b) return ReadTar(buffered, origin);
-        using var gz = new GZipStream(buffered, CompressionMode.Decompress, leaveOpen: true);
-        return ReadTar(gz, origin);
+        limits ??= ArchiveLimits.Default;
+        if (!input.CanSeek) throw new ArgumentException("ReadArchive needs a seekable stream (spool uploads to a file first)", nameof(input));
+        var start = input.Position;
+        var b1 = input.ReadByte();
+        var b2 = input.ReadByte();
+        var gzip = b1 == 0x1f && b2 == 0x8b;
+        input.Position = start;
+        using (var scan = Open(input, gzip)) TarPreScan.Check(scan, limits, origin);
+        input.Position = start;
+        using var tar = Open(input, gzip);
+        return ReadEntries(tar, origin, limits);
     }
 
-    private static MemoryStream Buffer(Stream input)
-    {
-        var ms = new MemoryStream();
-        input.CopyTo(ms);
-        ms.Position = 0;
-        return ms;
-    }
+    private static Stream Open(Stream input, bool gzip) =>
+        gzip ? new GZipStream(input, CompressionMode.Decompress, leaveOpen: true) : new NonClosing(input);
 
     /// <summary>
-    /// Reads a tar (an upload, or a bundle fetched from another node). Paths that would leave the
-    /// tree are refused; directories are implied by their files.
+    /// Reads a tar whose sizes <see cref="TarPreScan"/> has accepted. Paths that would leave the
+    /// tree, links, devices and FIFOs are refused; directories are implied by their files.
     /// </summary>
-    public static ConfBundle ReadTar(Stream input, string origin)
+    private static ConfBundle ReadEntries(Stream input, string origin, ArchiveLimits limits)
     {
         var files = new List<BundleFile>();
+        long total = 0;
         using var tar = new TarReader(input, leaveOpen: true);
         while (tar.GetNextEntry(copyData: false) is { } entry)
         {
             if (entry.EntryType is TarEntryType.Directory or TarEntryType.GlobalExtendedAttributes) continue;
-            if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile))
-                throw new ConfTreeException(origin, $"{entry.Name}: only regular files belong in a conf tree ({entry.EntryType})");
+            if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile))
+                throw new ConfTreeException(origin, $"{entry.Name}: {Refused(entry)}");
             var rel = entry.Name.Replace('\\', '/');
             while (rel.StartsWith("./")) rel = rel[2..];
             if (rel.StartsWith('/') || rel.Split('/').Any(p => p == ".."))
-                throw new ConfTreeException(origin, $"{entry.Name}: path leaves the conf tree");
+                throw new ConfTreeException(origin, $"{entry.Name}: path leaves the conf tree (absolute or with '..')");
+            if (entry.Length > limits.MaxFileBytes || (total += entry.Length) > limits.MaxBytes)
+                throw new ArchiveTooLargeException(origin, $"{entry.Name}: over the size limits (config.maxFileBytes, config.maxBundleBytes)");
             if (!IsConfigPath(rel)) continue;
-            using var ms = new MemoryStream();
-            entry.DataStream?.CopyTo(ms);
-            files.Add(BundleFile.Of(rel, ms.ToArray()));
+            var content = new byte[entry.Length];
+            entry.DataStream?.ReadExactly(content);
+            files.Add(BundleFile.Of(rel, content));
         }
         return Of(files);
+    }
+
+    private static string Refused(TarEntry entry) => entry.EntryType switch
+    {
+        TarEntryType.SymbolicLink => $"a symlink (to {entry.LinkName}); links are refused, put the file itself in the tree",
+        TarEntryType.HardLink => $"a hard link (to {entry.LinkName}); links are refused, put the file itself in the tree",
+        TarEntryType.CharacterDevice or TarEntryType.BlockDevice => "a device node; only regular files belong in a conf tree",
+        TarEntryType.Fifo => "a FIFO; only regular files belong in a conf tree",
+        _ => $"a {entry.EntryType} entry; only regular files belong in a conf tree",
+    };
+
+    /// <summary>Lets a reader be disposed without closing the caller's stream.</summary>
+    private sealed class NonClosing(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override int Read(Span<byte> buffer) => inner.Read(buffer);
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 

@@ -16,11 +16,13 @@ public static class ConfTree
         var root = Path.GetFullPath(dir);
         current ??= ConfBundle.FromDirectory(root);
         var changed = 0;
+        var checkedDirs = new HashSet<string>(StringComparer.Ordinal);
         foreach (var f in bundle.Files.Values)
         {
             if (current.Files.TryGetValue(f.Path, out var existing) && existing.Sha256 == f.Sha256) continue;
             var path = Path.Combine(root, f.Path);
             var parent = Path.GetDirectoryName(path)!;
+            RefuseLinkedDirs(root, parent, checkedDirs);
             Directory.CreateDirectory(parent);
             var tmp = Path.Combine(parent, $".promha-{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
             using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write))
@@ -39,6 +41,18 @@ public static class ConfTree
         }
         if (changed > 0) RemoveEmptyDirs(root, root);
         return changed;
+    }
+
+    /// <summary>
+    /// A directory inside the tree that is a symlink would take a write somewhere else entirely
+    /// (business/ -> /etc): refuse instead of writing through it. The file itself is replaced by a
+    /// rename, which replaces a symlink rather than following it.
+    /// </summary>
+    private static void RefuseLinkedDirs(string root, string dir, HashSet<string> checkedDirs)
+    {
+        for (var d = dir; d.Length > root.Length && checkedDirs.Add(d); d = Path.GetDirectoryName(d)!)
+            if (new DirectoryInfo(d) is { LinkTarget: { } target })
+                throw new ConfTreeException(d, $"is a symlink (to {target}); PromHa does not write a conf tree through it");
     }
 
     private static void RemoveEmptyDirs(string dir, string root)

@@ -43,6 +43,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private string? _renderedFor; // the master the live tree was rendered for (federate mode)
     private FileSystemWatcher? _watcher;
     private string? _lastScanHash;
+    private string? _lastScanError;
     private readonly ScanCache _scanCache = new();
     private ConfBundle? _recent; // the bundle last stored or fetched: applied next, without reading it back
     private bool _scanPending;
@@ -53,7 +54,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     {
         _s = settings;
         _view = view;
-        _store = new BundleStore(settings.DataDir);
+        _store = new BundleStore(settings.DataDir, settings.Config.Limits);
         _appliedFile = Path.Combine(settings.DataDir, "config", "applied.json");
         _confBackups = Path.Combine(settings.DataDir, "config", "conf-backups");
         _applied = LoadApplied();
@@ -235,7 +236,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         if (string.IsNullOrEmpty(_s.ConfDir)) return;
         try
         {
-            var current = Directory.Exists(_s.ConfDir) ? ConfBundle.FromDirectory(_s.ConfDir, _s.Config.MaxBundleBytes) : null;
+            var current = Directory.Exists(_s.ConfDir) ? ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits) : null;
             if (current?.Hash == bundle.Hash) return;
             BackUpLocalEdits(current, $"local-edits-before-v{version}",
                 $"they are not authoritative here, version {version} replaces them");
@@ -279,7 +280,17 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         }
         if (_applied is not null && _store.Load(_applied.Hash) is { } running)
         {
-            var current = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.MaxBundleBytes);
+            ConfBundle current;
+            try
+            {
+                current = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
+            {
+                // Still watch: the scan reports the problem as a rejected candidate until it is fixed.
+                _log.Error("Cannot read {0}: {1}", _s.ConfDir, e.Message);
+                current = running;
+            }
             // Edits made after this node became master are the operator's next version; older
             // ones were made on a standby and are not authoritative.
             if (current.Hash != running.Hash && !(_view.MasterSinceUtc is { } since && NewestWriteUtc(_s.ConfDir) >= since))
@@ -328,13 +339,17 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         var sw = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            bundle = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.MaxBundleBytes, _scanCache);
+            bundle = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits, _scanCache);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
         {
-            _log.Error("Cannot read {0}: {1}", _s.ConfDir, e.Message);
+            // Shown like a rejected candidate (status, metrics), once per distinct problem.
+            if (_lastScanError != e.Message) Reject("", $"watch:{_s.Node.Name}", $"{Environment.UserName}@{_s.Node.Name}", $"cannot read {_s.ConfDir}: {e.Message}");
+            _lastScanError = e.Message;
+            _lastScanHash = null;
             return;
         }
+        _lastScanError = null;
         if (bundle.Hash == _lastScanHash || bundle.Hash == _applied?.Hash) return;
         _lastScanHash = bundle.Hash;
         _log.Debug("Read {0} ({1} files) in {2} ms", _s.ConfDir, bundle.Files.Count, sw.ElapsedMilliseconds);
@@ -395,14 +410,16 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         }
     }
 
-    private SubmitResult Reject(ConfBundle bundle, string source, string author, string reason)
+    private SubmitResult Reject(ConfBundle bundle, string source, string author, string reason) => Reject(bundle.Hash, source, author, reason);
+
+    private SubmitResult Reject(string hash, string source, string author, string reason)
     {
-        _log.Error("Rejected the candidate from {0} ({1}): {2}", source, bundle.Hash[..12], reason);
+        _log.Error("Rejected the candidate from {0} ({1}): {2}", source, hash.Length >= 12 ? hash[..12] : "unreadable", reason);
         ConfigMetrics.Rejected.WithLabels(source.Split(':')[0]).Inc();
         ConfigMetrics.LastRejected.Set(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
-        _lastRejected = new CandidateRejected(_s.Node.Name, bundle.Hash, source, author, reason, DateTimeOffset.UtcNow);
+        _lastRejected = new CandidateRejected(_s.Node.Name, hash, source, author, reason, DateTimeOffset.UtcNow);
         Master().Tell(_lastRejected);
-        return new SubmitResult(SubmitOutcome.Rejected, null, bundle.Hash, reason);
+        return new SubmitResult(SubmitOutcome.Rejected, null, hash, reason);
     }
 
     // ---- fetching bundles in chunks ----------------------------------------------------------

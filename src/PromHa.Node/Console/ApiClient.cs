@@ -1,12 +1,75 @@
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using PromHa.Node.Http;
+using PromHa.Node.Security;
 
 namespace PromHa.Node.Console;
 
-/// <summary>The console's view of a node's admin API (any node will do).</summary>
-public sealed class ApiClient(string baseUrl, TimeSpan? timeout = null) : IDisposable
+/// <summary>
+/// What a client needs besides the URL: the admin token (for the endpoints that need it) and the
+/// cluster CA that signs the nodes' HTTPS certificates.
+/// </summary>
+public sealed record ApiAccess(string? Token = null, string? CaFile = null)
 {
-    private readonly HttpClient _http = new() { BaseAddress = new Uri(baseUrl.TrimEnd('/') + "/"), Timeout = timeout ?? TimeSpan.FromSeconds(10) };
+    public static readonly ApiAccess None = new();
+
+    /// <summary>The console's: the token from PROMHA_TOKEN or a token file, the CA from a file.</summary>
+    public static ApiAccess ForConsole(string? tokenFile, string? caFile)
+    {
+        var token = Environment.GetEnvironmentVariable(AdminToken.EnvVar)?.Trim();
+        if (string.IsNullOrEmpty(token) && !string.IsNullOrEmpty(tokenFile))
+        {
+            try
+            {
+                token = File.ReadAllText(tokenFile).Trim();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ApiException(0, $"cannot read the admin token from {tokenFile}: {e.Message}");
+            }
+        }
+        return new ApiAccess(string.IsNullOrEmpty(token) ? null : token, string.IsNullOrEmpty(caFile) ? null : caFile);
+    }
+
+    /// <summary>A handler that trusts exactly the cluster CA for HTTPS (no system roots, no hostname bypass).</summary>
+    public HttpMessageHandler Handler()
+    {
+        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+        if (CaFile is { } caFile)
+        {
+            X509Certificate2 ca;
+            try
+            {
+                ca = X509CertificateLoader.LoadCertificateFromFile(caFile);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                throw new ApiException(0, $"cannot read the CA certificate {caFile}: {e.Message}");
+            }
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, errors) =>
+                cert is not null && ClusterCa.Verify(ca, new X509Certificate2(cert), errors);
+        }
+        return handler;
+    }
+}
+
+/// <summary>The console's view of a node's admin API (any node will do).</summary>
+public sealed class ApiClient : IDisposable
+{
+    private readonly HttpClient _http;
+
+    public ApiClient(string baseUrl, TimeSpan? timeout = null, ApiAccess? access = null)
+    {
+        access ??= ApiAccess.None;
+        _http = new HttpClient(access.Handler(), disposeHandler: true)
+        {
+            BaseAddress = new Uri(baseUrl.TrimEnd('/') + "/"),
+            Timeout = timeout ?? TimeSpan.FromSeconds(10),
+        };
+        if (access.Token is { } token) _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+    }
 
     public string BaseUrl => _http.BaseAddress!.ToString();
 
@@ -22,6 +85,8 @@ public sealed class ApiClient(string baseUrl, TimeSpan? timeout = null) : IDispo
     public async Task<SwitchoverResponse> Switchover(string? to, CancellationToken ct = default)
     {
         using var resp = await _http.PostAsync(to is null ? "api/v1/switchover" : $"api/v1/switchover?to={Uri.EscapeDataString(to)}", null, ct);
+        if (resp.Content.Headers.ContentType?.MediaType != "application/json")
+            return new SwitchoverResponse(false, (await resp.Content.ReadAsStringAsync(ct)).Trim());
         return await resp.Content.ReadFromJsonAsync(ApiJson.Default.SwitchoverResponse, ct)
                ?? new SwitchoverResponse(false, $"HTTP {(int)resp.StatusCode}");
     }

@@ -260,7 +260,7 @@ public static class BenchCommand
                 var old = await Settled();
                 // Ask a different node each round: any node forwards to the master singleton.
                 var via = cluster.Nodes[(r - 1) % cluster.Nodes.Count];
-                using var api = new ApiClient(via.HttpUrl);
+                using var api = cluster.Api(via);
                 var sw = Stopwatch.StartNew();
                 var answer = await api.Switchover(null, ct);
                 if (!answer.Accepted) throw new BenchFailed($"switchover via {via.Name} refused: {answer.Message}");

@@ -52,7 +52,7 @@ public static class ConfigBenchCommand
             var sw = Stopwatch.StartNew();
             await cluster.StartAll(ct);
             var master = await cluster.WaitForSingleMaster(TimeSpan.FromSeconds(120), ct: ct);
-            using var api = new ApiClient(master.HttpUrl);
+            using var api = cluster.Api(master);
             await WaitAllApplied(cluster, api, 1, ct);
             Say($"cluster up, master {master.Name}, version 1 on every node after {sw.Elapsed.TotalSeconds:F1} s");
 

@@ -18,6 +18,20 @@ public static class ConsoleCommands
         Recursive = true,
     };
 
+    public static readonly Option<string?> TokenFileOption = new("--token-file")
+    {
+        Description = "File holding the admin token (env PROMHA_TOKEN_FILE; PROMHA_TOKEN holds the token itself and wins)",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("PROMHA_TOKEN_FILE"),
+        Recursive = true,
+    };
+
+    public static readonly Option<string?> CaFileOption = new("--ca-file")
+    {
+        Description = "The cluster CA certificate, to trust nodes that serve HTTPS (env PROMHA_CA_FILE)",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("PROMHA_CA_FILE"),
+        Recursive = true,
+    };
+
     public static IEnumerable<Command> All()
     {
         var status = new Command("status", "Show this node, the master, the epoch and every node's health");
@@ -45,7 +59,22 @@ public static class ConsoleCommands
 
     public static async Task<int> Run(ParseResult p, Func<ApiClient, Task<int>> action)
     {
-        using var api = new ApiClient(p.GetValue(ApiOption)!);
+        ApiClient api;
+        try
+        {
+            api = new ApiClient(p.GetValue(ApiOption)!, access: ApiAccess.ForConsole(p.GetValue(TokenFileOption), p.GetValue(CaFileOption)));
+        }
+        catch (ApiException e)
+        {
+            await System.Console.Error.WriteLineAsync($"promha: {e.Message}");
+            return 2;
+        }
+        catch (UriFormatException e)
+        {
+            await System.Console.Error.WriteLineAsync($"promha: --api {p.GetValue(ApiOption)}: {e.Message}");
+            return 2;
+        }
+        using var _ = api;
         try
         {
             return await action(api);
@@ -58,7 +87,7 @@ public static class ConsoleCommands
         catch (ApiException e)
         {
             await System.Console.Error.WriteLineAsync($"promha: {e.Message} (HTTP {e.Status})");
-            return 1;
+            return e.Status == 401 ? 3 : 1;
         }
         catch (TaskCanceledException)
         {

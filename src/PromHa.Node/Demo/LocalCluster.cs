@@ -98,6 +98,13 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>The conf tree every node starts from (copied into each node's own conf dir).</summary>
     public string ConfDir => Path.Combine(BaseDir, "conf");
     public int? NodeExporterPort { get; private set; }
+    /// <summary>The admin token file every node reads (owner-readable only), as a user would set it up.</summary>
+    public string TokenFile => Path.Combine(BaseDir, "admin.token");
+    /// <summary>The admin token and CA an operator's console would use.</summary>
+    public ApiAccess Access { get; private set; } = ApiAccess.None;
+
+    /// <summary>A console client for a node, with the admin token.</summary>
+    public ApiClient Api(LocalNode n, TimeSpan? timeout = null) => new(n.HttpUrl, timeout, Access);
 
     private LocalCluster(string baseDir, LocalClusterOptions options, IReadOnlyList<LocalNode> nodes)
     {
@@ -141,6 +148,9 @@ public sealed class LocalCluster : IAsyncDisposable
         // The seeds' layout: prometheus.yml, alertmanager.yml, business/<name>/job/*.yml (file_sd)
         // and business/<name>/rule/*.rules.
         Directory.CreateDirectory(ConfDir);
+        var token = AdminToken.Generate();
+        AdminToken.WriteFile(TokenFile, token);
+        Access = new ApiAccess(token);
         var targets = string.Join(", ", Nodes.Select(n => $"'127.0.0.1:{n.HttpPort}'"));
         File.WriteAllText(Path.Combine(ConfDir, "prometheus.yml"), $"""
             # Demo conf: every Prometheus scrapes every PromHa node's /metrics, and the targets
@@ -210,6 +220,7 @@ public sealed class LocalCluster : IAsyncDisposable
             yaml.Append($"""
                 http:
                   listen: 127.0.0.1:{n.HttpPort}
+                  tokenFile: {TokenFile}
                 dataDir: {n.DataDir}
                 confDir: {n.ConfDir}
                 config:
@@ -329,7 +340,7 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         try
         {
-            using var api = new ApiClient(n.HttpUrl);
+            using var api = Api(n);
             return await api.Status();
         }
         catch (Exception) { return null; }

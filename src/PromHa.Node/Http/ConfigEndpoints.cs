@@ -46,28 +46,17 @@ public static class ConfigEndpoints
         // A tar (or .tar.gz) of the conf tree, as `promha config apply DIR` sends it.
         app.MapPost("/api/v1/config/apply", async (HttpContext http, ActorRegistry registry, NodeSettings s, string? author, string? source) =>
         {
-            http.Features.Get<IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = s.Config.MaxBundleBytes + 16 * 1024 * 1024;
-            ConfBundle bundle;
-            try
-            {
-                using var body = new MemoryStream();
-                await http.Request.Body.CopyToAsync(body);
-                body.Position = 0;
-                bundle = ConfBundle.ReadArchive(body, "upload");
-            }
-            catch (Exception e) when (e is ConfTreeException or InvalidDataException or FormatException or EndOfStreamException)
-            {
-                return Submitted(new SubmitResult(SubmitOutcome.Rejected, null, "", $"not a readable tar of a conf tree: {e.Message}"));
-            }
-            return Submitted(await Submit(registry, new SubmitTree(bundle, $"api:{source ?? "upload"}", author ?? "unknown")));
-        });
+            var (bundle, refused) = await ReadUpload(http, s);
+            if (refused is not null) return refused;
+            return Submitted(await Submit(registry, new SubmitTree(bundle!, $"api:{source ?? "upload"}", author ?? "unknown")));
+        }).RequireAdmin();
 
         app.MapPost("/api/v1/config/rollback/{version:long}", async (ActorRegistry registry, NodeSettings s, long version, string? author) =>
         {
             var (committed, bundle, error) = await Load(registry, s, version);
             if (error is not null) return error;
             return Submitted(await Submit(registry, new SubmitTree(bundle!, $"rollback:{committed!.Version}", author ?? "unknown")));
-        });
+        }).RequireAdmin();
 
         app.MapGet("/api/v1/config/versions", async (ActorRegistry registry, int? limit) =>
         {
@@ -82,7 +71,7 @@ public static class ConfigEndpoints
             return Results.Json(new ConfigVersionDetail(ConfigVersionInfo.Of(committed!),
                 bundle!.Files.Values.Select(f => new ConfigFileInfo(f.Path, f.Sha256, f.Content.Length)).ToList()),
                 ApiJson.Default.ConfigVersionDetail);
-        });
+        }).RequireAdmin();
 
         app.MapGet("/api/v1/config/versions/{version:long}/files/{**path}", async (ActorRegistry registry, NodeSettings s, long version, string path) =>
         {
@@ -91,7 +80,7 @@ public static class ConfigEndpoints
             return bundle!.Get(path) is { } content
                 ? Results.Bytes(content, "text/plain; charset=utf-8")
                 : Results.Text($"version {version} has no file {path}\n", statusCode: 404);
-        });
+        }).RequireAdmin();
 
         app.MapGet("/api/v1/config/diff", async (ActorRegistry registry, NodeSettings s, long from, long to) =>
         {
@@ -100,7 +89,7 @@ public static class ConfigEndpoints
             var b = await Load(registry, s, to);
             if (b.Error is not null) return b.Error;
             return Results.Text(Diff(a.Bundle!, b.Bundle!, from, to), "text/plain; charset=utf-8");
-        });
+        }).RequireAdmin();
 
         app.MapGet("/api/v1/config/status", async (ActorRegistry registry, NodeView view) =>
         {
@@ -126,6 +115,54 @@ public static class ConfigEndpoints
                 local.FailedVersion, cluster?.Latest is { } l ? ConfigVersionInfo.Of(l) : null, cluster?.Nodes ?? [], rejected,
                 cluster is null ? "the master singleton did not answer; showing this node only" : null), ApiJson.Default.ConfigStatusResponse);
         });
+    }
+
+    /// <summary>
+    /// Spools an uploaded archive to a file under the data dir (deleted on close) and reads it with
+    /// the unpacked-size limits, so neither a large upload nor a compression bomb lives in memory.
+    /// </summary>
+    private static async Task<(ConfBundle? Bundle, IResult? Refused)> ReadUpload(HttpContext http, NodeSettings s)
+    {
+        var limits = s.Config.Limits;
+        IResult Refuse(int code, string reason) =>
+            Results.Json(new ConfigSubmitResponse("refused", null, "", reason), ApiJson.Default.ConfigSubmitResponse, statusCode: code);
+
+        http.Features.Get<IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = limits.MaxTarBytes;
+        if (http.Request.ContentLength is > 0 and var length && length > limits.MaxTarBytes)
+            return (null, Refuse(413, $"upload: {length:N0} bytes, more than a conf tree may have ({limits.MaxTarBytes:N0}; config.maxBundleBytes)"));
+        var spool = Path.Combine(s.DataDir, "config", "uploads");
+        Directory.CreateDirectory(spool);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await using var file = new FileStream(Path.Combine(spool, $"{Guid.NewGuid():N}.upload"), FileMode.CreateNew, FileAccess.ReadWrite,
+            FileShare.None, 64 * 1024, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+        try
+        {
+            await http.Request.Body.CopyToAsync(file, http.RequestAborted);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == 413)
+        {
+            return (null, Refuse(413, $"upload: more than {limits.MaxTarBytes:N0} bytes, more than a conf tree may have (config.maxBundleBytes)"));
+        }
+        if (file.Length == 0) return (null, Refuse(400, "upload: empty body; send a tar or tar.gz of the conf tree (promha config apply DIR)"));
+        file.Position = 0;
+        try
+        {
+            return (ConfBundle.ReadArchive(file, "upload", limits), null);
+        }
+        catch (ArchiveTooLargeException e)
+        {
+            http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("PromHa.Node.Http")
+                .LogWarning("Refused an upload from {Remote} after {Ms} ms: {Reason}", http.Connection.RemoteIpAddress, sw.ElapsedMilliseconds, e.Message);
+            return (null, Refuse(413, e.Message));
+        }
+        catch (ConfTreeException e)
+        {
+            return (null, Refuse(400, e.Message));
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or ArgumentException or InvalidOperationException)
+        {
+            return (null, Refuse(400, $"upload: not a readable tar or tar.gz of a conf tree: {e.Message}"));
+        }
     }
 
     private static async Task<SubmitResult> Submit(ActorRegistry registry, SubmitTree tree)
@@ -168,7 +205,7 @@ public static class ConfigEndpoints
         var ready = await registry.Get<ConfigSyncKey>().Ask<BundleReady>(new EnsureBundle(c.BundleHash, c.Origin), TimeSpan.FromSeconds(60));
         if (!ready.Ok)
             return (c, null, Results.Text($"version {version}'s bundle is not on this node and could not be fetched: {ready.Reason}\n", statusCode: 503));
-        return new BundleStore(s.DataDir).Load(c.BundleHash) is { } bundle
+        return new BundleStore(s.DataDir, s.Config.Limits).Load(c.BundleHash) is { } bundle
             ? (c, bundle, null)
             : (c, null, Results.Text($"version {version}'s bundle is missing from this node's store\n", statusCode: 503));
     }

@@ -88,7 +88,7 @@ public static class HttpEndpoints
                 return Results.Json(new SwitchoverResponse(false, "the master singleton did not answer within 5 s"),
                     ApiJson.Default.SwitchoverResponse, statusCode: 503);
             }
-        });
+        }).RequireAdmin();
     }
 
     public static StatusResponse Status(NodeView v, ActorSystem system)

@@ -175,7 +175,7 @@ public sealed class LiveTree(NodeSettings s)
             return null;
         try
         {
-            var bundle = ConfBundle.FromDirectory(s.ConfDir, s.Config.MaxBundleBytes);
+            var bundle = ConfBundle.FromDirectory(s.ConfDir, s.Config.Limits);
             var rendered = ConfigRenderer.Render(bundle, new RenderContext(node, ConfigMode.Mirror, s.Config.ReplicaLabel, false, null, []));
             var invalid = ConfigValidator.Validate(rendered, _staging, Tools).GetAwaiter().GetResult();
             if (invalid is not null)

@@ -60,6 +60,11 @@ public sealed class TieBreakerSection
 public sealed class HttpSection
 {
     public string Listen { get; set; } = "127.0.0.1:8480";
+    /// <summary>
+    /// A file holding the admin token (owner-readable only). Without it PROMHA_TOKEN or the systemd
+    /// credential "promha-token" is used; with none, the admin API is open (a warning at start).
+    /// </summary>
+    public string TokenFile { get; set; } = "";
 }
 
 public enum ServerMode { None, External, Supervised }
@@ -109,9 +114,14 @@ public sealed class ConfigSection
     public int RescanSeconds { get; set; } = 10;
     public string Promtool { get; set; } = "/usr/bin/promtool";
     public string Amtool { get; set; } = "/usr/bin/amtool";
+    /// <summary>What a conf tree may hold in all, unpacked (uploads, the conf dir, fetched bundles).</summary>
     public long MaxBundleBytes { get; set; } = 256L * 1024 * 1024;
+    /// <summary>What a single file of a conf tree may hold.</summary>
+    public long MaxFileBytes { get; set; } = 64L * 1024 * 1024;
     /// <summary>Size of one fetched slice of a bundle; a remoting frame holds 128,000 bytes.</summary>
     public int ChunkBytes { get; set; } = 64 * 1024;
+
+    public PromHa.Node.Config.ArchiveLimits Limits => new(MaxBundleBytes, Math.Min(MaxFileBytes, MaxBundleBytes));
 
     public string EffectiveLiveDir(string dataDir) => string.IsNullOrEmpty(LiveDir) ? Path.Combine(dataDir, "live") : LiveDir;
 

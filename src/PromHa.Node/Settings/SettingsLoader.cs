@@ -16,6 +16,9 @@ public static class SettingsLoader
 {
     public const string EnvPrefix = "PROMHA_";
 
+    /// <summary>The console's variables, and the token (read by AdminToken): not settings keys.</summary>
+    public static readonly HashSet<string> ConsoleVariables = ["PROMHA_API", "PROMHA_TOKEN", "PROMHA_TOKEN_FILE", "PROMHA_CA_FILE"];
+
     public static NodeSettings Load(string? path, IEnumerable<KeyValuePair<string, string?>> overrides,
         IDictionary<string, string?>? environment = null)
     {
@@ -30,7 +33,7 @@ public static class SettingsLoader
         var env = environment ?? Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
             .ToDictionary(e => (string)e.Key, e => (string?)e.Value);
         builder.AddInMemoryCollection(env
-            .Where(e => e.Key.StartsWith(EnvPrefix, StringComparison.Ordinal))
+            .Where(e => e.Key.StartsWith(EnvPrefix, StringComparison.Ordinal) && !ConsoleVariables.Contains(e.Key))
             .Select(e => KeyValuePair.Create(e.Key[EnvPrefix.Length..].Replace("__", ":"), e.Value)));
         builder.AddInMemoryCollection(overrides.Select(o => KeyValuePair.Create(o.Key.Replace('.', ':'), o.Value)));
         var configuration = builder.Build();
@@ -140,6 +143,8 @@ public static class SettingsLoader
             Fail("config.replicaLabel", $"'{c.ReplicaLabel}' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)");
         if (c.Backups < 1) Fail("config.backups", $"must be at least 1 (got {c.Backups})");
         if (c.ChunkBytes is < 1024 or > 90 * 1024) Fail("config.chunkBytes", $"must be 1024-92160 so a chunk fits a remoting frame (got {c.ChunkBytes})");
+        if (c.MaxBundleBytes < 1024 * 1024) Fail("config.maxBundleBytes", $"must be at least 1048576 (1 MiB) (got {c.MaxBundleBytes})");
+        if (c.MaxFileBytes < 64 * 1024) Fail("config.maxFileBytes", $"must be at least 65536 (got {c.MaxFileBytes})");
         if (c.DebounceMs is < 0 or > 60000) Fail("config.debounceMs", $"must be 0-60000 (got {c.DebounceMs})");
         var t = s.Timing;
         if (t.LeaseMs < 500) Fail("timing.leaseMs", $"must be at least 500 (got {t.LeaseMs})");

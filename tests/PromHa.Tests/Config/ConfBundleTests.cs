@@ -47,7 +47,7 @@ public sealed class ConfBundleTests : IDisposable
             ["business/b/rule/r.rules"] = "groups: []\n"u8.ToArray(),
         });
         var tar = bundle.ToTar();
-        var back = ConfBundle.ReadTar(new MemoryStream(tar), "test");
+        var back = ConfBundle.ReadArchive(new MemoryStream(tar), "test");
         Assert.Equal(bundle.Hash, back.Hash);
         Assert.Equal(tar, back.ToTar()); // deterministic: equal bundles give equal bytes
     }
@@ -60,7 +60,7 @@ public sealed class ConfBundleTests : IDisposable
             w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "../etc/passwd")
                 { DataStream = new MemoryStream("x"u8.ToArray()) });
         ms.Position = 0;
-        var e = Assert.Throws<ConfTreeException>(() => ConfBundle.ReadTar(ms, "upload"));
+        var e = Assert.Throws<ConfTreeException>(() => ConfBundle.ReadArchive(ms, "upload"));
         Assert.Contains("../etc/passwd", e.Message);
     }
 
@@ -98,7 +98,7 @@ public sealed class ConfBundleTests : IDisposable
         Assert.EndsWith("b3.tar", left[^1]);
         // a backup is a plain tar of the tree
         using var tar = File.OpenRead(Path.Combine(backups, left[^1]!));
-        Assert.Equal(ConfBundle.FromDirectory(_dir).Hash, ConfBundle.ReadTar(tar, "backup").Hash);
+        Assert.Equal(ConfBundle.FromDirectory(_dir).Hash, ConfBundle.ReadArchive(tar, "backup").Hash);
     }
 
     [Fact]
