@@ -8,6 +8,7 @@ using PromHa.Node.Health;
 using PromHa.Node.Http;
 using PromHa.Node.Master;
 using PromHa.Node.Reload;
+using PromHa.Node.Security;
 using PromHa.Node.Settings;
 using PromHa.Node.Supervision;
 using Prometheus;
@@ -39,10 +40,15 @@ public static class NodeHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
         SettingsLoader.TryHostPort(s.Http.Listen, out var httpHost, out var httpPort);
+        var tls = NodeTls.Load(s.Tls);
         builder.WebHost.ConfigureKestrel(k =>
         {
-            if (httpHost is "0.0.0.0" or "*") k.ListenAnyIP(httpPort);
-            else k.Listen(System.Net.IPAddress.Parse(httpHost == "localhost" ? "127.0.0.1" : httpHost), httpPort);
+            Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions> https = l =>
+            {
+                if (s.Tls.Http) l.UseHttps(tls!.Certificate);
+            };
+            if (httpHost is "0.0.0.0" or "*") k.ListenAnyIP(httpPort, https);
+            else k.Listen(System.Net.IPAddress.Parse(httpHost == "localhost" ? "127.0.0.1" : httpHost), httpPort, https);
         });
         builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
 
@@ -52,7 +58,7 @@ public static class NodeHost
         builder.Services.AddApiErrors();
         builder.Services.AddSingleton(s);
         builder.Services.AddSingleton(view);
-        builder.Services.AddAkka(SystemName, akka => ConfigureAkka(akka, s, view));
+        builder.Services.AddAkka(SystemName, akka => ConfigureAkka(akka, s, view, tls));
 
         // Only what helps an operator: PromHa's own metrics and the process's; no runtime event counters.
         ProcessMetrics.Register();
@@ -75,7 +81,10 @@ public static class NodeHost
         !(SettingsLoader.TryHostPort(seed, out var host, out var port) && port == s.Cluster.AdvertisedPort &&
           (host == s.Cluster.AdvertisedHost || host is "localhost" or "127.0.0.1"))).ToList();
 
-    public static void ConfigureAkka(AkkaConfigurationBuilder akka, NodeSettings s, NodeView view)
+    /// <summary>akka.ssl.tcp with TLS (the DotNetty transport's scheme), akka.tcp without.</summary>
+    public static string Protocol(NodeSettings s) => s.Tls.Enabled ? "akka.ssl.tcp" : "akka.tcp";
+
+    public static void ConfigureAkka(AkkaConfigurationBuilder akka, NodeSettings s, NodeView view, NodeTls? tls)
     {
         var hoconDir = Path.Combine(AppContext.BaseDirectory, "hocon");
         var dbPath = Path.Combine(s.DataDir, "promha.db");
@@ -111,11 +120,13 @@ public static class NodeHost
                 Port = s.Cluster.Port,
                 PublicHostName = s.Cluster.AdvertisedHost,
                 PublicPort = s.Cluster.AdvertisedPort,
+                EnableSsl = tls is not null,
+                Ssl = tls?.RemotingOptions() ?? new Akka.Remote.Hosting.SslOptions(),
             })
             .WithClustering(new ClusterOptions
             {
                 Roles = MemberRoles.For(s.Node.Name, s.IsWitness),
-                SeedNodes = s.Cluster.Seeds.Select(seed => $"akka.tcp://{SystemName}@{seed}").ToArray(),
+                SeedNodes = s.Cluster.Seeds.Select(seed => $"{Protocol(s)}://{SystemName}@{seed}").ToArray(),
             })
             .WithDistributedPubSub(role: null!)
             .AddLedgerActor(s.Node.Name, view)

@@ -32,7 +32,8 @@ public sealed class RealCluster : IAsyncDisposable
 
     public static async Task<RealCluster> Start(ITestOutputHelper output, int nodes, int witnesses = 0,
         bool tieBreaker = false, LocalServers servers = LocalServers.External, bool alertmanager = false,
-        PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror, bool cuttableLinks = false)
+        PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror, bool cuttableLinks = false,
+        bool httpsApi = false)
     {
         var options = new LocalClusterOptions
         {
@@ -42,6 +43,7 @@ public sealed class RealCluster : IAsyncDisposable
             Alertmanager = alertmanager,
             ConfigMode = configMode,
             PublicClusterPorts = cuttableLinks,
+            HttpsApi = httpsApi,
         };
         var missing = LocalCluster.MissingBinaries(options);
         if (missing.Count > 0)

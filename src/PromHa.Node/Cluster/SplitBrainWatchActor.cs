@@ -62,7 +62,8 @@ public sealed class SplitBrainWatchActor : ReceiveActor, IWithTimers
             Http.StatusResponse? status;
             try
             {
-                using var client = new ApiClient(api.Url, ProbeTimeout);
+                // status is open: no token; over HTTPS the peer is trusted by the cluster CA
+                using var client = new ApiClient(api.Url, ProbeTimeout, new ApiAccess(CaFile: _settings.Tls.Http ? _settings.Tls.CaFile : null));
                 status = await client.Status();
             }
             catch (Exception) { continue; } // cut off over HTTP too: nothing to compare yet

@@ -1,9 +1,7 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using PromHa.Node.Http;
-using PromHa.Node.Security;
 
 namespace PromHa.Node.Console;
 
@@ -48,8 +46,13 @@ public sealed record ApiAccess(string? Token = null, string? CaFile = null)
             {
                 throw new ApiException(0, $"cannot read the CA certificate {caFile}: {e.Message}");
             }
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, errors) =>
-                cert is not null && ClusterCa.Verify(ca, new X509Certificate2(cert), errors);
+            // Only the cluster CA, not the system's roots; the host name is still checked.
+            handler.SslOptions.CertificateChainPolicy = new X509ChainPolicy
+            {
+                TrustMode = X509ChainTrustMode.CustomRootTrust,
+                CustomTrustStore = { ca },
+                RevocationMode = X509RevocationMode.NoCheck,
+            };
         }
         return handler;
     }

@@ -79,6 +79,12 @@ public static class ConsoleCommands
         {
             return await action(api);
         }
+        catch (HttpRequestException e) when (e.InnerException is System.Security.Authentication.AuthenticationException)
+        {
+            await System.Console.Error.WriteLineAsync($"promha: {api.BaseUrl} serves a certificate this console does not trust " +
+                                                      $"({e.InnerException.Message}); set --ca-file or PROMHA_CA_FILE to the cluster's ca.crt");
+            return 2;
+        }
         catch (HttpRequestException e)
         {
             await System.Console.Error.WriteLineAsync($"promha: cannot reach {api.BaseUrl}: {e.Message} (set --api or PROMHA_API)");

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using PromHa.Node.Console;
 using PromHa.Node.Http;
+using PromHa.Node.Security;
 using PromHa.Node.Supervision;
 
 namespace PromHa.Node.Demo;
@@ -37,6 +38,10 @@ public sealed record LocalClusterOptions
     /// port, e.g. through a proxy that can cut the link between them (tests).
     /// </summary>
     public bool PublicClusterPorts { get; init; }
+    /// <summary>Mutual TLS between the nodes, with a CA and certificates made for the run (as `promha certs init` makes them).</summary>
+    public bool Tls { get; init; } = true;
+    /// <summary>The nodes serve their HTTP API over HTTPS with the same certificates.</summary>
+    public bool HttpsApi { get; init; }
     /// <summary>Extra environment variables for the promha node processes only (e.g. DOTNET_* runtime knobs).</summary>
     public IReadOnlyDictionary<string, string> NodeEnvironment { get; init; } = new Dictionary<string, string>();
 
@@ -68,7 +73,8 @@ public sealed class LocalNode
     /// <summary>The rendered files its Prometheus and Alertmanager read.</summary>
     public string LiveDir => Path.Combine(DataDir, "live");
     public string LogPath => Path.Combine(Dir, "promha.log");
-    public string HttpUrl => $"http://127.0.0.1:{HttpPort}";
+    public string Scheme { get; init; } = "http";
+    public string HttpUrl => $"{Scheme}://127.0.0.1:{HttpPort}";
     public string PrometheusUrl => $"http://127.0.0.1:{PrometheusPort}";
     public string AlertmanagerUrl => $"http://127.0.0.1:{AlertmanagerPort}";
     public Process? Process { get; internal set; }
@@ -90,7 +96,7 @@ public sealed class LocalCluster : IAsyncDisposable
 {
     private readonly LocalClusterOptions _options;
     private readonly List<Process> _extra = [];
-    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(3) };
+    private HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(3) };
     private volatile bool _disposing;
 
     public string BaseDir { get; }
@@ -102,6 +108,9 @@ public sealed class LocalCluster : IAsyncDisposable
     public string TokenFile => Path.Combine(BaseDir, "admin.token");
     /// <summary>The admin token and CA an operator's console would use.</summary>
     public ApiAccess Access { get; private set; } = ApiAccess.None;
+    /// <summary>The cluster CA and node certificates (with TLS on).</summary>
+    public string TlsDir => Path.Combine(BaseDir, "tls");
+    public string CaFile => Path.Combine(TlsDir, "ca.crt");
 
     /// <summary>A console client for a node, with the admin token.</summary>
     public ApiClient Api(LocalNode n, TimeSpan? timeout = null) => new(n.HttpUrl, timeout, Access);
@@ -136,6 +145,7 @@ public sealed class LocalCluster : IAsyncDisposable
             PrometheusPort = i < options.Nodes ? ports[i * 5 + 2] : 0,
             AlertmanagerPort = i < options.Nodes && options.Alertmanager ? ports[i * 5 + 3] : 0,
             Dir = Path.Combine(baseDir, i < options.Nodes ? $"node{i + 1}" : $"witness{i - options.Nodes + 1}"),
+            Scheme = options.HttpsApi ? "https" : "http",
         }).ToList();
         var cluster = new LocalCluster(baseDir, options, nodes);
         if (options.NodeExporter && File.Exists(options.NodeExporterBinary)) cluster.NodeExporterPort = ports[^1];
@@ -150,7 +160,16 @@ public sealed class LocalCluster : IAsyncDisposable
         Directory.CreateDirectory(ConfDir);
         var token = AdminToken.Generate();
         AdminToken.WriteFile(TokenFile, token);
-        Access = new ApiAccess(token);
+        if (_options.Tls || _options.HttpsApi)
+        {
+            var ca = ClusterCerts.CreateCa(TlsDir, "PromHa local cluster CA");
+            foreach (var n in Nodes) ClusterCerts.CreateNode(ca, TlsDir, n.Name);
+        }
+        Access = new ApiAccess(token, _options.HttpsApi ? CaFile : null);
+        _http.Dispose();
+        _http = new HttpClient(Access.Handler()) { Timeout = TimeSpan.FromSeconds(3) };
+        // Prometheus scrapes the nodes' /metrics; over HTTPS it trusts the cluster CA.
+        var promhaScheme = _options.HttpsApi ? $"\n    scheme: https\n    tls_config:\n      ca_file: {CaFile}" : "";
         var targets = string.Join(", ", Nodes.Select(n => $"'127.0.0.1:{n.HttpPort}'"));
         File.WriteAllText(Path.Combine(ConfDir, "prometheus.yml"), $"""
             # Demo conf: every Prometheus scrapes every PromHa node's /metrics, and the targets
@@ -161,7 +180,7 @@ public sealed class LocalCluster : IAsyncDisposable
             rule_files:
               - business/demo/rule/*.rules
             scrape_configs:
-              - job_name: promha
+              - job_name: promha{promhaScheme}
                 static_configs:
                   - targets: [{targets}]
               - job_name: business
@@ -221,6 +240,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 http:
                   listen: 127.0.0.1:{n.HttpPort}
                   tokenFile: {TokenFile}
+                {Tls(n)}
                 dataDir: {n.DataDir}
                 confDir: {n.ConfDir}
                 config:
@@ -238,6 +258,14 @@ public sealed class LocalCluster : IAsyncDisposable
             File.WriteAllText(n.ConfigPath, yaml.ToString());
         }
     }
+
+    private string Tls(LocalNode n) => !(_options.Tls || _options.HttpsApi) ? "" : $"""
+        tls:
+          caFile: {CaFile}
+          certFile: {Path.Combine(TlsDir, $"{n.Name}.crt")}
+          keyFile: {Path.Combine(TlsDir, $"{n.Name}.key")}
+          http: {(_options.HttpsApi ? "true" : "false")}
+        """;
 
     public async Task StartAll(CancellationToken ct = default)
     {

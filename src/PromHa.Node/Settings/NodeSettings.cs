@@ -15,13 +15,14 @@ public sealed class NodeSettings
     public ManagedServer Alertmanager { get; set; } = new();
     public TimingSection Timing { get; set; } = new();
     public ConfigSection Config { get; set; } = new();
+    public TlsSection Tls { get; set; } = new();
 
     /// <summary>A node without Prometheus or Alertmanager votes in the cluster but never becomes master.</summary>
     public bool IsWitness => Prometheus.Mode == ServerMode.None && Alertmanager.Mode == ServerMode.None;
 
     /// <summary>Where other nodes reach this node's HTTP API: the listen address, or the cluster's advertised host when it listens on all interfaces.</summary>
     public string ApiUrl => SettingsLoader.TryHostPort(Http.Listen, out var host, out var port)
-        ? $"http://{(host is "0.0.0.0" or "*" or "::" ? Cluster.AdvertisedHost : host)}:{port}"
+        ? $"{(Tls.Http ? "https" : "http")}://{(host is "0.0.0.0" or "*" or "::" ? Cluster.AdvertisedHost : host)}:{port}"
         : "";
 }
 
@@ -55,6 +56,21 @@ public sealed class TieBreakerSection
 {
     public List<string> Targets { get; set; } = [];
     public int TimeoutMs { get; set; } = 500;
+}
+
+/// <summary>
+/// Mutual TLS between nodes (Akka remoting), certificates from files (`promha certs init`): a node
+/// whose certificate is not signed by the cluster CA cannot join. Set all three files, or none.
+/// </summary>
+public sealed class TlsSection
+{
+    public string CaFile { get; set; } = "";
+    public string CertFile { get; set; } = "";
+    public string KeyFile { get; set; } = "";
+    /// <summary>Serve the HTTP API over HTTPS with the same certificate.</summary>
+    public bool Http { get; set; }
+
+    public bool Enabled => CertFile.Length > 0;
 }
 
 public sealed class HttpSection

@@ -138,6 +138,15 @@ public static class SettingsLoader
                     break;
             }
         }
+        var tls = s.Tls;
+        var tlsFiles = new[] { ("tls.caFile", tls.CaFile), ("tls.certFile", tls.CertFile), ("tls.keyFile", tls.KeyFile) };
+        if (tlsFiles.Any(f => f.Item2.Length > 0))
+            foreach (var (field, file) in tlsFiles)
+            {
+                if (file.Length == 0) Fail(field, "is required when TLS is on (set tls.caFile, tls.certFile and tls.keyFile; `promha certs init` makes them)");
+                else if (!File.Exists(file)) Fail(field, $"{file} not found");
+            }
+        if (tls.Http && !tls.Enabled) Fail("tls.http", "needs tls.certFile and tls.keyFile (the API serves the node's certificate)");
         var c = s.Config;
         if (string.IsNullOrWhiteSpace(c.ReplicaLabel) || !System.Text.RegularExpressions.Regex.IsMatch(c.ReplicaLabel, "^[a-zA-Z_][a-zA-Z0-9_]*$"))
             Fail("config.replicaLabel", $"'{c.ReplicaLabel}' is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)");
