@@ -131,6 +131,19 @@ public class SecurityTests(ITestOutputHelper output)
             Assert.DoesNotContain("Exception", text);
         }
 
+        // A symlink in the master's conf dir that points outside it is not followed: the edit is
+        // shown as a rejected candidate and nothing is applied; removing it makes the tree good again.
+        var secret = Path.Combine(c.BaseDir, "secret.txt");
+        File.WriteAllText(secret, "password: hunter2\n");
+        var link = Path.Combine(master.ConfDir, "business", "demo", "job", "leak.yml");
+        File.CreateSymbolicLink(link, secret);
+        using var api = c.Api(target);
+        await c.WaitUntil(async () => (await api.ConfigStatus())!.Rejected.Any(r => r.Reason.Contains("outside the conf dir")),
+            Generous, default, "the outside symlink to show as a rejected candidate");
+        Assert.Equal(1, (await api.ConfigVersions(10))!.Count);
+        foreach (var n in c.Nodes) Assert.False(File.Exists(Path.Combine(n.LiveDir, "business", "demo", "job", "leak.yml")));
+        File.Delete(link);
+
         // The console reads the token from PROMHA_TOKEN_FILE; without it, a clear refusal and exit code 3.
         var (code, stdout, stderr) = await Console(c, ["switchover", "--api", target.HttpUrl], new() { ["PROMHA_TOKEN_FILE"] = "" });
         output.WriteLine($"console without token: {code} {stdout} {stderr}");

@@ -27,20 +27,21 @@ public static class BenchCommand
             Description = "KEY=VALUE environment variable for the promha node processes only, e.g. --env DOTNET_TieredPGO=0 (repeatable)",
             AllowMultipleArgumentsPerToken = false,
         };
+        var noTls = new Option<bool>("--no-tls") { Description = "Plain TCP between the nodes (default: mutual TLS, as the demo runs)" };
         var idleOnly = new Option<bool>("--idle-only") { Description = "Skip the failover scenarios: start, settle, then measure idle memory and CPU" };
         // Tiered compilation still promotes once-a-second methods 30-40 s after start: measuring
         // earlier counts the JIT, not the idle node.
         var idleSeconds = new Option<int>("--idle-seconds") { Description = "Idle time before the CPU window", DefaultValueFactory = _ => 60 };
         var cpuSeconds = new Option<int>("--cpu-seconds") { Description = "Length of the CPU window (CPU time is counted in 10 ms ticks)", DefaultValueFactory = _ => 30 };
         var failover = new Command("failover", "Measure failover, switchover, memory and idle CPU on a local cluster")
-            { rounds, nodes, dir, keep, env, idleOnly, idleSeconds, cpuSeconds };
+            { rounds, nodes, dir, keep, env, idleOnly, idleSeconds, cpuSeconds, noTls };
         failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(dir), p.GetValue(keep),
-            p.GetValue(env) ?? [], p.GetValue(idleOnly), TimeSpan.FromSeconds(p.GetValue(idleSeconds)),
+            p.GetValue(env) ?? [], p.GetValue(idleOnly), !p.GetValue(noTls), TimeSpan.FromSeconds(p.GetValue(idleSeconds)),
             TimeSpan.FromSeconds(Math.Max(1, p.GetValue(cpuSeconds))), ct));
         return new Command("bench", "Benchmarks on real local processes") { failover, ConfigBenchCommand.Create() };
     }
 
-    private static async Task<int> Failover(int rounds, int nodes, string? dir, bool keep, string[] env, bool idleOnly,
+    private static async Task<int> Failover(int rounds, int nodes, string? dir, bool keep, string[] env, bool idleOnly, bool tls,
         TimeSpan idleFor, TimeSpan cpuWindow, CancellationToken ct)
     {
         var nodeEnv = new Dictionary<string, string>();
@@ -60,7 +61,7 @@ public static class BenchCommand
             await System.Console.Error.WriteLineAsync("promha bench: --rounds must be >= 1 and --nodes >= 3");
             return 64;
         }
-        var options = new LocalClusterOptions { Nodes = nodes, Servers = LocalServers.External, Alertmanager = false, NodeEnvironment = nodeEnv };
+        var options = new LocalClusterOptions { Nodes = nodes, Servers = LocalServers.External, Alertmanager = false, NodeEnvironment = nodeEnv, Tls = tls };
         if (LocalCluster.MissingBinaries(options) is { Count: > 0 } missing)
         {
             await System.Console.Error.WriteLineAsync($"promha bench: missing {string.Join(", ", missing)}. Install with:\n" +
@@ -70,7 +71,7 @@ public static class BenchCommand
 
         var commandLine = "promha " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1).Select(Quote));
         var baseDir = dir is null ? Directory.CreateTempSubdirectory("promha-bench").FullName : Path.GetFullPath(dir);
-        Say($"{commandLine}\n{nodes} nodes with external Prometheus, {rounds} rounds, {Environment.ProcessorCount} CPUs, " +
+        Say($"{commandLine}\n{nodes} nodes with external Prometheus, {(tls ? "mutual TLS" : "plain TCP")} between nodes, {rounds} rounds, {Environment.ProcessorCount} CPUs, " +
             $"{BuildKind} build, dir {baseDir}" +
             (nodeEnv.Count > 0 ? $"\nnode environment: {string.Join(' ', nodeEnv.Select(kv => $"{kv.Key}={kv.Value}"))}" : "") +
             (idleOnly ? "\nidle only: no failover scenarios" : ""));

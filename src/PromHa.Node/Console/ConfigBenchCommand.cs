@@ -20,20 +20,22 @@ public static class ConfigBenchCommand
         var files = new Option<int>("--files") { Description = "Extra file_sd files in the tree (e.g. 10000)", DefaultValueFactory = _ => 0 };
         var dir = new Option<string?>("--dir") { Description = "Directory for the nodes (default: a new temp directory, deleted afterwards)" };
         var keep = new Option<bool>("--keep") { Description = "Keep the directory afterwards" };
+        var noTls = new Option<bool>("--no-tls") { Description = "Plain TCP between the nodes (default: mutual TLS, as the demo runs)" };
         var cmd = new Command("config", "Measure config propagation: file saved on the master -> every node reloaded and verified")
-            { rounds, nodes, files, dir, keep };
-        cmd.SetAction((p, ct) => Run(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(files), p.GetValue(dir), p.GetValue(keep), ct));
+            { rounds, nodes, files, dir, keep, noTls };
+        cmd.SetAction((p, ct) => Run(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(files), p.GetValue(dir), p.GetValue(keep),
+            !p.GetValue(noTls), ct));
         return cmd;
     }
 
-    private static async Task<int> Run(int rounds, int nodes, int files, string? dir, bool keep, CancellationToken ct)
+    private static async Task<int> Run(int rounds, int nodes, int files, string? dir, bool keep, bool tls, CancellationToken ct)
     {
         if (rounds < 1 || nodes < 1 || files < 0)
         {
             await System.Console.Error.WriteLineAsync("promha bench config: --rounds and --nodes must be >= 1, --files >= 0");
             return 64;
         }
-        var options = new LocalClusterOptions { Nodes = nodes, Servers = LocalServers.Supervised, Alertmanager = true };
+        var options = new LocalClusterOptions { Nodes = nodes, Servers = LocalServers.Supervised, Alertmanager = true, Tls = tls };
         if (LocalCluster.MissingBinaries(options) is { Count: > 0 } missing)
         {
             await System.Console.Error.WriteLineAsync($"promha bench: missing {string.Join(", ", missing)}: apt-get install -y prometheus prometheus-alertmanager");
@@ -41,7 +43,7 @@ public static class ConfigBenchCommand
         }
         var baseDir = dir is null ? Directory.CreateTempSubdirectory("promha-bench-config").FullName : Path.GetFullPath(dir);
         var commandLine = "promha " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1));
-        Say($"{commandLine}\n{nodes} nodes, each with its own Prometheus and Alertmanager; {rounds} edits; {files} extra file_sd files; " +
+        Say($"{commandLine}\n{nodes} nodes, each with its own Prometheus and Alertmanager, {(tls ? "mutual TLS" : "plain TCP")} between them; {rounds} edits; {files} extra file_sd files; " +
             $"{Environment.ProcessorCount} CPUs; dir {baseDir}");
         var latencies = new List<double>();
         var ok = false;

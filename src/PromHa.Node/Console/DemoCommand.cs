@@ -66,16 +66,21 @@ public static class DemoCommand
             System.Console.WriteLine($"{"",-9} prometheus {n.PrometheusUrl}   alertmanager {n.AlertmanagerUrl}");
         }
         if (cluster.NodeExporterPort is { } ne) System.Console.WriteLine($"node_exporter http://127.0.0.1:{ne}/metrics");
+        var promha = LocalClusterOptions.DefaultPromhaCommand() is [var host] ? host : "promha";
         System.Console.WriteLine($"""
 
+            TLS:    on between the nodes (mutual, cluster CA {cluster.CaFile}; a node without one of its certificates cannot join)
+            Token:  the admin token is in {cluster.TokenFile}; changes (config apply, rollback, switchover) and config
+                    contents need it:  export PROMHA_TOKEN_FILE={cluster.TokenFile}
             Master: {master.Name}   (GET {master.HttpUrl}/primary -> 200)
-            Try:    promha status --api {cluster.Nodes[0].HttpUrl}
-                    promha cluster show --api {cluster.Nodes[0].HttpUrl}
+            Try:    {promha} status --api {cluster.Nodes[0].HttpUrl}
+                    {promha} cluster show --api {cluster.Nodes[0].HttpUrl}
                     kill -9 {master.Process?.Id}    # crash the master's node, watch the role move
             Config: edit the master's conf tree {master.ConfDir}
                     (e.g. add a file_sd file under business/demo/job/), then
-                    promha config versions --api {cluster.Nodes[0].HttpUrl}
-                    promha config status --api {cluster.Nodes[0].HttpUrl}
+                    {promha} config versions --api {cluster.Nodes[0].HttpUrl}
+                    {promha} config status --api {cluster.Nodes[0].HttpUrl}
+                    {promha} config diff 1 2 --api {cluster.Nodes[0].HttpUrl}   # needs the token
             Logs:   {cluster.BaseDir}/<node>/promha.log
             Ctrl-C stops everything.
             """);
