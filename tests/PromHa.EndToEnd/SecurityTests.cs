@@ -24,6 +24,8 @@ public class SecurityTests(ITestOutputHelper output)
         var c = rc.Cluster;
         var master = await c.WaitForSingleMaster(Generous);
         var target = c.Nodes.First(n => n != master);
+        await c.WaitUntil(async () => (await Task.WhenAll(c.Nodes.Select(c.Status))).All(s => s?.ConfigApplied >= 1),
+            Generous, default, "version 1 (the master's conf dir) on every node");
         using var anonymous = new HttpClient { BaseAddress = new Uri(target.HttpUrl + "/"), Timeout = TimeSpan.FromSeconds(60) };
         using var admin = new HttpClient { BaseAddress = new Uri(target.HttpUrl + "/"), Timeout = TimeSpan.FromSeconds(60) };
         admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", c.Access.Token);
