@@ -1,5 +1,6 @@
 using System.CommandLine;
 using PromHa.Node;
+using PromHa.Node.Cluster;
 using PromHa.Node.Console;
 using PromHa.Node.Settings;
 
@@ -31,7 +32,7 @@ run.SetAction(async (p, ct) =>
     catch (SettingsException e)
     {
         await Console.Error.WriteLineAsync($"promha: invalid configuration: {e.Message}");
-        return 64;
+        return ExitCodes.BadSettings;
     }
     WebApplication app;
     try
@@ -41,10 +42,16 @@ run.SetAction(async (p, ct) =>
     catch (SettingsException e)
     {
         await Console.Error.WriteLineAsync($"promha: invalid configuration: {e.Message}");
-        return 64;
+        return ExitCodes.BadSettings;
     }
-    await app.RunAsync();
-    return Environment.ExitCode;
+    // RunAsync, unrolled: the shutdown reason is read before the services are disposed.
+    await app.StartAsync();
+    var shutdown = Akka.Actor.CoordinatedShutdown.Get(app.Services.GetRequiredService<Akka.Actor.ActorSystem>());
+    await app.WaitForShutdownAsync();
+    var code = ExitCodes.For(shutdown.ShutdownReason);
+    await app.DisposeAsync();
+    Environment.ExitCode = code; // Akka.Hosting set -1 for a downing
+    return code;
 });
 root.Subcommands.Add(run);
 foreach (var c in ConsoleCommands.All()) root.Subcommands.Add(c);

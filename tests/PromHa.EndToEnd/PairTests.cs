@@ -65,6 +65,7 @@ public class PairTests(ITestOutputHelper output)
         await c.WaitUntil(async () => (await c.Status(loser)) is { Master: { } m, Split: null } s && m == keeper.Name && s.Members.Count == 2,
             TimeSpan.FromSeconds(120), default, $"{loser.Name} to rejoin {keeper.Name}'s cluster as standby");
         Assert.True(loser.Restarts >= 1);
+        Assert.Contains(75, loser.Exits); // "leave to restart" (README, Exit codes), which a supervisor's on-failure restarts
         Assert.Equal(keeper, await c.WaitForSingleMaster(Generous));
         var healed = (await c.Status(loser))!;
         Assert.Equal(keeperStatus.Epoch, healed.Epoch);

@@ -22,6 +22,7 @@ public class SupervisedTests(ITestOutputHelper output)
 
         await c.Stop(master); // SIGTERM
         Assert.True(master.Process!.HasExited);
+        Assert.Equal(0, master.Process.ExitCode); // a requested stop (README, Exit codes)
         var next = await c.WaitForSingleMaster(RealCluster.Generous, n => n != master);
         Assert.NotEqual(master, next);
         Assert.False(File.Exists(pidFile));

@@ -12,6 +12,6 @@ public static class RestartNode
 
     private sealed class RestartReason : CoordinatedShutdown.Reason
     {
-        public override int ExitCode => 75;
+        public override int ExitCode => ExitCodes.Restart;
     }
 }

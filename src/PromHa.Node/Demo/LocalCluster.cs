@@ -82,6 +82,8 @@ public sealed class LocalNode
     internal bool WantRunning { get; set; }
     /// <summary>How often the launcher started this node again after it exited on its own.</summary>
     public int Restarts { get; internal set; }
+    /// <summary>The exit codes of the times it exited on its own (README, "Exit codes").</summary>
+    public List<int> Exits { get; } = [];
     /// <summary>The Prometheus the launcher started for this node in external mode.</summary>
     public Process? ExternalPrometheus { get; internal set; }
     public bool Running => Process is { HasExited: false };
@@ -306,6 +308,9 @@ public sealed class LocalCluster : IAsyncDisposable
     /// </summary>
     private async Task RestartIfWanted(LocalNode n, Process exited)
     {
+        lock (n)
+            if (n.WantRunning && n.Process == exited)
+                try { n.Exits.Add(exited.ExitCode); } catch (InvalidOperationException) { }
         await Task.Delay(TimeSpan.FromSeconds(2));
         lock (n)
         {
