@@ -31,6 +31,47 @@ public class PairTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// One reign, one epoch: the master also hosts the singleton (the usual state of a pair after its
+    /// first failover), is killed and back within a second. The singleton moves, reads the epoch
+    /// granted to the old incarnation, and must not hand it to the new one: the role goes on under
+    /// a new, higher epoch with its own history entry.
+    /// </summary>
+    [Fact]
+    public async Task A_master_hosting_the_singleton_that_restarts_at_once_comes_back_under_a_new_epoch()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 2, witnesses: 1);
+        var c = rc.Cluster;
+        var master = await c.WaitForSingleMaster(Generous);
+        // Move things until the master also hosts the singleton: kill the master (or, when the
+        // witness hosts the singleton, the witness) and start it again.
+        for (var i = 0; i < 4; i++)
+        {
+            var host = (await c.Status(master))!.SingletonNode;
+            if (host == master.Name) break;
+            var victim = c.Nodes.Single(n => n.Name == (host == c.Nodes.Single(w => w.Witness).Name ? host : master.Name));
+            c.Kill(victim);
+            master = await c.WaitForSingleMaster(Generous, n => n != victim);
+            c.StartNode(victim);
+            await c.WaitForMembers(Generous);
+            await c.WaitUntil(async () => (await c.Status(master))?.SingletonNode is not null, Generous, default, "a singleton");
+        }
+        var before = (await c.Status(master))!;
+        Assert.Equal(master.Name, before.SingletonNode);
+        output.WriteLine($"{master.Name} is master at epoch {before.Epoch} and hosts the singleton; kill -9 and restart it at once");
+
+        c.Kill(master);
+        c.StartNode(master);
+        var next = await c.WaitForSingleMaster(TimeSpan.FromSeconds(90), n => true);
+        await c.WaitUntil(async () => (await c.Status(next))?.Epoch > before.Epoch, Generous, default,
+            $"a new epoch after {master.Name} restarted (it held epoch {before.Epoch})");
+        var history = (await c.Api(next).History(5))!;
+        output.WriteLine(string.Join("\n", history.Select(h => $"epoch {h.Epoch} {h.Node} {h.Reason} previous {h.Previous}")));
+        Assert.True(history[0].Epoch > before.Epoch);
+        Assert.Equal((await c.Status(next))!.Epoch, history[0].Epoch);
+        Assert.Single(await c.Masters());
+    }
+
+    /// <summary>
     /// The pure pair's known gap (README, Topologies): a cut link between two hosts that both still
     /// reach the tie-breaker gives a master on each side. Both sides say so, and when the link
     /// returns the losing claim (lower epoch) rejoins as a standby of the other.

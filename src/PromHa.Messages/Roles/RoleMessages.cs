@@ -3,8 +3,10 @@ namespace PromHa.Messages.Roles;
 /// <summary>
 /// A role change decided by the master singleton: from <see cref="Epoch"/> on, <see cref="Node"/> is
 /// the master. Persisted on every node's ledger and published on <see cref="Topics.Roles"/>.
+/// <see cref="Incarnation"/> names the process that was granted the role (address and UID): a
+/// node that restarts is a new reign and gets a new epoch, whichever singleton notices it.
 /// </summary>
-public sealed record MasterChanged(long Epoch, string Node, string Reason, DateTimeOffset At, string? Previous)
+public sealed record MasterChanged(long Epoch, string Node, string Reason, DateTimeOffset At, string? Previous, string? Incarnation = null)
     : IEpochMessage;
 
 /// <summary>The master node asks the singleton to extend its lease for this epoch.</summary>

@@ -81,6 +81,10 @@ public sealed record MasterState(
     public MasterState Recover(MasterChanged? last, DateTimeOffset now)
     {
         var master = last?.Epoch >= Epoch ? last.Node : Master;
+        // The reign is the incarnation the role was granted to, as journaled: a master that
+        // restarted while the singleton moved is a new incarnation, not the same reign.
+        var incarnation = last?.Epoch >= Epoch && last.Incarnation is { } journaled ? journaled
+            : master is not null && Members.TryGetValue(master, out var m) ? m.Incarnation : null;
         return this with
         {
             Recovered = true,
@@ -88,7 +92,7 @@ public sealed record MasterState(
             Epoch = Math.Max(Epoch, last?.Epoch ?? 0),
             Master = master,
             LeaseExpiresAt = last is null ? DateTimeOffset.MinValue : now + Timings.LeaseDuration,
-            MasterIncarnation = master is not null && Members.TryGetValue(master, out var m) ? m.Incarnation : null,
+            MasterIncarnation = incarnation,
         };
     }
 
@@ -185,7 +189,7 @@ public sealed record MasterState(
         var state = Master is null ? this : this with { Revoking = true };
         if (Master is not null && state.LeaseRunning(now)) return (state, null);
 
-        var change = new MasterChanged(Epoch + 1, candidate, problem, now, Master);
+        var change = new MasterChanged(Epoch + 1, candidate, problem, now, Master, Members[candidate].Incarnation);
         return (state.Apply(change, now), change);
     }
 
@@ -224,7 +228,7 @@ public sealed record MasterState(
                 LeaseExpiresAt = now + Timings.LeaseDuration,
                 Revoking = false,
                 SwitchoverTarget = null,
-                MasterIncarnation = Members.TryGetValue(change.Node, out var m) ? m.Incarnation : null,
+                MasterIncarnation = change.Incarnation ?? (Members.TryGetValue(change.Node, out var m) ? m.Incarnation : null),
             };
 
     public (MasterState State, LeaseVerdict Verdict, string Reason) Renew(string node, long epoch, DateTimeOffset now)
@@ -233,6 +237,9 @@ public sealed record MasterState(
         if (epoch != Epoch) return (this, LeaseVerdict.Denied, $"stale epoch {epoch}, current is {Epoch}");
         if (node != Master) return (this, LeaseVerdict.Denied, $"{node} is not the master of epoch {Epoch}");
         if (Revoking) return (this, LeaseVerdict.Denied, "the master role is being moved");
+        // One reign, one epoch: a restarted master does not inherit its predecessor's lease.
+        if (MasterIncarnation is not null && Members.TryGetValue(node, out var m) && m.Incarnation != MasterIncarnation)
+            return (this, LeaseVerdict.Denied, $"{node} restarted since epoch {Epoch} was granted; the role moves under a new epoch");
         if (!HasQuorum) return (this, LeaseVerdict.Denied, "singleton lost quorum");
         return (this with { LeaseExpiresAt = now + Timings.LeaseDuration }, LeaseVerdict.Granted, "");
     }

@@ -303,4 +303,59 @@ public class MasterStateTests
         Assert.Contains("not eligible", s.RequestSwitchover("a", At(1)).Error);
         Assert.Contains("no healthy standby", s.RequestSwitchover(null, At(1)).Error);
     }
+
+    [Fact]
+    public void A_master_that_restarted_while_the_singleton_moved_gets_no_lease_and_the_role_moves_under_a_new_epoch()
+    {
+        // The new singleton (on witness w) reads epoch 2, granted to node1's old incarnation; node1 is back already.
+        var s = MasterState.Initial("w", Timings with { ConfiguredNodes = 3 })
+            .Observe(new MemberUp("w", true, 0, "w#1"), At(0))
+            .Observe(new MemberUp("node2", false, 1, "n2#1"), At(0))
+            .Observe(new MemberUp("node1", false, 2, "n1#2"), At(0))
+            .Observe(new HealthReported(Healthy("node1")), At(0))
+            .Observe(new HealthReported(Healthy("node2")), At(0))
+            .Recover(new MasterChanged(2, "node1", "master-unreachable", At(-10), "node2", "n1#1"), At(0));
+        Assert.Equal("master-restarted", s.MasterProblem(At(0)));
+        var (renewed, verdict, reason) = s.Renew("node1", 2, At(0.5));
+        Assert.Equal(LeaseVerdict.Denied, verdict);
+        Assert.Contains("restarted", reason);
+
+        // after the old incarnation's lease ran out, the healthy standby takes over at a new epoch
+        var (after, change) = renewed.Decide(At(3));
+        Assert.NotNull(change);
+        Assert.Equal(3, change!.Epoch);
+        Assert.Equal("node2", change.Node);
+        Assert.Equal("master-restarted", change.Reason);
+        Assert.Equal("n2#1", change.Incarnation);
+        Assert.Equal(LeaseVerdict.Granted, after.Renew("node2", 3, At(3.1)).Verdict);
+    }
+
+    [Fact]
+    public void A_restarted_master_with_nobody_else_eligible_takes_the_role_again_under_a_new_epoch()
+    {
+        var s = MasterState.Initial("w", Timings with { ConfiguredNodes = 3 })
+            .Observe(new MemberUp("w", true, 0, "w#1"), At(0))
+            .Observe(new MemberUp("node2", false, 1, "n2#1"), At(0))
+            .Observe(new MemberUp("node1", false, 2, "n1#2"), At(0))
+            .Observe(new HealthReported(Healthy("node1")), At(0))
+            .Observe(new HealthReported(Healthy("node2", healthy: false)), At(0))
+            .Recover(new MasterChanged(2, "node1", "x", At(-10), null, "n1#1"), At(0));
+        var (_, change) = s.Decide(At(3));
+        Assert.Equal(3, change!.Epoch);
+        Assert.Equal("node1", change.Node);
+        Assert.Equal("n1#2", change.Incarnation);
+    }
+
+    [Fact]
+    public void A_journal_entry_without_an_incarnation_counts_the_member_seen_at_recovery()
+    {
+        var s = MasterState.Initial("w", Timings with { ConfiguredNodes = 3 })
+            .Observe(new MemberUp("node1", false, 0, "n1#1"), At(0))
+            .Observe(new MemberUp("node2", false, 1, "n2#1"), At(0))
+            .Observe(new HealthReported(Healthy("node1")), At(0))
+            .Observe(new HealthReported(Healthy("node2")), At(0))
+            .Recover(new MasterChanged(2, "node1", "x", At(-10), null), At(0));
+        Assert.Null(s.MasterProblem(At(0)));
+        Assert.Equal(LeaseVerdict.Granted, s.Renew("node1", 2, At(0.5)).Verdict);
+    }
 }
