@@ -11,6 +11,16 @@ public sealed record RecordMasterChanged(MasterChanged Change) : IEpochMessage
 
 public sealed record Recorded(string Node, long Epoch) : IEpochMessage;
 
+/// <summary>
+/// A role change the singleton journaled but could not get onto a majority of the configured
+/// nodes' ledgers: it was never committed nor announced, so the ledgers that hold it drop it
+/// (journaled as this record, so a restart drops it again). Its number is not used again.
+/// </summary>
+public sealed record DiscardMasterChanged(long Epoch, string Reason) : IEpochMessage;
+
+/// <summary>The same for a config version that did not reach a majority of the configured nodes.</summary>
+public sealed record DiscardConfigVersion(long Version, string Reason) : IPromHaMessage;
+
 /// <summary>Asks a ledger for its highest epoch; a starting singleton asks every member.</summary>
 public sealed record GetLedgerHead : IPromHaMessage
 {

@@ -34,6 +34,8 @@ public sealed class PromHaSerializer(ExtendedActorSystem system) : SerializerWit
         ("health.node-health.v1", typeof(NodeHealth)),
         ("ledger.record.v1", typeof(RecordMasterChanged)),
         ("ledger.recorded.v1", typeof(Recorded)),
+        ("ledger.discard.v1", typeof(DiscardMasterChanged)),
+        ("ledger.discard-config.v1", typeof(DiscardConfigVersion)),
         ("ledger.get-head.v1", typeof(GetLedgerHead)),
         ("ledger.head.v1", typeof(LedgerHead)),
         ("ledger.sync.v1", typeof(LedgerSync)),

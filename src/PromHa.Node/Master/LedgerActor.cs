@@ -36,6 +36,38 @@ public sealed class LedgerActor : ReceivePersistentActor
         _view = view;
         Recover<MasterChanged>(e => _history = Append(_history, e));
         Recover<ConfigVersionCommitted>(e => _configs = Append(_configs, e));
+        Recover<DiscardMasterChanged>(d => _history = _history.RemoveAll(e => e.Epoch == d.Epoch));
+        Recover<DiscardConfigVersion>(d => _configs = _configs.RemoveAll(c => c.Version == d.Version));
+        Command<DiscardMasterChanged>(d =>
+        {
+            var sender = Sender;
+            if (!_history.Any(e => e.Epoch == d.Epoch))
+            {
+                sender.Tell(new Recorded(_node, Head));
+                return;
+            }
+            Persist(d, _ =>
+            {
+                _history = _history.RemoveAll(e => e.Epoch == d.Epoch);
+                _log.Warning("Dropped epoch {0} from this ledger: {1}", d.Epoch, d.Reason);
+                sender.Tell(new Recorded(_node, Head));
+            });
+        });
+        Command<DiscardConfigVersion>(d =>
+        {
+            var sender = Sender;
+            if (!_configs.Any(c => c.Version == d.Version))
+            {
+                sender.Tell(new ConfigRecorded(_node, ConfigHead));
+                return;
+            }
+            Persist(d, _ =>
+            {
+                _configs = _configs.RemoveAll(c => c.Version == d.Version);
+                _log.Warning("Dropped config version {0} from this ledger: {1}", d.Version, d.Reason);
+                sender.Tell(new ConfigRecorded(_node, ConfigHead));
+            });
+        });
 
         Command<RecordMasterChanged>(r => Persist(r.Change, sender: Sender));
         Command<MasterChanged>(e => Persist(e, sender: ActorRefs.Nobody));

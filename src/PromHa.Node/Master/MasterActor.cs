@@ -37,6 +37,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private MasterState _state;
     private int _nextAge;
     private bool _committing;
+    /// <summary>The state before the decision being journaled: where a discarded decision goes back to.</summary>
+    private MasterState? _beforeDecision;
+    /// <summary>The highest config version number handed out, committed or not: never handed out twice.</summary>
+    private long _configNumberedUpTo;
     private MasterChanged? _announced; // the last change that was journaled and published
     private DateTimeOffset _recoveryStarted;
     private DateTimeOffset? _noQuorumSince;
@@ -307,7 +311,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             _pendingConfig.Enqueue((c, replyTo));
             return;
         }
-        var version = new ConfigVersionCommitted((_latestConfig?.Version ?? 0) + 1, c.BundleHash, c.FileCount, c.Bytes,
+        var version = new ConfigVersionCommitted(Math.Max(_latestConfig?.Version ?? 0, _configNumberedUpTo) + 1, c.BundleHash, c.FileCount, c.Bytes,
             c.Source, c.Author, c.Origin, DateTimeOffset.UtcNow);
         _committingConfig = true;
         ReplicateToLedgers<ConfigRecorded>(new RecordConfigVersion(version)).PipeTo(Self,
@@ -318,8 +322,18 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void OnConfigCommitted(ConfigCommitted c)
     {
         _committingConfig = false;
-        _latestConfig = c.Version;
         var v = c.Version;
+        _configNumberedUpTo = Math.Max(_configNumberedUpTo, v.Version);
+        if (!_state.IsMajority(c.Acks))
+        {
+            var why = $"journaled on {c.Acks} of the {_state.ClusterSize} configured nodes' ledgers, not a majority";
+            _log.Error("Config version {0} ({1}) {2}: not committed; dropping it", v.Version, v.BundleHash[..12], why);
+            DiscardOnLedgers(new DiscardConfigVersion(v.Version, why));
+            c.ReplyTo.Tell(new CandidateNotCommitted(v.BundleHash, $"{why}; nothing was committed, try again when a majority is up"));
+            NextPendingConfig();
+            return;
+        }
+        _latestConfig = c.Version;
         _log.Info($"Config version {v.Version} ({v.BundleHash[..12]}, {v.FileCount} files, from {v.Source} by {v.Author}) journaled on {c.Acks}/{c.Asked} ledgers");
         c.ReplyTo.Tell(new CandidateCommitted(c.Version.Version, c.Version.BundleHash, true));
         var available = new ConfigVersionAvailable(c.Version.Version, c.Version.BundleHash, c.Version.Origin);
@@ -411,11 +425,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         GuardAgainstIsland();
         if (_committing || !KnowsLatestEpoch(forLease: false)) return;
+        var before = _state;
         var (state, change) = _state.Decide(Clock.Now);
         _state = state;
         if (change is null) return;
         _log.Warning("Master role -> {0} (epoch {1}, reason {2}, previous {3})",
             change.Node, change.Epoch, change.Reason, change.Previous ?? "none");
+        _beforeDecision = before;
         _committing = true;
         Replicate(change).PipeTo(Self);
     }
@@ -455,10 +471,28 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void OnCommitted(Committed c)
     {
         _committing = false;
+        if (!_state.IsMajority(c.Acks))
+        {
+            // Raft's commit rule: what fewer than a majority of the configured nodes hold never
+            // happened. Not announced; the ledgers that took it drop it; the number is not reused.
+            var why = $"journaled on {c.Acks} of the {_state.ClusterSize} configured nodes' ledgers, not a majority";
+            _log.Error("Epoch {0} ({1} as master) {2}: not committed; dropping it", c.Change.Epoch, c.Change.Node, why);
+            _state = _state.Discard(c.Change, _beforeDecision ?? _state);
+            DiscardOnLedgers(new DiscardMasterChanged(c.Change.Epoch, why));
+            return;
+        }
         _announced = c.Change;
         _log.Info("Epoch {0} journaled on {1}/{2} ledgers; announcing {3} as master", c.Change.Epoch, c.Acks, c.Asked, c.Change.Node);
         Publish(c.Change);
         Publish(Status());
+    }
+
+    /// <summary>The local ledger must drop it (it took it first); the members reachable now are told too.</summary>
+    private void DiscardOnLedgers(object discard)
+    {
+        LocalLedger().Tell(discard);
+        foreach (var address in LiveMembers().Where(a => a != _cluster.SelfAddress))
+            Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(discard);
     }
 
     /// <summary>

@@ -61,7 +61,8 @@ public sealed record MasterState(
     DateTimeOffset RecoveredAt = default,
     string? MasterIncarnation = null,
     bool EverSawOthers = false,
-    int AliveOutsiders = 0)
+    int AliveOutsiders = 0,
+    long NumberedUpTo = 0)
 {
     /// <summary>
     /// Right after the singleton starts, the other members may not have reported health yet. For
@@ -189,7 +190,7 @@ public sealed record MasterState(
         var state = Master is null ? this : this with { Revoking = true };
         if (Master is not null && state.LeaseRunning(now)) return (state, null);
 
-        var change = new MasterChanged(Epoch + 1, candidate, problem, now, Master, Members[candidate].Incarnation);
+        var change = new MasterChanged(Math.Max(Epoch, NumberedUpTo) + 1, candidate, problem, now, Master, Members[candidate].Incarnation);
         return (state.Apply(change, now), change);
     }
 
@@ -214,6 +215,32 @@ public sealed record MasterState(
             .ThenBy(m => m.Name, StringComparer.Ordinal)
             .FirstOrDefault()?.Name;
     }
+
+    /// <summary>
+    /// Whether a record journaled on <paramref name="ledgers"/> ledgers is committed: a majority of
+    /// the configured nodes (Raft's rule), so that any later majority holds it. A pair is the
+    /// documented exception: its survivor alone commits (the tie-breaker decides who survives).
+    /// </summary>
+    public bool IsMajority(int ledgers) => ClusterSize <= 2 ? ledgers >= 1 : ledgers * 2 > ClusterSize;
+
+    /// <summary>
+    /// A decision that did not reach a majority of ledgers never happened: back to the role as it
+    /// was before <paramref name="change"/> (observations made meanwhile are kept), and its epoch
+    /// number is never handed out again.
+    /// </summary>
+    public MasterState Discard(MasterChanged change, MasterState before) =>
+        Epoch != change.Epoch
+            ? this with { NumberedUpTo = Math.Max(NumberedUpTo, change.Epoch) }
+            : this with
+            {
+                Epoch = before.Epoch,
+                Master = before.Master,
+                MasterIncarnation = before.MasterIncarnation,
+                LeaseExpiresAt = before.LeaseExpiresAt,
+                Revoking = before.Revoking,
+                SwitchoverTarget = before.SwitchoverTarget,
+                NumberedUpTo = Math.Max(NumberedUpTo, change.Epoch),
+            };
 
     /// <summary>Applies a role change; one from an older or the same epoch is stale and ignored.</summary>
     public MasterState Apply(MasterChanged change, DateTimeOffset now) =>

@@ -358,4 +358,39 @@ public class MasterStateTests
         Assert.Null(s.MasterProblem(At(0)));
         Assert.Equal(LeaseVerdict.Granted, s.Renew("node1", 2, At(0.5)).Verdict);
     }
+
+    [Fact]
+    public void A_record_is_committed_only_on_a_majority_of_the_configured_nodes_and_a_pair_is_the_exception()
+    {
+        var three = Cluster("a", "a") with { Timings = Timings with { ConfiguredNodes = 3 } };
+        Assert.False(three.IsMajority(1)); // a minority that believes itself alone
+        Assert.True(three.IsMajority(2));
+        var five = Cluster("a", "a", "b", "c", "d", "e");
+        Assert.False(five.IsMajority(2));
+        Assert.True(five.IsMajority(3));
+        var pair = Cluster("a", "a", "b") with { Timings = Timings with { ConfiguredNodes = 2 } };
+        Assert.True(pair.IsMajority(1)); // README, Topologies: the pure pair's documented exception
+    }
+
+    [Fact]
+    public void A_decision_that_reached_a_minority_is_undone_and_its_epoch_number_is_never_reused()
+    {
+        var before = WithMaster(Cluster("a", "a", "b", "c") with { Timings = Timings with { ConfiguredNodes = 3 } }, "b");
+        var cut = before.Observe(new MemberReachability("b", false), At(1));
+        var (decided, change) = cut.Decide(At(5));
+        Assert.Equal(2, change!.Epoch);
+        Assert.Equal(change.Node, decided.Master);
+        Assert.NotEqual("b", change.Node);
+
+        // journaled on 1 of 3 ledgers: back to epoch 1 with b as master, observations kept
+        var undone = decided.Observe(new HealthReported(Healthy("c", healthy: false)), At(5.1)).Discard(change, cut);
+        Assert.Equal(1, undone.Epoch);
+        Assert.Equal("b", undone.Master);
+        Assert.False(undone.Members["c"].Health!.PrometheusHealthy);
+
+        // the next decision skips the discarded number
+        var healed = undone.Observe(new HealthReported(Healthy("c")), At(6));
+        var (_, again) = healed.Decide(At(10));
+        Assert.Equal(3, again!.Epoch);
+    }
 }
