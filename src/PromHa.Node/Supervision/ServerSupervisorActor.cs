@@ -34,9 +34,10 @@ public sealed record ServerLaunch(string Name, string Binary, IReadOnlyList<stri
 }
 
 /// <summary>
-/// Runs a local prometheus or alertmanager when PromHa supervises it: starts it, restarts it with
-/// exponential backoff when it exits, and stops it (SIGTERM, then SIGKILL) when the node stops.
-/// A server left behind by a node that was killed is found through its pid file and stopped first.
+/// Runs a local prometheus or alertmanager when PromHa supervises it: starts it detached (it
+/// outlives promha), restarts it with exponential backoff when it exits, and adopts the one a
+/// previous promha left running when its binary and flags are what this node would start. promha
+/// stopping, crashing, being downed or upgraded never stops it; `promha servers stop` does.
 /// </summary>
 public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
 {
@@ -47,28 +48,24 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly ServerLaunch _launch;
     private Process? _process;
+    /// <summary>A server a previous promha started: not our child, so it is watched through /proc.</summary>
+    private int? _adopted;
     private TimeSpan _backoff = MinBackoff;
     private DateTimeOffset _startedAt;
-    private bool _stopping;
 
     public ServerSupervisorActor(ServerLaunch launch)
     {
         _launch = launch;
-        Receive<Start>(_ =>
+        Receive<Start>(_ => StartProcess());
+        Receive<WatchAdopted>(_ =>
         {
-            if (!_stopping) StartProcess();
-        });
-        // Shutdown: stop the server first and do not restart it when it exits on the way down.
-        Receive<StopServer>(_ =>
-        {
-            _stopping = true;
-            Timers.CancelAll();
-            StopServerProcess();
-            Sender.Tell(Akka.Done.Instance);
+            if (_adopted is { } pid && !DetachedServer.IsRunning(pid)) Self.Tell(new Exited(pid, -1));
         });
         Receive<Exited>(e =>
         {
-            if (_stopping || _process is null || e.Pid != _process.Id) return;
+            if ((_process?.Id ?? _adopted) != e.Pid) return;
+            _adopted = null;
+            Timers.Cancel("watch");
             var ranFor = Clock.Now - _startedAt;
             if (ranFor > StableAfter) _backoff = MinBackoff;
             _log.Warning("{0} (pid {1}) exited with code {2} after {3:F1}s; restarting in {4:F1}s (log: {5})",
@@ -89,31 +86,30 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
 
     private sealed record Exited(int Pid, int Code);
 
-    /// <summary>Sent by CoordinatedShutdown: stop the server and stay stopped.</summary>
-    public sealed record StopServer
+    private sealed record WatchAdopted
     {
-        public static readonly StopServer Instance = new();
+        public static readonly WatchAdopted Instance = new();
     }
 
     protected override void PreStart()
     {
         Directory.CreateDirectory(Path.GetDirectoryName(_launch.LogFile)!);
-        StopOrphan();
+        var pid = DetachedServer.FindAdoptable(_launch, out var why);
+        if (pid > 0)
+        {
+            _adopted = pid;
+            _startedAt = Clock.Now;
+            Timers.StartPeriodicTimer("watch", WatchAdopted.Instance, TimeSpan.FromSeconds(1));
+            _log.Info("Adopted {0} (pid {1}) left running by a previous promha: same binary and flags", _launch.Name, pid);
+            return;
+        }
+        // Running with other flags (promha.yml changed, an upgrade that starts it differently): replace it.
+        if (pid < 0 && StopRecorded(_launch.PidFile) is { } stopped)
+            _log.Warning("Stopped {0} (pid {1}) left by a previous promha: {2}; starting it as configured now", _launch.Name, stopped, why);
         Self.Tell(Start.Instance);
     }
 
-    protected override void PostStop() => StopServerProcess();
-
-    private void StopServerProcess()
-    {
-        if (_process is { HasExited: false } p)
-        {
-            _log.Info("Stopping {0} (pid {1})", _launch.Name, p.Id);
-            Terminate(p, TimeSpan.FromSeconds(10));
-        }
-        Cleanup();
-        File.Delete(_launch.PidFile);
-    }
+    // No PostStop that stops the server: it outlives promha on purpose (README, "Supervised servers").
 
     private void StartProcess()
     {
@@ -126,11 +122,11 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
             return;
         }
         var self = Self;
-        var p = LoggedProcess.Start(_launch.Binary, _launch.Args, _launch.LogFile,
-            exited => self.Tell(new Exited(exited.Id, SafeExitCode(exited))));
+        var p = DetachedServer.Start(_launch);
+        p.Exited += (_, _) => self.Tell(new Exited(p.Id, SafeExitCode(p)));
+        if (p.HasExited) self.Tell(new Exited(p.Id, SafeExitCode(p)));
         _process = p;
         _startedAt = Clock.Now;
-        File.WriteAllText(_launch.PidFile, $"{p.Id}\n{_launch.Binary}\n");
         _log.Info("Started {0} (pid {1}): {2} {3}", _launch.Name, p.Id, _launch.Binary, string.Join(' ', _launch.Args));
     }
 
@@ -143,13 +139,6 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
     {
         _process?.Dispose();
         _process = null;
-    }
-
-    /// <summary>A previous run of this node was killed and left its server running: stop that one.</summary>
-    private void StopOrphan()
-    {
-        if (StopRecorded(_launch.PidFile) is { } pid)
-            _log.Warning("Stopped {0} left over from a previous run (pid {1})", _launch.Name, pid);
     }
 
     /// <summary>
@@ -211,14 +200,5 @@ public static class ServerSupervisorActorHostingExtensions
                 supervisors.Add(system.ActorOf(Props.Create(() => new ServerSupervisorActor(ServerLaunch.Alertmanager(s))), "alertmanager-supervisor"));
                 registry.Register<AlertmanagerSupervisorKey>(supervisors[^1]);
             }
-            if (supervisors.Count == 0) return;
-            // The servers go down after the master lease was given back (before-cluster-shutdown)
-            // and before the node leaves the cluster.
-            CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseClusterLeave, "promha-stop-servers",
-                async () =>
-                {
-                    await Task.WhenAll(supervisors.Select(a => a.Ask<Akka.Done>(ServerSupervisorActor.StopServer.Instance, TimeSpan.FromSeconds(15))));
-                    return Akka.Done.Instance;
-                });
         });
 }
