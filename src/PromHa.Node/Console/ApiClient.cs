@@ -88,6 +88,7 @@ public sealed class ApiClient : IDisposable
     public async Task<SwitchoverResponse> Switchover(string? to, CancellationToken ct = default)
     {
         using var resp = await _http.PostAsync(to is null ? "api/v1/switchover" : $"api/v1/switchover?to={Uri.EscapeDataString(to)}", null, ct);
+        await ThrowIfUnauthorized(resp, ct);
         if (resp.Content.Headers.ContentType?.MediaType != "application/json")
             return new SwitchoverResponse(false, (await resp.Content.ReadAsStringAsync(ct)).Trim());
         return await resp.Content.ReadFromJsonAsync(ApiJson.Default.SwitchoverResponse, ct)
@@ -109,8 +110,16 @@ public sealed class ApiClient : IDisposable
         return ((int)resp.StatusCode, await ReadSubmit(resp, ct));
     }
 
+    /// <summary>401 is the console's exit code 3, whatever the verb.</summary>
+    private static async Task ThrowIfUnauthorized(HttpResponseMessage resp, CancellationToken ct)
+    {
+        if (resp.StatusCode == System.Net.HttpStatusCode.Unauthorized)
+            throw new ApiException(401, (await resp.Content.ReadAsStringAsync(ct)).Trim());
+    }
+
     private static async Task<ConfigSubmitResponse> ReadSubmit(HttpResponseMessage resp, CancellationToken ct)
     {
+        await ThrowIfUnauthorized(resp, ct);
         if (resp.Content.Headers.ContentType?.MediaType == "application/json")
             return (await resp.Content.ReadFromJsonAsync(ApiJson.Default.ConfigSubmitResponse, ct))!;
         return new ConfigSubmitResponse("error", null, "", $"HTTP {(int)resp.StatusCode}: {(await resp.Content.ReadAsStringAsync(ct)).Trim()}");
