@@ -27,6 +27,10 @@ public static class NodeHost
     public static WebApplication Build(NodeSettings s)
     {
         Directory.CreateDirectory(s.DataDir);
+        // Uploads spooled by a node that crashed mid-request: nobody reads them any more.
+        var spool = Path.Combine(s.DataDir, "config", "uploads");
+        if (Directory.Exists(spool))
+            foreach (var f in Directory.EnumerateFiles(spool, "*.upload")) File.Delete(f);
         // PromHa reads promha.yml, not appsettings.json: do not keep an inotify watcher on the working
         // directory for it (its thread woke on every file change there).
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });

@@ -142,7 +142,7 @@ public class SecurityTests(ITestOutputHelper output)
         using var api = c.Api(target);
         await c.WaitUntil(async () => (await api.ConfigStatus())!.Rejected.Any(r => r.Reason.Contains("outside the conf dir")),
             Generous, default, "the outside symlink to show as a rejected candidate");
-        Assert.Equal(1, (await api.ConfigVersions(10))!.Count);
+        Assert.Single((await api.ConfigVersions(10))!);
         foreach (var n in c.Nodes) Assert.False(File.Exists(Path.Combine(n.LiveDir, "business", "demo", "job", "leak.yml")));
         File.Delete(link);
 

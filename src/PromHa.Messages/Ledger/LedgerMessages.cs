@@ -16,10 +16,10 @@ public sealed record Recorded(string Node, long Epoch) : IEpochMessage;
 /// nodes' ledgers: it was never committed nor announced, so the ledgers that hold it drop it
 /// (journaled as this record, so a restart drops it again). Its number is not used again.
 /// </summary>
-public sealed record DiscardMasterChanged(long Epoch, string Reason) : IEpochMessage;
+public sealed record DiscardMasterChanged(long Epoch, string Reason, string? Node = null) : IEpochMessage;
 
 /// <summary>The same for a config version that did not reach a majority of the configured nodes.</summary>
-public sealed record DiscardConfigVersion(long Version, string Reason) : IPromHaMessage;
+public sealed record DiscardConfigVersion(long Version, string Reason, string? BundleHash = null) : IPromHaMessage;
 
 /// <summary>Asks a ledger for its highest epoch; a starting singleton asks every member.</summary>
 public sealed record GetLedgerHead : IPromHaMessage
@@ -27,8 +27,12 @@ public sealed record GetLedgerHead : IPromHaMessage
     public static readonly GetLedgerHead Instance = new();
 }
 
-/// <summary>A ledger's highest epoch and highest config version, with the events that carry them.</summary>
-public sealed record LedgerHead(string Node, long Epoch, MasterChanged? Last, long ConfigVersion = 0, ConfigVersionCommitted? LastConfig = null)
+/// <summary>
+/// A ledger's highest epoch and highest config version, with the events that carry them, and the
+/// highest numbers it saw discarded: a singleton never hands those out again.
+/// </summary>
+public sealed record LedgerHead(string Node, long Epoch, MasterChanged? Last, long ConfigVersion = 0, ConfigVersionCommitted? LastConfig = null,
+    long DiscardedEpoch = 0, long DiscardedConfigVersion = 0)
     : IEpochMessage;
 
 /// <summary>Persist this config version in the receiving node's journal; answered with <see cref="ConfigRecorded"/>.</summary>

@@ -16,9 +16,10 @@ public sealed record ArchiveLimits(long MaxBytes, long MaxFileBytes)
 
     /// <summary>
     /// The tar stream itself may exceed the content by its headers and padding (about 1.5 KiB a
-    /// file with PAX records): enough for 40,000 small files on top of the content limit.
+    /// file with PAX records): a tree of many small files is mostly headers. The content limits
+    /// are what protect memory; this one bounds the time a first pass may read.
     /// </summary>
-    public long MaxTarBytes => MaxBytes + 64L * 1024 * 1024;
+    public long MaxTarBytes => 2 * MaxBytes + 64L * 1024 * 1024;
 }
 
 /// <summary>An archive that unpacks to more than its limits allow (HTTP 413).</summary>
@@ -57,6 +58,8 @@ public static class TarPreScan
             paxSize = null;
             if (size < 0) throw new InvalidDataException($"{origin}: negative entry size in a tar header");
             var name = Name(header);
+            if (size > limits.MaxTarBytes)
+                throw new ArchiveTooLargeException(origin, $"{name}: a {size:N0}-byte entry; the whole tar may have at most {Mib(limits.MaxTarBytes)}");
             switch (type)
             {
                 case 'x' or 'g' or 'L' or 'K':

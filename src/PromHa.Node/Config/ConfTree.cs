@@ -25,7 +25,8 @@ public static class ConfTree
             RefuseLinkedDirs(root, parent, checkedDirs);
             Directory.CreateDirectory(parent);
             var tmp = Path.Combine(parent, $".promha-{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+            File.Delete(tmp); // a link planted at this name is removed, not followed
+            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
             {
                 fs.Write(f.Content);
                 fs.Flush(flushToDisk: true);

@@ -297,7 +297,14 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             {
                 BackUpLocalEdits(current, $"standby-edits-v{_applied.Version}",
                     $"they were made while this node was a standby, so version {_applied.Version} replaces them");
-                ConfTree.Sync(_s.ConfDir, running, current);
+                try
+                {
+                    ConfTree.Sync(_s.ConfDir, running, current);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
+                {
+                    _log.Error("Could not write version {0} into {1}: {2}", _applied.Version, _s.ConfDir, e.Message);
+                }
             }
             _lastScanHash = running.Hash;
         }
@@ -495,7 +502,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             Finish(f, true, null);
             MaybeApply();
         }
-        catch (Exception e) when (e is ConfTreeException or InvalidDataException or IOException or FormatException)
+        catch (Exception e) when (e is ConfTreeException or ArchiveTooLargeException or InvalidDataException or IOException or FormatException
+                                       or OverflowException or NotSupportedException)
         {
             NextSource(f, $"bad bundle: {e.Message}");
         }

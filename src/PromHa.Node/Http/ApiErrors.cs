@@ -29,6 +29,11 @@ public static class ApiErrors
                     : e.InnerException is FormatException or null ? e.Message : $"{e.Message} ({e.InnerException.Message})");
                 return;
             }
+            catch (PromHa.Node.Config.ArchiveTooLargeException e)
+            {
+                await Answer(http, 413, e.Message);
+                return;
+            }
             catch (AskTimeoutException)
             {
                 await Answer(http, 503, "the node's actors did not answer in time (starting, or busy); try again");

@@ -159,7 +159,8 @@ public static class ConfigEndpoints
         {
             return (null, Refuse(400, e.Message));
         }
-        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or ArgumentException or InvalidOperationException)
+        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or ArgumentException or InvalidOperationException
+                                       or OverflowException or NotSupportedException)
         {
             return (null, Refuse(400, $"upload: not a readable tar or tar.gz of a conf tree: {e.Message}"));
         }

@@ -29,6 +29,8 @@ public sealed class LedgerActor : ReceivePersistentActor
     /// <summary>A sync answer stays well inside one remoting frame; the rest comes on the next request.</summary>
     private const int MaxEventsPerSync = 200;
     private DateTimeOffset _lastSyncRequest = DateTimeOffset.MinValue;
+    /// <summary>The highest epoch and version numbers dropped as never committed: not to be handed out again.</summary>
+    private long _discardedEpoch, _discardedConfig;
 
     public LedgerActor(string node, NodeView view)
     {
@@ -36,38 +38,19 @@ public sealed class LedgerActor : ReceivePersistentActor
         _view = view;
         Recover<MasterChanged>(e => _history = Append(_history, e));
         Recover<ConfigVersionCommitted>(e => _configs = Append(_configs, e));
-        Recover<DiscardMasterChanged>(d => _history = _history.RemoveAll(e => e.Epoch == d.Epoch));
-        Recover<DiscardConfigVersion>(d => _configs = _configs.RemoveAll(c => c.Version == d.Version));
-        Command<DiscardMasterChanged>(d =>
+        Recover<DiscardMasterChanged>(Drop);
+        Recover<DiscardConfigVersion>(Drop);
+        // Journaled even when this ledger never took the record: the number stays used.
+        Command<DiscardMasterChanged>(d => Persist(d, _ =>
         {
-            var sender = Sender;
-            if (!_history.Any(e => e.Epoch == d.Epoch))
-            {
-                sender.Tell(new Recorded(_node, Head));
-                return;
-            }
-            Persist(d, _ =>
-            {
-                _history = _history.RemoveAll(e => e.Epoch == d.Epoch);
-                _log.Warning("Dropped epoch {0} from this ledger: {1}", d.Epoch, d.Reason);
-                sender.Tell(new Recorded(_node, Head));
-            });
-        });
-        Command<DiscardConfigVersion>(d =>
+            if (_history.Any(e => Matches(e, d))) _log.Warning("Dropped epoch {0} from this ledger: {1}", d.Epoch, d.Reason);
+            Drop(d);
+        }));
+        Command<DiscardConfigVersion>(d => Persist(d, _ =>
         {
-            var sender = Sender;
-            if (!_configs.Any(c => c.Version == d.Version))
-            {
-                sender.Tell(new ConfigRecorded(_node, ConfigHead));
-                return;
-            }
-            Persist(d, _ =>
-            {
-                _configs = _configs.RemoveAll(c => c.Version == d.Version);
-                _log.Warning("Dropped config version {0} from this ledger: {1}", d.Version, d.Reason);
-                sender.Tell(new ConfigRecorded(_node, ConfigHead));
-            });
-        });
+            if (_configs.Any(c => Matches(c, d))) _log.Warning("Dropped config version {0} from this ledger: {1}", d.Version, d.Reason);
+            Drop(d);
+        }));
 
         Command<RecordMasterChanged>(r => Persist(r.Change, sender: Sender));
         Command<MasterChanged>(e => Persist(e, sender: ActorRefs.Nobody));
@@ -105,6 +88,23 @@ public sealed class LedgerActor : ReceivePersistentActor
         CoordinatedShutdown.Get(Context.System).Run(RestartNode.Reason);
     }
 
+    private static bool Matches(MasterChanged e, DiscardMasterChanged d) => e.Epoch == d.Epoch && (d.Node is null || e.Node == d.Node);
+
+    private static bool Matches(ConfigVersionCommitted c, DiscardConfigVersion d) =>
+        c.Version == d.Version && (d.BundleHash is null || c.BundleHash == d.BundleHash);
+
+    private void Drop(DiscardMasterChanged d)
+    {
+        _history = _history.RemoveAll(e => Matches(e, d));
+        _discardedEpoch = Math.Max(_discardedEpoch, d.Epoch);
+    }
+
+    private void Drop(DiscardConfigVersion d)
+    {
+        _configs = _configs.RemoveAll(c => Matches(c, d));
+        _discardedConfig = Math.Max(_discardedConfig, d.Version);
+    }
+
     private long Head => _history.IsEmpty ? 0 : _history[^1].Epoch;
     private long ConfigHead => _configs.IsEmpty ? 0 : _configs[^1].Version;
 
@@ -127,8 +127,8 @@ public sealed class LedgerActor : ReceivePersistentActor
         var snap = _view.Current;
         if (snap.Epoch > Head && snap.Master is { } master)
             return new LedgerHead(_node, snap.Epoch, new MasterChanged(snap.Epoch, master, "learned", DateTimeOffset.UtcNow, null),
-                ConfigHead, _configs.LastOrDefault());
-        return new LedgerHead(_node, Head, _history.LastOrDefault(), ConfigHead, _configs.LastOrDefault());
+                ConfigHead, _configs.LastOrDefault(), _discardedEpoch, _discardedConfig);
+        return new LedgerHead(_node, Head, _history.LastOrDefault(), ConfigHead, _configs.LastOrDefault(), _discardedEpoch, _discardedConfig);
     }
 
     protected override void PreStart()
@@ -142,6 +142,13 @@ public sealed class LedgerActor : ReceivePersistentActor
     {
         if (e.Epoch <= Head)
         {
+            // The same number with other content is not this record: no acknowledgement for it.
+            if (_history.FirstOrDefault(k => k.Epoch == e.Epoch) is { } known && (known.Node != e.Node || known.Incarnation != e.Incarnation))
+            {
+                _log.Error("Epoch {0} is {1} here but {2} was offered; keeping {1}", e.Epoch, known.Node, e.Node);
+                sender.Tell(new Recorded(_node, e.Epoch - 1));
+                return;
+            }
             sender.Tell(new Recorded(_node, Head));
             return;
         }
@@ -158,7 +165,11 @@ public sealed class LedgerActor : ReceivePersistentActor
         if (e.Version <= ConfigHead)
         {
             if (Find(e.Version) is { } known && known.BundleHash != e.BundleHash)
+            {
                 _log.Error("Version {0} is {1} here but {2} was offered; keeping {1}", e.Version, known.BundleHash, e.BundleHash);
+                sender.Tell(new ConfigRecorded(_node, e.Version - 1)); // not an acknowledgement of this version
+                return;
+            }
             sender.Tell(new ConfigRecorded(_node, ConfigHead));
             return;
         }

@@ -164,6 +164,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         var best = _heads.Values.Where(h => h.Last is not null).MaxBy(h => h.Epoch);
         _state = _state.Recover(best?.Last, Clock.Now);
+        // numbers a predecessor discarded are never handed out again
+        _state = _state with { NumberedUpTo = Math.Max(_state.NumberedUpTo, _heads.Values.Select(h => h.DiscardedEpoch).DefaultIfEmpty(0).Max()) };
+        _configNumberedUpTo = Math.Max(_configNumberedUpTo, _heads.Values.Select(h => h.DiscardedConfigVersion).DefaultIfEmpty(0).Max());
         _announced = best?.Last;
         _latestConfig = _heads.Values.Select(h => h.LastConfig).Where(c => c is not null).MaxBy(c => c!.Version);
         _log.Info("Master singleton recovered: epoch {0}, master {1} (ledgers of {2})",
@@ -314,7 +317,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         var version = new ConfigVersionCommitted(Math.Max(_latestConfig?.Version ?? 0, _configNumberedUpTo) + 1, c.BundleHash, c.FileCount, c.Bytes,
             c.Source, c.Author, c.Origin, DateTimeOffset.UtcNow);
         _committingConfig = true;
-        ReplicateToLedgers<ConfigRecorded>(new RecordConfigVersion(version)).PipeTo(Self,
+        ReplicateToLedgers<ConfigRecorded>(new RecordConfigVersion(version), r => r.Version >= version.Version).PipeTo(Self,
             success: acks => new ConfigCommitted(version, replyTo, acks.Acks, acks.Asked),
             failure: e => new ConfigCommitFailed(c, replyTo, e));
     }
@@ -328,7 +331,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         {
             var why = $"journaled on {c.Acks} of the {_state.ClusterSize} configured nodes' ledgers, not a majority";
             _log.Error("Config version {0} ({1}) {2}: not committed; dropping it", v.Version, v.BundleHash[..12], why);
-            DiscardOnLedgers(new DiscardConfigVersion(v.Version, why));
+            DiscardOnLedgers(new DiscardConfigVersion(v.Version, why, v.BundleHash));
             c.ReplyTo.Tell(new CandidateNotCommitted(v.BundleHash, $"{why}; nothing was committed, try again when a majority is up"));
             NextPendingConfig();
             return;
@@ -442,7 +445,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// </summary>
     private async Task<Committed> Replicate(MasterChanged change)
     {
-        var (acks, asked) = await ReplicateToLedgers<Recorded>(new RecordMasterChanged(change));
+        var (acks, asked) = await ReplicateToLedgers<Recorded>(new RecordMasterChanged(change), r => r.Epoch >= change.Epoch);
         return new Committed(change, acks, asked);
     }
 
@@ -451,18 +454,18 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// reachable member's (best effort, bounded). The asks are sent before the first await, from
     /// the actor's own context.
     /// </summary>
-    private async Task<(int Acks, int Asked)> ReplicateToLedgers<TAck>(object record)
+    private async Task<(int Acks, int Asked)> ReplicateToLedgers<TAck>(object record, Func<TAck, bool> holdsIt)
     {
         var local = LocalLedger().Ask<TAck>(record, LocalJournalTimeout);
         var remote = LiveMembers().Where(a => a != _cluster.SelfAddress)
             .Select(a => Context.ActorSelection(new RootActorPath(a) / "user" / LedgerActor.Name)
                 .Ask<TAck>(record, ReplicationTimeout))
             .ToList();
-        await local;
-        var acks = 1;
+        // An answer counts only when that ledger holds this record (not another one with its number).
+        var acks = holdsIt(await local) ? 1 : 0;
         foreach (var r in remote)
         {
-            try { await r; acks++; }
+            try { if (holdsIt(await r)) acks++; }
             catch (Exception) { /* that node catches up through ledger anti-entropy */ }
         }
         return (acks, remote.Count + 1);
@@ -478,7 +481,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             var why = $"journaled on {c.Acks} of the {_state.ClusterSize} configured nodes' ledgers, not a majority";
             _log.Error("Epoch {0} ({1} as master) {2}: not committed; dropping it", c.Change.Epoch, c.Change.Node, why);
             _state = _state.Discard(c.Change, _beforeDecision ?? _state);
-            DiscardOnLedgers(new DiscardMasterChanged(c.Change.Epoch, why));
+            DiscardOnLedgers(new DiscardMasterChanged(c.Change.Epoch, why, c.Change.Node));
             return;
         }
         _announced = c.Change;
@@ -490,9 +493,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// <summary>The local ledger must drop it (it took it first); the members reachable now are told too.</summary>
     private void DiscardOnLedgers(object discard)
     {
-        LocalLedger().Tell(discard);
+        LocalLedger().Tell(discard, ActorRefs.NoSender);
         foreach (var address in LiveMembers().Where(a => a != _cluster.SelfAddress))
-            Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(discard);
+            Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(discard, ActorRefs.NoSender);
     }
 
     /// <summary>

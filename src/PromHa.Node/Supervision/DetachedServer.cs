@@ -51,12 +51,15 @@ public static class DetachedServer
             return null;
         }
         var exe = new FileInfo($"/proc/{pid}/exe").LinkTarget;
-        if (exe is null || Path.GetFullPath(exe) != Path.GetFullPath(launch.Binary))
+        var cmdline = CommandLine(pid);
+        // An upgraded package leaves "(deleted)" on the old binary; a symlinked binary names its target.
+        var sameBinary = exe is not null && Real(exe.Replace(" (deleted)", "")) == Real(launch.Binary);
+        if (!sameBinary)
         {
             why = $"pid {pid} runs {exe ?? "something else"}, not {launch.Binary}";
-            return null;
+            // started by promha as this binary, since replaced on disk: replace the process too
+            return cmdline is { Count: > 0 } && cmdline[0] == launch.Binary ? -pid : null;
         }
-        var cmdline = CommandLine(pid);
         var expected = new[] { launch.Binary }.Concat(launch.Args).ToList();
         if (cmdline is null || !cmdline.SequenceEqual(expected))
         {
@@ -65,6 +68,26 @@ public static class DetachedServer
         }
         why = "";
         return pid;
+    }
+
+    /// <summary>Whether a pid runs this binary (the same file, or one started as it and since replaced): a reused pid is left alone.</summary>
+    public static bool Runs(int pid, string binary)
+    {
+        var exe = new FileInfo($"/proc/{pid}/exe").LinkTarget;
+        if (exe is not null && Real(exe.Replace(" (deleted)", "")) == Real(binary)) return true;
+        return CommandLine(pid) is { Count: > 0 } cmd && cmd[0] == binary;
+    }
+
+    private static string Real(string path)
+    {
+        try
+        {
+            return new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(path);
+        }
+        catch (IOException)
+        {
+            return Path.GetFullPath(path);
+        }
     }
 
     /// <summary>Alive and not a zombie.</summary>

@@ -123,8 +123,9 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
         }
         var self = Self;
         var p = DetachedServer.Start(_launch);
-        p.Exited += (_, _) => self.Tell(new Exited(p.Id, SafeExitCode(p)));
-        if (p.HasExited) self.Tell(new Exited(p.Id, SafeExitCode(p)));
+        var pid = p.Id;
+        p.Exited += (_, _) => self.Tell(new Exited(pid, SafeExitCode(p)));
+        if (p.HasExited) self.Tell(new Exited(pid, SafeExitCode(p)));
         _process = p;
         _startedAt = Clock.Now;
         _log.Info("Started {0} (pid {1}): {2} {3}", _launch.Name, p.Id, _launch.Binary, string.Join(' ', _launch.Args));
@@ -132,7 +133,7 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
 
     private static int SafeExitCode(Process p)
     {
-        try { return p.ExitCode; } catch (InvalidOperationException) { return -1; }
+        try { return p.ExitCode; } catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException) { return -1; }
     }
 
     private void Cleanup()
@@ -152,8 +153,7 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
         if (lines.Length < 2 || !int.TryParse(lines[0], out var pid)) return null;
         try
         {
-            var exe = new FileInfo($"/proc/{pid}/exe").LinkTarget;
-            if (exe is null || Path.GetFullPath(exe) != Path.GetFullPath(lines[1])) return null;
+            if (!DetachedServer.IsRunning(pid) || !DetachedServer.Runs(pid, lines[1])) return null;
             using var p = Process.GetProcessById(pid);
             Terminate(p, TimeSpan.FromSeconds(10));
             return pid;

@@ -30,7 +30,7 @@ public sealed class SecuritySettingsTests : IDisposable
     {
         var file = Path.Combine(_dir, "token");
         AdminToken.WriteFile(file, "from-the-file-0123456789");
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        if (!OperatingSystem.IsWindows()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
         var env = new Dictionary<string, string?> { ["PROMHA_TOKEN"] = "from-the-environment-0123" };
 
         var s = SettingsLoader.Load(Yaml($"http:\n  tokenFile: {file}"), [], env);
