@@ -58,8 +58,10 @@ public static class TarPreScan
             paxSize = null;
             if (size < 0) throw new InvalidDataException($"{origin}: negative entry size in a tar header");
             var name = Name(header);
-            if (size > limits.MaxTarBytes)
-                throw new ArchiveTooLargeException(origin, $"{name}: a {size:N0}-byte entry; the whole tar may have at most {Mib(limits.MaxTarBytes)}");
+            // Files and metadata have their own limits below; anything else claiming more than the
+            // whole tar may hold is refused before any arithmetic on its size.
+            if (type is not ('0' or '\0' or '7' or 'x' or 'g' or 'L' or 'K') && size > limits.MaxTarBytes)
+                throw new ArchiveTooLargeException(origin, $"{name}: a {size:N0}-byte entry; the whole tar may have at most {Mib(limits.MaxTarBytes)} (config.maxBundleBytes)");
             switch (type)
             {
                 case 'x' or 'g' or 'L' or 'K':
