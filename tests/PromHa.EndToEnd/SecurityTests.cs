@@ -147,14 +147,14 @@ public class SecurityTests(ITestOutputHelper output)
         File.Delete(link);
 
         // The console reads the token from PROMHA_TOKEN_FILE; without it, a clear refusal and exit code 3.
-        var (code, stdout, stderr) = await Console(c, ["switchover", "--api", target.HttpUrl], new() { ["PROMHA_TOKEN_FILE"] = "" });
+        var (code, stdout, stderr) = await PromhaConsole.Run(["switchover", "--api", target.HttpUrl], new Dictionary<string, string> { ["PROMHA_TOKEN_FILE"] = "" });
         output.WriteLine($"console without token: {code} {stdout} {stderr}");
         Assert.Equal(3, code); // README, Console: 3 = admin token missing or wrong
         Assert.Contains("admin token", stderr);
-        (code, stdout, stderr) = await Console(c, ["config", "show", "1", "--api", target.HttpUrl], new() { ["PROMHA_TOKEN_FILE"] = "" });
+        (code, stdout, stderr) = await PromhaConsole.Run(["config", "show", "1", "--api", target.HttpUrl], new Dictionary<string, string> { ["PROMHA_TOKEN_FILE"] = "" });
         Assert.Equal(3, code);
         Assert.Contains("admin token", stderr);
-        (code, stdout, stderr) = await Console(c, ["config", "show", "1", "--api", target.HttpUrl], new() { ["PROMHA_TOKEN_FILE"] = c.TokenFile });
+        (code, stdout, stderr) = await PromhaConsole.Run(["config", "show", "1", "--api", target.HttpUrl], new Dictionary<string, string> { ["PROMHA_TOKEN_FILE"] = c.TokenFile });
         output.WriteLine($"console with token file: {code} {stdout} {stderr}");
         Assert.Equal(0, code);
         Assert.Contains("prometheus.yml", stdout);
@@ -247,10 +247,10 @@ public class SecurityTests(ITestOutputHelper output)
         }
 
         // The API speaks HTTPS with the node's certificate: the console trusts it through the CA file only.
-        var (code, stdout, stderr) = await Console(c, ["status", "--api", master.HttpUrl, "--ca-file", c.CaFile], []);
+        var (code, stdout, stderr) = await PromhaConsole.Run(["status", "--api", master.HttpUrl, "--ca-file", c.CaFile]);
         Assert.Equal(0, code);
         Assert.Contains($"node      {master.Name} (master)", stdout);
-        (code, _, stderr) = await Console(c, ["status", "--api", master.HttpUrl], new() { ["PROMHA_CA_FILE"] = "" });
+        (code, _, stderr) = await PromhaConsole.Run(["status", "--api", master.HttpUrl], new Dictionary<string, string> { ["PROMHA_CA_FILE"] = "" });
         output.WriteLine($"console without the CA: {code} {stderr}");
         Assert.Equal(2, code);
     }
@@ -258,28 +258,4 @@ public class SecurityTests(ITestOutputHelper output)
     private static double RssMiB(LocalNode n) =>
         File.ReadLines($"/proc/{n.Process!.Id}/status").Where(l => l.StartsWith("VmRSS:"))
             .Select(l => double.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024).Single();
-
-    /// <summary>Runs the promha console as an operator would; stopped by its PID if it hangs.</summary>
-    private static async Task<(int Code, string Stdout, string Stderr)> Console(LocalCluster c, string[] args, Dictionary<string, string> env)
-    {
-        var cmd = LocalClusterOptions.DefaultPromhaCommand();
-        var psi = new ProcessStartInfo(cmd[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in cmd.Skip(1).Concat(args)) psi.ArgumentList.Add(a);
-        psi.Environment.Remove("PROMHA_TOKEN");
-        foreach (var (k, v) in env) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill();
-            throw;
-        }
-        return (p.ExitCode, await stdout, await stderr);
-    }
 }

@@ -64,7 +64,7 @@ public class SupervisedTests(ITestOutputHelper output)
 
         // The operator's explicit stop.
         await c.Stop(standby);
-        var (code, stdout) = await Promha(["servers", "stop", "--config", standby.ConfigPath]);
+        var (code, stdout, _) = await PromhaConsole.Run(["servers", "stop", "--config", standby.ConfigPath]);
         output.WriteLine(stdout);
         Assert.Equal(0, code);
         Assert.Contains($"stopped prometheus (pid {prometheus})", stdout);
@@ -86,26 +86,5 @@ public class SupervisedTests(ITestOutputHelper output)
         var result = doc.RootElement.GetProperty("data").GetProperty("result");
         if (result.GetArrayLength() == 0) return [];
         return result[0].GetProperty("values").EnumerateArray().Select(v => v[0].GetDouble()).ToList();
-    }
-
-    private static async Task<(int Code, string Stdout)> Promha(string[] args)
-    {
-        var cmd = LocalClusterOptions.DefaultPromhaCommand();
-        var psi = new ProcessStartInfo(cmd[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in cmd.Skip(1).Concat(args)) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill();
-            throw;
-        }
-        return (p.ExitCode, await stdout + await stderr);
     }
 }

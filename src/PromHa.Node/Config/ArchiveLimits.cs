@@ -23,11 +23,7 @@ public sealed record ArchiveLimits(long MaxBytes, long MaxFileBytes)
 }
 
 /// <summary>An archive that unpacks to more than its limits allow (HTTP 413).</summary>
-public sealed class ArchiveTooLargeException(string origin, string reason) : Exception($"{origin}: {reason}")
-{
-    public string Origin { get; } = origin;
-    public string Reason { get; } = reason;
-}
+public sealed class ArchiveTooLargeException(string origin, string reason) : Exception($"{origin}: {reason}");
 
 /// <summary>
 /// A first pass over a tar stream that reads only its 512-byte headers and skips the data, so that
@@ -48,7 +44,7 @@ public static class TarPreScan
         long? paxSize = null;
         while (true)
         {
-            var got = ReadBlock(tar, header);
+            var got = tar.ReadAtLeast(header, Block, throwOnEndOfStream: false);
             if (got == 0) return; // a tar without its end marker: TarReader decides
             if (got < Block) throw new InvalidDataException($"{origin}: truncated tar header");
             raw += Block;
@@ -68,7 +64,7 @@ public static class TarPreScan
                     if (size > ArchiveLimits.MaxMetadataBytes)
                         throw new ArchiveTooLargeException(origin, $"{name}: a {size:N0}-byte tar metadata record (PAX or long name); at most {ArchiveLimits.MaxMetadataBytes:N0} bytes are accepted");
                     var meta = new byte[size];
-                    if (ReadBlock(tar, meta) != meta.Length) throw new InvalidDataException($"{origin}: truncated tar metadata record");
+                    if (tar.ReadAtLeast(meta, meta.Length, throwOnEndOfStream: false) != meta.Length) throw new InvalidDataException($"{origin}: truncated tar metadata record");
                     raw += Padded(size);
                     CheckRaw(raw, limits, origin);
                     Skip(tar, Padded(size) - size, scratch);
@@ -98,18 +94,6 @@ public static class TarPreScan
     private static string Mib(long bytes) => bytes >= 1024 * 1024 ? $"{bytes / (1024.0 * 1024):0.#} MiB" : $"{bytes:N0} bytes";
 
     private static long Padded(long size) => (size + Block - 1) / Block * Block;
-
-    private static int ReadBlock(Stream s, byte[] buffer)
-    {
-        var total = 0;
-        while (total < buffer.Length)
-        {
-            var n = s.Read(buffer, total, buffer.Length - total);
-            if (n == 0) break;
-            total += n;
-        }
-        return total;
-    }
 
     private static void Skip(Stream s, long bytes, byte[] scratch)
     {

@@ -66,7 +66,7 @@ public sealed class ConfBundle
         limits ??= new ArchiveLimits(long.MaxValue, long.MaxValue);
         var root = Path.GetFullPath(dir);
         if (!Directory.Exists(root)) throw new ConfTreeException(root, "conf dir does not exist");
-        var realRoot = RealPath(root);
+        var realRoot = RealPath.Of(root);
         var files = new List<BundleFile>();
         long total = 0;
         foreach (var path in Enumerate(root))
@@ -104,23 +104,10 @@ public sealed class ConfBundle
     {
         var target = link.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
         if (target is null || !target.Exists) throw new FileNotFoundException(link.FullName); // dangling: not part of the tree
-        var real = RealPath(target.FullName);
+        var real = RealPath.Of(target.FullName);
         if (!real.StartsWith(realRoot + "/", StringComparison.Ordinal))
             throw new ConfTreeException(link.FullName, $"symlink to {real}, outside the conf dir {realRoot}; not followed (copy the file into the tree instead)");
         return new FileInfo(real);
-    }
-
-    /// <summary>A path with every symlink on it resolved (realpath).</summary>
-    private static string RealPath(string path, int depth = 0)
-    {
-        if (depth > 40) throw new IOException($"{path}: too many levels of symbolic links");
-        var full = Path.GetFullPath(path);
-        var parent = Path.GetDirectoryName(full);
-        if (parent is null) return full; // the root
-        var here = Path.Combine(RealPath(parent, depth + 1), Path.GetFileName(full));
-        var info = new FileInfo(here);
-        if (info.LinkTarget is not { } target) return here;
-        return RealPath(Path.IsPathRooted(target) ? target : Path.Combine(Path.GetDirectoryName(here)!, target), depth + 1);
     }
 
     private static IEnumerable<string> Enumerate(string dir)

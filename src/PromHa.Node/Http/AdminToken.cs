@@ -71,17 +71,7 @@ public sealed class AdminToken
     public static string Generate() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     /// <summary>Writes a token file readable by its owner only.</summary>
-    public static void WriteFile(string path, string token) => WritePrivate(path, Encoding.UTF8.GetBytes(token + "\n"));
-
-    /// <summary>A secret file (token, private key): created owner-only, never readable by others even for an instant.</summary>
-    public static void WritePrivate(string path, byte[] content)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using (var fs = new FileStream(path, options)) fs.Write(content);
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-    }
+    public static void WriteFile(string path, string token) => Security.SecretFile.Write(path, Encoding.UTF8.GetBytes(token + "\n"));
 }
 
 /// <summary>Marks an endpoint as needing the admin token (endpoint metadata, read by the filter).</summary>

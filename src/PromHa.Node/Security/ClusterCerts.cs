@@ -15,13 +15,13 @@ public static class ClusterCerts
     static readonly Oid ServerAuth = new("1.3.6.1.5.5.7.3.1");
     static readonly Oid ClientAuth = new("1.3.6.1.5.5.7.3.2");
 
-    /// <summary>Creates a self-signed CA (ECDSA P-256, or RSA 2048 when <paramref name="rsa"/>) and writes
-    /// dir/ca.crt (PEM cert, what peers trust), dir/ca.key (PEM PKCS#8, keep offline) and dir/ca.pfx.</summary>
-    public static X509Certificate2 CreateCa(string dir, string name, bool rsa = false, int years = 10)
+    /// <summary>Creates a self-signed CA and writes dir/ca.crt (PEM cert, what peers trust) and
+    /// dir/ca.key (PEM PKCS#8, keep offline).</summary>
+    public static X509Certificate2 CreateCa(string dir, string name, int years = 10)
     {
         Directory.CreateDirectory(dir);
-        AsymmetricAlgorithm key = rsa ? RSA.Create(2048) : ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var req = NewRequest($"CN={name}, O=PromHa", key);
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var req = new CertificateRequest($"CN={name}, O=PromHa", key, HashAlgorithmName.SHA256);
         req.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
         req.CertificateExtensions.Add(new X509KeyUsageExtension(
             X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign | X509KeyUsageFlags.DigitalSignature, true));
@@ -29,7 +29,7 @@ public static class ClusterCerts
         var now = DateTimeOffset.UtcNow;
         var ca = req.CreateSelfSigned(now.AddMinutes(-5), now.AddYears(years));
         File.WriteAllText(Path.Combine(dir, "ca.crt"), ca.ExportCertificatePem());
-        WriteSecret(Path.Combine(dir, "ca.key"), System.Text.Encoding.ASCII.GetBytes(ExportKeyPem(key)));
+        SecretFile.Write(Path.Combine(dir, "ca.key"), System.Text.Encoding.ASCII.GetBytes(key.ExportPkcs8PrivateKeyPem()));
         return ca; // has its private key
     }
 
@@ -37,14 +37,13 @@ public static class ClusterCerts
     /// EKU serverAuth+clientAuth (it serves and connects), SAN = DNS nodeName, DNS localhost, IP 127.0.0.1
     /// (+ extra). Writes dir/{nodeName}.crt and dir/{nodeName}.key (PEM; the key owner-readable only).</summary>
     public static X509Certificate2 CreateNode(X509Certificate2 ca, string dir, string nodeName,
-        bool rsa = false, int days = 825, IEnumerable<string>? extraDns = null, IEnumerable<IPAddress>? extraIps = null)
+        int days = 825, IEnumerable<string>? extraDns = null, IEnumerable<IPAddress>? extraIps = null)
     {
         Directory.CreateDirectory(dir);
-        AsymmetricAlgorithm key = rsa ? RSA.Create(2048) : ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var req = NewRequest($"CN={nodeName}, O=PromHa", key);
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var req = new CertificateRequest($"CN={nodeName}, O=PromHa", key, HashAlgorithmName.SHA256);
         req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
-        req.CertificateExtensions.Add(new X509KeyUsageExtension(
-            rsa ? X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment : X509KeyUsageFlags.DigitalSignature, true));
+        req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(new OidCollection { ServerAuth, ClientAuth }, false));
         var san = new SubjectAlternativeNameBuilder();
         san.AddDnsName(nodeName);
@@ -60,42 +59,17 @@ public static class ClusterCerts
         var notAfter = now.AddDays(days) < ca.NotAfter ? now.AddDays(days) : new DateTimeOffset(ca.NotAfter.ToUniversalTime());
         var serial = RandomNumberGenerator.GetBytes(16);
         serial[0] &= 0x7F; // positive
-        X509Certificate2 signedNoKey = ca.GetECDsaPrivateKey() is { } caEc
-            ? req.Create(ca.SubjectName, X509SignatureGenerator.CreateForECDsa(caEc), now.AddMinutes(-5), notAfter, serial)
-            : req.Create(ca, now.AddMinutes(-5), notAfter, serial); // RSA CA
-        var withKey = key switch
-        {
-            ECDsa ec => signedNoKey.CopyWithPrivateKey(ec),
-            RSA r => signedNoKey.CopyWithPrivateKey(r),
-            _ => throw new NotSupportedException(),
-        };
+        using var caKey = ca.GetECDsaPrivateKey() ?? throw new ArgumentException("the CA certificate has no ECDSA private key", nameof(ca));
+        using var signed = req.Create(ca.SubjectName, X509SignatureGenerator.CreateForECDsa(caKey), now.AddMinutes(-5), notAfter, serial);
+        var withKey = signed.CopyWithPrivateKey(key);
         File.WriteAllText(Path.Combine(dir, $"{nodeName}.crt"), withKey.ExportCertificatePem());
-        WriteSecret(Path.Combine(dir, $"{nodeName}.key"), System.Text.Encoding.ASCII.GetBytes(ExportKeyPem(key)));
+        SecretFile.Write(Path.Combine(dir, $"{nodeName}.key"), System.Text.Encoding.ASCII.GetBytes(key.ExportPkcs8PrivateKeyPem()));
         return withKey;
     }
 
-    static CertificateRequest NewRequest(string subject, AsymmetricAlgorithm key) => key switch
-    {
-        ECDsa ec => new CertificateRequest(subject, ec, HashAlgorithmName.SHA256),
-        RSA r => new CertificateRequest(subject, r, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1),
-        _ => throw new NotSupportedException(),
-    };
-
-    /// <summary>Key material: mode 0600 on Unix, from its creation on.</summary>
-    static void WriteSecret(string path, byte[] data)
-    {
-        File.Delete(path);
-        PromHa.Node.Http.AdminToken.WritePrivate(path, data);
-    }
-
-    static string ExportKeyPem(AsymmetricAlgorithm key) => key.ExportPkcs8PrivateKeyPem();
-
     /// <summary>A CA with its private key, to issue more node certificates.</summary>
-    public static X509Certificate2 LoadCaWithKey(string dir)
-    {
-        var ca = X509Certificate2.CreateFromPemFile(Path.Combine(dir, "ca.crt"), Path.Combine(dir, "ca.key"));
-        return ca;
-    }
+    public static X509Certificate2 LoadCaWithKey(string dir) =>
+        X509Certificate2.CreateFromPemFile(Path.Combine(dir, "ca.crt"), Path.Combine(dir, "ca.key"));
 
     /// <summary>Builds a chain that trusts ONLY <paramref name="ca"/> (system store ignored).</summary>
     public static bool ChainsToCa(X509Certificate2 cert, X509Certificate2 ca, out string detail)

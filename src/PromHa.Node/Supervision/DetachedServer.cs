@@ -50,16 +50,17 @@ public static class DetachedServer
             why = $"pid {pid} is not running";
             return null;
         }
-        var exe = new FileInfo($"/proc/{pid}/exe").LinkTarget;
-        var cmdline = CommandLine(pid);
-        // An upgraded package leaves "(deleted)" on the old binary; a symlinked binary names its target.
-        var sameBinary = exe is not null && Real(exe.Replace(" (deleted)", "")) == Real(launch.Binary);
-        if (!sameBinary)
+        if (!Runs(pid, launch.Binary))
         {
-            why = $"pid {pid} runs {exe ?? "something else"}, not {launch.Binary}";
-            // started by promha as this binary, since replaced on disk: replace the process too
-            return cmdline is { Count: > 0 } && cmdline[0] == launch.Binary ? -pid : null;
+            why = $"pid {pid} runs something other than {launch.Binary}";
+            return null; // a reused pid: not ours to adopt or stop
         }
+        if (!RunsSameFile(pid, launch.Binary))
+        {
+            why = $"pid {pid} was started as {launch.Binary} but runs another file now";
+            return -pid;
+        }
+        var cmdline = CommandLine(pid);
         var expected = new[] { launch.Binary }.Concat(launch.Args).ToList();
         if (cmdline is null || !cmdline.SequenceEqual(expected))
         {
@@ -71,22 +72,20 @@ public static class DetachedServer
     }
 
     /// <summary>Whether a pid runs this binary (the same file, or one started as it and since replaced): a reused pid is left alone.</summary>
-    public static bool Runs(int pid, string binary)
-    {
-        var exe = new FileInfo($"/proc/{pid}/exe").LinkTarget;
-        if (exe is not null && Real(exe.Replace(" (deleted)", "")) == Real(binary)) return true;
-        return CommandLine(pid) is { Count: > 0 } cmd && cmd[0] == binary;
-    }
+    public static bool Runs(int pid, string binary) =>
+        RunsSameFile(pid, binary) || CommandLine(pid) is { Count: > 0 } cmd && cmd[0] == binary;
 
-    private static string Real(string path)
+    /// <summary>The process's executable is the binary (a symlinked binary names its target; an upgraded one reads "... (deleted)").</summary>
+    private static bool RunsSameFile(int pid, string binary)
     {
+        if (new FileInfo($"/proc/{pid}/exe").LinkTarget is not { } exe) return false;
         try
         {
-            return new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? Path.GetFullPath(path);
+            return RealPath.Of(exe.Replace(" (deleted)", "")) == RealPath.Of(binary);
         }
         catch (IOException)
         {
-            return Path.GetFullPath(path);
+            return false;
         }
     }
 
