@@ -19,6 +19,8 @@ public static class ExitCodes
     public const int BadSettings = 64;
     /// <summary>Left on purpose to start again (an island, a ledger that cannot recover, the loser of a split pair; EX_TEMPFAIL).</summary>
     public const int Restart = 75;
+    /// <summary>A TLS handshake failed on a certificate or crypto error (Akka.Remote's own reason); network failures do not stop the node.</summary>
+    public const int TlsHandshakeFailed = 79;
 
     /// <summary>
     /// The exit code for how the actor system ended. Akka's own exit (exit-clr) would exit 0 after
