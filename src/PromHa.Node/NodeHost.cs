@@ -101,6 +101,7 @@ public static class NodeHost
                          $"\npromha.tiebreaker-lease.targets = [{string.Join(",", s.Cluster.TieBreaker.Targets.Select(t => $"\"{t}\""))}]" +
                          $"\npromha.tiebreaker-lease.connect-timeout = {s.Cluster.TieBreaker.TimeoutMs}ms\n";
 
+        if (tls is not null) generated += "\n" + TlsHandshakeVeto.Hocon;
         akka.AddHocon(ConfigurationFactory.ParseString(generated), HoconAddMode.Prepend);
         foreach (var file in new[] { "cluster.hocon", "serialization.hocon", "persistence.hocon" })
             akka.AddHocon(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(hoconDir, file))), HoconAddMode.Append);
@@ -133,10 +134,15 @@ public static class NodeHost
                 SeedNodes = s.Cluster.Seeds.Select(seed => $"{Protocol(s)}://{SystemName}@{seed}").ToArray(),
             })
             .WithDistributedPubSub(role: null!)
-            .AddLedgerActor(s.Node.Name, view)
+            .AddStartup((system, _) =>
+            {
+                if (tls is not null) TlsHandshakeVeto.Install(system);
+            })
+            .AddLedgerActor(s.Node.Name, view, timings.LeaseDuration)
             .AddMasterActor(s.Node.Name, timings, peers)
+            .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, peers)
             .AddSplitBrainWatchActor(s, view, peers)
-            .AddRoleActor(s.Node.Name, view, timings.LeaseDuration)
+            .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes)
             .AddHealthProbeActor(s, view)
             .AddReloaderActor(s)
             .AddConfigSyncActor(s, view)

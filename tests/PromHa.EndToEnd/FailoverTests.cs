@@ -78,12 +78,23 @@ public class FailoverTests(ITestOutputHelper output)
         // wait only until the crashed node is gone from the cluster, so the singleton can move
         await c.WaitUntil(async () => (await c.Status(next))?.Members.Count == 4, Generous, default, "the crashed node to be removed");
         var singleton = rc.Node(afterFailover.SingletonNode!);
+        Assert.NotEqual(next, singleton); // the singleton prefers a master away from its own node
+        // A master outlives any standby: while the singleton's host dies and the singleton moves,
+        // the master's lease rests on the votes of the majority, and /primary never blinks.
+        var poll = new CancellationTokenSource();
+        var polling = PollPrimary(c, next, poll.Token);
         c.Kill(singleton);
 
         var survivors = c.Nodes.Where(n => n.Running).ToList();
-        var current = await c.WaitForSingleMaster(Generous);
-        await c.WaitUntil(async () => (await c.Status(current))?.SingletonNode is { } s && s != singleton.Name,
+        await c.WaitUntil(async () => (await c.Status(next))?.SingletonNode is { } s && s != singleton.Name,
             Generous, default, "the singleton to move");
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await poll.CancelAsync();
+        var (polls, misses) = await polling;
+        output.WriteLine($"{polls} polls of {next.Name}'s /primary while {singleton.Name} (singleton host) died: {misses.Count} not 200");
+        Assert.True(misses.Count == 0, $"the master's /primary answered {string.Join(", ", misses.Take(10))} while a standby died");
+        var current = await c.WaitForSingleMaster(Generous);
+        Assert.Equal(next, current);
         // one more role change, decided by the new singleton
         var r = await c.Api(current).Switchover(null);
         Assert.True(r.Accepted, r.Message);
@@ -122,6 +133,22 @@ public class FailoverTests(ITestOutputHelper output)
         Assert.Equal(before[0].Epoch, after.Single(h => h.At == before[0].At).Epoch);
         var epoch = (await c.Status(again))!.Epoch;
         Assert.True(epoch >= before[0].Epoch, $"epoch {epoch} after restart, {before[0].Epoch} before");
+    }
+
+    /// <summary>Polls a node's /primary every 50 ms until cancelled; returns how many polls and the ones not 200.</summary>
+    internal static async Task<(int Polls, List<string> Misses)> PollPrimary(LocalCluster c, LocalNode n, CancellationToken ct)
+    {
+        var misses = new List<string>();
+        var polls = 0;
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        while (!ct.IsCancellationRequested)
+        {
+            var code = await c.PrimaryCode(n);
+            polls++;
+            if (code != 200) misses.Add($"{code} at +{started.ElapsedMilliseconds} ms");
+            try { await Task.Delay(50, ct); } catch (OperationCanceledException) { }
+        }
+        return (polls, misses);
     }
 
     internal static async Task<int> HttpCode(string url)

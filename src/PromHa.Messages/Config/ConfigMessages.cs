@@ -62,8 +62,19 @@ public sealed record ConfigStatus(
     IReadOnlyList<NodeConfigView> Nodes,
     IReadOnlyList<CandidateRejected> Rejected) : IPromHaMessage;
 
+/// <summary>
+/// The config-versions singleton's heartbeat, every second and on every change: nodes compare
+/// <see cref="Latest"/> with what they run (anti-entropy) and their ledgers catch up from
+/// <see cref="SingletonAddress"/>'s; <see cref="Nodes"/> is what each node reported it runs.
+/// </summary>
+public sealed record ConfigHeartbeat(
+    ConfigVersionCommitted? Latest,
+    string SingletonAddress,
+    IReadOnlyList<NodeConfigView> Nodes,
+    DateTimeOffset At) : IPromHaMessage;
+
 public static class ConfigTopics
 {
-    /// <summary>New config versions.</summary>
+    /// <summary>New config versions and the config-versions singleton's heartbeat.</summary>
     public const string Config = "promha.config";
 }

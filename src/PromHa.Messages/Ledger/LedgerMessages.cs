@@ -9,7 +9,9 @@ public sealed record RecordMasterChanged(MasterChanged Change) : IEpochMessage
     public long Epoch => Change.Epoch;
 }
 
-public sealed record Recorded(string Node, long Epoch) : IEpochMessage;
+/// <param name="VouchRemainingMs">How long a vouch this ledger gave for an earlier reign may still
+/// count (see <see cref="Roles.Vouched"/>): a new master is announced only after it ran out.</param>
+public sealed record Recorded(string Node, long Epoch, long VouchRemainingMs = 0) : IEpochMessage;
 
 /// <summary>
 /// A role change the singleton journaled but could not get onto a majority of the configured

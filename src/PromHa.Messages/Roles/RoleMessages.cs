@@ -18,8 +18,30 @@ public sealed record RenewLease(long Epoch, string Node, long RequestId) : IEpoc
 /// </summary>
 public sealed record LeaseGranted(long Epoch, string Node, long RequestId, long DurationMs) : IEpochMessage;
 
-/// <summary>The singleton refused the lease: the node must not act as master for this epoch.</summary>
-public sealed record LeaseDenied(long Epoch, string Node, string Reason) : IEpochMessage;
+/// <summary>
+/// The singleton refused the lease. <see cref="Binding"/>: the role is moving or belongs to another
+/// reign, so the node stops acting as master at once and no longer leans on its voters. A
+/// non-binding refusal (the singleton lost its majority) only ends the singleton's grant: the
+/// votes of a majority may still carry the master.
+/// </summary>
+public sealed record LeaseDenied(long Epoch, string Node, string Reason, bool Binding = true) : IEpochMessage;
+
+/// <summary>
+/// The master asks a member's ledger to vouch for its reign for one lease term. A ledger vouches
+/// only for the reign at its journaled head (epoch, node and incarnation all match). A master
+/// vouched for by a majority of the configured nodes keeps the role while the singleton is away.
+/// </summary>
+public sealed record VouchForMaster(long Epoch, string Node, string Incarnation, long RequestId) : IEpochMessage;
+
+/// <summary>
+/// A ledger vouches for <see cref="Node"/>'s reign for <see cref="DurationMs"/>, counted by the
+/// master from when it asked. Until then that ledger acknowledges a newer epoch only together
+/// with how long this vouch still runs, and the singleton waits that long before announcing it.
+/// </summary>
+public sealed record Vouched(long Epoch, string Node, string Voter, long RequestId, long DurationMs) : IEpochMessage;
+
+/// <summary>The master gave up its reign (switchover, shutdown, binding refusal): its vouches end now.</summary>
+public sealed record WithdrawVouch(long Epoch, string Node) : IEpochMessage;
 
 /// <summary>The singleton asks the master to step down now (switchover).</summary>
 public sealed record RevokeLease(long Epoch, string Node) : IEpochMessage;
@@ -32,10 +54,7 @@ public sealed record RequestSwitchover(string? Target) : IPromHaMessage;
 
 public sealed record SwitchoverResult(bool Accepted, string Message) : IPromHaMessage;
 
-/// <summary>
-/// What the singleton knows, published every second and on every change. Nodes compare
-/// <see cref="LatestConfig"/> with what they applied (config anti-entropy).
-/// </summary>
+/// <summary>What the master singleton knows, published every second and on every change.</summary>
 public sealed record MasterStatus(
     long Epoch,
     string? Master,
@@ -43,8 +62,7 @@ public sealed record MasterStatus(
     string SingletonAddress,
     bool Recovered,
     IReadOnlyList<NodeHealthView> Nodes,
-    DateTimeOffset At,
-    Config.ConfigVersionCommitted? LatestConfig = null) : IEpochMessage;
+    DateTimeOffset At) : IEpochMessage;
 
 /// <summary>One node's health as the singleton last heard it.</summary>
 public sealed record NodeHealthView(
@@ -55,7 +73,7 @@ public sealed record NodeHealthView(
     bool AlertmanagerHealthy,
     double? LastReportAgeSeconds,
     string? Detail,
-    long? ConfigVersion = null,
+    long? ConfigVersion = null,   // filled in by the HTTP API from the config-versions heartbeat
     string? ConfigError = null,
     string? PrometheusUrl = null,
     string? ApiUrl = null,

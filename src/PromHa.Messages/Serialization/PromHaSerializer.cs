@@ -31,6 +31,9 @@ public sealed class PromHaSerializer(ExtendedActorSystem system) : SerializerWit
         ("roles.switchover-result.v1", typeof(SwitchoverResult)),
         ("roles.master-status.v1", typeof(MasterStatus)),
         ("roles.get-master-status.v1", typeof(GetMasterStatus)),
+        ("roles.vouch-for-master.v1", typeof(VouchForMaster)),
+        ("roles.vouched.v1", typeof(Vouched)),
+        ("roles.withdraw-vouch.v1", typeof(WithdrawVouch)),
         ("health.node-health.v1", typeof(NodeHealth)),
         ("ledger.record.v1", typeof(RecordMasterChanged)),
         ("ledger.recorded.v1", typeof(Recorded)),
@@ -59,6 +62,7 @@ public sealed class PromHaSerializer(ExtendedActorSystem system) : SerializerWit
         ("config.apply-failed.v1", typeof(ConfigApplyFailed)),
         ("config.get-status.v1", typeof(GetConfigStatus)),
         ("config.status.v1", typeof(ConfigStatus)),
+        ("config.heartbeat.v1", typeof(ConfigHeartbeat)),
     ];
 
     private static readonly FrozenDictionary<Type, string> ManifestByType =

@@ -24,6 +24,9 @@ public sealed class NodeView(string nodeName, bool witness)
     /// <summary>The config version this node runs, and the latest it knows of.</summary>
     public long ConfigApplied { get; set; }
     public long ConfigLatest { get; set; }
+
+    /// <summary>The config-versions singleton's last heartbeat: the latest version and what each node runs.</summary>
+    public Messages.Config.ConfigHeartbeat? ConfigCluster { get; set; }
     public bool PrometheusHealthy => _snapshot.Health is { PrometheusHealthy: true };
 
     /// <summary>When this node last became master; edits in its conf dir after that are authoritative.</summary>

@@ -40,7 +40,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private bool _applying;
     private (long Version, DateTimeOffset At)? _failed;
     private bool _forceReapply;
-    private string? _renderedFor; // the master the live tree was rendered for (federate mode)
+    // the master the live tree was rendered for, and whether this node held the lease then (federate mode)
+    private (string? Master, bool AsMaster) _renderedFor;
     private FileSystemWatcher? _watcher;
     private string? _lastScanHash;
     private string? _lastScanError;
@@ -61,6 +62,11 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 
         Receive<Tick>(_ => OnTick());
         Receive<ConfigVersionAvailable>(a => Consider(new Target(a.Version, a.BundleHash, a.Origin)));
+        Receive<ConfigHeartbeat>(h =>
+        {
+            _view.ConfigCluster = h;
+            if (h.Latest is { } latest) Consider(new Target(latest.Version, latest.BundleHash, latest.Origin));
+        });
         Receive<ApplyFinished>(OnApplyFinished);
         Receive<FetchBundleChunk>(ServeChunk);
         Receive<BundleChunk>(OnChunk);
@@ -139,11 +145,13 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 
     private void OnTick()
     {
-        // Anti-entropy: the singleton's heartbeat names the latest version.
-        if (_view.Current.Status?.LatestConfig is { } latest)
+        // Anti-entropy: the config-versions singleton's heartbeat names the latest version.
+        if (_view.ConfigCluster?.Latest is { } latest)
             Consider(new Target(latest.Version, latest.BundleHash, latest.Origin));
         // federate mode renders by role: a new master means new files
-        if (_s.Config.Mode == ConfigMode.Federate && _applied is not null && _view.Current.Master is { } master && master != _renderedFor)
+        // (the role is known a moment before the lease is granted: render again once it is)
+        if (_s.Config.Mode == ConfigMode.Federate && _applied is not null && _view.Current.Master is { } master &&
+            (master, _view.IsMaster) != _renderedFor)
         {
             _forceReapply = true;
             MaybeApply();
@@ -176,7 +184,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         _applying = true;
         _forceReapply = false;
         var ctx = RenderContextNow(isMaster: _view.IsMaster);
-        _renderedFor = _view.Current.Master;
+        _renderedFor = (_view.Current.Master, _view.IsMaster);
         Context.ActorSelection(Self.Path.Parent / ReloaderActor.Name).Tell(new ApplyVersion(t.Version, bundle, ctx));
     }
 
@@ -209,14 +217,14 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
                     (_recent?.Hash == r.BundleHash ? _recent : _store.Load(r.BundleHash)) is { } bundle)
                     WriteConfDir(bundle, r.Version);
             }
-            Master().Tell(new ConfigApplied(_s.Node.Name, r.Version, r.BundleHash, r.Seconds, DateTimeOffset.UtcNow));
+            Versions().Tell(new ConfigApplied(_s.Node.Name, r.Version, r.BundleHash, r.Seconds, DateTimeOffset.UtcNow));
         }
         else
         {
             _failed = (r.Version, Clock.Now);
             ConfigMetrics.ReloadFailures.Inc();
             _log.Error("Config version {0} not applied, previous config kept: {1}", r.Version, r.Reason);
-            Master().Tell(new ConfigApplyFailed(_s.Node.Name, r.Version, r.Reason ?? "unknown", DateTimeOffset.UtcNow));
+            Versions().Tell(new ConfigApplyFailed(_s.Node.Name, r.Version, r.Reason ?? "unknown", DateTimeOffset.UtcNow));
         }
         MaybeApply();
         if (_scanPending && CaughtUp)
@@ -393,7 +401,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         var stored = sw.ElapsedMilliseconds;
         try
         {
-            var reply = await Master().Ask<object>(
+            var reply = await Versions().Ask<object>(
                 new SubmitCandidate(bundle.Hash, bundle.Files.Count, bundle.Bytes, source, author, _s.Node.Name), TimeSpan.FromSeconds(20));
             switch (reply)
             {
@@ -425,7 +433,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         ConfigMetrics.Rejected.WithLabels(source.Split(':')[0]).Inc();
         ConfigMetrics.LastRejected.Set(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
         _lastRejected = new CandidateRejected(_s.Node.Name, hash, source, author, reason, DateTimeOffset.UtcNow);
-        Master().Tell(_lastRejected);
+        Versions().Tell(_lastRejected);
         return new SubmitResult(SubmitOutcome.Rejected, null, hash, reason);
     }
 
@@ -535,7 +543,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 
     // ---- helpers -----------------------------------------------------------------------------
 
-    private IActorRef Master() => ActorRegistry.For(Context.System).Get<MasterProxyKey>();
+    /// <summary>The config-versions singleton: it numbers versions and hears what each node runs.</summary>
+    private IActorRef Versions() => ActorRegistry.For(Context.System).Get<ConfigVersionsProxyKey>();
 
     private Applied? LoadApplied()
     {

@@ -106,7 +106,7 @@ public static class ConfigEndpoints
             ConfigStatus? cluster = null;
             try
             {
-                cluster = await registry.Get<MasterProxyKey>().Ask<ConfigStatus>(GetConfigStatus.Instance, TimeSpan.FromSeconds(3));
+                cluster = await registry.Get<ConfigVersionsProxyKey>().Ask<ConfigStatus>(GetConfigStatus.Instance, TimeSpan.FromSeconds(3));
             }
             catch (AskTimeoutException) { }
             var rejected = cluster?.Rejected.ToList() ?? [];

@@ -98,9 +98,16 @@ public static class HttpEndpoints
         return new StatusResponse(v.NodeName, role, snap.HoldsLease, snap.Epoch, snap.Master,
             snap.Status?.SingletonNode, v.Witness,
             snap.Health is { } h ? new LocalHealth(h.PrometheusHealthy, h.AlertmanagerHealthy, h.Detail) : null,
-            Members(system), snap.Status?.Nodes ?? [], v.ConfigApplied, Math.Max(v.ConfigLatest, snap.Status?.LatestConfig?.Version ?? 0),
+            Members(system), WithConfig(snap.Status?.Nodes ?? [], v.ConfigCluster), v.ConfigApplied,
+            Math.Max(v.ConfigLatest, v.ConfigCluster?.Latest?.Version ?? 0),
             v.Split);
     }
+
+    /// <summary>Each node's health (master singleton) beside the config version it runs (config-versions singleton).</summary>
+    private static IReadOnlyList<NodeHealthView> WithConfig(IReadOnlyList<NodeHealthView> nodes, Messages.Config.ConfigHeartbeat? config) =>
+        config is null ? nodes : nodes.Select(n => config.Nodes.FirstOrDefault(c => c.Node == n.Node) is { } c
+            ? n with { ConfigVersion = c.Applied, ConfigError = c.FailedReason }
+            : n).ToList();
 
     public static List<MemberInfo> Members(ActorSystem system)
     {

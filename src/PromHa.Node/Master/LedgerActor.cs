@@ -31,11 +31,14 @@ public sealed class LedgerActor : ReceivePersistentActor
     private DateTimeOffset _lastSyncRequest = DateTimeOffset.MinValue;
     /// <summary>The highest epoch and version numbers dropped as never committed: not to be handed out again.</summary>
     private long _discardedEpoch, _discardedConfig;
+    /// <summary>This ledger's vote on the master's reign; follows the journaled head.</summary>
+    private VoterState _vote;
 
-    public LedgerActor(string node, NodeView view)
+    public LedgerActor(string node, NodeView view, TimeSpan leaseTerm)
     {
         _node = node;
         _view = view;
+        _vote = VoterState.Start(leaseTerm, Clock.Now);
         Recover<MasterChanged>(e => _history = Append(_history, e));
         Recover<ConfigVersionCommitted>(e => _configs = Append(_configs, e));
         Recover<DiscardMasterChanged>(Drop);
@@ -56,6 +59,15 @@ public sealed class LedgerActor : ReceivePersistentActor
         Command<MasterChanged>(e => Persist(e, sender: ActorRefs.Nobody));
         Command<RecordConfigVersion>(r => PersistConfig(r.Committed, Sender));
         Command<GetLedgerHead>(_ => Sender.Tell(CurrentHead()));
+        Command<VouchForMaster>(v =>
+        {
+            var (vote, refusal) = Vote().Vouch(v.Epoch, v.Node, v.Incarnation, Clock.Now);
+            _vote = vote;
+            // a refusal goes unanswered: the master counts only vouches, and lapses without them
+            if (refusal is null)
+                Sender.Tell(new Vouched(v.Epoch, v.Node, _node, v.RequestId, (long)vote.Term.TotalMilliseconds));
+        });
+        Command<WithdrawVouch>(w => _vote = Vote().Withdraw(w.Epoch, w.Node));
         Command<LedgerSync>(s =>
         {
             if (Head > s.Epoch || ConfigHead > s.ConfigVersion)
@@ -68,7 +80,8 @@ public sealed class LedgerActor : ReceivePersistentActor
             foreach (var e in evs.Events.OrderBy(e => e.Epoch)) Persist(e, sender: ActorRefs.Nobody);
             foreach (var c in (evs.Configs ?? []).OrderBy(c => c.Version)) PersistConfig(c, ActorRefs.Nobody);
         });
-        Command<MasterStatus>(OnStatus);
+        Command<MasterStatus>(s => CatchUp(s.Epoch, 0, s.SingletonAddress));
+        Command<ConfigHeartbeat>(h => CatchUp(0, h.Latest?.Version ?? 0, h.SingletonAddress));
         Command<GetHistory>(q => Sender.Tell(_history.TakeLast(q.Limit).Reverse().ToList()));
         Command<GetConfigVersions>(q => Sender.Tell(_configs.TakeLast(q.Limit).Reverse().ToList()));
         Command<GetConfigVersion>(q => Sender.Tell(new ConfigVersionLookup(q.Version, Find(q.Version))));
@@ -106,6 +119,16 @@ public sealed class LedgerActor : ReceivePersistentActor
     }
 
     private long Head => _history.IsEmpty ? 0 : _history[^1].Epoch;
+
+    /// <summary>The vote, moved to the journaled head first: a newer head ends the vouches for the old reign.</summary>
+    private VoterState Vote()
+    {
+        var last = _history.LastOrDefault();
+        return _vote = _vote.AtHead(Head, last?.Node, last?.Incarnation);
+    }
+
+    private Recorded RecordedHead() =>
+        new(_node, Head, (long)Math.Ceiling(Vote().EarlierVouchesRemaining(Clock.Now).TotalMilliseconds));
     private long ConfigHead => _configs.IsEmpty ? 0 : _configs[^1].Version;
 
     private ConfigVersionCommitted? Find(long version)
@@ -149,13 +172,13 @@ public sealed class LedgerActor : ReceivePersistentActor
                 sender.Tell(new Recorded(_node, e.Epoch - 1));
                 return;
             }
-            sender.Tell(new Recorded(_node, Head));
+            sender.Tell(RecordedHead());
             return;
         }
         Persist(e, persisted =>
         {
             if (persisted.Epoch > Head) _history = Append(_history, persisted);
-            sender.Tell(new Recorded(_node, Head));
+            sender.Tell(RecordedHead());
         });
     }
 
@@ -180,15 +203,15 @@ public sealed class LedgerActor : ReceivePersistentActor
         });
     }
 
-    private void OnStatus(MasterStatus status)
+    /// <summary>A singleton's heartbeat names a newer epoch or config version: fetch what is missing from its ledger.</summary>
+    private void CatchUp(long epoch, long configVersion, string singletonAddress)
     {
-        var configBehind = status.LatestConfig is { } c && c.Version > ConfigHead;
         // at most one request every 2 s; a lost one is retried on a later heartbeat
-        if ((status.Epoch <= Head && !configBehind) || Clock.Now - _lastSyncRequest < TimeSpan.FromSeconds(2)) return;
+        if ((epoch <= Head && configVersion <= ConfigHead) || Clock.Now - _lastSyncRequest < TimeSpan.FromSeconds(2)) return;
         _lastSyncRequest = Clock.Now;
-        _log.Info("Ledger at epoch {0} and config version {1}, cluster at {2} and {3}: fetching what is missing",
-            Head, ConfigHead, status.Epoch, status.LatestConfig?.Version ?? 0);
-        Context.ActorSelection($"{status.SingletonAddress}/user/{Name}").Tell(new LedgerSync(_node, Head, ConfigHead));
+        _log.Info("Ledger at epoch {0} and config version {1}, a singleton at {2} and {3}: fetching what is missing",
+            Head, ConfigHead, Math.Max(epoch, Head), Math.Max(configVersion, ConfigHead));
+        Context.ActorSelection($"{singletonAddress}/user/{Name}").Tell(new LedgerSync(_node, Head, ConfigHead));
     }
 
     private static ImmutableList<MasterChanged> Append(ImmutableList<MasterChanged> history, MasterChanged e) =>
@@ -203,7 +226,7 @@ public sealed class LedgerKey;
 
 public static class LedgerActorHostingExtensions
 {
-    public static AkkaConfigurationBuilder AddLedgerActor(this AkkaConfigurationBuilder builder, string node, NodeView view) =>
+    public static AkkaConfigurationBuilder AddLedgerActor(this AkkaConfigurationBuilder builder, string node, NodeView view, TimeSpan leaseTerm) =>
         builder.WithActors((system, registry) =>
-            registry.Register<LedgerKey>(system.ActorOf(Props.Create(() => new LedgerActor(node, view)), LedgerActor.Name)));
+            registry.Register<LedgerKey>(system.ActorOf(Props.Create(() => new LedgerActor(node, view, leaseTerm)), LedgerActor.Name)));
 }

@@ -10,6 +10,7 @@ using PromHa.Messages.Health;
 using PromHa.Messages.Ledger;
 using PromHa.Messages.Roles;
 using PromHa.Node.Cluster;
+using PromHa.Node.Replication;
 using ClusterEvent = Akka.Cluster.ClusterEvent;
 
 namespace PromHa.Node.Master;
@@ -17,7 +18,8 @@ namespace PromHa.Node.Master;
 /// <summary>
 /// The cluster singleton that decides who is master. A thin shell around <see cref="MasterState"/>:
 /// it turns cluster events and health reports into observations, asks the state to decide on a
-/// timer, and writes each decision to every reachable ledger before it announces it.
+/// timer, and appends each decision to the <see cref="ReplicatedLog{TEntry,TAck}"/>, announcing it
+/// only once a majority holds it. Config versions are numbered by <see cref="Config.ConfigVersionsActor"/>.
 /// </summary>
 public sealed class MasterActor : ReceiveActor, IWithTimers
 {
@@ -26,8 +28,6 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     // membership changes decide at once.
     private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan RecoveryAskInterval = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan LocalJournalTimeout = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan ReplicationTimeout = TimeSpan.FromSeconds(2);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
@@ -39,27 +39,27 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private bool _committing;
     /// <summary>The state before the decision being journaled: where a discarded decision goes back to.</summary>
     private MasterState? _beforeDecision;
-    /// <summary>The highest config version number handed out, committed or not: never handed out twice.</summary>
-    private long _configNumberedUpTo;
     private MasterChanged? _announced; // the last change that was journaled and published
     private DateTimeOffset _recoveryStarted;
     private DateTimeOffset? _noQuorumSince;
     private static readonly TimeSpan IslandTimeout = TimeSpan.FromSeconds(20);
 
     private readonly IReadOnlyList<string> _seeds;
-
-    // Config versions: numbered here, journaled on every live ledger before they are announced.
-    private ConfigVersionCommitted? _latestConfig;
-    private bool _committingConfig;
-    private readonly Queue<(SubmitCandidate Candidate, IActorRef ReplyTo)> _pendingConfig = new();
-    private readonly Dictionary<string, NodeConfigView> _nodeConfigs = new();
-    private readonly LinkedList<CandidateRejected> _rejected = new();
-    private const int KeepRejected = 20;
+    private readonly ReplicatedLog<MasterChanged, Recorded> _ledgers;
 
     public MasterActor(string selfNode, MasterTimings timings, IReadOnlyList<string> seeds)
     {
         _state = MasterState.Initial(selfNode, timings);
         _seeds = seeds;
+        _ledgers = new ReplicatedLog<MasterChanged, Recorded>(
+            new LogSpec<MasterChanged, Recorded>(
+                c => new RecordMasterChanged(c),
+                (ack, c) => ack.Epoch >= c.Epoch,
+                (c, why) => new DiscardMasterChanged(c.Epoch, why, c.Node)),
+            Context.System,
+            LocalLedger,
+            () => LiveMembers().ToList(),
+            () => _state.ClusterSize);
         Recovering();
     }
 
@@ -75,11 +75,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         public static readonly AskLedgers Instance = new();
     }
 
-    private sealed record Committed(MasterChanged Change, int Acks, int Asked);
+    private sealed record Committed(Appended<MasterChanged, Recorded> Result);
 
-    private sealed record ConfigCommitted(ConfigVersionCommitted Version, IActorRef ReplyTo, int Acks, int Asked);
+    /// <summary>A committed change whose old reign's vouches have run out: announce it now.</summary>
+    private sealed record Announce(MasterChanged Change, int Acks, int Asked);
 
-    private sealed record ConfigCommitFailed(SubmitCandidate Candidate, IActorRef ReplyTo, Exception Cause);
 
     private sealed record ProbeOutsiders
     {
@@ -129,8 +129,6 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<RenewLease>(_ => { });
         Receive<GetMasterStatus>(_ => Sender.Tell(Status()));
         Receive<RequestSwitchover>(_ => Sender.Tell(new SwitchoverResult(false, "the master singleton is still recovering")));
-        Receive<SubmitCandidate>(c => Sender.Tell(new CandidateNotCommitted(c.BundleHash, "the master singleton is still recovering; try again in a few seconds")));
-        ReceiveConfigReports();
     }
 
     /// <summary>
@@ -144,16 +142,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private bool KnowsLatestEpoch(bool forLease)
     {
         var size = _state.ClusterSize;
-        if (size <= 2) return forLease || MissingHeads().Count == 0;
-        return _state.Members.Keys.Count(_heads.ContainsKey) * 2 > size;
+        return (forLease && size <= 2) || Quorum.KnowsLatest(_state.Members.Keys.Count(_heads.ContainsKey), MissingHeads().Count, size);
     }
 
-    private void AskMissingHeads()
-    {
-        foreach (var name in MissingHeads())
-            if (_addresses.TryGetValue(name, out var address))
-                Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(GetLedgerHead.Instance);
-    }
+    private void AskMissingHeads() =>
+        _ledgers.AskHeads(MissingHeads().Select(n => _addresses.GetValueOrDefault(n)).OfType<Address>(), Self);
 
     private List<string> MissingHeads() =>
         _state.Members.Values.Where(m => m.Reachable).Select(m => m.Name)
@@ -166,23 +159,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _state = _state.Recover(best?.Last, Clock.Now);
         // numbers a predecessor discarded are never handed out again
         _state = _state with { NumberedUpTo = Math.Max(_state.NumberedUpTo, _heads.Values.Select(h => h.DiscardedEpoch).DefaultIfEmpty(0).Max()) };
-        _configNumberedUpTo = Math.Max(_configNumberedUpTo, _heads.Values.Select(h => h.DiscardedConfigVersion).DefaultIfEmpty(0).Max());
         _announced = best?.Last;
-        _latestConfig = _heads.Values.Select(h => h.LastConfig).Where(c => c is not null).MaxBy(c => c!.Version);
         _log.Info("Master singleton recovered: epoch {0}, master {1} (ledgers of {2})",
             _state.Epoch, _state.Master ?? "none", string.Join(",", _heads.Keys.Order()));
         // A local ledger that is behind copies the missing changes from the one that is ahead.
         if (_heads.TryGetValue(_state.SelfNode, out var own))
         {
             if (best is not null && own.Epoch < best.Epoch && _addresses.TryGetValue(best.Node, out var bestAddress))
-                Context.ActorSelection(new RootActorPath(bestAddress) / "user" / LedgerActor.Name)
-                    .Tell(new LedgerSync(_state.SelfNode, own.Epoch, own.ConfigVersion), LocalLedger());
-            var bestConfig = _heads.Values.MaxBy(h => h.ConfigVersion);
-            if (bestConfig is not null && own.ConfigVersion < bestConfig.ConfigVersion && _addresses.TryGetValue(bestConfig.Node, out var configAddress))
-                Context.ActorSelection(new RootActorPath(configAddress) / "user" / LedgerActor.Name)
-                    .Tell(new LedgerSync(_state.SelfNode, long.MaxValue, own.ConfigVersion), LocalLedger());
+                _ledgers.Ledger(bestAddress).Tell(new LedgerSync(_state.SelfNode, own.Epoch, own.ConfigVersion), LocalLedger());
         }
-        _log.Info("Latest config version: {0}", _latestConfig is null ? "none" : $"{_latestConfig.Version} ({_latestConfig.BundleHash[..12]})");
         Become(Active);
         Timers.StartPeriodicTimer("tick", Tick.Instance, TickInterval);
         Timers.StartPeriodicTimer("status", PublishStatusTick.Instance, TimeSpan.FromSeconds(1));
@@ -210,14 +195,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
                 _state = _state.Recover(h.Last, Clock.Now);
                 _announced = h.Last;
                 if (_addresses.TryGetValue(h.Node, out var from))
-                    Context.ActorSelection(new RootActorPath(from) / "user" / LedgerActor.Name)
-                        .Tell(new LedgerSync(_state.SelfNode, 0, 0), LocalLedger());
-                Publish(Status());
-            }
-            if (h.LastConfig is { } c && c.Version > (_latestConfig?.Version ?? 0))
-            {
-                _log.Warning("Learned config version {0} from {1}'s ledger; adopting it", c.Version, h.Node);
-                _latestConfig = c;
+                    _ledgers.Ledger(from).Tell(new LedgerSync(_state.SelfNode, 0, 0), LocalLedger());
                 Publish(Status());
             }
         });
@@ -225,6 +203,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<Tick>(_ => Decide());
         Receive<PublishStatusTick>(_ => Publish(Status()));
         Receive<Committed>(OnCommitted);
+        Receive<Announce>(OnAnnounce);
         // This node's journal did not take the change: start over from the ledgers (a restarted
         // singleton recovers) rather than announce something that is not journaled.
         Receive<Status.Failure>(f => throw new InvalidOperationException("Journaling a role change failed", f.Cause));
@@ -237,7 +216,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             _state = state;
             Sender.Tell(verdict == LeaseVerdict.Granted
                 ? new LeaseGranted(r.Epoch, r.Node, r.RequestId, (long)_state.Timings.LeaseDuration.TotalMilliseconds)
-                : new LeaseDenied(r.Epoch, r.Node, reason));
+                : new LeaseDenied(r.Epoch, r.Node, reason, Binding: verdict == LeaseVerdict.Denied));
         });
         Receive<LeaseReleased>(r =>
         {
@@ -261,95 +240,6 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             Sender.Tell(new SwitchoverResult(true, $"switching over from {_state.Master} to {_state.SwitchoverTarget}"));
         });
         Receive<GetMasterStatus>(_ => Sender.Tell(Status()));
-        Receive<SubmitCandidate>(c => OnSubmit(c, Sender));
-        Receive<ConfigCommitted>(OnConfigCommitted);
-        Receive<ConfigCommitFailed>(f =>
-        {
-            _committingConfig = false;
-            _log.Error(f.Cause, "Committing config bundle {0} failed", f.Candidate.BundleHash);
-            f.ReplyTo.Tell(new CandidateNotCommitted(f.Candidate.BundleHash, $"journaling failed: {f.Cause.Message}"));
-            NextPendingConfig();
-        });
-        ReceiveConfigReports();
-    }
-
-    private void ReceiveConfigReports()
-    {
-        Receive<ConfigApplied>(a =>
-            _nodeConfigs[a.Node] = new NodeConfigView(a.Node, a.Version, null, null, a.At));
-        Receive<ConfigApplyFailed>(f =>
-        {
-            _log.Warning("{0} could not apply config version {1}: {2}", f.Node, f.Version, f.Reason);
-            var applied = _nodeConfigs.TryGetValue(f.Node, out var v) ? v.Applied : 0;
-            _nodeConfigs[f.Node] = new NodeConfigView(f.Node, applied, f.Version, f.Reason, f.At);
-        });
-        Receive<CandidateRejected>(r =>
-        {
-            _rejected.AddFirst(r);
-            while (_rejected.Count > KeepRejected) _rejected.RemoveLast();
-        });
-        Receive<GetConfigStatus>(_ => Sender.Tell(new ConfigStatus(_latestConfig,
-            _nodeConfigs.Values.OrderBy(v => v.Node, StringComparer.Ordinal).ToList(), _rejected.ToList())));
-    }
-
-    /// <summary>
-    /// A validated bundle becomes the next version, unless it is the latest already. Commits are
-    /// one at a time, so a number is never handed out twice; a majority must be up, so the
-    /// ledgers of any later majority include it (as for epochs).
-    /// </summary>
-    private void OnSubmit(SubmitCandidate c, IActorRef replyTo)
-    {
-        if (_latestConfig is { } latest && latest.BundleHash == c.BundleHash && !_committingConfig)
-        {
-            replyTo.Tell(new CandidateCommitted(latest.Version, latest.BundleHash, false));
-            return;
-        }
-        if (!_state.HasQuorum || !KnowsLatestEpoch(forLease: false))
-        {
-            replyTo.Tell(new CandidateNotCommitted(c.BundleHash, "no majority of the configured nodes is up; nothing was committed"));
-            return;
-        }
-        if (_committingConfig)
-        {
-            _pendingConfig.Enqueue((c, replyTo));
-            return;
-        }
-        var version = new ConfigVersionCommitted(Math.Max(_latestConfig?.Version ?? 0, _configNumberedUpTo) + 1, c.BundleHash, c.FileCount, c.Bytes,
-            c.Source, c.Author, c.Origin, DateTimeOffset.UtcNow);
-        _committingConfig = true;
-        ReplicateToLedgers<ConfigRecorded>(new RecordConfigVersion(version), r => r.Version >= version.Version).PipeTo(Self,
-            success: acks => new ConfigCommitted(version, replyTo, acks.Acks, acks.Asked),
-            failure: e => new ConfigCommitFailed(c, replyTo, e));
-    }
-
-    private void OnConfigCommitted(ConfigCommitted c)
-    {
-        _committingConfig = false;
-        var v = c.Version;
-        _configNumberedUpTo = Math.Max(_configNumberedUpTo, v.Version);
-        if (!_state.IsMajority(c.Acks))
-        {
-            var why = $"journaled on {c.Acks} of the {_state.ClusterSize} configured nodes' ledgers, not a majority";
-            _log.Error("Config version {0} ({1}) {2}: not committed; dropping it", v.Version, v.BundleHash[..12], why);
-            DiscardOnLedgers(new DiscardConfigVersion(v.Version, why, v.BundleHash));
-            c.ReplyTo.Tell(new CandidateNotCommitted(v.BundleHash, $"{why}; nothing was committed, try again when a majority is up"));
-            NextPendingConfig();
-            return;
-        }
-        _latestConfig = c.Version;
-        _log.Info($"Config version {v.Version} ({v.BundleHash[..12]}, {v.FileCount} files, from {v.Source} by {v.Author}) journaled on {c.Acks}/{c.Asked} ledgers");
-        c.ReplyTo.Tell(new CandidateCommitted(c.Version.Version, c.Version.BundleHash, true));
-        var available = new ConfigVersionAvailable(c.Version.Version, c.Version.BundleHash, c.Version.Origin);
-        foreach (var address in LiveMembers())
-            Context.ActorSelection(new RootActorPath(address) / "user" / Config.ConfigSyncActor.Name).Tell(available);
-        _mediator.Tell(new Publish(ConfigTopics.Config, available));
-        Publish(Status());
-        NextPendingConfig();
-    }
-
-    private void NextPendingConfig()
-    {
-        if (_pendingConfig.TryDequeue(out var next)) OnSubmit(next.Candidate, next.ReplyTo);
     }
 
     /// <param name="afterLoss">Run after a member is removed or becomes unreachable.</param>
@@ -405,7 +295,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Address and UID: a node restarted on the same address is another incarnation.</summary>
-    private static string Incarnation(Member m) => $"{m.Address}#{m.UniqueAddress.Uid}";
+    private static string Incarnation(Member m) => LedgerMembers.Incarnation(m);
 
     private void OnMemberGone(Member m)
     {
@@ -436,66 +326,43 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             change.Node, change.Epoch, change.Reason, change.Previous ?? "none");
         _beforeDecision = before;
         _committing = true;
-        Replicate(change).PipeTo(Self);
+        _ledgers.Append(change).PipeTo(Self, success: r => new Committed(r));
     }
 
-    /// <summary>
-    /// Journals the change on this node's ledger (must succeed) and on every reachable member's
-    /// ledger (best effort, bounded), so that a singleton started anywhere finds this epoch.
-    /// </summary>
-    private async Task<Committed> Replicate(MasterChanged change)
+    private void OnCommitted(Committed committed)
     {
-        var (acks, asked) = await ReplicateToLedgers<Recorded>(new RecordMasterChanged(change), r => r.Epoch >= change.Epoch);
-        return new Committed(change, acks, asked);
-    }
-
-    /// <summary>
-    /// Journals a record on this node's ledger (must succeed: a failure fails the task) and on every
-    /// reachable member's (best effort, bounded). The asks are sent before the first await, from
-    /// the actor's own context.
-    /// </summary>
-    private async Task<(int Acks, int Asked)> ReplicateToLedgers<TAck>(object record, Func<TAck, bool> holdsIt)
-    {
-        var local = LocalLedger().Ask<TAck>(record, LocalJournalTimeout);
-        var remote = LiveMembers().Where(a => a != _cluster.SelfAddress)
-            .Select(a => Context.ActorSelection(new RootActorPath(a) / "user" / LedgerActor.Name)
-                .Ask<TAck>(record, ReplicationTimeout))
-            .ToList();
-        // An answer counts only when that ledger holds this record (not another one with its number).
-        var acks = holdsIt(await local) ? 1 : 0;
-        foreach (var r in remote)
+        var (change, acks, asked) = committed.Result;
+        if (!_state.IsMajority(acks.Count))
         {
-            try { if (holdsIt(await r)) acks++; }
-            catch (Exception) { /* that node catches up through ledger anti-entropy */ }
-        }
-        return (acks, remote.Count + 1);
-    }
-
-    private void OnCommitted(Committed c)
-    {
-        _committing = false;
-        if (!_state.IsMajority(c.Acks))
-        {
+            _committing = false;
             // Raft's commit rule: what fewer than a majority of the configured nodes hold never
             // happened. Not announced; the ledgers that took it drop it; the number is not reused.
-            var why = $"journaled on {c.Acks} of the {_state.ClusterSize} configured nodes' ledgers, not a majority";
-            _log.Error("Epoch {0} ({1} as master) {2}: not committed; dropping it", c.Change.Epoch, c.Change.Node, why);
-            _state = _state.Discard(c.Change, _beforeDecision ?? _state);
-            DiscardOnLedgers(new DiscardMasterChanged(c.Change.Epoch, why, c.Change.Node));
+            var why = Quorum.NotCommitted(acks.Count, _state.ClusterSize);
+            _log.Error("Epoch {0} ({1} as master) {2}: not committed; dropping it", change.Epoch, change.Node, why);
+            _state = _state.Discard(change, _beforeDecision ?? _state);
+            _ledgers.Discard(change, why);
             return;
         }
-        _announced = c.Change;
-        _log.Info("Epoch {0} journaled on {1}/{2} ledgers; announcing {3} as master", c.Change.Epoch, c.Acks, c.Asked, c.Change.Node);
-        Publish(c.Change);
-        Publish(Status());
+        // The old master may still count vouches from before these ledgers took the new epoch:
+        // announcing only once a majority's have run out keeps two masters from overlapping.
+        var wait = _state.VouchesRunOutIn(acks.Select(a => TimeSpan.FromMilliseconds(a.VouchRemainingMs)).ToList());
+        var announce = new Announce(change, acks.Count, asked);
+        if (wait <= TimeSpan.Zero)
+        {
+            OnAnnounce(announce);
+            return;
+        }
+        _log.Info("Epoch {0} journaled; waiting {1} ms for vouches of the previous reign to run out", change.Epoch, (long)wait.TotalMilliseconds);
+        Timers.StartSingleTimer("announce", announce, wait);
     }
 
-    /// <summary>The local ledger must drop it (it took it first); the members reachable now are told too.</summary>
-    private void DiscardOnLedgers(object discard)
+    private void OnAnnounce(Announce a)
     {
-        LocalLedger().Tell(discard, ActorRefs.NoSender);
-        foreach (var address in LiveMembers().Where(a => a != _cluster.SelfAddress))
-            Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(discard, ActorRefs.NoSender);
+        _committing = false;
+        _announced = a.Change;
+        _log.Info("Epoch {0} journaled on {1}/{2} ledgers; announcing {3} as master", a.Change.Epoch, a.Acks, a.Asked, a.Change.Node);
+        Publish(a.Change);
+        Publish(Status());
     }
 
     /// <summary>
@@ -533,7 +400,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         foreach (var address in LiveMembers())
         {
             Context.ActorSelection(new RootActorPath(address) / "user" / RoleActor.Name).Tell(message);
-            Context.ActorSelection(new RootActorPath(address) / "user" / LedgerActor.Name).Tell(message);
+            _ledgers.Ledger(address).Tell(message);
         }
         _mediator.Tell(new Publish(Topics.Roles, message));
     }
@@ -556,10 +423,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// <summary>Only what is journaled and announced: never a decision still being written.</summary>
     private MasterStatus Status() => new(
         _announced?.Epoch ?? 0, _announced?.Node, _state.SelfNode, _cluster.SelfAddress.ToString(), _state.Recovered,
-        _state.HealthViews(Clock.Now).Select(v => _nodeConfigs.TryGetValue(v.Node, out var c)
-            ? v with { ConfigVersion = c.Applied, ConfigError = c.FailedReason }
-            : v).Select(v => _addresses.TryGetValue(v.Node, out var a) ? v with { Address = ClusterAddresses.HostPort(a) } : v).ToList(),
-        DateTimeOffset.UtcNow, _latestConfig);
+        _state.HealthViews(Clock.Now)
+            .Select(v => _addresses.TryGetValue(v.Node, out var a) ? v with { Address = ClusterAddresses.HostPort(a) } : v).ToList(),
+        DateTimeOffset.UtcNow);
 }
 
 /// <summary>Marker key for the proxy to the master singleton.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using PromHa.Messages.Health;
 using PromHa.Messages.Roles;
+using PromHa.Node.Replication;
 
 namespace PromHa.Node.Master;
 
@@ -40,7 +41,12 @@ public sealed record HealthReported(NodeHealth Health) : Observation;
 /// <summary>How many configured seeds that are not members answer on their cluster port.</summary>
 public sealed record OutsidersAlive(int Count) : Observation;
 
-public enum LeaseVerdict { Granted, Denied }
+/// <summary>
+/// Granted: the lease runs on. Denied: the role is moving or belongs to another reign; the master
+/// steps down. Withheld: this singleton cannot vouch for anything now (no majority in sight, still
+/// recovering); the master's own grant ends, but a majority's votes may still carry it.
+/// </summary>
+public enum LeaseVerdict { Granted, Denied, Withheld }
 
 /// <summary>
 /// The master singleton's state as a pure value: no actors, no clocks of its own. The actor feeds it
@@ -136,7 +142,7 @@ public sealed record MasterState(
     /// a partition and must not extend anybody's lease. Pairs rely on the downing tie-breaker.
     /// </summary>
     /// <summary>The cluster's size for majorities: the members present or the nodes configured, whichever is more.</summary>
-    public int ClusterSize => Math.Max(Members.Count, Timings.ConfiguredNodes);
+    public int ClusterSize => Quorum.Size(Timings.ConfiguredNodes, Members.Count);
 
     public bool HasQuorum
     {
@@ -221,7 +227,20 @@ public sealed record MasterState(
     /// the configured nodes (Raft's rule), so that any later majority holds it. A pair is the
     /// documented exception: its survivor alone commits (the tie-breaker decides who survives).
     /// </summary>
-    public bool IsMajority(int ledgers) => ClusterSize <= 2 ? ledgers >= 1 : ledgers * 2 > ClusterSize;
+    public bool IsMajority(int ledgers) => Quorum.IsMajority(ledgers, ClusterSize);
+
+    /// <summary>
+    /// How long to hold back a committed role change: until the old master can no longer count a
+    /// majority of vouches. <paramref name="remaining"/> holds, per ledger that journaled the change,
+    /// how long its vouches for the old reign may still count; once those of any majority ran out,
+    /// the old master is left with a minority. A pair does not use votes.
+    /// </summary>
+    public TimeSpan VouchesRunOutIn(IReadOnlyCollection<TimeSpan> remaining)
+    {
+        if (ClusterSize <= 2 || remaining.Count == 0) return TimeSpan.Zero;
+        var majority = Math.Min(Quorum.Majority(ClusterSize), remaining.Count);
+        return remaining.Order().ElementAt(majority - 1);
+    }
 
     /// <summary>
     /// A decision that did not reach a majority of ledgers never happened: back to the role as it
@@ -260,14 +279,14 @@ public sealed record MasterState(
 
     public (MasterState State, LeaseVerdict Verdict, string Reason) Renew(string node, long epoch, DateTimeOffset now)
     {
-        if (!Recovered) return (this, LeaseVerdict.Denied, "singleton still recovering");
+        if (!Recovered) return (this, LeaseVerdict.Withheld, "singleton still recovering");
         if (epoch != Epoch) return (this, LeaseVerdict.Denied, $"stale epoch {epoch}, current is {Epoch}");
         if (node != Master) return (this, LeaseVerdict.Denied, $"{node} is not the master of epoch {Epoch}");
         if (Revoking) return (this, LeaseVerdict.Denied, "the master role is being moved");
         // One reign, one epoch: a restarted master does not inherit its predecessor's lease.
         if (MasterIncarnation is not null && Members.TryGetValue(node, out var m) && m.Incarnation != MasterIncarnation)
             return (this, LeaseVerdict.Denied, $"{node} restarted since epoch {Epoch} was granted; the role moves under a new epoch");
-        if (!HasQuorum) return (this, LeaseVerdict.Denied, "singleton lost quorum");
+        if (!HasQuorum) return (this, LeaseVerdict.Withheld, "singleton lost quorum");
         return (this with { LeaseExpiresAt = now + Timings.LeaseDuration }, LeaseVerdict.Granted, "");
     }
 

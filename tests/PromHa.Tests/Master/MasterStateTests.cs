@@ -210,7 +210,7 @@ public class MasterStateTests
         var s = WithMaster(Cluster("a", "a", "b", "c"), "a");
         s = s.Observe(new MemberReachability("b", false), At(1)).Observe(new MemberReachability("c", false), At(1));
         Assert.False(s.HasQuorum);
-        Assert.Equal(LeaseVerdict.Denied, s.Renew("a", 1, At(1)).Verdict);
+        Assert.Equal(LeaseVerdict.Withheld, s.Renew("a", 1, At(1)).Verdict);
         Assert.Null(s.Decide(At(30)).Change);
     }
 
@@ -224,7 +224,7 @@ public class MasterStateTests
             .Observe(new HealthReported(Healthy("a")), At(0));
         Assert.False(island.HasQuorum);
         Assert.Null(island.Decide(At(60)).Change);
-        Assert.Equal(LeaseVerdict.Denied, island.Renew("a", 3, At(1)).Verdict);
+        Assert.Equal(LeaseVerdict.Withheld, island.Renew("a", 3, At(1)).Verdict);
 
         var joined = island.Observe(new MemberUp("b", false, 1), At(1)).Observe(new HealthReported(Healthy("b")), At(1));
         Assert.True(joined.HasQuorum); // 2 of 3
@@ -240,7 +240,7 @@ public class MasterStateTests
         Assert.True(lone.HasQuorum); // the peer crashed: the survivor carries on
         var island = lone.Observe(new OutsidersAlive(1), At(1));
         Assert.False(island.HasQuorum); // the peer is up elsewhere: do not become a second master
-        Assert.Equal(LeaseVerdict.Denied, island.Renew("a", 2, At(1)).Verdict);
+        Assert.Equal(LeaseVerdict.Withheld, island.Renew("a", 2, At(1)).Verdict);
 
         // a survivor whose peer was a member before keeps deciding when the peer restarts
         var survivor = lone.Observe(new MemberUp("b", false, 1), At(2)).Observe(new MemberGone("b"), At(3))

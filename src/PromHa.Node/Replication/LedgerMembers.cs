@@ -1,0 +1,78 @@
+using Akka.Actor;
+using Akka.Cluster;
+using PromHa.Messages.Ledger;
+using PromHa.Node.Cluster;
+
+namespace PromHa.Node.Replication;
+
+/// <summary>
+/// The members whose ledgers a singleton works with, as one actor sees them: address, incarnation,
+/// reachability, and the ledger head each answered. Owned by a single actor (not thread-safe). A
+/// member restarted under its name is a new incarnation with a ledger to read again.
+/// </summary>
+public sealed class LedgerMembers(int configured)
+{
+    private sealed record Entry(Address Address, string Incarnation, bool Reachable);
+
+    private readonly Dictionary<string, Entry> _members = new();
+    private readonly Dictionary<string, LedgerHead> _heads = new();
+
+    /// <summary>Whether another node was ever a member: a pair node that never saw its peer may be on an island.</summary>
+    public bool EverSawOthers { get; private set; }
+
+    public int Count => _members.Count;
+    public int Size => Quorum.Size(configured, _members.Count);
+    public int ReachableCount => _members.Values.Count(e => e.Reachable);
+
+    /// <summary>Address and UID: a node restarted on the same address is another incarnation.</summary>
+    public static string Incarnation(Member m) => $"{m.Address}#{m.UniqueAddress.Uid}";
+
+    public void Up(Member m, string self)
+    {
+        if (MemberRoles.NodeName(m) is not { } name) return;
+        if (_members.TryGetValue(name, out var known) && known.Incarnation != Incarnation(m)) _heads.Remove(name);
+        _members[name] = new Entry(m.Address, Incarnation(m), true);
+        EverSawOthers |= name != self;
+    }
+
+    public void Gone(Member m)
+    {
+        if (MemberRoles.NodeName(m) is not { } name) return;
+        // already known as its new incarnation
+        if (_members.TryGetValue(name, out var known) && known.Incarnation != Incarnation(m)) return;
+        _members.Remove(name);
+        _heads.Remove(name);
+    }
+
+    public void Reachability(Member m, bool reachable)
+    {
+        if (MemberRoles.NodeName(m) is { } name && _members.TryGetValue(name, out var e))
+            _members[name] = e with { Reachable = reachable };
+    }
+
+    public void Head(LedgerHead h) => _heads[h.Node] = h;
+
+    public IReadOnlyCollection<LedgerHead> Heads => _heads.Values;
+
+    public List<string> MissingHeads() =>
+        _members.Where(m => m.Value.Reachable && !_heads.ContainsKey(m.Key)).Select(m => m.Key).ToList();
+
+    public IEnumerable<Address> AddressesOf(IEnumerable<string> names) =>
+        names.Select(n => _members.GetValueOrDefault(n)?.Address).OfType<Address>();
+
+    public Address? AddressOf(string name) => _members.GetValueOrDefault(name)?.Address;
+
+    /// <summary>Whether the heads read so far must include the latest record (see <see cref="Quorum.KnowsLatest"/>).</summary>
+    public bool KnowsLatest => Quorum.KnowsLatest(_members.Keys.Count(_heads.ContainsKey), MissingHeads().Count, Size);
+
+    /// <summary>Reachable members that are joining or up, by the cluster's state and this actor's own view.</summary>
+    public IReadOnlyCollection<Address> Live(Akka.Cluster.Cluster cluster)
+    {
+        var state = cluster.State;
+        var unreachable = _members.Values.Where(e => !e.Reachable).Select(e => e.Address).ToHashSet();
+        return state.Members
+            .Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up &&
+                        !state.Unreachable.Contains(m) && !unreachable.Contains(m.Address))
+            .Select(m => m.Address).ToList();
+    }
+}
