@@ -95,10 +95,11 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
         {
             _members.Head(h);
             if (!_members.KnowsLatest) return;
-            _state = _state.Recover(_members.Heads);
+            _state = _state.Recover(_members.Heads, _members.Size);
             _log.Info("Config-versions singleton on {0}: latest version {1}", _self,
                 _state.Latest is { } l ? $"{l.Version} ({l.BundleHash[..12]})" : "none");
             Become(Active);
+            if (_state.Committing is { } unconfirmed) Confirm(unconfirmed, "is on fewer ledgers than a majority");
             Timers.StartPeriodicTimer("heartbeat", Heartbeat.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
         });
         Receive<AskHeads>(_ =>
@@ -118,12 +119,29 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
         Receive<AskHeads>(_ => _ledgers.AskHeads(_members.AddressesOf(_members.MissingHeads()), Self));
         Receive<LedgerHead>(h =>
         {
-            _members.Head(h);
-            var (state, learned) = _state.Learn(h);
+            var knewLatest = _members.KnowsLatest;
+            var (state, outcome) = _state.Learn(h, _members.Size, knewLatest);
             _state = state;
-            if (!learned) return;
-            _log.Warning("Learned config version {0} from {1}'s ledger; adopting it", _state.Latest!.Version, h.Node);
-            PublishHeartbeat();
+            var found = h.LastConfig;
+            switch (outcome)
+            {
+                case LearnedVersion.Later:
+                    return; // asked again next round, once the version in flight is settled
+                case LearnedVersion.Adopted:
+                    _log.Warning("Learned config version {0} from {1}'s ledger; adopting it", found!.Version, h.Node);
+                    PublishHeartbeat();
+                    break;
+                case LearnedVersion.NeverCommitted:
+                    var why = $"found only on {h.Node}'s ledger after a majority's were read: never committed";
+                    _log.Warning("Config version {0} ({1}) {2}; dropping it there", found!.Version, found.BundleHash[..12], why);
+                    if (_members.AddressOf(h.Node) is { } at)
+                        _ledgers.Ledger(at).Tell(new DiscardConfigVersion(found.Version, why, found.BundleHash), ActorRefs.NoSender);
+                    break;
+                case LearnedVersion.Confirm:
+                    Confirm(found!, $"learned from {h.Node}'s ledger before a majority's were read");
+                    break;
+            }
+            _members.Head(h);
         });
         Receive<Heartbeat>(_ => PublishHeartbeat());
         Receive<SubmitCandidate>(c => OnSubmit(c, Sender));
@@ -231,6 +249,17 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
         }
         _replyTo = null;
         NextWaiting();
+    }
+
+    /// <summary>Journals a version found on too few ledgers again (it is <see cref="ConfigVersionsState.Committing"/>).</summary>
+    private void Confirm(ConfigVersionCommitted version, string why)
+    {
+        _log.Warning("Config version {0} ({1}) {2}: journaling it again; it counts once a majority holds it",
+            version.Version, version.BundleHash[..12], why);
+        _replyTo = null;
+        _ledgers.Append(version).PipeTo(Self,
+            success: r => new Journaled(r),
+            failure: e => new JournalFailed(version, e));
     }
 
     private void NextWaiting()

@@ -15,6 +15,9 @@ public sealed record Refuse(string Reason) : SubmitDecision;
 /// <summary>Journal this version on the ledgers; it counts once a majority holds it.</summary>
 public sealed record Commit(ConfigVersionCommitted Version) : SubmitDecision;
 
+/// <summary>What a newer version on a later member's ledger means (<see cref="ConfigVersionsState.Learn"/>).</summary>
+public enum LearnedVersion { Nothing, Adopted, NeverCommitted, Confirm, Later }
+
 /// <summary>
 /// The config-versions singleton's state as a pure value: which version is the latest, which
 /// number comes next (never one handed out before, committed or not), what each node runs, and the
@@ -34,26 +37,47 @@ public sealed record ConfigVersionsState(
     public static readonly ConfigVersionsState Initial = new(false, null, 0, null,
         ImmutableDictionary<string, NodeConfigView>.Empty, ImmutableList<CandidateRejected>.Empty);
 
-    /// <summary>Starts from the newest version any ledger read holds, and skips every number one discarded.</summary>
-    public ConfigVersionsState Recover(IEnumerable<LedgerHead> heads)
+    /// <summary>
+    /// Starts from the newest version the ledgers read hold, and skips every number one discarded.
+    /// With three or more nodes, a newest version on fewer ledgers than a majority may never have
+    /// been committed (its singleton stopped before discarding it): it becomes
+    /// <see cref="Committing"/>, to be journaled again, and counts only once a majority holds it.
+    /// </summary>
+    public ConfigVersionsState Recover(IEnumerable<LedgerHead> heads, int clusterSize)
     {
         var read = heads.ToList();
-        var latest = read.Select(h => h.LastConfig).Where(c => c is not null).MaxBy(c => c!.Version);
-        return this with
+        var versions = read.Select(h => h.LastConfig).OfType<ConfigVersionCommitted>().ToList();
+        var newest = versions.MaxBy(c => c.Version);
+        var state = this with
         {
             Recovered = true,
-            Latest = Newer(Latest, latest),
             NumberedUpTo = Math.Max(NumberedUpTo, read.Select(h => h.DiscardedConfigVersion).DefaultIfEmpty(0).Max()),
+        };
+        if (newest is null) return state;
+        var holders = read.Count(h => h.ConfigVersion >= newest.Version);
+        if (clusterSize <= 2 || Quorum.IsMajority(holders, clusterSize)) return state with { Latest = Newer(Latest, newest) };
+        return state with
+        {
+            Latest = Newer(Latest, versions.Where(c => c.Version < newest.Version).MaxBy(c => c.Version)),
+            Committing = newest,
         };
     }
 
-    /// <summary>A member that joined later may hold a newer version than the ledgers recovered from.</summary>
-    public (ConfigVersionsState State, bool Learned) Learn(LedgerHead head)
+    /// <summary>
+    /// A member that joined later holds a newer version than the ledgers recovered from. Once a
+    /// majority's heads were read it cannot be committed (a committed one is on a majority, which
+    /// shares a ledger with those read): drop it. Before that it may be: journal it again. A pair
+    /// adopts it.
+    /// </summary>
+    public (ConfigVersionsState State, LearnedVersion Outcome) Learn(LedgerHead head, int clusterSize, bool knewLatest)
     {
         var state = this with { NumberedUpTo = Math.Max(NumberedUpTo, head.DiscardedConfigVersion) };
-        return head.LastConfig is { } c && c.Version > (Latest?.Version ?? 0)
-            ? (state with { Latest = c }, true)
-            : (state, false);
+        if (head.LastConfig is not { } c || c.Version <= Math.Max(Latest?.Version ?? 0, Committing?.Version ?? 0))
+            return (state, LearnedVersion.Nothing);
+        if (clusterSize <= 2) return (state with { Latest = c }, LearnedVersion.Adopted);
+        if (knewLatest) return (state with { NumberedUpTo = Math.Max(state.NumberedUpTo, c.Version) }, LearnedVersion.NeverCommitted);
+        if (Committing is not null) return (state, LearnedVersion.Later);
+        return (state with { Committing = c }, LearnedVersion.Confirm);
     }
 
     public long NextNumber => Math.Max(Latest?.Version ?? 0, NumberedUpTo) + 1;

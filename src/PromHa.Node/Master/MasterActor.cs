@@ -156,6 +156,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void FinishRecovery()
     {
         var best = _heads.Values.Where(h => h.Last is not null).MaxBy(h => h.Epoch);
+        // The newest epoch on fewer ledgers than a majority may never have been committed (its
+        // singleton crashed before it could discard it): it counts only once journaled again.
+        var holders = best is null ? 0 : _heads.Values.Count(h => h.Epoch >= best.Epoch);
+        MasterChanged? unconfirmed = null;
+        if (best?.Last is { } newest && _state.ClusterSize > 2 && !_state.IsMajority(holders))
+        {
+            unconfirmed = newest;
+            best = _heads.Values.Where(h => h.Last is not null && h.Epoch < newest.Epoch).MaxBy(h => h.Epoch);
+        }
         _state = _state.Recover(best?.Last, Clock.Now);
         // numbers a predecessor discarded are never handed out again
         _state = _state with { NumberedUpTo = Math.Max(_state.NumberedUpTo, _heads.Values.Select(h => h.DiscardedEpoch).DefaultIfEmpty(0).Max()) };
@@ -169,6 +178,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
                 _ledgers.Ledger(bestAddress).Tell(new LedgerSync(_state.SelfNode, own.Epoch, own.ConfigVersion), LocalLedger());
         }
         Become(Active);
+        if (unconfirmed is not null) Confirm(unconfirmed, $"epoch {unconfirmed.Epoch} is on {holders} of the ledgers read, not a majority");
         Timers.StartPeriodicTimer("tick", Tick.Instance, TickInterval);
         Timers.StartPeriodicTimer("status", PublishStatusTick.Instance, TimeSpan.FromSeconds(1));
     }
@@ -184,21 +194,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         ReceiveMembership(afterLoss: Decide);
         Receive<ClusterEvent.CurrentClusterState>(OnClusterState);
         Receive<AskLedgers>(_ => AskMissingHeads());
-        Receive<LedgerHead>(h =>
-        {
-            _heads[h.Node] = h;
-            // A member that joined after this singleton started may hold a newer epoch (its
-            // journal was ahead of the one this singleton recovered from): adopt it.
-            if (h.Epoch > _state.Epoch && h.Last is not null)
-            {
-                _log.Warning("Learned epoch {0} (master {1}) from {2}'s ledger; adopting it", h.Epoch, h.Last.Node, h.Node);
-                _state = _state.Recover(h.Last, Clock.Now);
-                _announced = h.Last;
-                if (_addresses.TryGetValue(h.Node, out var from))
-                    _ledgers.Ledger(from).Tell(new LedgerSync(_state.SelfNode, 0, 0), LocalLedger());
-                Publish(Status());
-            }
-        });
+        Receive<LedgerHead>(OnLaterHead);
         Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Clock.Now));
         Receive<Tick>(_ => Decide());
         Receive<PublishStatusTick>(_ => Publish(Status()));
@@ -243,6 +239,57 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     }
 
     /// <param name="afterLoss">Run after a member is removed or becomes unreachable.</param>
+    /// <summary>
+    /// A member that joined after this singleton recovered may hold a newer epoch. With a majority
+    /// of heads already read, such an epoch was never committed (a committed one is on a majority,
+    /// which shares a ledger with the one read): that ledger drops it. Otherwise it may be committed
+    /// and is journaled again, counting once a majority holds it. A pair adopts it (see Topologies).
+    /// </summary>
+    private void OnLaterHead(LedgerHead h)
+    {
+        var knewLatest = KnowsLatestEpoch(forLease: false);
+        if (h.Epoch <= _state.Epoch || h.Last is not { } newer)
+        {
+            _heads[h.Node] = h;
+            return;
+        }
+        if (_state.ClusterSize <= 2)
+        {
+            _heads[h.Node] = h;
+            _log.Warning("Learned epoch {0} (master {1}) from {2}'s ledger; adopting it", h.Epoch, newer.Node, h.Node);
+            _state = _state.Recover(newer, Clock.Now);
+            _announced = newer;
+            if (_addresses.TryGetValue(h.Node, out var from))
+                _ledgers.Ledger(from).Tell(new LedgerSync(_state.SelfNode, 0, 0), LocalLedger());
+            Publish(Status());
+            return;
+        }
+        if (knewLatest)
+        {
+            _heads[h.Node] = h with { Epoch = _state.Epoch, Last = _announced };
+            var why = $"found only on {h.Node}'s ledger after epoch {_state.Epoch} was read from a majority: never committed";
+            _log.Warning("Epoch {0} ({1} as master) {2}; dropping it there", newer.Epoch, newer.Node, why);
+            _state = _state with { NumberedUpTo = Math.Max(_state.NumberedUpTo, newer.Epoch) };
+            if (_addresses.TryGetValue(h.Node, out var at))
+                _ledgers.Ledger(at).Tell(new DiscardMasterChanged(newer.Epoch, why, newer.Node), ActorRefs.NoSender);
+            return;
+        }
+        // a decision in flight first; the head is asked again on the next round
+        if (_committing) return;
+        _heads[h.Node] = h;
+        Confirm(newer, $"learned epoch {newer.Epoch} from {h.Node}'s ledger before a majority was read");
+    }
+
+    /// <summary>Journals an epoch found on too few ledgers again: announced once a majority holds it, dropped otherwise.</summary>
+    private void Confirm(MasterChanged change, string why)
+    {
+        _log.Warning("{0}: journaling it again ({1} as master); it counts once a majority holds it", why, change.Node);
+        _beforeDecision = _state;
+        _state = _state.Apply(change, Clock.Now);
+        _committing = true;
+        _ledgers.Append(change).PipeTo(Self, success: r => new Committed(r));
+    }
+
     private void ReceiveMembership(Action? afterLoss = null)
     {
         Receive<ProbeOutsiders>(_ =>

@@ -20,7 +20,7 @@ public class ConfigVersionsStateTests
     [Fact]
     public void Recovers_the_newest_version_and_never_reuses_a_discarded_number()
     {
-        var s = ConfigVersionsState.Initial.Recover([Head("a", V(3, "h3")), Head("b", V(4, "h4"), discarded: 6)]);
+        var s = ConfigVersionsState.Initial.Recover([Head("a", V(3, "h3")), Head("b", V(4, "h4"), discarded: 6)], clusterSize: 2);
         Assert.Equal(4, s.Latest!.Version);
         Assert.Equal(7, s.NextNumber);
     }
@@ -28,7 +28,7 @@ public class ConfigVersionsStateTests
     [Fact]
     public void Numbers_one_version_at_a_time()
     {
-        var s = ConfigVersionsState.Initial.Recover([Head("a", V(1, "h1"))]);
+        var s = ConfigVersionsState.Initial.Recover([Head("a", V(1, "h1"))], clusterSize: 1);
         var (busy, first) = s.Submit(Candidate("h2"), majorityUp: true, T0);
         Assert.Equal(2, Assert.IsType<Commit>(first).Version.Version);
         Assert.IsType<WaitTurn>(busy.Submit(Candidate("h3"), true, T0).Decision);
@@ -40,14 +40,14 @@ public class ConfigVersionsStateTests
     public void Refuses_before_recovery_and_without_a_majority()
     {
         Assert.IsType<Refuse>(ConfigVersionsState.Initial.Submit(Candidate("h"), true, T0).Decision);
-        var s = ConfigVersionsState.Initial.Recover([]);
+        var s = ConfigVersionsState.Initial.Recover([], clusterSize: 3);
         Assert.Contains("majority", Assert.IsType<Refuse>(s.Submit(Candidate("h"), false, T0).Decision).Reason);
     }
 
     [Fact]
     public void A_version_counts_only_on_a_majority_and_its_number_is_used_up_either_way()
     {
-        var s = ConfigVersionsState.Initial.Recover([Head("a", V(1, "h1"))]);
+        var s = ConfigVersionsState.Initial.Recover([Head("a", V(1, "h1"))], clusterSize: 1);
         var (committing, d) = s.Submit(Candidate("h2"), true, T0);
         var v2 = ((Commit)d).Version;
 
@@ -63,13 +63,34 @@ public class ConfigVersionsStateTests
     }
 
     [Fact]
-    public void Learns_a_newer_version_from_a_member_that_joined_later()
+    public void A_newest_version_on_too_few_ledgers_is_journaled_again_before_it_counts()
     {
-        var s = ConfigVersionsState.Initial.Recover([Head("a", V(1, "h1"))]);
-        var (learned, yes) = s.Learn(Head("c", V(5, "h5")));
-        Assert.True(yes);
-        Assert.Equal(5, learned.Latest!.Version);
-        Assert.False(learned.Learn(Head("d", V(2, "h2"))).Learned);
+        var s = ConfigVersionsState.Initial.Recover([Head("a", V(5, "h5")), Head("b", V(4, "h4"))], clusterSize: 3);
+        Assert.Equal(4, s.Latest!.Version);          // what a majority may hold
+        Assert.Equal(5, s.Committing!.Version);      // to be confirmed on a majority
+        Assert.IsType<WaitTurn>(s.Submit(Candidate("h6"), true, T0).Decision);
+        Assert.Equal(5, s.Journaled(s.Committing, ledgers: 2, clusterSize: 3).State.Latest!.Version);
+        var (dropped, why) = s.Journaled(s.Committing, ledgers: 1, clusterSize: 3);
+        Assert.NotNull(why);
+        Assert.Equal(4, dropped.Latest!.Version);
+        Assert.Equal(6, dropped.NextNumber);
+        // on a majority it is the latest at once
+        Assert.Null(ConfigVersionsState.Initial.Recover([Head("a", V(5, "h5")), Head("b", V(5, "h5"))], 3).Committing);
+    }
+
+    [Fact]
+    public void A_newer_version_on_a_later_member_is_dropped_once_a_majority_was_read()
+    {
+        var s = ConfigVersionsState.Initial.Recover([Head("a", V(1, "h1")), Head("b", V(1, "h1"))], clusterSize: 3);
+        var (after, outcome) = s.Learn(Head("c", V(5, "h5")), clusterSize: 3, knewLatest: true);
+        Assert.Equal(LearnedVersion.NeverCommitted, outcome);
+        Assert.Equal(1, after.Latest!.Version);
+        Assert.Equal(6, after.NextNumber);           // its number is never handed out
+        var (confirming, confirm) = s.Learn(Head("c", V(5, "h5")), clusterSize: 3, knewLatest: false);
+        Assert.Equal(LearnedVersion.Confirm, confirm);
+        Assert.Equal(5, confirming.Committing!.Version);
+        Assert.Equal(LearnedVersion.Adopted, s.Learn(Head("c", V(5, "h5")), clusterSize: 2, knewLatest: true).Outcome);
+        Assert.Equal(LearnedVersion.Nothing, s.Learn(Head("d", V(1, "h1")), clusterSize: 3, knewLatest: true).Outcome);
     }
 
     [Fact]
