@@ -44,6 +44,13 @@ public sealed record LocalClusterOptions
     public bool HttpsApi { get; init; }
     /// <summary>Extra environment variables for the promha node processes only (e.g. DOTNET_* runtime knobs).</summary>
     public IReadOnlyDictionary<string, string> NodeEnvironment { get; init; } = new Dictionary<string, string>();
+    /// <summary>
+    /// Run node i (1-based, witnesses after the nodes) in the lab's namespace i, as on a host of its
+    /// own: cluster traffic over the lab's bridge (10.77.0.i), the HTTP API, Prometheus and
+    /// Alertmanager listening on all of the namespace's addresses, reached from here at the node's
+    /// observer address (10.78.i.2). The caller owns the lab: dispose it after the cluster.
+    /// </summary>
+    public NetnsLab? Netns { get; init; }
 
     /// <summary>The promha next to this assembly: its apphost when present, else `dotnet promha.dll`.</summary>
     public static IReadOnlyList<string> DefaultPromhaCommand()
@@ -66,6 +73,12 @@ public sealed class LocalNode
     public int PrometheusPort { get; init; }
     public int AlertmanagerPort { get; init; }
     public required string Dir { get; init; }
+    /// <summary>The address the node's cluster transport binds and peers reach (127.0.0.1, or its lab address).</summary>
+    public string ClusterHost { get; init; } = "127.0.0.1";
+    /// <summary>Where this process reaches the node's HTTP API and servers (127.0.0.1, or its lab observer address).</summary>
+    public string ObserverHost { get; init; } = "127.0.0.1";
+    /// <summary>Its index in the <see cref="LocalClusterOptions.Netns"/> lab (1-based), when it runs in one.</summary>
+    public int? NetnsIndex { get; init; }
     public string ConfigPath => Path.Combine(Dir, "promha.yml");
     public string DataDir => Path.Combine(Dir, "data");
     /// <summary>The node's own conf tree: authoritative while it is master, a copy of the running version otherwise.</summary>
@@ -74,9 +87,12 @@ public sealed class LocalNode
     public string LiveDir => Path.Combine(DataDir, "live");
     public string LogPath => Path.Combine(Dir, "promha.log");
     public string Scheme { get; init; } = "http";
-    public string HttpUrl => $"{Scheme}://127.0.0.1:{HttpPort}";
-    public string PrometheusUrl => $"http://127.0.0.1:{PrometheusPort}";
-    public string AlertmanagerUrl => $"http://127.0.0.1:{AlertmanagerPort}";
+    public string HttpUrl => $"{Scheme}://{ObserverHost}:{HttpPort}";
+    /// <summary>Its Prometheus as this process reaches it (through the observer link in a lab).</summary>
+    public string PrometheusUrl => $"http://{ObserverHost}:{PrometheusPort}";
+    public string AlertmanagerUrl => $"http://{ObserverHost}:{AlertmanagerPort}";
+    /// <summary>Its Prometheus as the node itself reaches it (each lab namespace has its own loopback).</summary>
+    public string LocalPrometheusUrl => $"http://127.0.0.1:{PrometheusPort}";
     public Process? Process { get; internal set; }
     /// <summary>False after Kill or Stop: only a node that exits on its own is started again.</summary>
     internal bool WantRunning { get; set; }
@@ -136,6 +152,11 @@ public sealed class LocalCluster : IAsyncDisposable
     {
         Directory.CreateDirectory(baseDir);
         var total = options.Nodes + options.Witnesses;
+        var lab = options.Netns;
+        if (lab is not null && lab.Count < total)
+            throw new ArgumentException($"the network namespace lab has {lab.Count} namespaces for {total} nodes", nameof(options));
+        if (lab is not null && options.PublicClusterPorts)
+            throw new ArgumentException("PublicClusterPorts (a loopback proxy) and Netns (cut links in a lab) do not mix", nameof(options));
         var ports = FreePorts(total * 5 + 1);
         var nodes = Enumerable.Range(0, total).Select(i => new LocalNode
         {
@@ -147,6 +168,9 @@ public sealed class LocalCluster : IAsyncDisposable
             PrometheusPort = i < options.Nodes ? ports[i * 5 + 2] : 0,
             AlertmanagerPort = i < options.Nodes && options.Alertmanager ? ports[i * 5 + 3] : 0,
             Dir = Path.Combine(baseDir, i < options.Nodes ? $"node{i + 1}" : $"witness{i - options.Nodes + 1}"),
+            ClusterHost = lab?.ClusterAddress(i + 1) ?? "127.0.0.1",
+            ObserverHost = lab?.ObserverAddress(i + 1) ?? "127.0.0.1",
+            NetnsIndex = lab is null ? null : i + 1,
             Scheme = options.HttpsApi ? "https" : "http",
         }).ToList();
         var cluster = new LocalCluster(baseDir, options, nodes);
@@ -165,14 +189,18 @@ public sealed class LocalCluster : IAsyncDisposable
         if (_options.Tls || _options.HttpsApi)
         {
             var ca = ClusterCerts.CreateCa(TlsDir, "PromHa local cluster CA");
-            foreach (var n in Nodes) ClusterCerts.CreateNode(ca, TlsDir, n.Name);
+            // In a lab a node is reached at its cluster and observer addresses: name them too (the
+            // remoting validator checks the chain only; an HTTPS client checks the name).
+            foreach (var n in Nodes)
+                ClusterCerts.CreateNode(ca, TlsDir, n.Name, extraIps: _options.Netns is null ? null
+                    : [IPAddress.Parse(n.ClusterHost), IPAddress.Parse(n.ObserverHost)]);
         }
         Access = new ApiAccess(token, _options.HttpsApi ? CaFile : null);
         _http.Dispose();
         _http = new HttpClient(Access.Handler()) { Timeout = TimeSpan.FromSeconds(3) };
         // Prometheus scrapes the nodes' /metrics; over HTTPS it trusts the cluster CA.
         var promhaScheme = _options.HttpsApi ? $"\n    scheme: https\n    tls_config:\n      ca_file: {CaFile}" : "";
-        var targets = string.Join(", ", Nodes.Select(n => $"'127.0.0.1:{n.HttpPort}'"));
+        var targets = string.Join(", ", Nodes.Select(n => $"'{n.ClusterHost}:{n.HttpPort}'"));
         File.WriteAllText(Path.Combine(ConfDir, "prometheus.yml"), $"""
             # Demo conf: every Prometheus scrapes every PromHa node's /metrics, and the targets
             # listed under business/*/job/ (edit them on the master: PromHa versions and pushes them).
@@ -219,7 +247,11 @@ public sealed class LocalCluster : IAsyncDisposable
 
             """);
 
-        var seeds = string.Join(", ", Nodes.Select(n => $"127.0.0.1:{n.PublicClusterPort}"));
+        var seeds = string.Join(", ", Nodes.Select(n => $"{n.ClusterHost}:{n.PublicClusterPort}"));
+        // In a lab every namespace has its own loopback: listen on all of the node's addresses so
+        // that this process reaches it through the observer link, and let it reach its servers on 127.0.0.1.
+        var lab = _options.Netns is not null;
+        var bind = lab ? "0.0.0.0" : "127.0.0.1";
         foreach (var n in Nodes)
         {
             Directory.CreateDirectory(n.Dir);
@@ -230,7 +262,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 node:
                   name: {n.Name}
                 cluster:
-                  host: 127.0.0.1
+                  host: {n.ClusterHost}
                   port: {n.ClusterPort}
                   publicPort: {n.PublicClusterPort}
                   seeds: [{seeds}]
@@ -240,7 +272,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 yaml.Append($"  tieBreaker:\n    targets: [{string.Join(", ", _options.TieBreakerTargets)}]\n");
             yaml.Append($"""
                 http:
-                  listen: 127.0.0.1:{n.HttpPort}
+                  listen: {bind}:{n.HttpPort}
                   tokenFile: {TokenFile}
                 {Tls(n)}
                 dataDir: {n.DataDir}
@@ -252,10 +284,12 @@ public sealed class LocalCluster : IAsyncDisposable
             if (!n.Witness)
             {
                 yaml.Append(_options.Servers == LocalServers.Supervised
-                    ? $"prometheus:\n  mode: supervised\n  binary: {_options.PrometheusBinary}\n  listen: 127.0.0.1:{n.PrometheusPort}\n"
-                    : $"prometheus:\n  mode: external\n  url: {n.PrometheusUrl}\n");
+                    ? $"prometheus:\n  mode: supervised\n  binary: {_options.PrometheusBinary}\n  listen: {bind}:{n.PrometheusPort}\n" +
+                      (lab ? $"  url: {n.LocalPrometheusUrl}\n" : "")
+                    : $"prometheus:\n  mode: external\n  url: {n.LocalPrometheusUrl}\n");
                 if (_options.Alertmanager && _options.Servers == LocalServers.Supervised)
-                    yaml.Append($"alertmanager:\n  mode: supervised\n  binary: {_options.AlertmanagerBinary}\n  listen: 127.0.0.1:{n.AlertmanagerPort}\n");
+                    yaml.Append($"alertmanager:\n  mode: supervised\n  binary: {_options.AlertmanagerBinary}\n  listen: {bind}:{n.AlertmanagerPort}\n" +
+                                (lab ? $"  url: http://127.0.0.1:{n.AlertmanagerPort}\n" : ""));
             }
             File.WriteAllText(n.ConfigPath, yaml.ToString());
         }
@@ -296,7 +330,8 @@ public sealed class LocalCluster : IAsyncDisposable
         if (n.Running) throw new InvalidOperationException($"{n.Name} is already running (pid {n.Process!.Id})");
         if (!n.Witness && _options.Servers == LocalServers.External && n.ExternalPrometheus is not { HasExited: false })
             StartExternalPrometheus(n);
-        var cmd = _options.PromhaCommand;
+        // `ip netns exec` execs the command in the namespace: the PID is still promha's.
+        IReadOnlyList<string> cmd = [.. InNamespace(n), .. _options.PromhaCommand];
         n.WantRunning = true;
         n.Process = LoggedProcess.Start(cmd[0], [.. cmd.Skip(1), "run", "--config", n.ConfigPath], n.LogPath,
             exited => _ = RestartIfWanted(n, exited), _options.NodeEnvironment);
@@ -322,14 +357,20 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public void StartExternalPrometheus(LocalNode n)
     {
-        n.ExternalPrometheus = StartLogged(_options.PrometheusBinary,
+        IReadOnlyList<string> cmd = [.. InNamespace(n), _options.PrometheusBinary];
+        n.ExternalPrometheus = StartLogged(cmd[0],
         [
+            .. cmd.Skip(1),
             $"--config.file={Path.Combine(n.LiveDir, "prometheus.yml")}",
             $"--storage.tsdb.path={Path.Combine(n.Dir, "prometheus-data")}",
-            $"--web.listen-address=127.0.0.1:{n.PrometheusPort}",
+            $"--web.listen-address={(_options.Netns is null ? "127.0.0.1" : "0.0.0.0")}:{n.PrometheusPort}",
             "--web.enable-lifecycle",
         ], Path.Combine(n.Dir, "prometheus.log"));
     }
+
+    /// <summary>The command prefix that runs a program in the node's lab namespace (empty without a lab).</summary>
+    private IReadOnlyList<string> InNamespace(LocalNode n) =>
+        _options.Netns is { } lab && n.NetnsIndex is { } i ? lab.Exec(i) : [];
 
     /// <summary>kill -9 the node process (its supervised servers keep running, as after a real crash).</summary>
     public void Kill(LocalNode n)

@@ -1,0 +1,594 @@
+using System.Diagnostics;
+using System.Text;
+using PromHa.Node.Demo;
+using PromHa.Node.Http;
+using PromHa.Node.Supervision;
+using Xunit.Abstractions;
+using Xunit.Sdk;
+
+namespace PromHa.EndToEnd;
+
+/// <summary>
+/// A cluster whose nodes each run in a network namespace of their own (<see cref="NetnsLab"/>),
+/// with supervised Prometheus, kept for all the partition cases of one topology. Needs root: when
+/// the lab cannot be built, every case fails with the reason.
+/// </summary>
+public abstract class PartitionLab : IAsyncLifetime
+{
+    public abstract int DataNodes { get; }
+    public abstract int Witnesses { get; }
+    public abstract string Topology { get; }
+    public NetnsLab Lab { get; private set; } = null!;
+    public LocalCluster Cluster { get; private set; } = null!;
+    /// <summary>How long building the lab and starting the cluster took.</summary>
+    public TimeSpan StartedIn { get; private set; }
+    private string? _dir;
+    private bool _disposed;
+    /// <summary>The cluster's files and logs (kept after the run with KEEP_E2E_DIRS=1).</summary>
+    public string? Dir => _dir;
+
+    public async Task InitializeAsync()
+    {
+        var sw = Stopwatch.StartNew();
+        var options = new LocalClusterOptions
+        {
+            Nodes = DataNodes,
+            Witnesses = Witnesses,
+            Servers = LocalServers.Supervised,
+            // Alertmanager plays no part in who is master; two cores are better spent on the nodes.
+            Alertmanager = false,
+        };
+        var missing = LocalCluster.MissingBinaries(options);
+        if (missing.Count > 0)
+            throw new InvalidOperationException($"Partition tests need {string.Join(", ", missing)}: bash deploy/install-deps.sh");
+        Lab = NetnsLab.Create(DataNodes + Witnesses);
+        try
+        {
+            _dir = Directory.CreateTempSubdirectory("promha-netns").FullName;
+            Cluster = LocalCluster.Create(_dir, options with { Netns = Lab });
+            await Cluster.StartAll();
+        }
+        catch
+        {
+            await DisposeAsync();
+            throw;
+        }
+        StartedIn = sw.Elapsed;
+    }
+
+    /// <summary>Every process by PID (LocalCluster), then the lab's namespaces and links.</summary>
+    public async Task DisposeAsync()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        try
+        {
+            // whole links make the graceful stops quick (a node hands over instead of waiting out timeouts)
+            try { Lab?.HealAll(); } catch (Exception) { }
+            if (Cluster is not null) await Cluster.DisposeAsync();
+        }
+        finally
+        {
+            Lab?.Dispose();
+            if (_dir is not null && Environment.GetEnvironmentVariable("KEEP_E2E_DIRS") != "1")
+                try { Directory.Delete(_dir, true); } catch (IOException) { }
+        }
+    }
+}
+
+public sealed class ThreeNodeLab : PartitionLab
+{
+    public override int DataNodes => 3;
+    public override int Witnesses => 0;
+    public override string Topology => "3 nodes";
+}
+
+public sealed class PairWitnessLab : PartitionLab
+{
+    public override int DataNodes => 2;
+    public override int Witnesses => 1;
+    public override string Topology => "pair + witness";
+}
+
+[TestCaseOrderer("PromHa.EndToEnd.CaseOrderer", "PromHa.EndToEnd")]
+public sealed class ThreeNodePartitionTests(ThreeNodeLab lab, ITestOutputHelper output)
+    : PartitionCases(lab, output), IClassFixture<ThreeNodeLab>;
+
+[TestCaseOrderer("PromHa.EndToEnd.CaseOrderer", "PromHa.EndToEnd")]
+public sealed class PairWitnessPartitionTests(PairWitnessLab lab, ITestOutputHelper output)
+    : PartitionCases(lab, output), IClassFixture<PairWitnessLab>;
+
+/// <summary>
+/// Partitions made by cutting nodes' cluster links in a network namespace lab, with real promha
+/// processes and real Prometheus servers, watched from outside by polling every node's /primary
+/// every 50 ms. What must hold in every case:
+/// (a) no observer round ever sees two nodes answering 200;
+/// (b) the master does not move, and answers 200 at every poll, unless the master itself was cut off;
+/// (c) every epoch a case adds is in the ledgers (/api/v1/history) of a majority of the configured nodes;
+/// (d) every supervised Prometheus keeps its PID (it outlives its promha being downed and restarted).
+/// A downed node exits and is started again after 2 s, as systemd's Restart=always would.
+/// Each case starts and ends with one cluster of every node, all Up, and exactly one master.
+/// </summary>
+public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
+{
+    // Cuts last past the downing (failure detector ~3.5 s + split-brain resolver stable-after 3 s):
+    // the cut node is downed and restarted, as after a real outage, not merely unreachable for a while.
+    /// <summary>A master that does not host the singleton is replaced in ~5 s (measured).</summary>
+    private static readonly TimeSpan MasterCut = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// A master that hosts the singleton is replaced only after the singleton moved, ~14 s after the
+    /// cut (measured). The cut is not made that long: a first seed cut for more than ~13 s restarts
+    /// while still cut and forms an island of its own, a different case (and, measured, one that
+    /// can leave it stuck: see the report in the commit history).
+    /// </summary>
+    private static readonly TimeSpan SingletonMasterCut = TimeSpan.FromSeconds(12);
+    private static readonly TimeSpan StandbyCut = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan AllCut = TimeSpan.FromSeconds(12);
+    protected static readonly TimeSpan FlapFor = TimeSpan.FromSeconds(30);
+    protected static readonly TimeSpan FlapEvery = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(120);
+    /// <summary>Before a case: the previous case settled the cluster or failed trying.</summary>
+    private static readonly TimeSpan SettleBeforeTimeout = TimeSpan.FromSeconds(20);
+
+    private LocalCluster C => fx.Cluster;
+
+    /// <summary>
+    /// Master: the master is cut and another node must be master before the heal; MasterLate: the
+    /// master is cut and another node must be master once the cluster settled; NonMaster: a node
+    /// that is not master is cut and the master must stay, answering 200 throughout; All: every link.
+    /// </summary>
+    protected enum Kind { Master, MasterLate, NonMaster, All }
+
+    [Fact, CaseOrder(1)]
+    public Task Cutting_the_masters_link_moves_the_role_to_the_majority_side() =>
+        RunCase("cut the master's link (it does not host the singleton)", Kind.Master, MasterNotHostingSingleton,
+            (run, target) => CutFor(run, target!, MasterCut));
+
+    [Fact, CaseOrder(2)]
+    public Task Cutting_the_link_of_a_master_that_hosts_the_singleton_moves_the_role_to_the_majority_side() =>
+        RunCase("cut the master's link (it hosts the singleton)", Kind.MasterLate, MasterHostingSingleton,
+            (run, target) => CutFor(run, target!, SingletonMasterCut));
+
+    [Fact, CaseOrder(3)]
+    public Task Cutting_a_standbys_link_leaves_the_master_alone() =>
+        RunCase("cut a standby's link", Kind.NonMaster, PlainStandby, (run, target) => CutFor(run, target!, StandbyCut));
+
+    [Fact, CaseOrder(4)]
+    public Task Cutting_the_singletons_host_while_it_is_not_master_leaves_the_master_alone() =>
+        RunCase("cut the singleton's host (not master)", Kind.NonMaster, SingletonHostNotMaster,
+            (run, target) => CutFor(run, target!, StandbyCut));
+
+    [Fact, CaseOrder(5)]
+    public Task Cutting_every_link_leaves_no_two_masters_and_heals_to_one() =>
+        RunCase("cut every link", Kind.All, s => Task.FromResult(((LocalNode?)null, s)),
+            async (run, _) =>
+            {
+                run.CutAll();
+                await Task.Delay(AllCut);
+                run.HealAll();
+            });
+
+    [Fact, CaseOrder(6)]
+    public Task A_flapping_standby_link_leaves_the_master_alone() =>
+        RunCase($"flap a standby's link every {FlapEvery.TotalSeconds:F0} s for {FlapFor.TotalSeconds:F0} s", Kind.NonMaster,
+            PlainStandby, (run, target) => Flap(run, target!));
+
+    protected static async Task CutFor(CaseRun run, LocalNode target, TimeSpan howLong)
+    {
+        run.Cut(target);
+        await Task.Delay(howLong);
+        run.Heal(target);
+    }
+
+    /// <summary>Down for FlapEvery, up for FlapEvery, ... for FlapFor in all, ending up.</summary>
+    protected static async Task Flap(CaseRun run, LocalNode target)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed + FlapEvery <= FlapFor)
+        {
+            run.Cut(target);
+            await Task.Delay(FlapEvery);
+            run.Heal(target);
+            if (sw.Elapsed + FlapEvery > FlapFor) break;
+            await Task.Delay(FlapEvery);
+        }
+    }
+
+    private LocalNode Node(string? name) => C.Nodes.Single(n => n.Name == name);
+
+    /// <summary>The master, after a switchover away from the singleton's host when the master is that host.</summary>
+    private async Task<(LocalNode?, Settled)> MasterNotHostingSingleton(Settled s)
+    {
+        if (s.Master.Name != s.SingletonNode) return (s.Master, s);
+        s = await SwitchTo(s, C.Nodes.First(n => n != s.Master && !n.Witness), "so that the master does not host the singleton");
+        return (s.Master, s);
+    }
+
+    /// <summary>
+    /// The master, arranged to host the singleton: a switchover to the singleton's host, or, when a
+    /// witness hosts it, the witness stopped (gracefully) and started again first so that the
+    /// singleton moves to a data node (the next oldest).
+    /// </summary>
+    private async Task<(LocalNode?, Settled)> MasterHostingSingleton(Settled s)
+    {
+        if (Node(s.SingletonNode).Witness)
+        {
+            var w = Node(s.SingletonNode);
+            output.WriteLine($"the witness {w.Name} hosts the singleton: restart it so that the singleton moves to a data node");
+            await C.Stop(w);
+            C.StartNode(w);
+            s = await Settle("after restarting the witness");
+        }
+        if (s.Master.Name != s.SingletonNode)
+            s = await SwitchTo(s, Node(s.SingletonNode), "so that the master hosts the singleton");
+        Assert.Equal(s.Master.Name, s.SingletonNode);
+        return (s.Master, s);
+    }
+
+    /// <summary>
+    /// A data node that is neither master nor the singleton's host. In a pair whose standby hosts
+    /// the singleton, a switchover to that standby first (the master then hosts the singleton, and
+    /// the old master is the plain standby).
+    /// </summary>
+    private async Task<(LocalNode?, Settled)> PlainStandby(Settled s)
+    {
+        bool Plain(LocalNode n, Settled st) => !n.Witness && n != st.Master && n.Name != st.SingletonNode;
+        if (!C.Nodes.Any(n => Plain(n, s)))
+            s = await SwitchTo(s, Node(s.SingletonNode), "so that a standby is neither master nor the singleton's host");
+        return (C.Nodes.First(n => Plain(n, s)), s);
+    }
+
+    /// <summary>The singleton's host, after a switchover away from it when it is the master.</summary>
+    private async Task<(LocalNode?, Settled)> SingletonHostNotMaster(Settled s)
+    {
+        var host = Node(s.SingletonNode);
+        if (host != s.Master) return (host, s);
+        s = await SwitchTo(s, C.Nodes.First(n => n != host && !n.Witness), "so that the singleton's host is not master");
+        Assert.Equal(host.Name, s.SingletonNode);
+        return (host, s);
+    }
+
+    private async Task<Settled> SwitchTo(Settled s, LocalNode to, string why)
+    {
+        output.WriteLine($"master {s.Master.Name}, singleton on {s.SingletonNode}: switchover to {to.Name} {why}");
+        using var api = C.Api(s.Master);
+        var r = await api.Switchover(to.Name);
+        Assert.True(r.Accepted, $"switchover to {to.Name}: {r.Message}");
+        await C.WaitForSingleMaster(RealCluster.Generous, n => n == to);
+        var after = await Settle($"after the switchover to {to.Name}");
+        Assert.Equal(to, after.Master);
+        return after;
+    }
+
+    /// <summary>One cluster of every configured node, all Up and reachable, exactly one master that every node names.</summary>
+    protected sealed record Settled(LocalNode Master, string? SingletonNode, long Epoch, TimeSpan Took);
+
+    private async Task<Settled> Settle(string when, TimeSpan? timeout = null)
+    {
+        var sw = Stopwatch.StartNew();
+        Settled? found = null;
+        var inARow = 0;
+        await C.WaitUntil(async () =>
+        {
+            found = null;
+            if (!C.Nodes.All(n => n.Running))
+            {
+                inARow = 0;
+                return false;
+            }
+            var statuses = await Task.WhenAll(C.Nodes.Select(C.Status));
+            var masters = await C.Masters();
+            var ok = masters.Count == 1 &&
+                     statuses.All(s => s is not null && s.Master == masters[0].Name && s.Members.Count == C.Nodes.Count &&
+                                       s.Members.All(m => m.Status == "Up" && m.Reachable));
+            if (!ok)
+            {
+                inARow = 0;
+                return false;
+            }
+            var ms = statuses[C.Nodes.ToList().IndexOf(masters[0])]!;
+            found = new Settled(masters[0], ms.SingletonNode, ms.Epoch, sw.Elapsed);
+            // three checks in a row, so that a downing already decided does not slip through
+            return ++inARow >= 3 && ms.SingletonNode is not null;
+        }, timeout ?? SettleTimeout, default, $"one cluster of all {C.Nodes.Count} nodes, all Up, with exactly one master ({when})");
+        return found!;
+    }
+
+    /// <summary>
+    /// Settles, or, when the previous case left the cluster broken (it failed for that already),
+    /// restarts the nodes outside the largest cluster and settles again, so that this case tests
+    /// what it names and not the last one's leftovers.
+    /// </summary>
+    private async Task<Settled> SettleOrRepair(string when)
+    {
+        try
+        {
+            return await Settle(when, SettleBeforeTimeout);
+        }
+        catch (TimeoutException)
+        {
+            var statuses = await Task.WhenAll(C.Nodes.Select(C.Status));
+            var largest = statuses.Where(s => s is not null)
+                .Select(s => s!.Members.Where(m => m.Status == "Up").Select(m => m.Node).ToHashSet())
+                .OrderByDescending(m => m.Count).FirstOrDefault() ?? [];
+            var outside = C.Nodes.Where((n, i) => statuses[i] is null || !largest.Contains(n.Name)).ToList();
+            output.WriteLine($"REPAIR: the cluster did not settle before this case within {SettleBeforeTimeout.TotalSeconds:F0} s " +
+                             $"(the previous case left it so); largest cluster {string.Join(",", largest)}; restarting " +
+                             $"{(outside.Count == 0 ? "nothing" : string.Join(", ", outside.Select(n => n.Name)))}");
+            foreach (var n in outside.Where(n => n.Running)) await C.Stop(n, TimeSpan.FromSeconds(10));
+            foreach (var n in outside.Where(n => !n.Running)) C.StartNode(n);
+            return await Settle($"{when}, after the repair");
+        }
+    }
+
+    /// <summary>Cuts and heals through the lab, each marked in the observer's timeline.</summary>
+    protected sealed class CaseRun(PrimaryObserver observer, NetnsLab lab)
+    {
+        public DateTimeOffset? FirstCut { get; private set; }
+        public DateTimeOffset? LastHeal { get; private set; }
+        public int Cuts { get; private set; }
+
+        public void Cut(LocalNode n)
+        {
+            lab.Cut(n);
+            Cuts++;
+            FirstCut ??= DateTimeOffset.Now;
+            observer.Mark($"cut {n.Name}'s cluster link");
+        }
+
+        public void Heal(LocalNode n)
+        {
+            lab.Heal(n);
+            LastHeal = DateTimeOffset.Now;
+            observer.Mark($"healed {n.Name}'s cluster link");
+        }
+
+        public void CutAll()
+        {
+            lab.CutAll();
+            Cuts++;
+            FirstCut ??= DateTimeOffset.Now;
+            observer.Mark("cut every cluster link");
+        }
+
+        public void HealAll()
+        {
+            lab.HealAll();
+            LastHeal = DateTimeOffset.Now;
+            observer.Mark("healed every cluster link");
+        }
+    }
+
+    protected async Task RunCase(string name, Kind kind, Func<Settled, Task<(LocalNode? Target, Settled Before)>> choose,
+        Func<CaseRun, LocalNode?, Task> act)
+    {
+        var total = Stopwatch.StartNew();
+        output.WriteLine($"[{fx.Topology}] cluster of {string.Join(", ", C.Nodes.Select(n => $"{n.Name} ({n.ClusterHost}, observed at {n.ObserverHost})"))} " +
+                         $"started in {fx.StartedIn.TotalSeconds:F1} s; files in {fx.Dir}");
+        var (target, before) = await choose(await SettleOrRepair($"before '{name}'"));
+        var prepared = total.Elapsed;
+        output.WriteLine($"before: master {before.Master.Name} at epoch {before.Epoch}, singleton on {before.SingletonNode}" +
+                         (target is null ? "" : $"; target {target.Name}"));
+        var knownEpochs = (await Ledgers()).Values.SelectMany(h => h).Select(e => e.Epoch).ToHashSet();
+        var pids = PrometheusPids();
+        var restarts = C.Nodes.ToDictionary(n => n, n => (n.Restarts, n.Exits.Count));
+
+        await using var observer = new PrimaryObserver(C.Nodes);
+        var run = new CaseRun(observer, fx.Lab);
+        observer.Start();
+        var failures = new List<(string What, DateTimeOffset? At)>();
+        Settled? after = null;
+        await Task.Delay(500); // some steady state first
+        try
+        {
+            await act(run, target);
+            observer.Mark("waiting for one cluster and one master");
+            after = await Settle($"after '{name}'");
+            observer.Mark("settled");
+        }
+        catch (TimeoutException e)
+        {
+            failures.Add(($"the cluster did not settle within {SettleTimeout.TotalSeconds:F0} s after the heal: {e.Message.Split('\n')[0]}", DateTimeOffset.Now));
+        }
+        finally
+        {
+            // whatever happened, leave the links whole for the next case
+            if (run.Cuts > 0) fx.Lab.HealAll();
+        }
+        await observer.StopAsync();
+        var rounds = observer.Rounds;
+        var names = C.Nodes.Select(n => n.Name).ToList();
+
+        // (a) never two masters at one poll
+        var doubles = rounds.Where(r => r.Masters >= 2).ToList();
+        if (doubles.Count > 0)
+            failures.Add(($"(a) {doubles.Count} observer round(s) saw two or more nodes answer 200; the first at {doubles[0].At:HH:mm:ss.fff}: " +
+                          string.Join(" ", doubles[0].Codes.Select((c, i) => $"{names[i]}={PrimaryObserver.Show(c)}")), doubles[0].At));
+
+        // the longest stretch with no master
+        var (gap, gapAt) = LongestWithoutMaster(rounds);
+
+        // (b) the master stays where it is, and answers at every poll, unless it was cut itself
+        var moved = after is not null && after.Master != before.Master;
+        var masterIndex = names.IndexOf(before.Master.Name);
+        // A lone timed-out poll between two 200s is CPU noise on a small host (a 300 ms stall), not
+        // the master letting go: it is reported, not held against it. A 503, a refused connection,
+        // or two silent polls in a row are misses.
+        var tolerated = new List<ObserverRound>();
+        var masterMisses = new List<ObserverRound>();
+        for (var i = 0; i < rounds.Count; i++)
+        {
+            var code = rounds[i].Codes[masterIndex];
+            if (code == 200) continue;
+            var lone = code == -1 && (i == 0 || rounds[i - 1].Codes[masterIndex] == 200) &&
+                       (i == rounds.Count - 1 || rounds[i + 1].Codes[masterIndex] == 200);
+            (lone ? tolerated : masterMisses).Add(rounds[i]);
+        }
+        string Phase(ObserverRound r) => run.FirstCut is null || r.At < run.FirstCut ? "before the cut"
+            : run.LastHeal is null || r.At < run.LastHeal ? (run.Cuts > 1 ? "while flapping" : "while cut") : "after the heal";
+        if (kind == Kind.NonMaster)
+        {
+            if (moved)
+                failures.Add(($"(b) the master moved from {before.Master.Name} to {after!.Master.Name} although only {target!.Name} (not master) was cut off",
+                    rounds.FirstOrDefault(r => r.Codes[masterIndex] != 200)?.At));
+            if (masterMisses.Count > 0)
+            {
+                var byPhase = masterMisses.GroupBy(Phase).Select(g => $"{g.Key}: {g.Count()}");
+                var byCode = masterMisses.GroupBy(r => PrimaryObserver.Show(r.Codes[masterIndex])).Select(g => $"{g.Key} x{g.Count()}");
+                failures.Add(($"(b) the master {before.Master.Name} did not answer 200 at {masterMisses.Count} of {rounds.Count} polls while only " +
+                              $"{target!.Name} (not master) was cut off ({string.Join(", ", byPhase)}; {string.Join(", ", byCode)}); " +
+                              $"the first at {masterMisses[0].At:HH:mm:ss.fff}, the longest run without its 200 {LongestRun(rounds, masterIndex).TotalSeconds:F2} s",
+                    masterMisses[0].At));
+            }
+        }
+        TimeSpan? failover = null;
+        if (kind is Kind.Master or Kind.MasterLate && run.FirstCut is { } cutAt && run.LastHeal is { } healAt)
+        {
+            var first = rounds.FirstOrDefault(r => r.At >= cutAt && r.Codes.Where((c, i) => i != masterIndex && c == 200).Any());
+            failover = first?.At - cutAt;
+            if (kind == Kind.Master && (first is null || first.At > healAt))
+                failures.Add(($"no other node became master during the {(healAt - cutAt).TotalSeconds:F0} s that {before.Master.Name}'s link was cut " +
+                              "(the majority side must fail over)", healAt));
+            if (kind == Kind.MasterLate && after is not null && after.Master == before.Master)
+                failures.Add(($"{before.Master.Name} is master again after its link was cut for {(healAt - cutAt).TotalSeconds:F0} s: " +
+                              "the majority side never failed over", first?.At ?? healAt));
+        }
+
+        // (c) every epoch is in a majority of the configured nodes' ledgers
+        var ledgers = await Ledgers();
+        var majority = C.Nodes.Count / 2 + 1;
+        foreach (var (node, history) in ledgers.Where(l => l.Value.Count == 0 && C.Nodes.Count > 0))
+            failures.Add(($"(c) {node}'s /api/v1/history is empty or did not answer", null));
+        var entries = ledgers.SelectMany(l => l.Value.Select(e => (Ledger: l.Key, Entry: e))).ToList();
+        var epochs = entries.GroupBy(x => x.Entry.Epoch).OrderBy(g => g.Key).ToList();
+        var newEpochs = epochs.Where(g => !knownEpochs.Contains(g.Key)).ToList();
+        foreach (var epoch in epochs)
+        {
+            var age = knownEpochs.Contains(epoch.Key) ? "from before this case" : "new in this case";
+            var holders = epoch.GroupBy(x => x.Entry.Node).ToList();
+            if (holders.Count > 1)
+                failures.Add(($"(c) epoch {epoch.Key} ({age}) names different masters in different ledgers: " +
+                              string.Join("; ", holders.Select(h => $"{h.Key} in {string.Join(",", h.Select(x => x.Ledger))}")), epoch.First().Entry.At));
+            foreach (var h in holders)
+            {
+                var ledgersWithIt = h.Select(x => x.Ledger).Distinct().ToList();
+                if (ledgersWithIt.Count < majority)
+                    failures.Add(($"(c) epoch {epoch.Key} ({age}: {h.Key}, {h.First().Entry.Reason}, {h.First().Entry.At:HH:mm:ss.fff}) is in the ledger of " +
+                                  $"{string.Join(", ", ledgersWithIt)} only: fewer than {majority} of {C.Nodes.Count}", h.First().Entry.At));
+            }
+        }
+
+        // (d) Prometheus outlives promha: same PIDs, still running
+        var pidsAfter = PrometheusPids();
+        foreach (var (node, pid) in pids)
+        {
+            pidsAfter.TryGetValue(node, out var now);
+            if (pid is null)
+                failures.Add(($"(d) {node} had no prometheus.pid before the case", null));
+            else if (now != pid || !DetachedServer.IsRunning(pid.Value))
+                failures.Add(($"(d) {node}'s Prometheus was pid {pid} before the case, now pid {now?.ToString() ?? "none"} " +
+                              $"(pid {pid} {(DetachedServer.IsRunning(pid.Value) ? "still runs" : "is gone")})", null));
+        }
+
+        // the report
+        var nodeEvents = C.Nodes.Where(n => n.Restarts != restarts[n].Restarts || n.Exits.Count != restarts[n].Item2)
+            .Select(n => $"{n.Name} restarted {n.Restarts - restarts[n].Restarts}x (exit codes {string.Join(",", n.Exits.Skip(restarts[n].Item2))})");
+        var summary = new StringBuilder()
+            .AppendLine($"[{fx.Topology}] {name}{(target is null ? "" : $" ({target.Name})")}: {total.Elapsed.TotalSeconds:F1} s in all " +
+                        $"({prepared.TotalSeconds:F1} s to settle/prepare, {after?.Took.TotalSeconds ?? double.NaN:F1} s to settle after the heal)")
+            .AppendLine($"  polls: {rounds.Count} rounds x {names.Count} nodes; rounds with two masters: {doubles.Count}")
+            .AppendLine($"  longest with no master: {gap.TotalSeconds:F2} s{(gapAt is { } g ? $" (from {g:HH:mm:ss.fff})" : "")}" +
+                        (failover is { } f ? $"; first other master {f.TotalSeconds:F2} s after the cut" : ""))
+            .AppendLine($"  master: {before.Master.Name} (epoch {before.Epoch}) -> {after?.Master.Name ?? "?"} (epoch {after?.Epoch.ToString() ?? "?"}); moved: {(moved ? "yes" : "no")}; " +
+                        $"polls where {before.Master.Name} did not answer 200: {masterMisses.Count} (+{tolerated.Count} lone timeouts) " +
+                        $"({string.Join(", ", masterMisses.GroupBy(Phase).Select(g => $"{g.Key}: {g.Count()}"))})")
+            .AppendLine($"  singleton: {before.SingletonNode} -> {after?.SingletonNode ?? "?"}; new epochs: " +
+                        $"{string.Join(", ", newEpochs.Select(e => $"{e.Key}:{e.First().Entry.Node}:{e.First().Entry.Reason} in {e.Select(x => x.Ledger).Distinct().Count()}/{C.Nodes.Count}"))}")
+            .AppendLine($"  nodes: {(nodeEvents.Any() ? string.Join("; ", nodeEvents) : "none restarted")}");
+        output.WriteLine(summary.ToString());
+        var start = rounds.Count > 0 ? rounds[0].At : DateTimeOffset.Now;
+        var end = rounds.Count > 0 ? rounds[^1].At : DateTimeOffset.Now;
+        output.WriteLine(observer.Timeline(start, end, doubles.ToHashSet()));
+        if (failures.Count == 0) return;
+
+        var message = new StringBuilder($"[{fx.Topology}] {name}: {failures.Count} violation(s):\n");
+        foreach (var (what, _) in failures) message.AppendLine($" - {what}");
+        var at = failures.Select(f => f.At).FirstOrDefault(a => a is not null) ?? start;
+        message.AppendLine().AppendLine(summary.ToString())
+            .AppendLine(observer.Timeline(at - TimeSpan.FromSeconds(4), at + TimeSpan.FromSeconds(4), doubles.ToHashSet()))
+            .AppendLine(C.LogTails(40));
+        output.WriteLine(C.LogTails(60));
+        throw new XunitException(message.ToString());
+    }
+
+    private static (TimeSpan Longest, DateTimeOffset? From) LongestWithoutMaster(IReadOnlyList<ObserverRound> rounds)
+    {
+        var longest = TimeSpan.Zero;
+        DateTimeOffset? from = null, since = null;
+        foreach (var r in rounds)
+        {
+            if (r.Masters == 0) since ??= r.At;
+            else if (since is { } s)
+            {
+                if (r.At - s > longest) (longest, from) = (r.At - s, s);
+                since = null;
+            }
+        }
+        if (since is { } open && rounds.Count > 0 && rounds[^1].At - open > longest) (longest, from) = (rounds[^1].At - open, open);
+        return (longest, from);
+    }
+
+    /// <summary>The longest stretch in which node <paramref name="i"/> did not answer 200.</summary>
+    private static TimeSpan LongestRun(IReadOnlyList<ObserverRound> rounds, int i)
+    {
+        var longest = TimeSpan.Zero;
+        DateTimeOffset? since = null;
+        foreach (var r in rounds)
+        {
+            if (r.Codes[i] != 200) since ??= r.At;
+            else if (since is { } s)
+            {
+                longest = r.At - s > longest ? r.At - s : longest;
+                since = null;
+            }
+        }
+        if (since is { } open && rounds.Count > 0) longest = rounds[^1].At - open > longest ? rounds[^1].At - open : longest;
+        return longest;
+    }
+
+    private async Task<Dictionary<string, List<HistoryEntry>>> Ledgers()
+    {
+        var result = new Dictionary<string, List<HistoryEntry>>();
+        foreach (var n in C.Nodes)
+        {
+            try
+            {
+                using var api = C.Api(n);
+                result[n.Name] = await api.History(1000) ?? [];
+            }
+            catch (Exception) { result[n.Name] = []; }
+        }
+        return result;
+    }
+
+    private Dictionary<string, int?> PrometheusPids() => C.Nodes.Where(n => !n.Witness).ToDictionary(n => n.Name, n =>
+    {
+        var file = Path.Combine(n.DataDir, "prometheus.pid");
+        return File.Exists(file) && int.TryParse(File.ReadAllLines(file).FirstOrDefault(), out var pid) ? pid : (int?)null;
+    });
+}
+
+/// <summary>The partition cases of one topology share a cluster: run them in the order written.</summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class CaseOrderAttribute(int order) : Attribute
+{
+    public int Order { get; } = order;
+}
+
+public sealed class CaseOrderer : ITestCaseOrderer
+{
+    public IEnumerable<TTestCase> OrderTestCases<TTestCase>(IEnumerable<TTestCase> testCases) where TTestCase : ITestCase =>
+        testCases.OrderBy(t => t.TestMethod.Method.GetCustomAttributes(typeof(CaseOrderAttribute).AssemblyQualifiedName)
+            .Select(a => a.GetConstructorArguments().First() as int?).FirstOrDefault() ?? int.MaxValue)
+            .ThenBy(t => t.TestMethod.Method.Name, StringComparer.Ordinal);
+}
