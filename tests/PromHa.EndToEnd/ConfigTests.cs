@@ -1,3 +1,4 @@
+using PromHa.Node.Http;
 using System.Net;
 using PromHa.Node.Config;
 using PromHa.Node.Console;
@@ -169,7 +170,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public async Task A_stopped_standby_catches_up_and_numbering_survives_failover_and_a_full_restart()
+    public async Task A_stopped_standby_catches_up_and_numbering_and_role_history_survive_failover_and_a_full_restart()
     {
         await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true);
         var c = rc.Cluster;
@@ -203,6 +204,9 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         {
             var before = (await api.ConfigVersions(50))!;
             Assert.Equal([4L, 3, 2, 1], before.Select(v => v.Version));
+            var rolesBefore = (await api.History(50))!;
+            Assert.Equal(next.Name, rolesBefore[0].Node);
+            Assert.Equal(master.Name, rolesBefore[0].Previous);
 
             // Full restart: every node stops, then all start again.
             foreach (var n in c.Nodes) await c.Stop(n);
@@ -212,6 +216,13 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
             using var api2 = c.Api(m);
             var after = (await api2.ConfigVersions(50))!;
             Assert.Equal(before.Select(v => (v.Version, v.BundleHash)), after.Select(v => (v.Version, v.BundleHash)));
+            // the role history too: what was journaled before is still there, epochs never went back
+            var rolesAfter = (await api2.History(50))!;
+            string Show(IEnumerable<HistoryEntry> h) => string.Join("; ", h.Select(e => $"{e.Epoch}:{e.Node}:{e.Reason}"));
+            Assert.True(rolesAfter.Count >= rolesBefore.Count, $"history after restart: {Show(rolesAfter)}; before: {Show(rolesBefore)}");
+            Assert.Equal(rolesBefore[^1], rolesAfter[^1]);
+            Assert.Equal(rolesBefore[0].Epoch, rolesAfter.Single(h => h.At == rolesBefore[0].At).Epoch);
+            Assert.True((await c.Status(m))!.Epoch >= rolesBefore[0].Epoch);
             await WaitApplied(c, c.Nodes, 4);
 
             AddJob(m, "five", "127.0.0.1:10005");
