@@ -96,15 +96,30 @@ public sealed class ThreeNodePartitionTests(ThreeNodeLab lab, ITestOutputHelper 
 
 [TestCaseOrderer("PromHa.EndToEnd.CaseOrderer", "PromHa.EndToEnd")]
 public sealed class PairWitnessPartitionTests(PairWitnessLab lab, ITestOutputHelper output)
-    : PartitionCases(lab, output), IClassFixture<PairWitnessLab>;
+    : PartitionCases(lab, output), IClassFixture<PairWitnessLab>
+{
+    /// <summary>
+    /// A pair's master hosts the singleton after most failovers (the witness cannot be master), so
+    /// this is the pair's usual state. Its old master keeps its lease (granted by its own singleton)
+    /// until it sees it lost quorum; the majority side promotes only after the singleton moved. The
+    /// same code paths run in a cluster of three, so the 3-node class leaves it out (time budget).
+    /// </summary>
+    [Fact, CaseOrder(2)]
+    public Task Cutting_the_link_of_a_master_that_hosts_the_singleton_moves_the_role_to_the_majority_side() =>
+        RunCase("cut the master's link (it hosts the singleton)", Kind.MasterLate, MasterHostingSingleton,
+            (run, target) => CutFor(run, target!, SingletonMasterCut));
+}
 
 /// <summary>
 /// Partitions made by cutting nodes' cluster links in a network namespace lab, with real promha
 /// processes and real Prometheus servers, watched from outside by polling every node's /primary
 /// every 50 ms. What must hold in every case:
 /// (a) no observer round ever sees two nodes answering 200;
-/// (b) the master does not move, and answers 200 at every poll, unless the master itself was cut off;
-/// (c) every epoch a case adds is in the ledgers (/api/v1/history) of a majority of the configured nodes;
+/// (b) the master does not move, and answers 200 at every poll, unless the master itself was cut off
+///     (a lone poll that timed out between two 200s is reported but not counted: CPU noise);
+///     when the master is cut, another node takes over (before the heal, or once settled);
+/// (c) every epoch in any node's ledger (/api/v1/history) is in the ledgers of a majority of the
+///     configured nodes, naming the same master;
 /// (d) every supervised Prometheus keeps its PID (it outlives its promha being downed and restarted).
 /// A downed node exits and is started again after 2 s, as systemd's Restart=always would.
 /// Each case starts and ends with one cluster of every node, all Up, and exactly one master.
@@ -118,13 +133,16 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     /// <summary>
     /// A master that hosts the singleton is replaced only after the singleton moved, ~14 s after the
     /// cut (measured). The cut is not made that long: a first seed cut for more than ~13 s restarts
-    /// while still cut and forms an island of its own, a different case (and, measured, one that
-    /// can leave it stuck: see the report in the commit history).
+    /// while still cut and forms an island of its own, a different case (measured with an 18 s cut:
+    /// once the island recovered through its 20 s island guard, once it stayed an island for good,
+    /// its singleton handed over to the other side's oldest node by a HandOverToMe sent to its old
+    /// incarnation's address).
     /// </summary>
-    private static readonly TimeSpan SingletonMasterCut = TimeSpan.FromSeconds(12);
+    protected static readonly TimeSpan SingletonMasterCut = TimeSpan.FromSeconds(12);
     private static readonly TimeSpan StandbyCut = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan AllCut = TimeSpan.FromSeconds(12);
-    protected static readonly TimeSpan FlapFor = TimeSpan.FromSeconds(30);
+    /// <summary>Five down/up cycles (20 s rather than 30 s: the suite's time budget).</summary>
+    protected static readonly TimeSpan FlapFor = TimeSpan.FromSeconds(20);
     protected static readonly TimeSpan FlapEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(120);
     /// <summary>Before a case: the previous case settled the cluster or failed trying.</summary>
@@ -143,11 +161,6 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     public Task Cutting_the_masters_link_moves_the_role_to_the_majority_side() =>
         RunCase("cut the master's link (it does not host the singleton)", Kind.Master, MasterNotHostingSingleton,
             (run, target) => CutFor(run, target!, MasterCut));
-
-    [Fact, CaseOrder(2)]
-    public Task Cutting_the_link_of_a_master_that_hosts_the_singleton_moves_the_role_to_the_majority_side() =>
-        RunCase("cut the master's link (it hosts the singleton)", Kind.MasterLate, MasterHostingSingleton,
-            (run, target) => CutFor(run, target!, SingletonMasterCut));
 
     [Fact, CaseOrder(3)]
     public Task Cutting_a_standbys_link_leaves_the_master_alone() =>
@@ -209,7 +222,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     /// witness hosts it, the witness stopped (gracefully) and started again first so that the
     /// singleton moves to a data node (the next oldest).
     /// </summary>
-    private async Task<(LocalNode?, Settled)> MasterHostingSingleton(Settled s)
+    protected async Task<(LocalNode?, Settled)> MasterHostingSingleton(Settled s)
     {
         if (Node(s.SingletonNode).Witness)
         {
