@@ -117,7 +117,8 @@ public sealed class PairWitnessPartitionTests(PairWitnessLab lab, ITestOutputHel
 /// (a) no observer round ever sees two nodes answering 200;
 /// (b) the master does not move, and answers 200 at every poll, unless the master itself was cut off
 ///     (a lone poll that timed out between two 200s is reported but not counted: CPU noise);
-///     when the master is cut, another node takes over (before the heal, or once settled);
+///     when the master is cut, another node takes over (before the heal, or once settled) and
+///     keeps the role, answering 200 at every poll from then on;
 /// (c) every epoch in any node's ledger (/api/v1/history) is in the ledgers of a majority of the
 ///     configured nodes, naming the same master;
 /// (d) every supervised Prometheus keeps its PID (it outlives its promha being downed and restarted).
@@ -424,19 +425,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
         // (b) the master stays where it is, and answers at every poll, unless it was cut itself
         var moved = after is not null && after.Master != before.Master;
         var masterIndex = names.IndexOf(before.Master.Name);
-        // A lone timed-out poll between two 200s is CPU noise on a small host (a 300 ms stall), not
-        // the master letting go: it is reported, not held against it. A 503, a refused connection,
-        // or two silent polls in a row are misses.
-        var tolerated = new List<ObserverRound>();
-        var masterMisses = new List<ObserverRound>();
-        for (var i = 0; i < rounds.Count; i++)
-        {
-            var code = rounds[i].Codes[masterIndex];
-            if (code == 200) continue;
-            var lone = code == -1 && (i == 0 || rounds[i - 1].Codes[masterIndex] == 200) &&
-                       (i == rounds.Count - 1 || rounds[i + 1].Codes[masterIndex] == 200);
-            (lone ? tolerated : masterMisses).Add(rounds[i]);
-        }
+        var (masterMisses, tolerated) = Misses(rounds, masterIndex, 0);
         string Phase(ObserverRound r) => run.FirstCut is null || r.At < run.FirstCut ? "before the cut"
             : run.LastHeal is null || r.At < run.LastHeal ? (run.Cuts > 1 ? "while flapping" : "while cut") : "after the heal";
         if (kind == Kind.NonMaster)
@@ -465,6 +454,19 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             if (kind == Kind.MasterLate && after is not null && after.Master == before.Master)
                 failures.Add(($"{before.Master.Name} is master again after its link was cut for {(healAt - cutAt).TotalSeconds:F0} s: " +
                               "the majority side never failed over", first?.At ?? healAt));
+            // The role moves once: the new master was never cut, and the old one's return must not disturb it.
+            if (first is not null)
+            {
+                var next = first.Codes.Select((c, i) => (c, i)).First(x => x.i != masterIndex && x.c == 200).i;
+                var (misses, _) = Misses(rounds, next, rounds.ToList().IndexOf(first));
+                if (misses.Count > 0)
+                    failures.Add(($"(b) the new master {names[next]} did not answer 200 at {misses.Count} poll(s) after it took over " +
+                                  $"{failover!.Value.TotalSeconds:F2} s after the cut ({string.Join(", ", misses.GroupBy(Phase).Select(g => $"{g.Key}: {g.Count()}"))}; " +
+                                  $"{string.Join(", ", misses.GroupBy(r => PrimaryObserver.Show(r.Codes[next])).Select(g => $"{g.Key} x{g.Count()}"))}); " +
+                                  $"the first at {misses[0].At:HH:mm:ss.fff}", misses[0].At));
+                if (after is not null && after.Master.Name != names[next])
+                    failures.Add(($"(b) the role moved twice: {before.Master.Name} -> {names[next]} -> {after.Master.Name}", misses.FirstOrDefault()?.At));
+            }
         }
 
         // (c) every epoch is in a majority of the configured nodes' ledgers
@@ -532,6 +534,26 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             .AppendLine(C.LogTails(40));
         output.WriteLine(C.LogTails(60));
         throw new XunitException(message.ToString());
+    }
+
+    /// <summary>
+    /// The polls from <paramref name="from"/> on at which node <paramref name="i"/> did not answer 200.
+    /// A lone timed-out poll between two 200s is CPU noise on a small host (a 300 ms stall), not the
+    /// master letting go: it is returned apart (reported, not held against it). A 503, a refused
+    /// connection, or two silent polls in a row are misses.
+    /// </summary>
+    private static (List<ObserverRound> Misses, List<ObserverRound> Tolerated) Misses(IReadOnlyList<ObserverRound> rounds, int i, int from)
+    {
+        var tolerated = new List<ObserverRound>();
+        var misses = new List<ObserverRound>();
+        for (var k = Math.Max(from, 0); k < rounds.Count; k++)
+        {
+            var code = rounds[k].Codes[i];
+            if (code == 200) continue;
+            var lone = code == -1 && (k == 0 || rounds[k - 1].Codes[i] == 200) && (k == rounds.Count - 1 || rounds[k + 1].Codes[i] == 200);
+            (lone ? tolerated : misses).Add(rounds[k]);
+        }
+        return (misses, tolerated);
     }
 
     private static (TimeSpan Longest, DateTimeOffset? From) LongestWithoutMaster(IReadOnlyList<ObserverRound> rounds)
