@@ -63,9 +63,12 @@ public abstract class PartitionLab : IAsyncLifetime
         _disposed = true;
         try
         {
-            // whole links make the graceful stops quick (a node hands over instead of waiting out timeouts)
-            try { Lab?.HealAll(); } catch (Exception) { }
-            if (Cluster is not null) await Cluster.DisposeAsync();
+            if (Cluster is not null)
+            {
+                // kill -9 by PID: nothing here needs a graceful leave, and one at a time costs ~7 s
+                foreach (var n in Cluster.Nodes) Cluster.Kill(n);
+                await Cluster.DisposeAsync(); // and the servers they left running, by their pid files
+            }
         }
         finally
         {
@@ -99,13 +102,14 @@ public sealed class PairWitnessPartitionTests(PairWitnessLab lab, ITestOutputHel
     : PartitionCases(lab, output), IClassFixture<PairWitnessLab>
 {
     /// <summary>
-    /// A pair's master hosts the singleton after most failovers (the witness cannot be master), so
-    /// this is the pair's usual state. Its old master keeps its lease (granted by its own singleton)
-    /// until it sees it lost quorum; the majority side promotes only after the singleton moved. The
-    /// same code paths run in a cluster of three, so the 3-node class leaves it out (time budget).
+    /// In a pair the master is cut while it hosts the singleton: the pair's usual state after a
+    /// failover (the witness cannot be master). The old master keeps its lease (its own singleton
+    /// grants it) until it sees it lost quorum; the majority side promotes only once the singleton
+    /// moved, ~14 s after the cut, so the cut is not required to outlast that. The 3-node class
+    /// cuts a master that does not host the singleton (the usual state there): between them both
+    /// paths run, in the time one would take.
     /// </summary>
-    [Fact, CaseOrder(2)]
-    public Task Cutting_the_link_of_a_master_that_hosts_the_singleton_moves_the_role_to_the_majority_side() =>
+    protected override Task CutTheMaster() =>
         RunCase("cut the master's link (it hosts the singleton)", Kind.MasterLate, MasterHostingSingleton,
             (run, target) => CutFor(run, target!, SingletonMasterCut));
 }
@@ -159,7 +163,10 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     protected enum Kind { Master, MasterLate, NonMaster, All }
 
     [Fact, CaseOrder(1)]
-    public Task Cutting_the_masters_link_moves_the_role_to_the_majority_side() =>
+    public Task Cutting_the_masters_link_moves_the_role_to_the_majority_side() => CutTheMaster();
+
+    /// <summary>The master, not hosting the singleton, is replaced in ~5 s: before the heal.</summary>
+    protected virtual Task CutTheMaster() =>
         RunCase("cut the master's link (it does not host the singleton)", Kind.Master, MasterNotHostingSingleton,
             (run, target) => CutFor(run, target!, MasterCut));
 
