@@ -63,9 +63,12 @@ public abstract class PartitionLab : IAsyncLifetime
         _disposed = true;
         try
         {
-            // whole links make the graceful stops quick (a node hands over instead of waiting out timeouts)
-            try { Lab?.HealAll(); } catch (Exception) { }
-            if (Cluster is not null) await Cluster.DisposeAsync();
+            if (Cluster is not null)
+            {
+                // kill -9 by PID: nothing here needs a graceful leave, and one at a time costs ~7 s
+                foreach (var n in Cluster.Nodes) Cluster.Kill(n);
+                await Cluster.DisposeAsync(); // and the servers they left running, by their pid files
+            }
         }
         finally
         {
@@ -96,15 +99,32 @@ public sealed class ThreeNodePartitionTests(ThreeNodeLab lab, ITestOutputHelper 
 
 [TestCaseOrderer("PromHa.EndToEnd.CaseOrderer", "PromHa.EndToEnd")]
 public sealed class PairWitnessPartitionTests(PairWitnessLab lab, ITestOutputHelper output)
-    : PartitionCases(lab, output), IClassFixture<PairWitnessLab>;
+    : PartitionCases(lab, output), IClassFixture<PairWitnessLab>
+{
+    /// <summary>
+    /// In a pair the master is cut while it hosts the singleton: the pair's usual state after a
+    /// failover (the witness cannot be master). The old master keeps its lease (its own singleton
+    /// grants it) until it sees it lost quorum; the majority side promotes only once the singleton
+    /// moved, ~14 s after the cut, so the cut is not required to outlast that. The 3-node class
+    /// cuts a master that does not host the singleton (the usual state there): between them both
+    /// paths run, in the time one would take.
+    /// </summary>
+    protected override Task CutTheMaster() =>
+        RunCase("cut the master's link (it hosts the singleton)", Kind.MasterLate, MasterHostingSingleton,
+            (run, target) => CutFor(run, target!, SingletonMasterCut));
+}
 
 /// <summary>
 /// Partitions made by cutting nodes' cluster links in a network namespace lab, with real promha
 /// processes and real Prometheus servers, watched from outside by polling every node's /primary
 /// every 50 ms. What must hold in every case:
 /// (a) no observer round ever sees two nodes answering 200;
-/// (b) the master does not move, and answers 200 at every poll, unless the master itself was cut off;
-/// (c) every epoch a case adds is in the ledgers (/api/v1/history) of a majority of the configured nodes;
+/// (b) the master does not move, and answers 200 at every poll, unless the master itself was cut off
+///     (a lone poll that timed out between two 200s is reported but not counted: CPU noise);
+///     when the master is cut, another node takes over (before the heal, or once settled) and
+///     keeps the role, answering 200 at every poll from then on;
+/// (c) every epoch in any node's ledger (/api/v1/history) is in the ledgers of a majority of the
+///     configured nodes, naming the same master;
 /// (d) every supervised Prometheus keeps its PID (it outlives its promha being downed and restarted).
 /// A downed node exits and is started again after 2 s, as systemd's Restart=always would.
 /// Each case starts and ends with one cluster of every node, all Up, and exactly one master.
@@ -118,13 +138,16 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     /// <summary>
     /// A master that hosts the singleton is replaced only after the singleton moved, ~14 s after the
     /// cut (measured). The cut is not made that long: a first seed cut for more than ~13 s restarts
-    /// while still cut and forms an island of its own, a different case (and, measured, one that
-    /// can leave it stuck: see the report in the commit history).
+    /// while still cut and forms an island of its own, a different case (measured with an 18 s cut:
+    /// once the island recovered through its 20 s island guard, once it stayed an island for good,
+    /// its singleton handed over to the other side's oldest node by a HandOverToMe sent to its old
+    /// incarnation's address).
     /// </summary>
-    private static readonly TimeSpan SingletonMasterCut = TimeSpan.FromSeconds(12);
+    protected static readonly TimeSpan SingletonMasterCut = TimeSpan.FromSeconds(12);
     private static readonly TimeSpan StandbyCut = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan AllCut = TimeSpan.FromSeconds(12);
-    protected static readonly TimeSpan FlapFor = TimeSpan.FromSeconds(30);
+    /// <summary>Five down/up cycles (20 s rather than 30 s: the suite's time budget).</summary>
+    protected static readonly TimeSpan FlapFor = TimeSpan.FromSeconds(20);
     protected static readonly TimeSpan FlapEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(120);
     /// <summary>Before a case: the previous case settled the cluster or failed trying.</summary>
@@ -140,14 +163,12 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     protected enum Kind { Master, MasterLate, NonMaster, All }
 
     [Fact, CaseOrder(1)]
-    public Task Cutting_the_masters_link_moves_the_role_to_the_majority_side() =>
+    public Task Cutting_the_masters_link_moves_the_role_to_the_majority_side() => CutTheMaster();
+
+    /// <summary>The master, not hosting the singleton, is replaced in ~5 s: before the heal.</summary>
+    protected virtual Task CutTheMaster() =>
         RunCase("cut the master's link (it does not host the singleton)", Kind.Master, MasterNotHostingSingleton,
             (run, target) => CutFor(run, target!, MasterCut));
-
-    [Fact, CaseOrder(2)]
-    public Task Cutting_the_link_of_a_master_that_hosts_the_singleton_moves_the_role_to_the_majority_side() =>
-        RunCase("cut the master's link (it hosts the singleton)", Kind.MasterLate, MasterHostingSingleton,
-            (run, target) => CutFor(run, target!, SingletonMasterCut));
 
     [Fact, CaseOrder(3)]
     public Task Cutting_a_standbys_link_leaves_the_master_alone() =>
@@ -209,7 +230,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     /// witness hosts it, the witness stopped (gracefully) and started again first so that the
     /// singleton moves to a data node (the next oldest).
     /// </summary>
-    private async Task<(LocalNode?, Settled)> MasterHostingSingleton(Settled s)
+    protected async Task<(LocalNode?, Settled)> MasterHostingSingleton(Settled s)
     {
         if (Node(s.SingletonNode).Witness)
         {
@@ -411,19 +432,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
         // (b) the master stays where it is, and answers at every poll, unless it was cut itself
         var moved = after is not null && after.Master != before.Master;
         var masterIndex = names.IndexOf(before.Master.Name);
-        // A lone timed-out poll between two 200s is CPU noise on a small host (a 300 ms stall), not
-        // the master letting go: it is reported, not held against it. A 503, a refused connection,
-        // or two silent polls in a row are misses.
-        var tolerated = new List<ObserverRound>();
-        var masterMisses = new List<ObserverRound>();
-        for (var i = 0; i < rounds.Count; i++)
-        {
-            var code = rounds[i].Codes[masterIndex];
-            if (code == 200) continue;
-            var lone = code == -1 && (i == 0 || rounds[i - 1].Codes[masterIndex] == 200) &&
-                       (i == rounds.Count - 1 || rounds[i + 1].Codes[masterIndex] == 200);
-            (lone ? tolerated : masterMisses).Add(rounds[i]);
-        }
+        var (masterMisses, tolerated) = Misses(rounds, masterIndex, 0);
         string Phase(ObserverRound r) => run.FirstCut is null || r.At < run.FirstCut ? "before the cut"
             : run.LastHeal is null || r.At < run.LastHeal ? (run.Cuts > 1 ? "while flapping" : "while cut") : "after the heal";
         if (kind == Kind.NonMaster)
@@ -452,6 +461,19 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             if (kind == Kind.MasterLate && after is not null && after.Master == before.Master)
                 failures.Add(($"{before.Master.Name} is master again after its link was cut for {(healAt - cutAt).TotalSeconds:F0} s: " +
                               "the majority side never failed over", first?.At ?? healAt));
+            // The role moves once: the new master was never cut, and the old one's return must not disturb it.
+            if (first is not null)
+            {
+                var next = first.Codes.Select((c, i) => (c, i)).First(x => x.i != masterIndex && x.c == 200).i;
+                var (misses, _) = Misses(rounds, next, rounds.ToList().IndexOf(first));
+                if (misses.Count > 0)
+                    failures.Add(($"(b) the new master {names[next]} did not answer 200 at {misses.Count} poll(s) after it took over " +
+                                  $"{failover!.Value.TotalSeconds:F2} s after the cut ({string.Join(", ", misses.GroupBy(Phase).Select(g => $"{g.Key}: {g.Count()}"))}; " +
+                                  $"{string.Join(", ", misses.GroupBy(r => PrimaryObserver.Show(r.Codes[next])).Select(g => $"{g.Key} x{g.Count()}"))}); " +
+                                  $"the first at {misses[0].At:HH:mm:ss.fff}", misses[0].At));
+                if (after is not null && after.Master.Name != names[next])
+                    failures.Add(($"(b) the role moved twice: {before.Master.Name} -> {names[next]} -> {after.Master.Name}", misses.FirstOrDefault()?.At));
+            }
         }
 
         // (c) every epoch is in a majority of the configured nodes' ledgers
@@ -519,6 +541,26 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             .AppendLine(C.LogTails(40));
         output.WriteLine(C.LogTails(60));
         throw new XunitException(message.ToString());
+    }
+
+    /// <summary>
+    /// The polls from <paramref name="from"/> on at which node <paramref name="i"/> did not answer 200.
+    /// A lone timed-out poll between two 200s is CPU noise on a small host (a 300 ms stall), not the
+    /// master letting go: it is returned apart (reported, not held against it). A 503, a refused
+    /// connection, or two silent polls in a row are misses.
+    /// </summary>
+    private static (List<ObserverRound> Misses, List<ObserverRound> Tolerated) Misses(IReadOnlyList<ObserverRound> rounds, int i, int from)
+    {
+        var tolerated = new List<ObserverRound>();
+        var misses = new List<ObserverRound>();
+        for (var k = Math.Max(from, 0); k < rounds.Count; k++)
+        {
+            var code = rounds[k].Codes[i];
+            if (code == 200) continue;
+            var lone = code == -1 && (k == 0 || rounds[k - 1].Codes[i] == 200) && (k == rounds.Count - 1 || rounds[k + 1].Codes[i] == 200);
+            (lone ? tolerated : misses).Add(rounds[k]);
+        }
+        return (misses, tolerated);
     }
 
     private static (TimeSpan Longest, DateTimeOffset? From) LongestWithoutMaster(IReadOnlyList<ObserverRound> rounds)

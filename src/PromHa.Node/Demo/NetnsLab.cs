@@ -25,6 +25,7 @@ public sealed class NetnsLab : IDisposable
     private readonly object _gate = new();
     private readonly bool[] _cut;
     private bool _disposed;
+    private FileStream? _lock;
 
     public string Prefix { get; }
     /// <summary>How many node namespaces (1..Count).</summary>
@@ -65,21 +66,26 @@ public sealed class NetnsLab : IDisposable
 
     /// <summary>
     /// Makes the lab for <paramref name="count"/> nodes, first deleting whatever a previous run with
-    /// the same prefix left behind (a crashed test never ran its Dispose). Throws
-    /// <see cref="NetnsLabException"/>, saying why, when it cannot (not root, no `ip`, no netns support).
+    /// the same prefix left behind (a crashed test never ran its Dispose). The names and addresses
+    /// are fixed, so one lab per prefix and host at a time: a lock file (released by the kernel if
+    /// this process dies) makes a second run wait up to <paramref name="waitForLock"/> (default
+    /// 10 min) rather than delete a running lab as leftovers. Throws <see cref="NetnsLabException"/>,
+    /// saying why, when it cannot (not root, no `ip`, no netns support, the lock still held).
     /// </summary>
-    public static NetnsLab Create(int count, string prefix = DefaultPrefix, string? ip = null)
+    public static NetnsLab Create(int count, string prefix = DefaultPrefix, string? ip = null, TimeSpan? waitForLock = null)
     {
         if (count is < 1 or > 250) throw new ArgumentOutOfRangeException(nameof(count), count, "1-250 nodes");
-        // interface names: prefix + up to 3 digits + 1 letter, at most 15 characters (IFNAMSIZ - 1)
-        if (!Regex.IsMatch(prefix, "^[a-z][a-z0-9]{0,9}$"))
-            throw new ArgumentException($"'{prefix}' must be 1-10 lower-case letters or digits, starting with a letter", nameof(prefix));
+        // interface names: prefix + up to 3 digits + 1 letter, at most 15 characters (IFNAMSIZ - 1);
+        // letters only, so that no prefix's names match another's (phc12c is phc's, never ph's)
+        if (!Regex.IsMatch(prefix, "^[a-z]{1,10}$"))
+            throw new ArgumentException($"'{prefix}' must be 1-10 lower-case letters", nameof(prefix));
         if (!OperatingSystem.IsLinux()) throw new NetnsLabException("network namespaces need Linux");
         if (geteuid() != 0)
             throw new NetnsLabException($"network namespaces need root (`ip netns add` as uid {geteuid()} fails): run the partition tests as root");
         ip ??= new[] { "/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip" }.FirstOrDefault(File.Exists)
                ?? throw new NetnsLabException("`ip` (iproute2) not found: apt-get install -y iproute2");
-        var lab = new NetnsLab(count, prefix, ip);
+        // before anything is deleted: a lab in use is not a leftover
+        var lab = new NetnsLab(count, prefix, ip) { _lock = Lock(prefix, waitForLock ?? TimeSpan.FromMinutes(10)) };
         try
         {
             lab.DeleteLeftovers();
@@ -186,6 +192,30 @@ public sealed class NetnsLab : IDisposable
             TryRun("netns", "del", Namespace(i));
         }
         TryRun("netns", "del", HubNamespace);
+        _lock?.Dispose();
+    }
+
+    /// <summary>An exclusive lock on /run/lock/promha-netnslab-PREFIX.lock (flock underneath: the kernel drops it with the process).</summary>
+    private static FileStream Lock(string prefix, TimeSpan wait)
+    {
+        var dir = Directory.Exists("/run/lock") ? "/run/lock" : Path.GetTempPath();
+        var path = Path.Combine(dir, $"promha-netnslab-{prefix}.lock");
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (sw.Elapsed < wait)
+            {
+                Thread.Sleep(1000);
+            }
+            catch (IOException e)
+            {
+                throw new NetnsLabException($"another process holds {path} (a lab with prefix '{prefix}' is in use) after waiting {wait.TotalSeconds:F0} s: {e.Message}", e);
+            }
+        }
     }
 
     /// <summary>What of this prefix is still there (namespaces and root links); empty after Dispose.</summary>
