@@ -156,6 +156,20 @@ public sealed record MasterState(
         }
     }
 
+    /// <summary>
+    /// Decisions need more than a majority of members not yet marked unreachable: failure detectors
+    /// fire one peer at a time, so a node whose link was just cut still sees one of two peers as
+    /// reachable for a moment. A majority must also have reported health recently (every node,
+    /// witnesses included, reports every second): a cut-off singleton hears nobody.
+    /// </summary>
+    public bool HearsMajority(DateTimeOffset now)
+    {
+        if (!HasQuorum) return false;
+        if (ClusterSize <= 2) return true;
+        var heard = Members.Values.Count(m => m.Reachable && m.HealthAt is { } at && now - at <= Timings.HealthStaleAfter);
+        return Quorum.IsMajority(heard, ClusterSize);
+    }
+
     public bool LeaseRunning(DateTimeOffset now) => now < LeaseExpiresAt + Timings.LeaseMargin;
 
     /// <summary>Why the current master must go, or null while it may keep the role.</summary>
@@ -179,7 +193,7 @@ public sealed record MasterState(
     /// </summary>
     public (MasterState State, MasterChanged? Change) Decide(DateTimeOffset now)
     {
-        if (!Recovered || !HasQuorum) return (this, null);
+        if (!Recovered || !HearsMajority(now)) return (this, null);
         var problem = MasterProblem(now);
         // A master that came back (reachable, healthy again) before its lease ran out keeps the role.
         if (problem is null) return (Revoking ? this with { Revoking = false } : this, null);

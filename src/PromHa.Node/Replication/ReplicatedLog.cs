@@ -34,7 +34,9 @@ public sealed class ReplicatedLog<TEntry, TAck>(
     private static readonly TimeSpan LocalJournalTimeout = TimeSpan.FromSeconds(10);
     // A ledger busy with its first write on a loaded host can take seconds; the append returns as
     // soon as a majority answered, so a slow or silently dead member costs time only when needed.
-    private static readonly TimeSpan ReplicationTimeout = TimeSpan.FromSeconds(5);
+    // Below the ~4 s in which a cut-off node is downed, so that it still discards what it could
+    // not commit before it stops.
+    private static readonly TimeSpan ReplicationTimeout = TimeSpan.FromSeconds(3);
 
     private readonly Address _self = Akka.Cluster.Cluster.Get(system).SelfAddress;
 

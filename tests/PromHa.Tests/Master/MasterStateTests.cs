@@ -389,8 +389,23 @@ public class MasterStateTests
         Assert.False(undone.Members["c"].Health!.PrometheusHealthy);
 
         // the next decision skips the discarded number
-        var healed = undone.Observe(new HealthReported(Healthy("c")), At(6));
+        var healed = undone.Observe(new HealthReported(Healthy("c")), At(6)).Observe(new HealthReported(Healthy("a")), At(6));
         var (_, again) = healed.Decide(At(10));
         Assert.Equal(3, again!.Epoch);
+    }
+
+    [Fact]
+    public void A_singleton_that_hears_no_majority_decides_nothing_even_before_its_peers_are_marked_unreachable()
+    {
+        // a's link was just cut: its failure detector marked c (the master) unreachable, not yet b,
+        // whose health reports stopped arriving at the same moment
+        var s = WithMaster(Cluster("a", "a", "b", "c") with { Timings = Timings with { ConfiguredNodes = 3 } }, "c");
+        s = s.Observe(new MemberReachability("c", false), At(4)).Observe(new HealthReported(Healthy("a")), At(6));
+        Assert.True(s.HasQuorum);            // 2 of 3 not marked unreachable
+        Assert.False(s.HearsMajority(At(6)));  // but only a was heard from lately
+        Assert.Null(s.Decide(At(6)).Change);
+        // b's reports arrive again: a real majority, and the role moves
+        s = s.Observe(new HealthReported(Healthy("b")), At(6.5));
+        Assert.Equal("b", s.Decide(At(7)).Change!.Node);
     }
 }
