@@ -95,7 +95,17 @@ public sealed class PairWitnessLab : PartitionLab
 
 [TestCaseOrderer("PromHa.EndToEnd.CaseOrderer", "PromHa.EndToEnd")]
 public sealed class ThreeNodePartitionTests(ThreeNodeLab lab, ITestOutputHelper output)
-    : PartitionCases(lab, output), IClassFixture<ThreeNodeLab>;
+    : PartitionCases(lab, output), IClassFixture<ThreeNodeLab>
+{
+    /// <summary>
+    /// No side has a majority: every node downs itself, restarts, and they form one cluster again
+    /// after the heal. Only here, not in the pair: with a witness the same happens the same way
+    /// (three votes, each alone), and the suite's time budget (CI under 15 min) has no room for
+    /// the ~28 s it takes twice.
+    /// </summary>
+    [Fact, CaseOrder(5)]
+    public Task Cutting_every_link_leaves_no_two_masters_and_heals_to_one() => CutEveryLink();
+}
 
 [TestCaseOrderer("PromHa.EndToEnd.CaseOrderer", "PromHa.EndToEnd")]
 public sealed class PairWitnessPartitionTests(PairWitnessLab lab, ITestOutputHelper output)
@@ -179,8 +189,12 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
         RunCase("cut the singleton's host (not master)", Kind.NonMaster, SingletonHostNotMaster,
             (run, target) => CutFor(run, target!, StandbyCut));
 
-    [Fact, CaseOrder(5)]
-    public Task Cutting_every_link_leaves_no_two_masters_and_heals_to_one() =>
+    [Fact, CaseOrder(6)]
+    public Task A_flapping_standby_link_leaves_the_master_alone() =>
+        RunCase($"flap a standby's link every {FlapEvery.TotalSeconds:F0} s for {FlapFor.TotalSeconds:F0} s", Kind.NonMaster,
+            PlainStandby, (run, target) => Flap(run, target!));
+
+    protected Task CutEveryLink() =>
         RunCase("cut every link", Kind.All, s => Task.FromResult(((LocalNode?)null, s)),
             async (run, _) =>
             {
@@ -188,11 +202,6 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
                 await Task.Delay(AllCut);
                 run.HealAll();
             });
-
-    [Fact, CaseOrder(6)]
-    public Task A_flapping_standby_link_leaves_the_master_alone() =>
-        RunCase($"flap a standby's link every {FlapEvery.TotalSeconds:F0} s for {FlapFor.TotalSeconds:F0} s", Kind.NonMaster,
-            PlainStandby, (run, target) => Flap(run, target!));
 
     protected static async Task CutFor(CaseRun run, LocalNode target, TimeSpan howLong)
     {
@@ -309,8 +318,8 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             }
             var ms = statuses[C.Nodes.ToList().IndexOf(masters[0])]!;
             found = new Settled(masters[0], ms.SingletonNode, ms.Epoch, sw.Elapsed);
-            // three checks in a row, so that a downing already decided does not slip through
-            return ++inARow >= 3 && ms.SingletonNode is not null;
+            // two checks in a row, so that a downing already decided does not slip through
+            return ++inARow >= 2 && ms.SingletonNode is not null;
         }, timeout ?? SettleTimeout, default, $"one cluster of all {C.Nodes.Count} nodes, all Up, with exactly one master ({when})");
         return found!;
     }
@@ -399,7 +408,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
         observer.Start();
         var failures = new List<(string What, DateTimeOffset? At)>();
         Settled? after = null;
-        await Task.Delay(500); // some steady state first
+        await Task.Delay(300); // some steady state first
         try
         {
             await act(run, target);
