@@ -77,7 +77,11 @@ public static class BenchCommand
 
         var commandLine = "promha " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1).Select(Quote));
         var baseDir = dir is null ? Directory.CreateTempSubdirectory("promha-bench").FullName : Path.GetFullPath(dir);
-        Say($"{commandLine}\n{nodes} nodes with external Prometheus, {(tls ? "mutual TLS" : "plain TCP")} between nodes, {rounds} rounds, {Environment.ProcessorCount} CPUs, " +
+        var what = partitions == Partitions.Only
+            ? "partition cases: 3 nodes in network namespaces with supervised Prometheus"
+            : $"{nodes} nodes with external Prometheus";
+        Say($"{commandLine}\n{what}, {(tls ? "mutual TLS" : "plain TCP")} between nodes, " +
+            $"{(partitions == Partitions.Only ? "" : $"{rounds} rounds, ")}{Environment.ProcessorCount} CPUs, " +
             $"{BuildKind} build, dir {baseDir}" +
             (nodeEnv.Count > 0 ? $"\nnode environment: {string.Join(' ', nodeEnv.Select(kv => $"{kv.Key}={kv.Value}"))}" : "") +
             (idleOnly ? "\nidle only: no failover scenarios" : "") +
