@@ -122,8 +122,7 @@ internal static class PartitionBench
             }
             finally
             {
-                lab.HealAll();
-                lab.Dispose();
+                lab.Dispose(); // namespaces, links and the lock
             }
         }
     }
