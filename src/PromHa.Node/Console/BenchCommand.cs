@@ -33,16 +33,22 @@ public static class BenchCommand
         // earlier counts the JIT, not the idle node.
         var idleSeconds = new Option<int>("--idle-seconds") { Description = "Idle time before the CPU window", DefaultValueFactory = _ => 60 };
         var cpuSeconds = new Option<int>("--cpu-seconds") { Description = "Length of the CPU window (CPU time is counted in 10 ms ticks)", DefaultValueFactory = _ => 30 };
-        var failover = new Command("failover", "Measure failover, switchover, memory and idle CPU on a local cluster")
-            { rounds, nodes, dir, keep, env, idleOnly, idleSeconds, cpuSeconds, noTls };
+        var noPartitions = new Option<bool>("--no-partitions") { Description = "Skip the partition cases (run as root, they cut nodes' links in network namespaces)" };
+        var partitionsOnly = new Option<bool>("--partitions-only") { Description = "Only the partition cases (root): skip the failover scenarios and the idle figures" };
+        var failover = new Command("failover", "Measure failover, switchover, memory and idle CPU on a local cluster, and partitions as root")
+            { rounds, nodes, dir, keep, env, idleOnly, idleSeconds, cpuSeconds, noTls, noPartitions, partitionsOnly };
         failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(dir), p.GetValue(keep),
             p.GetValue(env) ?? [], p.GetValue(idleOnly), !p.GetValue(noTls), TimeSpan.FromSeconds(p.GetValue(idleSeconds)),
-            TimeSpan.FromSeconds(Math.Max(1, p.GetValue(cpuSeconds))), ct));
+            TimeSpan.FromSeconds(Math.Max(1, p.GetValue(cpuSeconds))),
+            p.GetValue(partitionsOnly) ? Partitions.Only : p.GetValue(noPartitions) ? Partitions.None : Partitions.After, ct));
         return new Command("bench", "Benchmarks on real local processes") { failover, ConfigBenchCommand.Create() };
     }
 
+    /// <summary>Whether the partition cases (root only) run: not at all, after the other scenarios, or alone.</summary>
+    private enum Partitions { None, After, Only }
+
     private static async Task<int> Failover(int rounds, int nodes, string? dir, bool keep, string[] env, bool idleOnly, bool tls,
-        TimeSpan idleFor, TimeSpan cpuWindow, CancellationToken ct)
+        TimeSpan idleFor, TimeSpan cpuWindow, Partitions partitions, CancellationToken ct)
     {
         var nodeEnv = new Dictionary<string, string>();
         foreach (var kv in env)
@@ -71,10 +77,15 @@ public static class BenchCommand
 
         var commandLine = "promha " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1).Select(Quote));
         var baseDir = dir is null ? Directory.CreateTempSubdirectory("promha-bench").FullName : Path.GetFullPath(dir);
-        Say($"{commandLine}\n{nodes} nodes with external Prometheus, {(tls ? "mutual TLS" : "plain TCP")} between nodes, {rounds} rounds, {Environment.ProcessorCount} CPUs, " +
+        var what = partitions == Partitions.Only
+            ? "partition cases: 3 nodes in network namespaces with supervised Prometheus"
+            : $"{nodes} nodes with external Prometheus";
+        Say($"{commandLine}\n{what}, {(tls ? "mutual TLS" : "plain TCP")} between nodes, " +
+            $"{(partitions == Partitions.Only ? "" : $"{rounds} rounds, ")}{Environment.ProcessorCount} CPUs, " +
             $"{BuildKind} build, dir {baseDir}" +
             (nodeEnv.Count > 0 ? $"\nnode environment: {string.Join(' ', nodeEnv.Select(kv => $"{kv.Key}={kv.Value}"))}" : "") +
-            (idleOnly ? "\nidle only: no failover scenarios" : ""));
+            (idleOnly ? "\nidle only: no failover scenarios" : "") +
+            (partitions == Partitions.Only ? "\npartitions only: no failover scenarios, no idle figures" : ""));
 
         // System.CommandLine lets the process exit 2 s after Ctrl-C; hold the exit until every
         // process the cluster started has been stopped by its PID.
@@ -82,16 +93,22 @@ public static class BenchCommand
         EventHandler holdExit = (_, _) => stopped.Wait(TimeSpan.FromSeconds(120));
         AppDomain.CurrentDomain.ProcessExit += holdExit;
         var keepLogs = true; // a failed run, or one that saw something wrong, keeps its logs
-        Results results;
+        Results? results = null;
+        PartitionBench.Section? partitionSection = null;
         try
         {
-            await using (var cluster = LocalCluster.Create(baseDir, options))
+            if (partitions != Partitions.Only)
             {
+                await using var cluster = LocalCluster.Create(baseDir, options);
                 var bench = new Bench(cluster, idleFor, cpuWindow, ct);
                 results = await bench.Run(idleOnly ? 0 : rounds);
                 Say("stopping the cluster (by PID, one node at a time)");
             }
-            keepLogs = results.Anomalies > 0;
+            if (partitions != Partitions.None)
+                partitionSection = Environment.IsPrivilegedProcess
+                    ? await PartitionBench.Run(baseDir, options, ct)
+                    : PartitionBench.NotRoot();
+            keepLogs = (results?.Anomalies ?? 0) + (partitionSection?.Anomalies ?? 0) > 0;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -113,7 +130,13 @@ public static class BenchCommand
             else Say($"kept {baseDir}");
         }
 
-        results.Print(commandLine);
+        if (results is not null) results.Print(commandLine, partitionSection);
+        else
+        {
+            Say("\n=== summary ===");
+            partitionSection?.Print();
+            Say($"command: {commandLine}");
+        }
         return 0;
     }
 
@@ -151,7 +174,7 @@ public static class BenchCommand
     {
         public int Anomalies => TwoMasters.Values.Sum() + UnexpectedExits + StuckRejoins;
 
-        public void Print(string commandLine)
+        public void Print(string commandLine, PartitionBench.Section? partitions)
         {
             Say("\n=== summary ===");
             Row("crash failover (kill -9 master -> new /primary 200)", [.. CrashWithSingleton, .. CrashWithout], "s", Extra("crash"));
@@ -175,6 +198,7 @@ public static class BenchCommand
             Say($"two masters seen at any poll: {twoMasters}; nodes that exited unexpectedly: {UnexpectedExits}; " +
                 $"restarted nodes that did not join within {RejoinPatience.TotalSeconds:F0} s: {StuckRejoins}");
             foreach (var e in TwoMasterEpisodes) Say($"  two masters: {e}");
+            partitions?.Print();
             Say($"command: {commandLine}");
         }
 

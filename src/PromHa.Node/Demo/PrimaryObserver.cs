@@ -1,8 +1,7 @@
 using System.Diagnostics;
 using System.Text;
-using PromHa.Node.Demo;
 
-namespace PromHa.EndToEnd;
+namespace PromHa.Node.Demo;
 
 /// <summary>One observer round: what every node's /primary answered, polled in parallel.</summary>
 /// <param name="At">When the round started.</param>

@@ -1,0 +1,302 @@
+using System.Diagnostics;
+using System.Globalization;
+using PromHa.Node.Demo;
+
+namespace PromHa.Node.Console;
+
+/// <summary>
+/// The partition cases of `promha bench failover` (root only): a 3-node cluster with supervised
+/// Prometheus, each node in a network namespace of its own (<see cref="NetnsLab"/>), whose cluster
+/// links are cut and healed while a <see cref="PrimaryObserver"/> polls every node's /primary
+/// every 50 ms from outside. The same cases as tests/PromHa.EndToEnd/PartitionTests.cs, once each,
+/// measured rather than asserted (two masters at one poll, or a master that moved although it was
+/// not cut, count as anomalies).
+/// </summary>
+internal static class PartitionBench
+{
+    /// <summary>Not the tests' prefix ("phc"): a bench and a test run may share a host.</summary>
+    public const string LabPrefix = "phb";
+
+    private static readonly TimeSpan MasterCut = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan StandbyCut = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan AllCut = TimeSpan.FromSeconds(12);
+    private static readonly TimeSpan FlapFor = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan FlapEvery = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan SettleBeforeTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>One case's figures. <paramref name="MasterCut"/>: the case cuts the master (so it may move).</summary>
+    public sealed record Case(string Name, string Target, bool MasterCut, double LongestWithoutMaster, bool Moved, int TwoMasters,
+        double? SettledAfterHeal, string? Error)
+    {
+        public int Anomalies => TwoMasters + (Error is null ? 0 : 1) + (Moved && !MasterCut ? 1 : 0);
+    }
+
+    public sealed record Section(IReadOnlyList<Case> Cases, string? Skipped = null, string? Failed = null)
+    {
+        public int Anomalies => Cases.Sum(c => c.Anomalies) + (Failed is null ? 0 : 1);
+
+        public void Print()
+        {
+            if (Skipped is not null)
+            {
+                Say($"partition cases skipped: {Skipped}");
+                return;
+            }
+            var width = Cases.Count == 0 ? 0 : Cases.Max(c => c.Name.Length);
+            foreach (var c in Cases)
+                Say($"partition: {c.Name.PadRight(width)}   longest without a master {F(c.LongestWithoutMaster, "0.00"),5} s   " +
+                    $"master moved: {(c.Moved ? "yes" : "no ")}{(c.Moved && !c.MasterCut ? " (ANOMALY: it was not cut)" : "")}   " +
+                    $"two masters: {c.TwoMasters}   " +
+                    (c.SettledAfterHeal is { } s ? $"settled after heal {F(s, "0.0")} s" : "did not settle") +
+                    (c.Error is null ? "" : $"   ERROR {c.Error}"));
+            if (Failed is not null) Say($"partition cases failed: {Failed}");
+        }
+    }
+
+    public static Section NotRoot() =>
+        new([], Skipped: "they need root and network namespaces (run `promha bench failover` as root; --no-partitions to leave them out)");
+
+    /// <summary>Builds the lab and the cluster, runs every case once, and stops everything by PID, also on failure or cancel.</summary>
+    public static async Task<Section> Run(string baseDir, LocalClusterOptions template, CancellationToken ct)
+    {
+        var cases = new List<Case>();
+        Say($"partition cases: building the network namespace lab '{LabPrefix}' for 3 nodes");
+        NetnsLab lab;
+        try
+        {
+            lab = NetnsLab.Create(3, LabPrefix, waitForLock: TimeSpan.FromMinutes(2));
+        }
+        catch (Exception e) when (e is NetnsLabException or IOException or UnauthorizedAccessException)
+        {
+            Say($"  the lab could not be built: {e.Message}");
+            return new Section(cases, Failed: $"the network namespace lab could not be built: {e.Message}");
+        }
+        LocalCluster? cluster = null;
+        try
+        {
+            var options = template with
+            {
+                Nodes = 3,
+                Witnesses = 0,
+                Servers = LocalServers.Supervised,
+                Alertmanager = false,
+                Netns = lab,
+            };
+            cluster = LocalCluster.Create(Path.Combine(baseDir, "partitions"), options);
+            Say("partition cases: starting 3 nodes (supervised Prometheus) in the lab");
+            await cluster.StartAll(ct);
+            var run = new Runner(cluster, lab, ct);
+            cases.Add(await run.Case($"cut the master's link ({MasterCut.TotalSeconds:F0} s)", true, run.MasterNotHostingSingleton,
+                t => run.CutFor(t!, MasterCut)));
+            cases.Add(await run.Case($"cut a standby's link ({StandbyCut.TotalSeconds:F0} s)", false, run.PlainStandby,
+                t => run.CutFor(t!, StandbyCut)));
+            cases.Add(await run.Case($"cut the singleton's host, not master ({StandbyCut.TotalSeconds:F0} s)", false, run.SingletonHostNotMaster,
+                t => run.CutFor(t!, StandbyCut)));
+            cases.Add(await run.Case($"cut every link ({AllCut.TotalSeconds:F0} s)", true, s => Task.FromResult(((LocalNode?)null, s)),
+                async _ =>
+                {
+                    lab.CutAll();
+                    await Task.Delay(AllCut, ct);
+                }));
+            cases.Add(await run.Case($"flap a standby's link every {FlapEvery.TotalSeconds:F0} s for {FlapFor.TotalSeconds:F0} s", false,
+                run.PlainStandby, t => run.Flap(t!)));
+            return new Section(cases);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            Say($"  partition cases stopped: {e.Message.Split('\n')[0]}");
+            return new Section(cases, Failed: $"{e.GetType().Name}: {e.Message.Split('\n')[0]}");
+        }
+        finally
+        {
+            try
+            {
+                if (cluster is not null)
+                {
+                    Say("partition cases: stopping the cluster by PID");
+                    // kill -9 by PID (no graceful leave needed), then the servers by their pid files
+                    foreach (var n in cluster.Nodes) cluster.Kill(n);
+                    await cluster.DisposeAsync();
+                }
+            }
+            finally
+            {
+                lab.Dispose(); // namespaces, links and the lock
+            }
+        }
+    }
+
+    private static void Say(string line) => System.Console.WriteLine(line);
+
+    private static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
+
+    /// <summary>One cluster of every node, all Up and reachable, exactly one master that every node names.</summary>
+    private sealed record Settled(LocalNode Master, string? SingletonNode, TimeSpan Took);
+
+    private sealed class Runner(LocalCluster c, NetnsLab lab, CancellationToken ct)
+    {
+        private LocalNode Node(string? name) => c.Nodes.Single(n => n.Name == name);
+
+        public async Task<Case> Case(string name, bool masterCut, Func<Settled, Task<(LocalNode? Target, Settled Before)>> choose,
+            Func<LocalNode?, Task> act)
+        {
+            var (target, before) = await choose(await SettleOrRepair());
+            Say($"partition: {name}: master {before.Master.Name}, singleton on {before.SingletonNode}" +
+                (target is null ? "" : $", target {target.Name}"));
+            await using var observer = new PrimaryObserver(c.Nodes);
+            observer.Start();
+            Settled? after = null;
+            string? error = null;
+            try
+            {
+                await Task.Delay(500, ct); // some steady state first
+                try
+                {
+                    observer.Mark("cut");
+                    await act(target);
+                }
+                finally
+                {
+                    lab.HealAll(); // whatever happened, the links are whole again
+                    observer.Mark("healed");
+                }
+                after = await Settle(SettleTimeout);
+            }
+            catch (TimeoutException e)
+            {
+                error = $"did not settle within {SettleTimeout.TotalSeconds:F0} s after the heal: {e.Message.Split('\n')[0]}";
+            }
+            await observer.StopAsync();
+            var rounds = observer.Rounds;
+            var result = new Case(name, target?.Name ?? "all", masterCut, LongestWithoutMaster(rounds).TotalSeconds,
+                after is not null && after.Master != before.Master, rounds.Count(r => r.Masters >= 2), after?.Took.TotalSeconds, error);
+            Say($"  {rounds.Count} polls; longest without a master {F(result.LongestWithoutMaster, "0.00")} s; master {before.Master.Name} -> " +
+                $"{after?.Master.Name ?? "?"}; two masters at {result.TwoMasters} polls; " +
+                (after is null ? error : $"settled {F(after.Took.TotalSeconds, "0.0")} s after the heal"));
+            return result;
+        }
+
+        public async Task CutFor(LocalNode target, TimeSpan howLong)
+        {
+            lab.Cut(target);
+            await Task.Delay(howLong, ct);
+            lab.Heal(target);
+        }
+
+        /// <summary>Down for FlapEvery, up for FlapEvery, ... for FlapFor in all, ending up.</summary>
+        public async Task Flap(LocalNode target)
+        {
+            var sw = Stopwatch.StartNew();
+            while (sw.Elapsed + FlapEvery <= FlapFor)
+            {
+                lab.Cut(target);
+                await Task.Delay(FlapEvery, ct);
+                lab.Heal(target);
+                if (sw.Elapsed + FlapEvery > FlapFor) break;
+                await Task.Delay(FlapEvery, ct);
+            }
+        }
+
+        /// <summary>The master, after a switchover away from the singleton's host when the master is that host.</summary>
+        public async Task<(LocalNode?, Settled)> MasterNotHostingSingleton(Settled s)
+        {
+            if (s.Master.Name != s.SingletonNode) return (s.Master, s);
+            s = await SwitchTo(s, c.Nodes.First(n => n != s.Master));
+            return (s.Master, s);
+        }
+
+        /// <summary>A node that is neither master nor the singleton's host.</summary>
+        public Task<(LocalNode?, Settled)> PlainStandby(Settled s) =>
+            Task.FromResult<(LocalNode?, Settled)>((c.Nodes.First(n => n != s.Master && n.Name != s.SingletonNode), s));
+
+        /// <summary>The singleton's host, after a switchover away from it when it is the master.</summary>
+        public async Task<(LocalNode?, Settled)> SingletonHostNotMaster(Settled s)
+        {
+            var host = Node(s.SingletonNode);
+            if (host != s.Master) return (host, s);
+            s = await SwitchTo(s, c.Nodes.First(n => n != host));
+            return (Node(s.SingletonNode), s);
+        }
+
+        private async Task<Settled> SwitchTo(Settled s, LocalNode to)
+        {
+            Say($"  master {s.Master.Name} hosts the singleton: switchover to {to.Name} first");
+            using var api = c.Api(s.Master);
+            var r = await api.Switchover(to.Name, ct);
+            if (!r.Accepted) throw new InvalidOperationException($"switchover to {to.Name} refused: {r.Message}");
+            await c.WaitForSingleMaster(TimeSpan.FromSeconds(60), n => n == to, ct);
+            return await Settle(SettleTimeout);
+        }
+
+        /// <summary>Settles; when the last case left the cluster broken, restarts the nodes outside the largest cluster first.</summary>
+        private async Task<Settled> SettleOrRepair()
+        {
+            try
+            {
+                return await Settle(SettleBeforeTimeout);
+            }
+            catch (TimeoutException)
+            {
+                var statuses = await Task.WhenAll(c.Nodes.Select(c.Status));
+                var largest = statuses.Where(s => s is not null)
+                    .Select(s => s!.Members.Where(m => m.Status == "Up").Select(m => m.Node).ToHashSet())
+                    .OrderByDescending(m => m.Count).FirstOrDefault() ?? [];
+                var outside = c.Nodes.Where((n, i) => statuses[i] is null || !largest.Contains(n.Name)).ToList();
+                Say($"  not settled within {SettleBeforeTimeout.TotalSeconds:F0} s; restarting {(outside.Count == 0 ? "nothing" : string.Join(", ", outside.Select(n => n.Name)))}");
+                foreach (var n in outside.Where(n => n.Running)) c.Kill(n);
+                foreach (var n in outside.Where(n => !n.Running)) c.StartNode(n);
+                return await Settle(SettleTimeout);
+            }
+        }
+
+        private async Task<Settled> Settle(TimeSpan timeout)
+        {
+            var sw = Stopwatch.StartNew();
+            Settled? found = null;
+            var inARow = 0;
+            await c.WaitUntil(async () =>
+            {
+                found = null;
+                if (!c.Nodes.All(n => n.Running))
+                {
+                    inARow = 0;
+                    return false;
+                }
+                var statuses = await Task.WhenAll(c.Nodes.Select(c.Status));
+                var masters = await c.Masters();
+                var ok = masters.Count == 1 &&
+                         statuses.All(s => s is not null && s.Master == masters[0].Name && s.Members.Count == c.Nodes.Count &&
+                                           s.Members.All(m => m.Status == "Up" && m.Reachable));
+                if (!ok)
+                {
+                    inARow = 0;
+                    return false;
+                }
+                var ms = statuses[c.Nodes.ToList().IndexOf(masters[0])]!;
+                found = new Settled(masters[0], ms.SingletonNode, sw.Elapsed);
+                // three checks in a row, so that a downing already decided does not slip through
+                return ++inARow >= 3 && ms.SingletonNode is not null;
+            }, timeout, ct, $"one cluster of all {c.Nodes.Count} nodes, all Up, with exactly one master");
+            return found!;
+        }
+    }
+
+    /// <summary>The longest stretch of observer rounds in which no node answered 200.</summary>
+    private static TimeSpan LongestWithoutMaster(IReadOnlyList<ObserverRound> rounds)
+    {
+        var longest = TimeSpan.Zero;
+        DateTimeOffset? since = null;
+        foreach (var r in rounds)
+        {
+            if (r.Masters == 0) since ??= r.At;
+            else if (since is { } s)
+            {
+                if (r.At - s > longest) longest = r.At - s;
+                since = null;
+            }
+        }
+        if (since is { } open && rounds.Count > 0 && rounds[^1].At - open > longest) longest = rounds[^1].At - open;
+        return longest;
+    }
+}
