@@ -513,6 +513,13 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
                               $"(pid {pid} {(DetachedServer.IsRunning(pid.Value) ? "still runs" : "is gone")})", null));
         }
 
+        // (e) a master cut off for longer than the downing takes is downed and says so: exit code 3
+        // (README, Exit codes), after which it was started again like systemd would
+        if (kind is Kind.Master or Kind.MasterLate && target is not null && after is not null &&
+            !target.Exits.Skip(restarts[target].Item2).Contains(PromHa.Node.Cluster.ExitCodes.Downed))
+            failures.Add(($"(e) {target.Name} was cut off past the downing but exited with " +
+                          $"[{string.Join(",", target.Exits.Skip(restarts[target].Item2))}], not {PromHa.Node.Cluster.ExitCodes.Downed} (downed)", null));
+
         // the report
         var nodeEvents = C.Nodes.Where(n => n.Restarts != restarts[n].Restarts || n.Exits.Count != restarts[n].Item2)
             .Select(n => $"{n.Name} restarted {n.Restarts - restarts[n].Restarts}x (exit codes {string.Join(",", n.Exits.Skip(restarts[n].Item2))})");
