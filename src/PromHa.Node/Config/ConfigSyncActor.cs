@@ -148,6 +148,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         // Anti-entropy: the config-versions singleton's heartbeat names the latest version.
         if (_view.ConfigCluster?.Latest is { } latest)
             Consider(new Target(latest.Version, latest.BundleHash, latest.Origin));
+        // a target not reached yet (its fetch failed: no member to fetch from while joining) is retried here
+        if (_target is { } t && (_applied?.Version ?? 0) < t.Version && _failed?.Version != t.Version) MaybeApply();
         // federate mode renders by role: a new master means new files
         // (the role is known a moment before the lease is granted: render again once it is)
         if (_s.Config.Mode == ConfigMode.Federate && _applied is not null && _view.Current.Master is { } master &&
