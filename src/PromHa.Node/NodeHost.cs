@@ -2,6 +2,7 @@ using Akka.Cluster.Hosting;
 using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
+using PromHa.Node.Alerts;
 using PromHa.Node.Cluster;
 using PromHa.Node.Config;
 using PromHa.Node.Health;
@@ -62,7 +63,9 @@ public static class NodeHost
         builder.Services.AddApiErrors();
         builder.Services.AddSingleton(s);
         builder.Services.AddSingleton(view);
-        builder.Services.AddAkka(SystemName, akka => ConfigureAkka(akka, s, view, tls));
+        var routes = new GateRoutes();
+        builder.Services.AddSingleton(routes);
+        builder.Services.AddAkka(SystemName, akka => ConfigureAkka(akka, s, view, tls, routes, GateEndpoints.Rendering(s, token)));
 
         // Only what helps an operator: PromHa's own metrics and the process's; no runtime event counters.
         ProcessMetrics.Register();
@@ -76,6 +79,7 @@ public static class NodeHost
         else app.Logger.LogInformation("Admin API needs the token from {Source}", token.Source);
         app.UseApiErrors();
         app.MapPromHaEndpoints();
+        app.MapGateEndpoints();
         app.MapMetrics("/metrics");
         return app;
     }
@@ -88,7 +92,7 @@ public static class NodeHost
     /// <summary>akka.ssl.tcp with TLS (the DotNetty transport's scheme), akka.tcp without.</summary>
     public static string Protocol(NodeSettings s) => s.Tls.Enabled ? "akka.ssl.tcp" : "akka.tcp";
 
-    public static void ConfigureAkka(AkkaConfigurationBuilder akka, NodeSettings s, NodeView view, NodeTls? tls)
+    public static void ConfigureAkka(AkkaConfigurationBuilder akka, NodeSettings s, NodeView view, NodeTls? tls, GateRoutes routes, GateRendering? gate)
     {
         var hoconDir = Path.Combine(AppContext.BaseDirectory, "hocon");
         var dbPath = Path.Combine(s.DataDir, "promha.db");
@@ -145,7 +149,9 @@ public static class NodeHost
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes)
             .AddHealthProbeActor(s, view)
             .AddReloaderActor(s)
-            .AddConfigSyncActor(s, view)
+            .AddConfigSyncActor(s, view, routes, gate)
+            .AddOutboxActor(s)
+            .AddNotificationGateActor(s, view, routes)
             .AddServerSupervisorActors(s);
     }
 }

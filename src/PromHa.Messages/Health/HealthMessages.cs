@@ -13,4 +13,5 @@ public sealed record NodeHealth(
     string? Detail,
     DateTimeOffset At,
     string? PrometheusUrl = null,
-    string? ApiUrl = null) : IPromHaMessage;
+    string? ApiUrl = null,
+    string? AlertmanagerUrl = null) : IPromHaMessage;

@@ -77,7 +77,8 @@ public sealed record NodeHealthView(
     string? ConfigError = null,
     string? PrometheusUrl = null,
     string? ApiUrl = null,
-    string? Address = null);
+    string? Address = null,
+    string? AlertmanagerUrl = null);
 
 public sealed record GetMasterStatus : IPromHaMessage
 {

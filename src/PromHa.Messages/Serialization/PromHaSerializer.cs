@@ -3,6 +3,7 @@ using System.Runtime.Serialization;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Serialization;
+using PromHa.Messages.Alerts;
 using PromHa.Messages.Config;
 using PromHa.Messages.Health;
 using PromHa.Messages.Ledger;
@@ -63,6 +64,14 @@ public sealed class PromHaSerializer(ExtendedActorSystem system) : SerializerWit
         ("config.get-status.v1", typeof(GetConfigStatus)),
         ("config.status.v1", typeof(ConfigStatus)),
         ("config.heartbeat.v1", typeof(ConfigHeartbeat)),
+        ("alerts.notification.v1", typeof(NotificationRecord)),
+        ("alerts.outcome.v1", typeof(DeliveryOutcome)),
+        ("alerts.record.v1", typeof(RecordNotification)),
+        ("alerts.recorded.v1", typeof(NotificationRecorded)),
+        ("alerts.record-outcome.v1", typeof(RecordDeliveryOutcome)),
+        ("alerts.discard.v1", typeof(DiscardNotification)),
+        ("alerts.get-outbox.v1", typeof(GetOutbox)),
+        ("alerts.outbox.v1", typeof(OutboxContents)),
     ];
 
     private static readonly FrozenDictionary<Type, string> ManifestByType =

@@ -34,8 +34,15 @@ public sealed class NodeView(string nodeName, bool witness)
 
     private long _masterSinceEpoch = -1;
 
-    public void SetRole(long epoch, string? master, bool holdsLease)
+    private long _leaseUntilTicks = DateTimeOffset.MinValue.UtcTicks;
+
+    /// <summary>How long this node's lease still runs (zero when it holds none): the gate sends only with time to spare.</summary>
+    public TimeSpan LeaseLeft(DateTimeOffset now) =>
+        IsMaster ? TimeSpan.FromTicks(Math.Max(0, Interlocked.Read(ref _leaseUntilTicks) - now.UtcTicks)) : TimeSpan.Zero;
+
+    public void SetRole(long epoch, string? master, bool holdsLease, DateTimeOffset? leaseUntil = null)
     {
+        Interlocked.Exchange(ref _leaseUntilTicks, (holdsLease ? leaseUntil ?? DateTimeOffset.MaxValue : DateTimeOffset.MinValue).UtcTicks);
         // A lease that lapses and comes back within the same epoch (a slow singleton hand-over)
         // does not make the edits made in between a standby's.
         if (holdsLease && !_snapshot.HoldsLease && epoch != _masterSinceEpoch)

@@ -12,7 +12,13 @@ public sealed record RenderContext(
     string ReplicaLabel,
     bool IsMaster,
     string? MasterPrometheus,
-    IReadOnlyList<string> FederateMatch);
+    IReadOnlyList<string> FederateMatch)
+{
+    /// <summary>Every node's Alertmanager (base URLs): every Prometheus sends to all of them.</summary>
+    public IReadOnlyList<string> Alertmanagers { get; init; } = [];
+    /// <summary>The node's notification gate; null renders alertmanager.yml as authored (a node without one).</summary>
+    public GateRendering? Gate { get; init; }
+}
 
 /// <summary>
 /// Turns a bundle into the files one node runs. Every node's prometheus.yml gets an external label
@@ -35,13 +41,16 @@ public static class ConfigRenderer
         var global = Child(root, "global");
         var labels = Child(global, "external_labels");
         labels.Children[new YamlScalarNode(ctx.ReplicaLabel)] = new YamlScalarNode(ctx.Node) { Style = ScalarStyle.DoubleQuoted };
+        AlertingRenderer.AddAlerting(root, ctx.ReplicaLabel, ctx.Alertmanagers);
 
         var header = federate
             ? $"# Rendered by PromHa for {ctx.Node} (standby, federating {ctx.MasterPrometheus}); edit the master's conf tree instead.\n"
             : $"# Rendered by PromHa for {ctx.Node}; edit the master's conf tree instead.\n";
         // the other files as they are, hashes included (a 10,000-file tree is not hashed again)
-        var files = bundle.Files.Values.Where(f => f.Path != PrometheusFile)
+        var files = bundle.Files.Values.Where(f => f.Path != PrometheusFile && !(ctx.Gate is not null && f.Path == AlertmanagerFile))
             .Append(BundleFile.Of(PrometheusFile, Encoding.UTF8.GetBytes(header + Save(root))));
+        if (ctx.Gate is { } gate && bundle.Get(AlertmanagerFile) is { } am)
+            files = files.Append(BundleFile.Of(AlertmanagerFile, AlertingRenderer.RenderAlertmanager(am, gate, ctx.IsMaster)));
         return ConfBundle.Of(files);
     }
 
@@ -52,7 +61,7 @@ public static class ConfigRenderer
     public static bool Federates(RenderContext ctx) => ctx.Mode == ConfigMode.Federate && !ctx.IsMaster && ctx.MasterPrometheus is not null;
 
     /// <summary>Parses prometheus.yml far enough to edit it; a syntax error names the line and column.</summary>
-    public static YamlMappingNode Parse(byte[] content)
+    public static YamlMappingNode Parse(byte[] content, string file = PrometheusFile)
     {
         var stream = new YamlStream();
         try
@@ -61,11 +70,11 @@ public static class ConfigRenderer
         }
         catch (YamlException e)
         {
-            throw new ConfTreeException(PrometheusFile, $"YAML syntax error at line {e.Start.Line}, column {e.Start.Column}: {e.InnerException?.Message ?? e.Message}");
+            throw new ConfTreeException(file, $"YAML syntax error at line {e.Start.Line}, column {e.Start.Column}: {e.InnerException?.Message ?? e.Message}");
         }
         if (stream.Documents.Count == 0) return new YamlMappingNode();
         return stream.Documents[0].RootNode as YamlMappingNode
-               ?? throw new ConfTreeException(PrometheusFile, "the top level must be a mapping (global:, scrape_configs:, ...)");
+               ?? throw new ConfTreeException(file, "the top level must be a mapping");
     }
 
     private static YamlMappingNode FederateStandby(YamlMappingNode original, RenderContext ctx)
@@ -105,7 +114,7 @@ public static class ConfigRenderer
         return created;
     }
 
-    private static string Save(YamlMappingNode root)
+    public static string Save(YamlMappingNode root)
     {
         var w = new StringWriter();
         new YamlStream(new YamlDocument(root)).Save(w, assignAnchors: false);

@@ -4,6 +4,7 @@ using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
 using Akka.Hosting;
 using PromHa.Messages.Config;
+using PromHa.Node.Alerts;
 using PromHa.Messages.Ledger;
 using PromHa.Node.Cluster;
 using PromHa.Node.Master;
@@ -40,8 +41,12 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private bool _applying;
     private (long Version, DateTimeOffset At)? _failed;
     private bool _forceReapply;
-    // the master the live tree was rendered for, and whether this node held the lease then (federate mode)
-    private (string? Master, bool AsMaster) _renderedFor;
+    // what the live tree was rendered for: the master, whether this node held the lease, the Alertmanagers
+    private (string? Master, bool AsMaster, string Alertmanagers) _renderedFor;
+    // every node's Alertmanager seen since start: a node that is down keeps its place (it comes back)
+    private readonly SortedSet<string> _alertmanagers = new(StringComparer.Ordinal);
+    private readonly GateRoutes _routes;
+    private readonly GateRendering? _gate;
     private FileSystemWatcher? _watcher;
     private string? _lastScanHash;
     private string? _lastScanError;
@@ -51,10 +56,13 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private readonly HashSet<long> _fromWatch = []; // versions this conf dir produced
     private CandidateRejected? _lastRejected;
 
-    public ConfigSyncActor(NodeSettings settings, NodeView view)
+    public ConfigSyncActor(NodeSettings settings, NodeView view, GateRoutes routes, GateRendering? gate)
     {
         _s = settings;
         _view = view;
+        _routes = routes;
+        _gate = gate;
+        if (settings.Alertmanager.Mode != ServerMode.None) _alertmanagers.Add(settings.Advertised(settings.Alertmanager.EffectiveUrl));
         _store = new BundleStore(settings.DataDir, settings.Config.Limits);
         _appliedFile = Path.Combine(settings.DataDir, "config", "applied.json");
         _confBackups = Path.Combine(settings.DataDir, "config", "conf-backups");
@@ -136,6 +144,22 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         {
             ConfigMetrics.Applied.Set(_applied.Version);
             _view.ConfigApplied = _applied.Version;
+            SetGateRoutes(_applied.Version, _store.Load(_applied.Hash));
+        }
+    }
+
+    /// <summary>The webhooks the gate delivers to come from the authored alertmanager.yml of the version this node runs.</summary>
+    private void SetGateRoutes(long version, ConfBundle? bundle)
+    {
+        if (bundle is null) return;
+        try
+        {
+            _routes.Table = GateTable.Parse(bundle.Get(ConfigRenderer.AlertmanagerFile));
+            _routes.Version = version;
+        }
+        catch (ConfTreeException e)
+        {
+            _log.Error("Version {0}: the gate cannot read alertmanager.yml: {1}", version, e.Message);
         }
     }
 
@@ -150,10 +174,13 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             Consider(new Target(latest.Version, latest.BundleHash, latest.Origin));
         // a target not reached yet (its fetch failed: no member to fetch from while joining) is retried here
         if (_target is { } t && (_applied?.Version ?? 0) < t.Version && _failed?.Version != t.Version) MaybeApply();
-        // federate mode renders by role: a new master means new files
-        // (the role is known a moment before the lease is granted: render again once it is)
-        if (_s.Config.Mode == ConfigMode.Federate && _applied is not null && _view.Current.Master is { } master &&
-            (master, _view.IsMaster) != _renderedFor)
+        // Rendering depends on the role (federate mode; the master's direct integrations) and on the
+        // Alertmanagers in the cluster: render again when either changed (the role is known a moment
+        // before the lease is granted: render again once it is). An unchanged render reloads nothing.
+        foreach (var n in _view.Current.Status?.Nodes ?? [])
+            if (n.AlertmanagerUrl is { Length: > 0 } am) _alertmanagers.Add(am);
+        if (_applied is not null && _view.Current.Master is { } master &&
+            (master, _view.IsMaster, string.Join(",", _alertmanagers)) != _renderedFor)
         {
             _forceReapply = true;
             MaybeApply();
@@ -186,7 +213,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         _applying = true;
         _forceReapply = false;
         var ctx = RenderContextNow(isMaster: _view.IsMaster);
-        _renderedFor = (_view.Current.Master, _view.IsMaster);
+        _renderedFor = (_view.Current.Master, _view.IsMaster, string.Join(",", _alertmanagers));
         Context.ActorSelection(Self.Path.Parent / ReloaderActor.Name).Tell(new ApplyVersion(t.Version, bundle, ctx));
     }
 
@@ -195,7 +222,11 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         var master = _view.Current.Master;
         var masterPrometheus = _view.Current.Status?.Nodes.FirstOrDefault(n => n.Node == master)?.PrometheusUrl;
         return new RenderContext(_s.Node.Name, _s.Config.Mode, _s.Config.ReplicaLabel, isMaster,
-            masterPrometheus is null ? null : new Uri(masterPrometheus).Authority, _s.Config.EffectiveFederateMatch);
+            masterPrometheus is null ? null : new Uri(masterPrometheus).Authority, _s.Config.EffectiveFederateMatch)
+        {
+            Alertmanagers = _alertmanagers.ToList(),
+            Gate = _gate,
+        };
     }
 
     private void OnApplyFinished(ApplyFinished r)
@@ -212,6 +243,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             _view.ConfigApplied = r.Version;
             if (first)
             {
+                SetGateRoutes(r.Version, _recent?.Hash == r.BundleHash ? _recent : _store.Load(r.BundleHash));
                 _log.Info("Applied config version {0} ({1}) in {2:F3}s{3}", r.Version, r.BundleHash[..12], r.Seconds,
                     r.Note is null ? "" : $": {r.Note}");
                 // A version made from this conf dir is already in it (and newer edits may be too).
@@ -595,7 +627,8 @@ public sealed class ConfigSyncKey;
 
 public static class ConfigSyncActorHostingExtensions
 {
-    public static AkkaConfigurationBuilder AddConfigSyncActor(this AkkaConfigurationBuilder builder, NodeSettings s, NodeView view) =>
+    public static AkkaConfigurationBuilder AddConfigSyncActor(this AkkaConfigurationBuilder builder, NodeSettings s, NodeView view,
+        GateRoutes routes, GateRendering? gate) =>
         builder.WithActors((system, registry) =>
-            registry.Register<ConfigSyncKey>(system.ActorOf(Props.Create(() => new ConfigSyncActor(s, view)), ConfigSyncActor.Name)));
+            registry.Register<ConfigSyncKey>(system.ActorOf(Props.Create(() => new ConfigSyncActor(s, view, routes, gate)), ConfigSyncActor.Name)));
 }

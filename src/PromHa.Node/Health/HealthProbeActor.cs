@@ -85,7 +85,8 @@ public sealed class HealthProbeActor : ReceiveActor, IWithTimers
 
         return new NodeHealth(name, false, promHealthy && promReady, promReady, amHealthy,
             problems.Count == 0 ? null : string.Join("; ", problems), DateTimeOffset.UtcNow,
-            _settings.Prometheus.Mode == ServerMode.None ? null : _settings.Prometheus.EffectiveUrl, _settings.ApiUrl);
+            _settings.Prometheus.Mode == ServerMode.None ? null : _settings.Advertised(_settings.Prometheus.EffectiveUrl), _settings.ApiUrl,
+            _settings.Alertmanager.Mode == ServerMode.None ? null : _settings.Advertised(_settings.Alertmanager.EffectiveUrl));
     }
 
     private async Task<bool> Get(string url, string what, List<string> problems)

@@ -67,6 +67,15 @@ public sealed class AdminToken
     public bool Matches(string? presented) =>
         presented is not null && CryptographicOperations.FixedTimeEquals(_hash, SHA256.HashData(Encoding.UTF8.GetBytes(presented)));
 
+    /// <summary>
+    /// What the local Alertmanager presents to the notification gate: derived from the token, so the
+    /// rendered alertmanager.yml never holds the admin token itself.
+    /// </summary>
+    public string GateSecret() => Convert.ToHexString(HMACSHA256.HashData(_hash, "promha-gate"u8)).ToLowerInvariant();
+
+    public bool MatchesGate(string? presented) =>
+        presented is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(GateSecret()), Encoding.UTF8.GetBytes(presented));
+
     /// <summary>A new random token: 32 bytes, base64url (43 characters).</summary>
     public static string Generate() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 

@@ -336,5 +336,6 @@ public sealed record MasterState(
             m.HealthAt is { } at ? Math.Round((now - at).TotalSeconds, 1) : null,
             m.Health?.Detail,
             PrometheusUrl: m.Health?.PrometheusUrl,
-            ApiUrl: m.Health?.ApiUrl)).ToList();
+            ApiUrl: m.Health?.ApiUrl,
+            AlertmanagerUrl: m.Health?.AlertmanagerUrl)).ToList();
 }

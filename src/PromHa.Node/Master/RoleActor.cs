@@ -177,7 +177,7 @@ public sealed class RoleActor : ReceiveActor, IWithTimers
                 _state.Master == _self ? "lease lapsed or was given back" : $"{_state.Master} is master");
         }
         _holds = holds;
-        _view.SetRole(_state.Epoch, _state.Master, holds);
+        _view.SetRole(_state.Epoch, _state.Master, holds, holds ? _state.HoldsUntil : DateTimeOffset.MinValue);
 
         // Timers only where there is something to do: a standby renews nothing and holds no lease,
         // so an idle standby wakes for none of this. The check fires when the lease would lapse.

@@ -77,6 +77,8 @@ public sealed class LiveTree(NodeSettings s)
         }
 
         var previous = _live ?? (Directory.Exists(_liveDir) ? ConfBundle.FromDirectory(_liveDir) : null);
+        // rendered again for a new role or a new Alertmanager in the cluster, to the same files
+        if (previous?.Hash == rendered.Hash) return new ApplyFinished(version, bundle.Hash, true, null, 0, "rendered files unchanged; nothing to reload");
         var backup = previous is { Files.Count: > 0 } ? ConfTree.Backup(previous, _backups, $"before-v{version}", s.Config.Backups) : null;
         phases.Done("backup");
         _live = null; // unknown until the swap is done
@@ -176,7 +178,11 @@ public sealed class LiveTree(NodeSettings s)
         try
         {
             var bundle = ConfBundle.FromDirectory(s.ConfDir, s.Config.Limits);
-            var rendered = ConfigRenderer.Render(bundle, new RenderContext(node, ConfigMode.Mirror, s.Config.ReplicaLabel, false, null, []));
+            var rendered = ConfigRenderer.Render(bundle, new RenderContext(node, ConfigMode.Mirror, s.Config.ReplicaLabel, false, null, [])
+            {
+                Alertmanagers = s.Alertmanager.Mode == ServerMode.None ? [] : [s.Advertised(s.Alertmanager.EffectiveUrl)],
+                Gate = Alerts.GateEndpoints.Rendering(s, PromHa.Node.Http.AdminToken.Load(s)),
+            });
             var invalid = ConfigValidator.Validate(rendered, _staging, Tools).GetAwaiter().GetResult();
             if (invalid is not null)
             {

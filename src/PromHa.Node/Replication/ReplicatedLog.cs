@@ -6,19 +6,21 @@ namespace PromHa.Node.Replication;
 /// <summary>
 /// How one kind of record travels through the ledgers: the message that journals it, how to tell
 /// that an answer holds this very record (not another one under its number), and the message that
-/// drops it when it did not reach a majority.
+/// drops it when it did not reach a majority; and which actor keeps it on each node (the ledger, or
+/// the outbox for notifications).
 /// </summary>
 public sealed record LogSpec<TEntry, TAck>(
     Func<TEntry, object> Record,
     Func<TAck, TEntry, bool> Holds,
-    Func<TEntry, string, object> Discard);
+    Func<TEntry, string, object> Discard,
+    string Keeper = Master.LedgerActor.Name);
 
 /// <summary>The ledgers that acknowledged an entry (each answer holds it), out of how many were asked.</summary>
 public sealed record Appended<TEntry, TAck>(TEntry Entry, IReadOnlyList<TAck> Acks, int Asked);
 
 /// <summary>
 /// The cluster's ledgers used as one small replicated log, the way every decision reaches them:
-/// role changes (epochs), config versions, and next the alerts' delivery record. A singleton
+/// role changes (epochs), config versions, and the notification gate's delivery record. A singleton
 /// appends an entry to its own node's ledger (which must take it) and to every live member's, in
 /// parallel; it counts the entry as committed only when <see cref="Quorum.IsMajority"/> holds for the
 /// answers, and announces it only then; otherwise it discards it on the ledgers that took it, and
@@ -42,7 +44,7 @@ public sealed class ReplicatedLog<TEntry, TAck>(
 
     /// <summary>The ledger actor of a member.</summary>
     public ActorSelection Ledger(Address member) =>
-        system.ActorSelection(new RootActorPath(member) / "user" / Master.LedgerActor.Name);
+        system.ActorSelection(new RootActorPath(member) / "user" / spec.Keeper);
 
     /// <summary>
     /// Journals the entry on this node's ledger (a failure there fails the task: nothing may be

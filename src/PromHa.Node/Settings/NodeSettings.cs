@@ -16,9 +16,21 @@ public sealed class NodeSettings
     public TimingSection Timing { get; set; } = new();
     public ConfigSection Config { get; set; } = new();
     public TlsSection Tls { get; set; } = new();
+    public AlertsSection Alerts { get; set; } = new();
 
     /// <summary>A node without Prometheus or Alertmanager votes in the cluster but never becomes master.</summary>
     public bool IsWitness => Prometheus.Mode == ServerMode.None && Alertmanager.Mode == ServerMode.None;
+
+    /// <summary>
+    /// A local server's URL as other nodes reach it: a loopback or wildcard host is replaced by the
+    /// cluster's advertised host when that is not loopback itself (another node's 127.0.0.1 is its own).
+    /// </summary>
+    public string Advertised(string url)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var u) || u.Host is not ("127.0.0.1" or "localhost" or "0.0.0.0" or "[::]" or "[::1]" or "::1")) return url;
+        if (Cluster.AdvertisedHost is "127.0.0.1" or "localhost" or "::1" || Cluster.AdvertisedHost.Length == 0) return url;
+        return new UriBuilder(u) { Host = Cluster.AdvertisedHost }.Uri.ToString().TrimEnd('/');
+    }
 
     /// <summary>Where other nodes reach this node's HTTP API: the listen address, or the cluster's advertised host when it listens on all interfaces.</summary>
     public string ApiUrl => SettingsLoader.TryHostPort(Http.Listen, out var host, out var port)
@@ -97,6 +109,29 @@ public sealed class ManagedServer
     public List<string> ExtraArgs { get; set; } = [];
 
     public string EffectiveUrl => (string.IsNullOrEmpty(Url) ? $"http://{Listen}" : Url).TrimEnd('/');
+
+    /// <summary>
+    /// Alertmanager only: its gossip address (--cluster.listen-address), so that silences and the
+    /// notification log are shared by every node's Alertmanager. Empty: the listen host, port 9094;
+    /// "off": no gossip (silences are then local to each node).
+    /// </summary>
+    public string ClusterListen { get; set; } = "";
+    /// <summary>
+    /// Alertmanager only: the other nodes' gossip addresses (--cluster.peer). Empty: every seed's
+    /// host with this node's gossip port (one node per host, the same port everywhere).
+    /// </summary>
+    public List<string> ClusterPeers { get; set; } = [];
+}
+
+/// <summary>The notification gate: what the local Alertmanager's webhooks go through.</summary>
+public sealed class AlertsSection
+{
+    /// <summary>How long a delivery is retried (with backoff) before it counts as failed; it is kept and shown either way.</summary>
+    public int GiveUpAfterSeconds { get; set; } = 600;
+    /// <summary>How long the outbox keeps notifications (pending, delivered, failed); deduplication looks back this far at most.</summary>
+    public int RetentionHours { get; set; } = 24;
+    /// <summary>The largest webhook body the gate takes from Alertmanager (set max_alerts on big groups).</summary>
+    public int MaxPayloadBytes { get; set; } = 4 * 1024 * 1024;
 }
 
 public sealed class TimingSection

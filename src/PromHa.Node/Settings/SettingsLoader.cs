@@ -138,6 +138,13 @@ public static class SettingsLoader
                     break;
             }
         }
+        if (s.Alertmanager.ClusterListen is { Length: > 0 } gossip && gossip != "off" && !TryHostPort(gossip, out _, out _))
+            Fail("alertmanager.clusterListen", $"'{gossip}' is not host:port (or \"off\")");
+        foreach (var peer in s.Alertmanager.ClusterPeers)
+            if (!TryHostPort(peer, out _, out _)) Fail("alertmanager.clusterPeers", $"'{peer}' is not host:port");
+        if (s.Alerts.GiveUpAfterSeconds < 10) Fail("alerts.giveUpAfterSeconds", $"must be at least 10 (got {s.Alerts.GiveUpAfterSeconds})");
+        if (s.Alerts.RetentionHours < 1) Fail("alerts.retentionHours", $"must be at least 1 (got {s.Alerts.RetentionHours})");
+        if (s.Alerts.MaxPayloadBytes < 64 * 1024) Fail("alerts.maxPayloadBytes", $"must be at least 65536 (got {s.Alerts.MaxPayloadBytes})");
         var tls = s.Tls;
         var tlsFiles = new[] { ("tls.caFile", tls.CaFile), ("tls.certFile", tls.CertFile), ("tls.keyFile", tls.KeyFile) };
         if (tlsFiles.Any(f => f.Item2.Length > 0))
@@ -170,6 +177,13 @@ public static class SettingsLoader
         s.Config.LiveDir = Path.GetFullPath(s.Config.EffectiveLiveDir(s.DataDir));
         if (s.Prometheus.Mode == ServerMode.Supervised && s.Prometheus.Binary.Length == 0) s.Prometheus.Binary = "/usr/bin/prometheus";
         if (s.Alertmanager.Mode == ServerMode.Supervised && s.Alertmanager.Binary.Length == 0) s.Alertmanager.Binary = "/usr/bin/prometheus-alertmanager";
+        if (s.Alertmanager.Mode == ServerMode.Supervised && s.Alertmanager.ClusterListen.Length == 0 && TryHostPort(s.Alertmanager.Listen, out var amHost, out _))
+            s.Alertmanager.ClusterListen = $"{amHost}:9094";
+        // one node per host: every seed's host, this node's gossip port
+        if (s.Alertmanager.ClusterPeers.Count == 0 && TryHostPort(s.Alertmanager.ClusterListen, out _, out var gossipPort))
+            s.Alertmanager.ClusterPeers = s.Cluster.Seeds
+                .Where(seed => TryHostPort(seed, out var h, out _) && h != s.Cluster.AdvertisedHost)
+                .Select(seed => { TryHostPort(seed, out var h, out _); return $"{h}:{gossipPort}"; }).ToList();
     }
 
     public static bool TryHostPort(string value, out string host, out int port)

@@ -27,10 +27,15 @@ public sealed record ServerLaunch(string Name, string Binary, IReadOnlyList<stri
         $"--storage.path={Path.Combine(s.DataDir, "alertmanager")}",
         $"--web.listen-address={s.Alertmanager.Listen}",
         $"--web.external-url=http://{s.Alertmanager.Listen}/",
-        // no gossip: PromHa decides who notifies, and instances on one host would collide on :9094
-        "--cluster.listen-address=",
+        // Gossip shares silences and the notification log between the nodes' Alertmanagers; each
+        // instance has its own address (several on one host would collide on the default :9094).
+        .. Gossip(s.Alertmanager),
         .. s.Alertmanager.ExtraArgs,
     ], Path.Combine(s.DataDir, "alertmanager.pid"), Path.Combine(s.DataDir, "logs", "alertmanager.log"));
+
+    public static IEnumerable<string> Gossip(ManagedServer am) => am.ClusterListen is "" or "off"
+        ? ["--cluster.listen-address="]
+        : [$"--cluster.listen-address={am.ClusterListen}", .. am.ClusterPeers.Select(p => $"--cluster.peer={p}")];
 }
 
 /// <summary>

@@ -1,0 +1,58 @@
+namespace PromHa.Messages.Alerts;
+
+/// <summary>
+/// One notification an Alertmanager handed to a node's gate, as the delivery record keeps it. The
+/// dedup key is Alertmanager's own notion of "already sent": receiver, group key and the sorted
+/// fingerprints of the firing and of the resolved alerts. The payload is the webhook body as
+/// Alertmanager sent it, gzip-compressed (a remoting frame holds 128,000 bytes).
+/// </summary>
+public sealed record NotificationRecord(
+    string Id,
+    string Receiver,
+    int Target,
+    string GroupKey,
+    string DedupKey,
+    IReadOnlyList<string> Firing,
+    IReadOnlyList<string> Resolved,
+    byte[] Payload,
+    DateTimeOffset AcceptedAt,
+    string AcceptedBy,
+    long Epoch) : IPromHaMessage;
+
+/// <summary>What happened to a notification: delivered, a duplicate that was not sent, or given up after the retry limit.</summary>
+public enum DeliveryState { Pending, Delivered, Duplicate, Failed }
+
+/// <summary>The outcome of one notification, replicated like the notification itself.</summary>
+public sealed record DeliveryOutcome(
+    string Id,
+    DeliveryState State,
+    string Reason,
+    string By,
+    long Epoch,
+    DateTimeOffset At,
+    int Attempts,
+    string? Error) : IPromHaMessage;
+
+/// <summary>Keep this notification in the receiving node's outbox; answered with <see cref="NotificationRecorded"/>.</summary>
+public sealed record RecordNotification(NotificationRecord Record) : IPromHaMessage;
+
+public sealed record NotificationRecorded(string Node, string Id) : IPromHaMessage;
+
+/// <summary>Keep this outcome in the receiving node's outbox; answered with <see cref="NotificationRecorded"/>.</summary>
+public sealed record RecordDeliveryOutcome(DeliveryOutcome Outcome) : IPromHaMessage;
+
+/// <summary>A notification that did not reach a majority of the outboxes: its gate answered Alertmanager with an error, so Alertmanager sends it again.</summary>
+public sealed record DiscardNotification(string Id, string Reason) : IPromHaMessage;
+
+/// <summary>
+/// Anti-entropy between outboxes: the master asks every member for what it holds, the pending
+/// notifications and what was settled since <see cref="Since"/>, and tells each the outcomes it lacks.
+/// </summary>
+public sealed record GetOutbox(DateTimeOffset Since) : IPromHaMessage;
+
+/// <summary>
+/// An outbox's answer to <see cref="GetOutbox"/>: pending notifications with their payloads (as many
+/// as fit one remoting frame; the rest come with the next round), settled ones without (their keys
+/// are what deduplication needs), and their outcomes.
+/// </summary>
+public sealed record OutboxContents(string Node, IReadOnlyList<NotificationRecord> Records, IReadOnlyList<DeliveryOutcome> Outcomes) : IPromHaMessage;

@@ -1,0 +1,194 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Hosting;
+using PromHa.Messages.Alerts;
+using PromHa.Node.Settings;
+
+namespace PromHa.Node.Alerts;
+
+/// <summary>A pending notification with what deciding on it needs from the record.</summary>
+public sealed record Deliverable(NotificationRecord Record, DateTimeOffset? SameKeyDeliveredAcceptedAt, NotificationRecord? LastOfGroup);
+
+/// <summary>Local: the oldest pending notifications, except those already being delivered.</summary>
+public sealed record GetDeliverable(IReadOnlySet<string> Busy, IReadOnlySet<string> BusyReceivers);
+
+public sealed record DeliverableList(IReadOnlyList<Deliverable> Items);
+
+/// <summary>Local: read the outboxes of these members (a new master does before it delivers anything).</summary>
+public sealed record SyncOutboxes(IReadOnlyList<Address> Members, int Needed, long Epoch);
+
+/// <summary>Local: how many outboxes (this one included) answered a <see cref="SyncOutboxes"/>.</summary>
+public sealed record OutboxesSynced(long Epoch, int Answered, int Needed);
+
+/// <summary>Local: the newest entries for the API.</summary>
+public sealed record GetRecentNotifications(int Limit);
+
+public sealed record RecentNotifications(IReadOnlyList<OutboxEntry> Entries);
+
+/// <summary>Local: told to the gate when this outbox took a notification it did not have.</summary>
+public sealed record OutboxChanged
+{
+    public static readonly OutboxChanged Instance = new();
+}
+
+/// <summary>
+/// This node's part of the replicated delivery record: it keeps every notification and outcome that
+/// a gate appends (through <see cref="Replication.ReplicatedLog{TEntry,TAck}"/>, like the ledger
+/// keeps epochs and versions), answers anti-entropy, and forgets what is older than the retention.
+/// Every node runs one, witnesses included: they count toward the majority.
+/// </summary>
+public sealed class OutboxActor : ReceiveActor, IWithTimers
+{
+    public const string Name = "outbox";
+    /// <summary>Below a remoting frame (128,000 bytes) with room for the envelope.</summary>
+    private const int MaxReplyPayloadBytes = 96 * 1024;
+    private static readonly TimeSpan SyncTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan SyncLookBack = TimeSpan.FromMinutes(15);
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly string _node;
+    private readonly OutboxStore _store;
+    private readonly TimeSpan _retention;
+    private (IActorRef ReplyTo, SyncOutboxes Request, HashSet<string> Answered)? _sync;
+
+    public OutboxActor(NodeSettings s)
+    {
+        _node = s.Node.Name;
+        _store = new OutboxStore(Path.Combine(s.DataDir, "outbox.db"));
+        _retention = TimeSpan.FromHours(s.Alerts.RetentionHours);
+
+        Receive<RecordNotification>(r =>
+        {
+            if (_store.Add(r.Record)) Gate().Tell(OutboxChanged.Instance);
+            Sender.Tell(new NotificationRecorded(_node, r.Record.Id));
+        });
+        Receive<RecordDeliveryOutcome>(r =>
+        {
+            _store.Settle(r.Outcome);
+            Sender.Tell(new NotificationRecorded(_node, r.Outcome.Id));
+        });
+        Receive<NotificationRecorded>(_ => { }); // an outcome this node pushed during anti-entropy
+        Receive<DiscardNotification>(d => _store.Remove(d.Id));
+        Receive<GetOutbox>(g => Sender.Tell(Contents(g.Since)));
+        Receive<OutboxContents>(Merge);
+        Receive<SyncOutboxes>(StartSync);
+        Receive<SyncTimedOut>(t =>
+        {
+            if (_sync is { } s && s.Request.Epoch == t.Epoch) FinishSync();
+        });
+        Receive<GetDeliverable>(g => Sender.Tell(new DeliverableList(_store.Pending()
+            .Where(r => !g.Busy.Contains(r.Id) && !g.BusyReceivers.Contains(r.Receiver))
+            .DistinctBy(r => r.Receiver) // one at a time per receiver, in order
+            .Select(r => new Deliverable(r, _store.LastDelivered(r.DedupKey), _store.LastDeliveredOfGroup(r.Receiver, r.GroupKey)))
+            .ToList())));
+        Receive<GetRecentNotifications>(g => Sender.Tell(new RecentNotifications(_store.Recent(g.Limit))));
+        Receive<Housekeeping>(_ => Housekeep());
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private sealed record SyncTimedOut(long Epoch);
+
+    private sealed record Housekeeping
+    {
+        public static readonly Housekeeping Instance = new();
+    }
+
+    protected override void PreStart()
+    {
+        Timers.StartPeriodicTimer("housekeeping", Housekeeping.Instance, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+    }
+
+    protected override void PostStop() => _store.Dispose();
+
+    private ActorSelection Gate() => Context.ActorSelection(Self.Path.Parent / NotificationGateActor.Name);
+
+    private OutboxContents Contents(DateTimeOffset since)
+    {
+        var records = new List<NotificationRecord>();
+        var budget = MaxReplyPayloadBytes;
+        foreach (var r in _store.Pending())
+        {
+            budget -= r.Payload.Length + 512;
+            if (budget < 0 && records.Count > 0) break; // the rest with the next round
+            records.Add(r);
+        }
+        var (settled, outcomes) = _store.Since(since);
+        foreach (var r in settled)
+        {
+            budget -= 512;
+            if (budget < 0) break;
+            records.Add(r);
+        }
+        var ids = records.Select(r => r.Id).ToHashSet();
+        return new OutboxContents(_node, records, outcomes.Where(o => ids.Contains(o.Id)).ToList());
+    }
+
+    private void Merge(OutboxContents c)
+    {
+        var added = 0;
+        foreach (var o in c.Outcomes) _store.Settle(o);
+        foreach (var r in c.Records)
+            if ((r.Payload.Length > 0 || _store.Outcome(r.Id) is not null) && _store.Add(r)) added++;
+        // what the member still holds as pending but this outbox knows settled: tell it
+        foreach (var r in c.Records.Where(r => r.Payload.Length > 0))
+            if (_store.Outcome(r.Id) is { } known && c.Outcomes.All(o => o.Id != r.Id))
+                Sender.Tell(new RecordDeliveryOutcome(known));
+        if (added > 0)
+        {
+            _log.Info("Took {0} notification(s) from {1}'s outbox", added, c.Node);
+            Gate().Tell(OutboxChanged.Instance);
+        }
+        if (_sync is { } s && s.Answered.Add(c.Node) && s.Answered.Count + 1 >= s.Request.Needed) FinishSync();
+    }
+
+    private void StartSync(SyncOutboxes request)
+    {
+        _sync = (Sender, request, []);
+        if (request.Needed <= 1)
+        {
+            FinishSync();
+            return;
+        }
+        var ask = new GetOutbox(DateTimeOffset.UtcNow - SyncLookBack);
+        foreach (var member in request.Members)
+            Context.ActorSelection(new RootActorPath(member) / "user" / Name).Tell(ask, Self);
+        Timers.StartSingleTimer("sync", new SyncTimedOut(request.Epoch), SyncTimeout);
+    }
+
+    private void FinishSync()
+    {
+        if (_sync is not { } s) return;
+        _sync = null;
+        Timers.Cancel("sync");
+        s.ReplyTo.Tell(new OutboxesSynced(s.Request.Epoch, s.Answered.Count + 1, s.Request.Needed));
+    }
+
+    private void Housekeep()
+    {
+        var expired = _store.Prune(DateTimeOffset.UtcNow - _retention);
+        if (expired > 0)
+            _log.Warning("{0} notification(s) expired undelivered after alerts.retentionHours ({1} h): no master settled them", expired, _retention.TotalHours);
+        var backlog = _store.Backlog();
+        foreach (var label in AlertMetrics.OutboxPending.GetAllLabelValues().Select(l => l[0]).Except(backlog.Keys).ToList())
+        {
+            AlertMetrics.OutboxPending.WithLabels(label).Set(0);
+            AlertMetrics.OutboxOldest.WithLabels(label).Set(0);
+        }
+        foreach (var (receiver, (count, oldest)) in backlog)
+        {
+            AlertMetrics.OutboxPending.WithLabels(receiver).Set(count);
+            AlertMetrics.OutboxOldest.WithLabels(receiver).Set(Math.Max(0, (DateTimeOffset.UtcNow - oldest).TotalSeconds));
+        }
+    }
+}
+
+/// <summary>Marker key for the node's outbox.</summary>
+public sealed class OutboxKey;
+
+public static class OutboxActorHostingExtensions
+{
+    public static AkkaConfigurationBuilder AddOutboxActor(this AkkaConfigurationBuilder builder, NodeSettings s) =>
+        builder.WithActors((system, registry) =>
+            registry.Register<OutboxKey>(system.ActorOf(Props.Create(() => new OutboxActor(s)), OutboxActor.Name)));
+}

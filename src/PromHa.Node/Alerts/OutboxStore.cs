@@ -1,0 +1,182 @@
+using Microsoft.Data.Sqlite;
+using PromHa.Messages.Alerts;
+
+namespace PromHa.Node.Alerts;
+
+/// <summary>A row of the outbox as the API shows it.</summary>
+public sealed record OutboxEntry(NotificationRecord Record, DeliveryOutcome? Outcome);
+
+/// <summary>
+/// The node's durable outbox (SQLite, &lt;dataDir&gt;/outbox.db): every notification this node's
+/// ledger took, and the outcome of each once the master settled it. An outcome may arrive before its
+/// notification (anti-entropy); it is kept apart and joined. Owned by one actor: not thread-safe.
+/// </summary>
+public sealed class OutboxStore : IDisposable
+{
+    private readonly SqliteConnection _db;
+
+    public OutboxStore(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _db.Open();
+        Exec("""
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = FULL;
+            CREATE TABLE IF NOT EXISTS notifications (
+                id TEXT PRIMARY KEY, receiver TEXT NOT NULL, target INTEGER NOT NULL, group_key TEXT NOT NULL,
+                dedup_key TEXT NOT NULL, firing TEXT NOT NULL, resolved TEXT NOT NULL, payload BLOB NOT NULL,
+                accepted_at INTEGER NOT NULL, accepted_by TEXT NOT NULL, epoch INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS notifications_accepted ON notifications (accepted_at);
+            CREATE INDEX IF NOT EXISTS notifications_dedup ON notifications (dedup_key);
+            CREATE INDEX IF NOT EXISTS notifications_group ON notifications (receiver, group_key);
+            CREATE TABLE IF NOT EXISTS outcomes (
+                id TEXT PRIMARY KEY, state INTEGER NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL, epoch INTEGER NOT NULL,
+                at INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT);
+            CREATE INDEX IF NOT EXISTS outcomes_at ON outcomes (at);
+            """);
+    }
+
+    /// <summary>Keeps a notification; false when it was already here (a replay, or anti-entropy).</summary>
+    public bool Add(NotificationRecord r) =>
+        Exec("""
+             INSERT OR IGNORE INTO notifications VALUES ($id, $receiver, $target, $group, $dedup, $firing, $resolved, $payload, $at, $by, $epoch)
+             """,
+            ("$id", r.Id), ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$dedup", r.DedupKey),
+            ("$firing", string.Join('\n', r.Firing)), ("$resolved", string.Join('\n', r.Resolved)), ("$payload", r.Payload),
+            ("$at", r.AcceptedAt.ToUnixTimeMilliseconds()), ("$by", r.AcceptedBy), ("$epoch", r.Epoch)) > 0;
+
+    /// <summary>Records an outcome; a settled one is not overwritten by a later failure, only a failure by a delivery.</summary>
+    public bool Settle(DeliveryOutcome o)
+    {
+        var known = Outcome(o.Id);
+        if (known is not null && (known.State != DeliveryState.Failed || o.State == DeliveryState.Failed)) return false;
+        Exec("INSERT OR REPLACE INTO outcomes VALUES ($id, $state, $reason, $by, $epoch, $at, $attempts, $error)",
+            ("$id", o.Id), ("$state", (int)o.State), ("$reason", o.Reason), ("$by", o.By), ("$epoch", o.Epoch),
+            ("$at", o.At.ToUnixTimeMilliseconds()), ("$attempts", o.Attempts), ("$error", o.Error));
+        return true;
+    }
+
+    /// <summary>Drops a notification that never reached a majority (its outcome too, if any).</summary>
+    public void Remove(string id)
+    {
+        Exec("DELETE FROM notifications WHERE id = $id", ("$id", id));
+        Exec("DELETE FROM outcomes WHERE id = $id", ("$id", id));
+    }
+
+    public NotificationRecord? Get(string id) => Records("SELECT * FROM notifications WHERE id = $id", ("$id", id)).FirstOrDefault();
+
+    public DeliveryOutcome? Outcome(string id) => Outcomes("SELECT * FROM outcomes WHERE id = $id", ("$id", id)).FirstOrDefault();
+
+    /// <summary>Notifications without an outcome, oldest first.</summary>
+    public List<NotificationRecord> Pending(int limit = 1000) =>
+        Records("""
+                SELECT n.* FROM notifications n LEFT JOIN outcomes o ON o.id = n.id
+                WHERE o.id IS NULL ORDER BY n.accepted_at, n.id LIMIT $limit
+                """, ("$limit", limit));
+
+    /// <summary>When the last delivered notification with this dedup key was accepted (Alertmanager's send time, nearly).</summary>
+    public DateTimeOffset? LastDelivered(string dedupKey)
+    {
+        var v = Scalar("""
+                       SELECT MAX(n.accepted_at) FROM notifications n JOIN outcomes o ON o.id = n.id
+                       WHERE n.dedup_key = $key AND o.state = $delivered
+                       """, ("$key", dedupKey), ("$delivered", (int)DeliveryState.Delivered));
+        return v is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+    }
+
+    /// <summary>The last notification delivered for this receiver's group: what the next one is compared with.</summary>
+    public NotificationRecord? LastDeliveredOfGroup(string receiver, string groupKey) =>
+        Records("""
+                SELECT n.* FROM notifications n JOIN outcomes o ON o.id = n.id
+                WHERE n.receiver = $receiver AND n.group_key = $group AND o.state = $delivered
+                ORDER BY o.at DESC LIMIT 1
+                """, ("$receiver", receiver), ("$group", groupKey), ("$delivered", (int)DeliveryState.Delivered)).FirstOrDefault();
+
+    /// <summary>Notifications settled since a time, without their payloads, and the outcomes since then.</summary>
+    public (List<NotificationRecord> Settled, List<DeliveryOutcome> Outcomes) Since(DateTimeOffset since)
+    {
+        var at = since.ToUnixTimeMilliseconds();
+        var settled = Records("SELECT n.* FROM notifications n JOIN outcomes o ON o.id = n.id WHERE o.at >= $at", ("$at", at))
+            .Select(r => r with { Payload = [] }).ToList();
+        return (settled, Outcomes("SELECT * FROM outcomes WHERE at >= $at", ("$at", at)));
+    }
+
+    /// <summary>The newest entries, with their outcomes, for the API.</summary>
+    public List<OutboxEntry> Recent(int limit) =>
+        Records("SELECT * FROM notifications ORDER BY accepted_at DESC LIMIT $limit", ("$limit", limit))
+            .Select(r => new OutboxEntry(r, Outcome(r.Id))).ToList();
+
+    /// <summary>Pending notifications per receiver: how many, and when the oldest was accepted.</summary>
+    public Dictionary<string, (int Count, DateTimeOffset Oldest)> Backlog()
+    {
+        var result = new Dictionary<string, (int, DateTimeOffset)>();
+        using var cmd = Command("""
+                                SELECT n.receiver, COUNT(*), MIN(n.accepted_at) FROM notifications n LEFT JOIN outcomes o ON o.id = n.id
+                                WHERE o.id IS NULL GROUP BY n.receiver
+                                """);
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) result[r.GetString(0)] = (r.GetInt32(1), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(2)));
+        return result;
+    }
+
+    /// <summary>Forgets what is older than the retention: notifications accepted before it, outcomes settled before it. Returns how many pending ones expired.</summary>
+    public int Prune(DateTimeOffset before)
+    {
+        var at = before.ToUnixTimeMilliseconds();
+        var expired = Convert.ToInt32(Scalar("""
+                                             SELECT COUNT(*) FROM notifications n LEFT JOIN outcomes o ON o.id = n.id
+                                             WHERE o.id IS NULL AND n.accepted_at < $at
+                                             """, ("$at", at)));
+        Exec("DELETE FROM notifications WHERE accepted_at < $at", ("$at", at));
+        Exec("DELETE FROM outcomes WHERE at < $at AND id NOT IN (SELECT id FROM notifications)", ("$at", at));
+        return expired;
+    }
+
+    public void Dispose() => _db.Dispose();
+
+    private SqliteCommand Command(string sql, params (string Name, object? Value)[] args)
+    {
+        var cmd = _db.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (name, value) in args) cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        return cmd;
+    }
+
+    private int Exec(string sql, params (string, object?)[] args)
+    {
+        using var cmd = Command(sql, args);
+        return cmd.ExecuteNonQuery();
+    }
+
+    private object? Scalar(string sql, params (string, object?)[] args)
+    {
+        using var cmd = Command(sql, args);
+        var v = cmd.ExecuteScalar();
+        return v is DBNull ? null : v;
+    }
+
+    private List<NotificationRecord> Records(string sql, params (string, object?)[] args)
+    {
+        using var cmd = Command(sql, args);
+        using var r = cmd.ExecuteReader();
+        var list = new List<NotificationRecord>();
+        static IReadOnlyList<string> Split(string s) => s.Length == 0 ? [] : s.Split('\n');
+        while (r.Read())
+            list.Add(new NotificationRecord(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetString(3), r.GetString(4),
+                Split(r.GetString(5)), Split(r.GetString(6)), (byte[])r["payload"],
+                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(8)), r.GetString(9), r.GetInt64(10)));
+        return list;
+    }
+
+    private List<DeliveryOutcome> Outcomes(string sql, params (string, object?)[] args)
+    {
+        using var cmd = Command(sql, args);
+        using var r = cmd.ExecuteReader();
+        var list = new List<DeliveryOutcome>();
+        while (r.Read())
+            list.Add(new DeliveryOutcome(r.GetString(0), (DeliveryState)r.GetInt32(1), r.GetString(2), r.GetString(3), r.GetInt64(4),
+                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)), r.GetInt32(6), r.IsDBNull(7) ? null : r.GetString(7)));
+        return list;
+    }
+}
