@@ -33,7 +33,7 @@ public sealed class RealCluster : IAsyncDisposable
     public static async Task<RealCluster> Start(ITestOutputHelper output, int nodes, int witnesses = 0,
         bool tieBreaker = false, LocalServers servers = LocalServers.External, bool alertmanager = false,
         PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror, bool cuttableLinks = false,
-        bool httpsApi = false)
+        bool httpsApi = false, LocalAlerting? alerting = null)
     {
         var options = new LocalClusterOptions
         {
@@ -44,6 +44,7 @@ public sealed class RealCluster : IAsyncDisposable
             ConfigMode = configMode,
             PublicClusterPorts = cuttableLinks,
             HttpsApi = httpsApi,
+            Alerting = alerting,
         };
         var missing = LocalCluster.MissingBinaries(options);
         if (missing.Count > 0)

@@ -51,6 +51,8 @@ public sealed record LocalClusterOptions
     /// observer address (10.78.i.2). The caller owns the lab: dispose it after the cluster.
     /// </summary>
     public NetnsLab? Netns { get; init; }
+    /// <summary>Alerting wired end to end: a receiver with this webhook, and a rule that fires while a scraped trigger is 1.</summary>
+    public LocalAlerting? Alerting { get; init; }
 
     /// <summary>The promha next to this assembly: its apphost when present, else `dotnet promha.dll`.</summary>
     public static IReadOnlyList<string> DefaultPromhaCommand()
@@ -60,6 +62,13 @@ public sealed record LocalClusterOptions
         return File.Exists(host) ? [host] : ["dotnet", Path.Combine(dir, "promha.dll")];
     }
 }
+
+/// <param name="WebhookUrl">The receiver every notification goes to (through the gates).</param>
+/// <param name="TriggerTarget">host:port serving /metrics with promha_demo_trigger: the rule DemoTrigger fires while it is 1.</param>
+/// <param name="GroupInterval">Alertmanager's group_wait and group_interval (short in tests).</param>
+/// <param name="PeerTimeout">Alertmanager's --cluster.peer-timeout: how long the second Alertmanager waits for the first to send (15s by default; short in tests).</param>
+public sealed record LocalAlerting(string WebhookUrl, string? TriggerTarget = null, string GroupInterval = "1s", string RepeatInterval = "1h",
+    string? PeerTimeout = null);
 
 /// <summary>One node of a <see cref="LocalCluster"/>: its ports, files and processes.</summary>
 public sealed class LocalNode
@@ -72,6 +81,8 @@ public sealed class LocalNode
     public required int HttpPort { get; init; }
     public int PrometheusPort { get; init; }
     public int AlertmanagerPort { get; init; }
+    /// <summary>Its Alertmanager's gossip port (silences and the notification log are shared).</summary>
+    public int AlertmanagerClusterPort { get; init; }
     public required string Dir { get; init; }
     /// <summary>The address the node's cluster transport binds and peers reach (127.0.0.1, or its lab address).</summary>
     public string ClusterHost { get; init; } = "127.0.0.1";
@@ -157,7 +168,7 @@ public sealed class LocalCluster : IAsyncDisposable
             throw new ArgumentException($"the network namespace lab has {lab.Count} namespaces for {total} nodes", nameof(options));
         if (lab is not null && options.PublicClusterPorts)
             throw new ArgumentException("PublicClusterPorts (a loopback proxy) and Netns (cut links in a lab) do not mix", nameof(options));
-        var ports = FreePorts(total * 5 + 1);
+        var ports = FreePorts(total * 6 + 1);
         var nodes = Enumerable.Range(0, total).Select(i => new LocalNode
         {
             Name = i < options.Nodes ? $"node{i + 1}" : $"witness{i - options.Nodes + 1}",
@@ -167,6 +178,7 @@ public sealed class LocalCluster : IAsyncDisposable
             HttpPort = ports[i * 5 + 1],
             PrometheusPort = i < options.Nodes ? ports[i * 5 + 2] : 0,
             AlertmanagerPort = i < options.Nodes && options.Alertmanager ? ports[i * 5 + 3] : 0,
+            AlertmanagerClusterPort = i < options.Nodes && options.Alertmanager ? ports[total * 5 + i] : 0,
             Dir = Path.Combine(baseDir, i < options.Nodes ? $"node{i + 1}" : $"witness{i - options.Nodes + 1}"),
             ClusterHost = lab?.ClusterAddress(i + 1) ?? "127.0.0.1",
             ObserverHost = lab?.ObserverAddress(i + 1) ?? "127.0.0.1",
@@ -199,20 +211,21 @@ public sealed class LocalCluster : IAsyncDisposable
         _http.Dispose();
         _http = new HttpClient(Access.Handler()) { Timeout = TimeSpan.FromSeconds(3) };
         // Prometheus scrapes the nodes' /metrics; over HTTPS it trusts the cluster CA.
+        var alerting = _options.Alerting;
         var promhaScheme = _options.HttpsApi ? $"\n    scheme: https\n    tls_config:\n      ca_file: {CaFile}" : "";
         var targets = string.Join(", ", Nodes.Select(n => $"'{n.ClusterHost}:{n.HttpPort}'"));
         File.WriteAllText(Path.Combine(ConfDir, "prometheus.yml"), $"""
             # Demo conf: every Prometheus scrapes every PromHa node's /metrics, and the targets
             # listed under business/*/job/ (edit them on the master: PromHa versions and pushes them).
             global:
-              scrape_interval: 5s
-              evaluation_interval: 5s
+              scrape_interval: {(alerting is null ? "5s" : "1s")}
+              evaluation_interval: {(alerting is null ? "5s" : "1s")}
             rule_files:
               - business/demo/rule/*.rules
             scrape_configs:
               - job_name: promha{promhaScheme}
                 static_configs:
-                  - targets: [{targets}]
+                  - targets: [{targets}]{(alerting?.TriggerTarget is { } trigger ? $"\n  - job_name: trigger\n    static_configs:\n      - targets: ['{trigger}']" : "")}
               - job_name: business
                 file_sd_configs:
                   - files: ['business/demo/job/*.yml']
@@ -239,11 +252,38 @@ public sealed class LocalCluster : IAsyncDisposable
                       summary: "PromHa node {{ $labels.instance }} is down"
 
             """);
-        File.WriteAllText(Path.Combine(ConfDir, "alertmanager.yml"), """
+        if (alerting?.TriggerTarget is not null)
+            File.WriteAllText(Path.Combine(ruleDir, "trigger.rules"), """
+                groups:
+                  - name: trigger
+                    rules:
+                      - alert: DemoTrigger
+                        expr: promha_demo_trigger == 1
+                        labels:
+                          severity: page
+                        annotations:
+                          summary: "The demo's trigger is set"
+
+                """);
+        File.WriteAllText(Path.Combine(ConfDir, "alertmanager.yml"), alerting is null ? """
             route:
               receiver: default
             receivers:
               - name: default
+
+            """ : $"""
+            # Every notification goes through the nodes' notification gates: only the master's delivers.
+            route:
+              receiver: sink
+              group_by: [alertname]
+              group_wait: {alerting.GroupInterval}
+              group_interval: {alerting.GroupInterval}
+              repeat_interval: {alerting.RepeatInterval}
+            receivers:
+              - name: sink
+                webhook_configs:
+                  - url: {alerting.WebhookUrl}
+                    send_resolved: true
 
             """);
 
@@ -289,7 +329,10 @@ public sealed class LocalCluster : IAsyncDisposable
                     : $"prometheus:\n  mode: external\n  url: {n.LocalPrometheusUrl}\n");
                 if (_options.Alertmanager && _options.Servers == LocalServers.Supervised)
                     yaml.Append($"alertmanager:\n  mode: supervised\n  binary: {_options.AlertmanagerBinary}\n  listen: {bind}:{n.AlertmanagerPort}\n" +
-                                (lab ? $"  url: http://127.0.0.1:{n.AlertmanagerPort}\n" : ""));
+                                (lab ? $"  url: http://127.0.0.1:{n.AlertmanagerPort}\n" : "") +
+                                $"  clusterListen: {n.ClusterHost}:{n.AlertmanagerClusterPort}\n" +
+                                (_options.Alerting?.PeerTimeout is { } pt ? $"  extraArgs: ['--cluster.peer-timeout={pt}']\n" : "") +
+                                $"  clusterPeers: [{string.Join(", ", Nodes.Where(o => o != n && o.AlertmanagerClusterPort > 0).Select(o => $"{o.ClusterHost}:{o.AlertmanagerClusterPort}"))}]\n");
             }
             File.WriteAllText(n.ConfigPath, yaml.ToString());
         }

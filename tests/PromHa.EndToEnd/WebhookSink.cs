@@ -1,0 +1,92 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace PromHa.EndToEnd;
+
+/// <summary>One webhook the sink received, with the gate's headers.</summary>
+public sealed record Delivery(DateTimeOffset At, string? Id, string? Reason, string? Node, long Epoch, string Status,
+    IReadOnlyList<(string Alert, string Status, string Fingerprint)> Alerts, string GroupKey);
+
+/// <summary>
+/// A real webhook receiver on 127.0.0.1 (what the operators' chat/SMS forwarder is): records every
+/// delivery with its delivery id, can be made to fail, and serves /metrics with promha_demo_trigger,
+/// which the test sets to make the demo's rule fire and resolve.
+/// </summary>
+public sealed class WebhookSink : IDisposable
+{
+    private readonly HttpListener _listener = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    private readonly ConcurrentQueue<Delivery> _deliveries = new();
+
+    public int Port { get; }
+    public string WebhookUrl => $"http://127.0.0.1:{Port}/webhook";
+    public string Target => $"127.0.0.1:{Port}";
+    public volatile int Trigger;
+    /// <summary>While true the sink answers 503 (a receiver that is down).</summary>
+    public volatile bool Failing;
+    public IReadOnlyList<Delivery> Deliveries => _deliveries.ToList();
+
+    public WebhookSink()
+    {
+        Port = PromHa.Node.Demo.LocalCluster.FreePorts(1)[0];
+        _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
+        _listener.Start();
+        _loop = Task.Run(Loop);
+    }
+
+    private async Task Loop()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            HttpListenerContext ctx;
+            try { ctx = await _listener.GetContextAsync(); }
+            catch (Exception) when (_stop.IsCancellationRequested) { return; }
+            catch (HttpListenerException) { return; }
+            try { Handle(ctx); }
+            catch (Exception) { ctx.Response.StatusCode = 500; }
+            finally { ctx.Response.Close(); }
+        }
+    }
+
+    private void Handle(HttpListenerContext ctx)
+    {
+        if (ctx.Request.Url!.AbsolutePath == "/metrics")
+        {
+            var text = Encoding.UTF8.GetBytes($"# TYPE promha_demo_trigger gauge\npromha_demo_trigger {Trigger}\n");
+            ctx.Response.ContentType = "text/plain; version=0.0.4";
+            ctx.Response.OutputStream.Write(text);
+            return;
+        }
+        using var reader = new StreamReader(ctx.Request.InputStream);
+        var body = reader.ReadToEnd();
+        if (Failing)
+        {
+            ctx.Response.StatusCode = 503;
+            return;
+        }
+        using var doc = JsonDocument.Parse(body);
+        var root = doc.RootElement;
+        var alerts = root.GetProperty("alerts").EnumerateArray().Select(a => (
+            a.GetProperty("labels").TryGetProperty("alertname", out var n) ? n.GetString()! : "",
+            a.GetProperty("status").GetString()!,
+            a.GetProperty("fingerprint").GetString()!)).ToList();
+        var h = ctx.Request.Headers;
+        _deliveries.Enqueue(new Delivery(DateTimeOffset.UtcNow, h["X-PromHa-Delivery-Id"], h["X-PromHa-Reason"], h["X-PromHa-Node"],
+            long.TryParse(h["X-PromHa-Epoch"], out var e) ? e : -1, root.GetProperty("status").GetString()!, alerts,
+            root.GetProperty("groupKey").GetString()!));
+        ctx.Response.StatusCode = 200;
+    }
+
+    public string Describe() => string.Join("\n", Deliveries.Select(d =>
+        $"{d.At:HH:mm:ss.fff} id={d.Id} reason={d.Reason} node={d.Node} epoch={d.Epoch} status={d.Status} alerts=[{string.Join(", ", d.Alerts.Select(a => $"{a.Alert}:{a.Status}"))}]"));
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Close();
+        try { _loop.Wait(TimeSpan.FromSeconds(5)); } catch (AggregateException) { }
+    }
+}
