@@ -18,7 +18,7 @@ public class AlertTests(ITestOutputHelper output)
     private static readonly TimeSpan PeersWouldHaveSent = TimeSpan.FromSeconds(3 * PeerTimeoutSeconds + 3);
 
     [Fact]
-    public async Task An_alert_every_replica_evaluates_reaches_the_receiver_once_firing_and_once_resolved_from_the_master()
+    public async Task An_alert_from_every_replica_is_one_notification_and_across_a_kill_9_of_the_master_each_arrives_once_gates_never_overlap_silences_hold()
     {
         using var sink = new WebhookSink();
         await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true,
@@ -27,42 +27,92 @@ public class AlertTests(ITestOutputHelper output)
         try
         {
             var master = await c.WaitForSingleMaster(Generous);
-            // Rendered: every Prometheus sends to every node's Alertmanager.
             foreach (var n in c.Nodes)
                 await c.WaitUntil(async () => await ActiveAlertmanagers(n) == c.Nodes.Count, Generous, default,
                     $"{n.Name}'s Prometheus to send to all {c.Nodes.Count} Alertmanagers");
 
-            sink.Trigger = 1;
-            await c.WaitUntil(() => Task.FromResult(sink.Deliveries.Any(d => d.Status == "firing")), Generous, default, "the firing notification");
+            // A silence made on a standby's Alertmanager reaches every Alertmanager (their gossip).
+            var keeper = c.Nodes.First(n => n != master);
+            await CreateSilence(keeper, "quiet");
+            foreach (var n in c.Nodes)
+                await c.WaitUntil(async () => (await Get($"{n.AlertmanagerUrl}/api/v2/silences")).Contains("\"quiet\""), Generous, default,
+                    $"the silence to reach {n.Name}'s Alertmanager");
+            sink.Triggers["quiet"] = 1;
+            sink.Triggers["a"] = 1;
+            await WaitFor(c, sink, "a", "firing");
             // Every replica evaluated the rule, and every Alertmanager holds one alert, without the replica label.
             foreach (var n in c.Nodes)
             {
-                Assert.Contains("DemoTrigger", await Get($"{n.PrometheusUrl}/api/v1/alerts"));
-                var alerts = JsonDocument.Parse(await Get($"{n.AlertmanagerUrl}/api/v2/alerts?filter=alertname%3D%22DemoTrigger%22")).RootElement;
+                Assert.Contains("\"a\"", await Get($"{n.PrometheusUrl}/api/v1/alerts"));
+                var alerts = JsonDocument.Parse(await Get($"{n.AlertmanagerUrl}/api/v2/alerts?filter=name%3D%22a%22")).RootElement;
                 Assert.Equal(1, alerts.GetArrayLength());
                 Assert.False(alerts[0].GetProperty("labels").TryGetProperty("promha_replica", out _), "the replica label reached Alertmanager");
             }
+            // the other Alertmanagers would have sent by now; gossip or the gate kept it to one
+            await Task.Delay(PeersWouldHaveSent);
+            Assert.Single(sink.Deliveries, d => d.Name == "a");
+
+            // The node that holds the silence dies for good, Alertmanager and all (a lost host); it comes back empty-handed.
+            var amPid = SupervisedTests.Pid(keeper, "alertmanager");
+            c.Kill(keeper);
+            System.Diagnostics.Process.GetProcessById(amPid).Kill();
+            Directory.Delete(Path.Combine(keeper.DataDir, "alertmanager"), true);
+            c.StartNode(keeper);
+            await c.WaitForMembers(Generous);
+
+            // kill -9 of the master while one alert resolves and another fires.
+            c.Kill(master);
+            var killedAt = DateTimeOffset.UtcNow;
+            sink.Triggers["a"] = 0;
+            sink.Triggers["b"] = 1;
+            var next = await c.WaitForSingleMaster(Generous, n => n != master);
+            await WaitFor(c, sink, "a", "resolved");
+            await WaitFor(c, sink, "b", "firing");
+            sink.Triggers["b"] = 0;
+            await WaitFor(c, sink, "b", "resolved");
             await Task.Delay(PeersWouldHaveSent);
 
-            sink.Trigger = 0;
-            await c.WaitUntil(() => Task.FromResult(sink.Deliveries.Any(d => d.Status == "resolved")), Generous, default, "the resolved notification");
-            await Task.Delay(PeersWouldHaveSent);
-
-            var all = sink.Deliveries;
+            // the demo's own rules fire too (PromHaNodeDown for the killed node): count the trigger's
+            var all = sink.Deliveries.Where(d => d.Alerts.Any(a => a.Alert == "DemoTrigger")).ToList();
             output.WriteLine(sink.Describe());
-            Assert.Equal(2, all.Count);
-            Assert.Equal(("firing", "first"), (all[0].Status, all[0].Reason));
-            Assert.Equal(("resolved", "resolved"), (all[1].Status, all[1].Reason));
-            Assert.All(all, d => Assert.Equal(master.Name, d.Node));
-            Assert.All(all, d => Assert.False(string.IsNullOrEmpty(d.Id)));
-            Assert.NotEqual(all[0].Id, all[1].Id);
-            Assert.Single(all[0].Alerts);
+            // every notification once, each first sent for its reason; the silenced alert never
+            foreach (var (name, status) in new[] { ("a", "firing"), ("a", "resolved"), ("b", "firing"), ("b", "resolved") })
+                Assert.Single(all, d => d.Name == name && d.Status == status);
+            Assert.Equal(4, all.Count);
+            Assert.DoesNotContain(all, d => d.Alerts.Any(a => a.Name == "quiet"));
+            Assert.Equal(all.Count, all.Select(d => d.Id).Distinct().Count());
+            // the old master's deliveries all came before the new one's first, and the epochs only rise
+            Assert.All(all.Where(d => d.Node == master.Name), d => Assert.True(d.At < killedAt, $"{master.Name} delivered after it was killed"));
+            var newFirst = all.Where(d => d.Node == next.Name).Min(d => d.At);
+            Assert.True(all.Where(d => d.Node == master.Name).Max(d => d.At) < newFirst);
+            Assert.Equal(all.OrderBy(d => d.At).Select(d => d.Epoch), all.OrderBy(d => d.At).Select(d => d.Epoch).Order());
+            Assert.Equal(("first", master.Name), (all[0].Reason, all[0].Node));
+            Assert.Contains(all, d => d.Node == next.Name && d.Reason == "after-failover");
+            Assert.Equal(("resolved", next.Name), (all[^1].Reason, all[^1].Node));
+            // the silence still holds on every Alertmanager still running, the restarted one included
+            foreach (var n in c.Nodes.Where(n => n != master))
+                Assert.Contains("\"quiet\"", await Get($"{n.AlertmanagerUrl}/api/v2/silences"));
         }
         catch
         {
             output.WriteLine(sink.Describe());
             throw;
         }
+    }
+
+    private static Task WaitFor(LocalCluster c, WebhookSink sink, string name, string status) =>
+        c.WaitUntil(() => Task.FromResult(sink.Deliveries.Any(d => d.Name == name && d.Status == status)), Generous, default,
+            $"a {status} notification for {name}\n{sink.Describe()}");
+
+    private static async Task CreateSilence(LocalNode n, string name)
+    {
+        var body = $$"""
+            {"matchers":[{"name":"name","value":"{{name}}","isRegex":false,"isEqual":true}],
+             "startsAt":"{{DateTimeOffset.UtcNow.AddSeconds(-5):O}}","endsAt":"{{DateTimeOffset.UtcNow.AddHours(1):O}}",
+             "createdBy":"e2e","comment":"PromHa test: silences survive a failover"}
+            """;
+        using var r = await Http.PostAsync($"{n.AlertmanagerUrl}/api/v2/silences", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+        Assert.True(r.IsSuccessStatusCode, $"creating a silence on {n.Name}: HTTP {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}");
     }
 
     internal static async Task<string> Get(string url)

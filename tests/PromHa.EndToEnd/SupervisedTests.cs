@@ -72,10 +72,10 @@ public class SupervisedTests(ITestOutputHelper output)
         Assert.False(Alive(alertmanager));
     }
 
-    private static int Pid(LocalNode n, string server) =>
+    internal static int Pid(LocalNode n, string server) =>
         int.Parse(File.ReadAllLines(Path.Combine(n.DataDir, $"{server}.pid"))[0]);
 
-    private static bool Alive(int pid) => PromHa.Node.Supervision.DetachedServer.IsRunning(pid);
+    internal static bool Alive(int pid) => PromHa.Node.Supervision.DetachedServer.IsRunning(pid);
 
     /// <summary>The timestamps (seconds) of a range vector's raw samples.</summary>
     private static async Task<List<double>> Samples(LocalNode n, string query)

@@ -7,7 +7,11 @@ namespace PromHa.EndToEnd;
 
 /// <summary>One webhook the sink received, with the gate's headers.</summary>
 public sealed record Delivery(DateTimeOffset At, string? Id, string? Reason, string? Node, long Epoch, string Status,
-    IReadOnlyList<(string Alert, string Status, string Fingerprint)> Alerts, string GroupKey);
+    IReadOnlyList<(string Alert, string Name, string Status, string Fingerprint)> Alerts, string GroupKey)
+{
+    /// <summary>The trigger (label name) of a notification's alerts.</summary>
+    public string Name => Alerts.Count > 0 ? Alerts[0].Name : "";
+}
 
 /// <summary>
 /// A real webhook receiver on 127.0.0.1 (what the operators' chat/SMS forwarder is): records every
@@ -24,7 +28,12 @@ public sealed class WebhookSink : IDisposable
     public int Port { get; }
     public string WebhookUrl => $"http://127.0.0.1:{Port}/webhook";
     public string Target => $"127.0.0.1:{Port}";
-    public volatile int Trigger;
+    /// <summary>promha_demo_trigger{name=...} values served on /metrics; the demo's rule fires for each one at 1.</summary>
+    public ConcurrentDictionary<string, int> Triggers { get; } = new();
+    public int Trigger { set => Triggers["demo"] = value; }
+    /// <summary>Requests answered with an error while <see cref="Failing"/>.</summary>
+    public int Refused => _refused;
+    private int _refused;
     /// <summary>While true the sink answers 503 (a receiver that is down).</summary>
     public volatile bool Failing;
     public IReadOnlyList<Delivery> Deliveries => _deliveries.ToList();
@@ -55,7 +64,8 @@ public sealed class WebhookSink : IDisposable
     {
         if (ctx.Request.Url!.AbsolutePath == "/metrics")
         {
-            var text = Encoding.UTF8.GetBytes($"# TYPE promha_demo_trigger gauge\npromha_demo_trigger {Trigger}\n");
+            var text = Encoding.UTF8.GetBytes("# TYPE promha_demo_trigger gauge\n" +
+                string.Concat(Triggers.Select(t => $"promha_demo_trigger{{name=\"{t.Key}\"}} {t.Value}\n")));
             ctx.Response.ContentType = "text/plain; version=0.0.4";
             ctx.Response.OutputStream.Write(text);
             return;
@@ -64,6 +74,7 @@ public sealed class WebhookSink : IDisposable
         var body = reader.ReadToEnd();
         if (Failing)
         {
+            Interlocked.Increment(ref _refused);
             ctx.Response.StatusCode = 503;
             return;
         }
@@ -71,6 +82,7 @@ public sealed class WebhookSink : IDisposable
         var root = doc.RootElement;
         var alerts = root.GetProperty("alerts").EnumerateArray().Select(a => (
             a.GetProperty("labels").TryGetProperty("alertname", out var n) ? n.GetString()! : "",
+            a.GetProperty("labels").TryGetProperty("name", out var t) ? t.GetString()! : "",
             a.GetProperty("status").GetString()!,
             a.GetProperty("fingerprint").GetString()!)).ToList();
         var h = ctx.Request.Headers;
@@ -81,7 +93,7 @@ public sealed class WebhookSink : IDisposable
     }
 
     public string Describe() => string.Join("\n", Deliveries.Select(d =>
-        $"{d.At:HH:mm:ss.fff} id={d.Id} reason={d.Reason} node={d.Node} epoch={d.Epoch} status={d.Status} alerts=[{string.Join(", ", d.Alerts.Select(a => $"{a.Alert}:{a.Status}"))}]"));
+        $"{d.At:HH:mm:ss.fff} id={d.Id} reason={d.Reason} node={d.Node} epoch={d.Epoch} status={d.Status} alerts=[{string.Join(", ", d.Alerts.Select(a => $"{a.Alert}/{a.Name}:{a.Status}"))}]"));
 
     public void Dispose()
     {

@@ -275,7 +275,7 @@ public sealed class LocalCluster : IAsyncDisposable
             # Every notification goes through the nodes' notification gates: only the master's delivers.
             route:
               receiver: sink
-              group_by: [alertname]
+              group_by: [alertname, name]
               group_wait: {alerting.GroupInterval}
               group_interval: {alerting.GroupInterval}
               repeat_interval: {alerting.RepeatInterval}
