@@ -1,0 +1,65 @@
+using PromHa.Messages.Alerts;
+using PromHa.Node.Alerts;
+
+namespace PromHa.Tests.Alerts;
+
+public sealed class OutboxStoreTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("promha-outbox").FullName;
+    private static readonly DateTimeOffset T0 = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeMilliseconds());
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private static NotificationRecord Rec(string id, string key, DateTimeOffset at, string receiver = "chat") =>
+        new(id, receiver, 0, "g", key, ["a"], [], NotificationGateActor.Gzip("{}"u8.ToArray()), at, "node-a", 1);
+
+    private static DeliveryOutcome Done(string id, DeliveryState state, DateTimeOffset at) => new(id, state, "first", "node-a", 1, at, 1, null);
+
+    [Fact]
+    public void Notifications_survive_a_reopen_and_stay_pending_until_an_outcome_settles_them()
+    {
+        var path = Path.Combine(_dir, "outbox.db");
+        using (var store = new OutboxStore(path))
+        {
+            Assert.True(store.Add(Rec("1", "k1", T0)));
+            Assert.False(store.Add(Rec("1", "k1", T0))); // a replay
+            Assert.True(store.Add(Rec("2", "k2", T0.AddSeconds(1))));
+        }
+        using var reopened = new OutboxStore(path);
+        Assert.Equal(["1", "2"], reopened.Pending().Select(r => r.Id));
+        Assert.Equal("{}"u8.ToArray(), NotificationGateActor.Gunzip(reopened.Get("1")!.Payload));
+        reopened.Settle(Done("1", DeliveryState.Delivered, T0.AddSeconds(2)));
+        Assert.Equal(["2"], reopened.Pending().Select(r => r.Id));
+        Assert.Equal(T0, reopened.LastDelivered("k1"));
+        Assert.Null(reopened.LastDelivered("k2"));
+        Assert.Equal("1", reopened.LastDeliveredOfGroup("chat", "g")!.Id);
+    }
+
+    [Fact]
+    public void A_delivery_outranks_a_failure_but_not_the_other_way_round_and_an_early_outcome_waits_for_its_notification()
+    {
+        using var store = new OutboxStore(Path.Combine(_dir, "outbox.db"));
+        Assert.True(store.Settle(Done("1", DeliveryState.Failed, T0)));
+        store.Add(Rec("1", "k1", T0));
+        Assert.Empty(store.Pending());
+        Assert.True(store.Settle(Done("1", DeliveryState.Delivered, T0.AddSeconds(1))));
+        Assert.False(store.Settle(Done("1", DeliveryState.Failed, T0.AddSeconds(2))));
+        Assert.Equal(DeliveryState.Delivered, store.Outcome("1")!.State);
+    }
+
+    [Fact]
+    public void The_backlog_counts_pending_per_receiver_and_retention_forgets_old_entries()
+    {
+        using var store = new OutboxStore(Path.Combine(_dir, "outbox.db"));
+        store.Add(Rec("old", "k0", T0.AddHours(-30)));
+        store.Add(Rec("1", "k1", T0, "chat"));
+        store.Add(Rec("2", "k2", T0.AddSeconds(1), "pager"));
+        store.Add(Rec("3", "k3", T0.AddSeconds(2), "pager"));
+        var backlog = store.Backlog();
+        Assert.Equal(2, backlog["chat"].Count);
+        Assert.Equal((2, T0.AddSeconds(1)), (backlog["pager"].Count, backlog["pager"].Oldest));
+        Assert.Equal(1, store.Prune(T0.AddHours(-24)));
+        Assert.Null(store.Get("old"));
+        Assert.Equal(3, store.Pending().Count);
+    }
+}
