@@ -100,6 +100,69 @@ public class AlertTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task In_a_pair_each_notification_arrives_once_a_receiver_down_for_30_s_gets_each_once_and_other_integrations_stay_on_the_master()
+    {
+        using var sink = new WebhookSink();
+        await using var rc = await RealCluster.Start(output, nodes: 2, tieBreaker: true, servers: LocalServers.Supervised, alertmanager: true,
+            alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{PeerTimeoutSeconds}s"));
+        var c = rc.Cluster;
+        try
+        {
+            var master = await c.WaitForSingleMaster(Generous);
+            var standby = c.Nodes.Single(n => n != master);
+            foreach (var n in c.Nodes)
+                await c.WaitUntil(async () => await ActiveAlertmanagers(n) == c.Nodes.Count, Generous, default,
+                    $"{n.Name}'s Prometheus to send to both Alertmanagers");
+
+            // The operator adds a Slack receiver on the master (the seeds' workflow: edit its conf dir).
+            var authored = File.ReadAllText(Path.Combine(master.ConfDir, "alertmanager.yml"));
+            File.WriteAllText(Path.Combine(master.ConfDir, "alertmanager.yml"), authored + """
+                  - name: ops
+                    slack_configs:
+                      - api_url: http://127.0.0.1:9/slack
+                        channel: '#ops'
+
+                """);
+            await c.WaitUntil(async () => (await Task.WhenAll(c.Nodes.Select(c.Status))).All(st => st is { ConfigApplied: >= 2 }), Generous, default,
+                "both nodes to run the version with the Slack receiver");
+            Assert.Contains("slack_configs", File.ReadAllText(Path.Combine(master.LiveDir, "alertmanager.yml")));
+            var standbyLive = File.ReadAllText(Path.Combine(standby.LiveDir, "alertmanager.yml"));
+            Assert.DoesNotContain("slack_configs", standbyLive);
+            Assert.Contains($"/gate/sink/0", standbyLive);
+            Assert.Contains("ops: slack", await c.Api(standby).GetText("api/v1/notifications"));
+
+            sink.Triggers["a"] = 1;
+            await WaitFor(c, sink, "a", "firing");
+
+            // The receiver goes down for 30 s while one alert resolves and another fires.
+            sink.Failing = true;
+            sink.Triggers["a"] = 0;
+            sink.Triggers["b"] = 1;
+            await Task.Delay(TimeSpan.FromSeconds(30));
+            Assert.True(sink.Refused > 0, "the gate never tried the receiver while it was down");
+            sink.Failing = false;
+            await WaitFor(c, sink, "a", "resolved");
+            await WaitFor(c, sink, "b", "firing");
+            await Task.Delay(PeersWouldHaveSent);
+
+            var all = sink.Deliveries.Where(d => d.Alerts.Any(a => a.Alert == "DemoTrigger")).ToList();
+            output.WriteLine(sink.Describe());
+            foreach (var (name, status) in new[] { ("a", "firing"), ("a", "resolved"), ("b", "firing") })
+                Assert.Single(all, d => d.Name == name && d.Status == status);
+            Assert.Equal(3, all.Count);
+            Assert.All(all, d => Assert.Equal(master.Name, d.Node));
+            Assert.Equal(all.Count, all.Select(d => d.Id).Distinct().Count());
+            var metrics = await Get($"{master.HttpUrl}/metrics");
+            Assert.Matches(@"promha_notifications_retried_total\{receiver=""sink""\} [1-9]", metrics);
+        }
+        catch
+        {
+            output.WriteLine(sink.Describe());
+            throw;
+        }
+    }
+
     private static Task WaitFor(LocalCluster c, WebhookSink sink, string name, string status) =>
         c.WaitUntil(() => Task.FromResult(sink.Deliveries.Any(d => d.Name == name && d.Status == status)), Generous, default,
             $"a {status} notification for {name}\n{sink.Describe()}");

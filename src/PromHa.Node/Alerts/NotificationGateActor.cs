@@ -317,7 +317,7 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
                 Delay = TimeSpan.FromMilliseconds(500),
-                MaxDelay = TimeSpan.FromSeconds(30),
+                MaxDelay = TimeSpan.FromSeconds(10),
                 OnRetry = args =>
                 {
                     AlertMetrics.Retried.WithLabels(r.Receiver).Inc();
