@@ -61,6 +61,7 @@ public static class NodeHost
         var token = AdminToken.Load(s);
         if (token is not null) builder.Services.AddSingleton(token);
         builder.Services.AddApiErrors();
+        builder.Services.AddMasterProxy();
         builder.Services.AddSingleton(s);
         builder.Services.AddSingleton(view);
         var routes = new GateRoutes();
@@ -80,6 +81,7 @@ public static class NodeHost
         app.UseApiErrors();
         app.MapPromHaEndpoints();
         app.MapGateEndpoints();
+        app.MapMasterProxy();
         app.MapMetrics("/metrics");
         return app;
     }
@@ -152,6 +154,8 @@ public static class NodeHost
             .AddConfigSyncActor(s, view, routes, gate)
             .AddOutboxActor(s)
             .AddNotificationGateActor(s, view, routes)
+            .AddMasterChangedAlertActor(s, view)
+            .AddRoleHooksActor(s, view)
             .AddServerSupervisorActors(s);
     }
 }

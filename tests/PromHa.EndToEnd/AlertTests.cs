@@ -21,8 +21,13 @@ public class AlertTests(ITestOutputHelper output)
     public async Task An_alert_from_every_replica_is_one_notification_and_across_a_kill_9_of_the_master_each_arrives_once_gates_never_overlap_silences_hold()
     {
         using var sink = new WebhookSink();
+        // an on-role-change hook, slow enough that role changes queue behind it
+        var hookDir = Directory.CreateTempSubdirectory("promha-hook").FullName;
+        var hook = Path.Combine(hookDir, "on-role-change.sh");
+        File.WriteAllText(hook, $"#!/bin/sh\necho \"$PROMHA_NODE start $1 $2 $3\" >> {hookDir}/runs.log\nsleep 1\necho \"$PROMHA_NODE end $1\" >> {hookDir}/runs.log\necho ran as $1\n");
+        File.SetUnixFileMode(hook, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true,
-            alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{PeerTimeoutSeconds}s"));
+            alerting: new PromHa.Node.Demo.LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{PeerTimeoutSeconds}s"), hooks: [hook]);
         var c = rc.Cluster;
         try
         {
@@ -52,6 +57,11 @@ public class AlertTests(ITestOutputHelper output)
             await Task.Delay(PeersWouldHaveSent);
             Assert.Single(sink.Deliveries, d => d.Name == "a");
 
+            // Any node is the stable endpoint for the master's Prometheus and Alertmanager (the VIP's job).
+            await AssertProxied(keeper, master);
+            var quit = await Http.PostAsync($"{keeper.HttpUrl}/prometheus/-/quit", null);
+            Assert.Equal(403, (int)quit.StatusCode); // nobody stops the master's Prometheus through it
+
             // The node that holds the silence dies for good, Alertmanager and all (a lost host); it comes back empty-handed.
             var amPid = SupervisedTests.Pid(keeper, "alertmanager");
             c.Kill(keeper);
@@ -72,7 +82,7 @@ public class AlertTests(ITestOutputHelper output)
             await WaitFor(c, sink, "b", "resolved");
             await Task.Delay(PeersWouldHaveSent);
 
-            // the demo's own rules fire too (PromHaNodeDown for the killed node): count the trigger's
+            // PromHa's own alerts fire too (the master changed, a node is missing): count the trigger's
             var all = sink.Deliveries.Where(d => d.Alerts.Any(a => a.Alert == "DemoTrigger")).ToList();
             output.WriteLine(sink.Describe());
             // every notification once, each first sent for its reason; the silenced alert never
@@ -89,6 +99,23 @@ public class AlertTests(ITestOutputHelper output)
             Assert.Equal(("first", master.Name), (all[0].Reason, all[0].Node));
             Assert.Contains(all, d => d.Node == next.Name && d.Reason == "after-failover");
             Assert.Equal(("resolved", next.Name), (all[^1].Reason, all[^1].Node));
+            // the change of master is an alert like any other, delivered once, naming both nodes
+            await c.WaitUntil(() => Task.FromResult(sink.Deliveries.Any(d => d.Alerts.Any(a => a.Alert == "PromHaMasterChanged"))), Generous, default,
+                "the PromHaMasterChanged notification");
+            var changed = Assert.Single(sink.Deliveries, d => d.Alerts.Any(a => a.Alert == "PromHaMasterChanged"));
+            Assert.Equal((next.Name, "firing"), (changed.Node, changed.Status));
+            Assert.Contains($"from {master.Name} to {next.Name}", changed.Summary);
+            await AssertProxied(keeper, next);
+            // PromHa's own rules (deploy/rules) are loaded
+            Assert.Contains("PromHaNoMaster", await Get($"{next.PrometheusUrl}/api/v1/rules"));
+            // The new master ran its on-role-change hook as master for the new epoch; the history shows it.
+            await c.WaitUntil(async () => (await c.Api(next).History(5))!.Any(h => h.Epoch == changed.Epoch && h.Hooks is { Count: > 0 } ran &&
+                    ran.Any(r => r.Role == "master" && r.ExitCode == 0)), Generous, default, "the new master's hook run in its history");
+            var runs = File.ReadAllLines(Path.Combine(hookDir, "runs.log")).Where(l => l.StartsWith(next.Name + " ")).ToList();
+            Assert.Contains($"{next.Name} start master {changed.Epoch} {next.Name}", runs);
+            // one at a time: every start is followed by its end before the next start
+            for (var i = 0; i + 1 < runs.Count; i += 2)
+                Assert.Equal(runs[i].Replace(" start ", " end ").Split(' ')[..3], runs[i + 1].Split(' ')[..3]);
             // the silence still holds on every Alertmanager still running, the restarted one included
             foreach (var n in c.Nodes.Where(n => n != master))
                 Assert.Contains("\"quiet\"", await Get($"{n.AlertmanagerUrl}/api/v2/silences"));
@@ -105,7 +132,7 @@ public class AlertTests(ITestOutputHelper output)
     {
         using var sink = new WebhookSink();
         await using var rc = await RealCluster.Start(output, nodes: 2, tieBreaker: true, servers: LocalServers.Supervised, alertmanager: true,
-            alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{PeerTimeoutSeconds}s"));
+            alerting: new PromHa.Node.Demo.LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{PeerTimeoutSeconds}s"));
         var c = rc.Cluster;
         try
         {
@@ -161,6 +188,21 @@ public class AlertTests(ITestOutputHelper output)
             output.WriteLine(sink.Describe());
             throw;
         }
+    }
+
+    /// <summary>/prometheus/ and /alertmanager/ on a node reach the master's servers.</summary>
+    private static async Task AssertProxied(LocalNode via, LocalNode master)
+    {
+        using var q = await Http.GetAsync($"{via.HttpUrl}/prometheus/api/v1/query?query=up");
+        Assert.Equal(200, (int)q.StatusCode);
+        Assert.Equal(master.Name, q.Headers.GetValues("X-PromHa-Master").Single());
+        Assert.Contains("\"status\":\"success\"", await q.Content.ReadAsStringAsync());
+        using var s = await Http.GetAsync($"{via.HttpUrl}/alertmanager/api/v2/status");
+        Assert.Equal(200, (int)s.StatusCode);
+        Assert.Equal(master.Name, s.Headers.GetValues("X-PromHa-Master").Single());
+        using var noRedirects = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
+        using var ui = await noRedirects.GetAsync($"{via.HttpUrl}/prometheus/");
+        Assert.Equal("/prometheus/graph", ui.Headers.Location?.ToString());
     }
 
     private static Task WaitFor(LocalCluster c, WebhookSink sink, string name, string status) =>

@@ -33,7 +33,7 @@ public sealed class RealCluster : IAsyncDisposable
     public static async Task<RealCluster> Start(ITestOutputHelper output, int nodes, int witnesses = 0,
         bool tieBreaker = false, LocalServers servers = LocalServers.External, bool alertmanager = false,
         PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror, bool cuttableLinks = false,
-        bool httpsApi = false, LocalAlerting? alerting = null)
+        bool httpsApi = false, LocalAlerting? alerting = null, IReadOnlyList<string>? hooks = null)
     {
         var options = new LocalClusterOptions
         {
@@ -45,6 +45,7 @@ public sealed class RealCluster : IAsyncDisposable
             PublicClusterPorts = cuttableLinks,
             HttpsApi = httpsApi,
             Alerting = alerting,
+            Hooks = hooks ?? [],
         };
         var missing = LocalCluster.MissingBinaries(options);
         if (missing.Count > 0)

@@ -53,7 +53,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         var cases = new (string What, Action<string> Break, string Expected)[]
         {
             ("invalid prometheus.yml", d => Replace(d, "prometheus.yml", "scrape_interval: 5s", "scrape_interval: soon"), "prometheus.yml"),
-            ("broken rule file", d => Replace(d, "business/demo/rule/promha.rules", "== 0", "== = 0"), "promha.rules"),
+            ("broken rule file", d => Replace(d, "business/promha/rule/promha.rules", "== 0", "== = 0"), "promha.rules"),
             ("undefined receiver", d => Replace(d, "alertmanager.yml", "receiver: default", "receiver: nobody"), "undefined receiver \"nobody\""),
             ("YAML syntax error", d => Replace(d, "prometheus.yml", "scrape_configs:", "scrape_configs: [unclosed"), "YAML syntax error"),
             ("bad label in a file_sd file", d => File.WriteAllText(Path.Combine(d, "business/demo/job/bad.yml"),
@@ -79,7 +79,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         }
 
         // The same through the master's conf dir: the rejection shows in every node's status.
-        Replace(master.ConfDir, "business/demo/rule/promha.rules", "== 0", "== = 0");
+        Replace(master.ConfDir, "business/promha/rule/promha.rules", "== 0", "== = 0");
         await c.WaitUntil(async () => (await api.ConfigStatus())!.Rejected.Any(r => r.Source.StartsWith("watch:") && r.Reason.Contains("promha.rules")),
             Generous, default, "the rejected edit to show in config status");
         Assert.Contains("promha_config_candidates_rejected_total{source=\"watch\"} 1", await Get($"{master.HttpUrl}/metrics"));
@@ -92,7 +92,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         }
 
         // Putting the file back gives version 2's content: no new version.
-        Replace(master.ConfDir, "business/demo/rule/promha.rules", "== = 0", "== 0");
+        Replace(master.ConfDir, "business/promha/rule/promha.rules", "== = 0", "== 0");
         await Task.Delay(TimeSpan.FromSeconds(2));
         Assert.Equal(2, (await api.ConfigVersions(50))!.Count);
 

@@ -136,8 +136,13 @@ public static class ConsoleCommands
 
     private static int PrintHistory(List<HistoryEntry> entries)
     {
-        PrintTable(["EPOCH", "MASTER", "PREVIOUS", "REASON", "AT (UTC)"],
-            entries.Select(e => new[] { e.Epoch.ToString(), e.Node, e.Previous ?? "-", e.Reason, e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff") }));
+        PrintTable(["EPOCH", "MASTER", "PREVIOUS", "REASON", "AT (UTC)", "HOOKS (this node)"],
+            entries.Select(e => new[]
+            {
+                e.Epoch.ToString(), e.Node, e.Previous ?? "-", e.Reason, e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff"),
+                e.Hooks is null ? "" : string.Join("; ", e.Hooks.Select(h =>
+                    $"{Path.GetFileName(h.Script)} {h.Role}: {(h.TimedOut ? "timed out" : h.ExitCode is { } c ? $"exit {c}" : "not started")} in {h.Seconds:F1}s")),
+            }));
         return 0;
     }
 

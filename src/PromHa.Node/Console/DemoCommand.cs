@@ -28,7 +28,17 @@ public static class DemoCommand
             await System.Console.Error.WriteLineAsync("promha demo: --nodes must be 1-20");
             return 64;
         }
-        var options = new LocalClusterOptions { Nodes = nodeCount, Witnesses = witness ? 1 : 0, NodeExporter = true };
+        var baseDir = dir ?? Directory.CreateTempSubdirectory("promha-demo").FullName;
+        Directory.CreateDirectory(baseDir);
+        // The receiver every notification goes to: one line per delivery in notifications.log. It
+        // also serves the metric the demo's DemoTrigger rule fires on, set from the start.
+        using var sink = new WebhookSink(Path.Combine(baseDir, "notifications.log"));
+        sink.Trigger = 1;
+        var options = new LocalClusterOptions
+        {
+            Nodes = nodeCount, Witnesses = witness ? 1 : 0, NodeExporter = true,
+            Alerting = new LocalAlerting(sink.WebhookUrl, sink.Target, GroupInterval: "5s"),
+        };
         var missing = LocalCluster.MissingBinaries(options);
         if (missing.Count > 0)
         {
@@ -36,14 +46,13 @@ public static class DemoCommand
                 $"promha demo: missing {string.Join(", ", missing)}.\nInstall them with:\n  {InstallHint}");
             return 3;
         }
-        var baseDir = dir ?? Directory.CreateTempSubdirectory("promha-demo").FullName;
         await using var cluster = LocalCluster.Create(baseDir, options);
         System.Console.WriteLine($"Starting {nodeCount} PromHa nodes{(witness ? " and a witness" : "")} in {baseDir} ...");
         try
         {
             await cluster.StartAll(ct);
             var master = await cluster.WaitForSingleMaster(TimeSpan.FromSeconds(60), ct: ct);
-            PrintUrls(cluster, master);
+            PrintUrls(cluster, master, sink);
             await Watch(cluster, master.Name, ct);
         }
         catch (OperationCanceledException) { }
@@ -56,7 +65,7 @@ public static class DemoCommand
         return 0;
     }
 
-    private static void PrintUrls(LocalCluster cluster, LocalNode master)
+    private static void PrintUrls(LocalCluster cluster, LocalNode master, WebhookSink sink)
     {
         System.Console.WriteLine();
         foreach (var n in cluster.Nodes)
@@ -81,6 +90,12 @@ public static class DemoCommand
                     {promha} config versions --api {cluster.Nodes[0].HttpUrl}
                     {promha} config status --api {cluster.Nodes[0].HttpUrl}
                     {promha} config diff 1 2 --api {cluster.Nodes[0].HttpUrl}   # needs the token
+            Alerts: every notification reaches the demo's webhook receiver ({sink.WebhookUrl}) once, through the
+                    master's notification gate; each is one line in
+                    tail -f {Path.Combine(cluster.BaseDir, "notifications.log")}
+                    DemoTrigger fires from the start; kill {cluster.NodeExporter?.Id} (node_exporter) fires NodeExporterDown
+                    after 10 s; kill -9 the master after that: still exactly one notification each.
+                    curl {cluster.Nodes[0].HttpUrl}/api/v1/notifications   # the outbox: delivered, duplicates, failures
             Logs:   {cluster.BaseDir}/<node>/promha.log
             Ctrl-C stops everything.
             """);

@@ -51,6 +51,8 @@ public sealed record LocalClusterOptions
     /// observer address (10.78.i.2). The caller owns the lab: dispose it after the cluster.
     /// </summary>
     public NetnsLab? Netns { get; init; }
+    /// <summary>On-role-change hooks every node runs (hooks.onRoleChange).</summary>
+    public IReadOnlyList<string> Hooks { get; init; } = [];
     /// <summary>Alerting wired end to end: a receiver with this webhook, and a rule that fires while a scraped trigger is 1.</summary>
     public LocalAlerting? Alerting { get; init; }
 
@@ -133,6 +135,7 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>The conf tree every node starts from (copied into each node's own conf dir).</summary>
     public string ConfDir => Path.Combine(BaseDir, "conf");
     public int? NodeExporterPort { get; private set; }
+    public Process? NodeExporter { get; private set; }
     /// <summary>The admin token file every node reads (owner-readable only), as a user would set it up.</summary>
     public string TokenFile => Path.Combine(BaseDir, "admin.token");
     /// <summary>The admin token and CA an operator's console would use.</summary>
@@ -221,7 +224,7 @@ public sealed class LocalCluster : IAsyncDisposable
               scrape_interval: {(alerting is null ? "5s" : "1s")}
               evaluation_interval: {(alerting is null ? "5s" : "1s")}
             rule_files:
-              - business/demo/rule/*.rules
+              - business/*/rule/*.rules
             scrape_configs:
               - job_name: promha{promhaScheme}
                 static_configs:
@@ -239,19 +242,23 @@ public sealed class LocalCluster : IAsyncDisposable
         File.WriteAllText(Path.Combine(jobDir, "node.yml"), NodeExporterPort is { } ne
             ? $"- targets: ['127.0.0.1:{ne}']\n  labels:\n    service: node-exporter\n"
             : "[]\n");
-        File.WriteAllText(Path.Combine(ruleDir, "promha.rules"), """
+        File.WriteAllText(Path.Combine(ruleDir, "demo.rules"), """
             groups:
-              - name: promha
+              - name: demo
                 rules:
-                  - alert: PromHaNodeDown
-                    expr: up{job="promha"} == 0
-                    for: 30s
+                  - alert: NodeExporterDown
+                    expr: up{service="node-exporter"} == 0
+                    for: 10s
                     labels:
                       severity: warning
                     annotations:
-                      summary: "PromHa node {{ $labels.instance }} is down"
+                      summary: "node_exporter {{ $labels.instance }} is down"
 
             """);
+        // PromHa's own alerts, as shipped in deploy/rules
+        var promhaRules = Path.Combine(ConfDir, "business", "promha", "rule");
+        Directory.CreateDirectory(promhaRules);
+        File.WriteAllText(Path.Combine(promhaRules, "promha.rules"), ShippedRules());
         if (alerting?.TriggerTarget is not null)
             File.WriteAllText(Path.Combine(ruleDir, "trigger.rules"), """
                 groups:
@@ -310,6 +317,8 @@ public sealed class LocalCluster : IAsyncDisposable
                 """);
             if (_options.TieBreakerTargets.Count > 0)
                 yaml.Append($"  tieBreaker:\n    targets: [{string.Join(", ", _options.TieBreakerTargets)}]\n");
+            if (_options.Hooks.Count > 0)
+                yaml.Append($"hooks:\n  onRoleChange: [{string.Join(", ", _options.Hooks)}]\n");
             yaml.Append($"""
                 http:
                   listen: {bind}:{n.HttpPort}
@@ -349,7 +358,7 @@ public sealed class LocalCluster : IAsyncDisposable
     public async Task StartAll(CancellationToken ct = default)
     {
         if (NodeExporterPort is { } ne)
-            _extra.Add(StartLogged(_options.NodeExporterBinary,
+            _extra.Add(NodeExporter = StartLogged(_options.NodeExporterBinary,
                 [$"--web.listen-address=127.0.0.1:{ne}", "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.loadavg"],
                 Path.Combine(BaseDir, "node-exporter.log")));
         foreach (var n in Nodes) StartNode(n);
@@ -528,6 +537,13 @@ public sealed class LocalCluster : IAsyncDisposable
         }
         foreach (var p in _extra) ServerSupervisorActor.Terminate(p, TimeSpan.FromSeconds(5));
         _http.Dispose();
+    }
+
+    /// <summary>deploy/rules/promha.rules.yml, embedded in the executable.</summary>
+    public static string ShippedRules()
+    {
+        using var stream = typeof(LocalCluster).Assembly.GetManifestResourceStream("promha.rules.yml")!;
+        return new StreamReader(stream).ReadToEnd();
     }
 
     /// <summary>Copies every file of a directory tree (the template conf into a node's dirs).</summary>

@@ -30,7 +30,8 @@ public sealed record StatusResponse(
     long ConfigLatest = 0,
     SplitView? Split = null);
 
-public sealed record HistoryEntry(long Epoch, string Node, string Reason, DateTimeOffset At, string? Previous);
+/// <param name="Hooks">The on-role-change hooks this node ran for the epoch, with their results.</param>
+public sealed record HistoryEntry(long Epoch, string Node, string Reason, DateTimeOffset At, string? Previous, IReadOnlyList<HookRun>? Hooks = null);
 
 public sealed record SwitchoverResponse(bool Accepted, string Message);
 
@@ -71,7 +72,9 @@ public static class HttpEndpoints
         {
             var ledger = registry.Get<LedgerKey>();
             var events = await ledger.Ask<List<MasterChanged>>(new GetHistory(limit ?? 100), TimeSpan.FromSeconds(5));
-            return Results.Json(events.Select(e => new HistoryEntry(e.Epoch, e.Node, e.Reason, e.At, e.Previous)).ToList(),
+            var hooks = await registry.Get<RoleHooksKey>().Ask<List<HookRun>>(GetHookRuns.Instance, TimeSpan.FromSeconds(5));
+            return Results.Json(events.Select(e => new HistoryEntry(e.Epoch, e.Node, e.Reason, e.At, e.Previous,
+                    hooks.Where(h => h.Epoch == e.Epoch).ToList() is { Count: > 0 } ran ? ran : null)).ToList(),
                 ApiJson.Default.ListHistoryEntry);
         });
         app.MapConfigEndpoints();

@@ -17,6 +17,7 @@ public sealed class NodeSettings
     public ConfigSection Config { get; set; } = new();
     public TlsSection Tls { get; set; } = new();
     public AlertsSection Alerts { get; set; } = new();
+    public HooksSection Hooks { get; set; } = new();
 
     /// <summary>A node without Prometheus or Alertmanager votes in the cluster but never becomes master.</summary>
     public bool IsWitness => Prometheus.Mode == ServerMode.None && Alertmanager.Mode == ServerMode.None;
@@ -121,6 +122,15 @@ public sealed class ManagedServer
     /// host with this node's gossip port (one node per host, the same port everywhere).
     /// </summary>
     public List<string> ClusterPeers { get; set; } = [];
+}
+
+/// <summary>Operator scripts run when this node's role changes (keepalived's notify_master/notify_backup).</summary>
+public sealed class HooksSection
+{
+    /// <summary>Executables run in this order with ROLE EPOCH MASTER, one at a time.</summary>
+    public List<string> OnRoleChange { get; set; } = [];
+    /// <summary>A hook still running after this long is killed (and recorded as timed out).</summary>
+    public int TimeoutSeconds { get; set; } = 30;
 }
 
 /// <summary>The notification gate: what the local Alertmanager's webhooks go through.</summary>

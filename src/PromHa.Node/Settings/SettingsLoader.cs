@@ -145,6 +145,11 @@ public static class SettingsLoader
         if (s.Alerts.GiveUpAfterSeconds < 10) Fail("alerts.giveUpAfterSeconds", $"must be at least 10 (got {s.Alerts.GiveUpAfterSeconds})");
         if (s.Alerts.RetentionHours < 1) Fail("alerts.retentionHours", $"must be at least 1 (got {s.Alerts.RetentionHours})");
         if (s.Alerts.MaxPayloadBytes < 64 * 1024) Fail("alerts.maxPayloadBytes", $"must be at least 65536 (got {s.Alerts.MaxPayloadBytes})");
+        foreach (var hook in s.Hooks.OnRoleChange)
+            if (!File.Exists(hook)) Fail("hooks.onRoleChange", $"{hook} not found");
+            else if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(hook) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
+                Fail("hooks.onRoleChange", $"{hook} is not executable (chmod +x)");
+        if (s.Hooks.TimeoutSeconds is < 1 or > 3600) Fail("hooks.timeoutSeconds", $"must be 1-3600 (got {s.Hooks.TimeoutSeconds})");
         var tls = s.Tls;
         var tlsFiles = new[] { ("tls.caFile", tls.CaFile), ("tls.certFile", tls.CertFile), ("tls.keyFile", tls.KeyFile) };
         if (tlsFiles.Any(f => f.Item2.Length > 0))

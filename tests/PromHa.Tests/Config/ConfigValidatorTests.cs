@@ -20,6 +20,19 @@ public sealed class ConfigValidatorTests : IDisposable
         });
 
     [Fact]
+    public async Task The_shipped_rules_for_PromHas_own_metrics_pass_promtool()
+    {
+        var rules = PromHa.Node.Demo.LocalCluster.ShippedRules();
+        foreach (var alert in new[] { "PromHaNoMaster", "PromHaSplitBrain", "PromHaFailover", "PromHaNodeMissing", "PromHaReloadFailing",
+                     "PromHaCandidateRejected", "PromHaOutboxBacklog", "PromHaNotificationsFailing" })
+            Assert.Contains($"alert: {alert}\n", rules);
+        Assert.Null(await ConfigValidator.Validate(Tree(rules: rules), _staging, Tools));
+        // and the copy in deploy/ is the one embedded
+        var repo = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../deploy/rules/promha.rules.yml"));
+        Assert.Equal(File.ReadAllText(repo), rules);
+    }
+
+    [Fact]
     public async Task A_valid_tree_passes()
     {
         Assert.Null(await ConfigValidator.Validate(Tree(), _staging, Tools));

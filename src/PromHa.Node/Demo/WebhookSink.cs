@@ -3,20 +3,21 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 
-namespace PromHa.EndToEnd;
+namespace PromHa.Node.Demo;
 
 /// <summary>One webhook the sink received, with the gate's headers.</summary>
 public sealed record Delivery(DateTimeOffset At, string? Id, string? Reason, string? Node, long Epoch, string Status,
-    IReadOnlyList<(string Alert, string Name, string Status, string Fingerprint)> Alerts, string GroupKey)
+    IReadOnlyList<(string Alert, string Name, string Status, string Fingerprint)> Alerts, string GroupKey, string Summary = "")
 {
     /// <summary>The trigger (label name) of a notification's alerts.</summary>
     public string Name => Alerts.Count > 0 ? Alerts[0].Name : "";
 }
 
 /// <summary>
-/// A real webhook receiver on 127.0.0.1 (what the operators' chat/SMS forwarder is): records every
-/// delivery with its delivery id, can be made to fail, and serves /metrics with promha_demo_trigger,
-/// which the test sets to make the demo's rule fire and resolve.
+/// A real webhook receiver on 127.0.0.1, standing in for the operators' chat/SMS forwarder: records
+/// every delivery with the gate's headers (and writes one line per delivery to a log, for the demo),
+/// can be made to fail, and serves /metrics with promha_demo_trigger, which the demo's rule fires on.
+/// The demo runs it, and the end-to-end tests assert on what it received.
 /// </summary>
 public sealed class WebhookSink : IDisposable
 {
@@ -38,9 +39,13 @@ public sealed class WebhookSink : IDisposable
     public volatile bool Failing;
     public IReadOnlyList<Delivery> Deliveries => _deliveries.ToList();
 
-    public WebhookSink()
+    private readonly string? _logPath;
+    private readonly object _logLock = new();
+
+    public WebhookSink(string? logPath = null)
     {
-        Port = PromHa.Node.Demo.LocalCluster.FreePorts(1)[0];
+        _logPath = logPath;
+        Port = LocalCluster.FreePorts(1)[0];
         _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
         _listener.Start();
         _loop = Task.Run(Loop);
@@ -86,14 +91,22 @@ public sealed class WebhookSink : IDisposable
             a.GetProperty("status").GetString()!,
             a.GetProperty("fingerprint").GetString()!)).ToList();
         var h = ctx.Request.Headers;
-        _deliveries.Enqueue(new Delivery(DateTimeOffset.UtcNow, h["X-PromHa-Delivery-Id"], h["X-PromHa-Reason"], h["X-PromHa-Node"],
+        var delivery = new Delivery(DateTimeOffset.UtcNow, h["X-PromHa-Delivery-Id"], h["X-PromHa-Reason"], h["X-PromHa-Node"],
             long.TryParse(h["X-PromHa-Epoch"], out var e) ? e : -1, root.GetProperty("status").GetString()!, alerts,
-            root.GetProperty("groupKey").GetString()!));
+            root.GetProperty("groupKey").GetString()!,
+            root.TryGetProperty("commonAnnotations", out var ca) && ca.TryGetProperty("summary", out var sum) ? sum.GetString() ?? "" : "");
+        _deliveries.Enqueue(delivery);
+        if (_logPath is not null)
+            lock (_logLock)
+                File.AppendAllText(_logPath, Line(delivery) + "\n");
         ctx.Response.StatusCode = 200;
     }
 
-    public string Describe() => string.Join("\n", Deliveries.Select(d =>
-        $"{d.At:HH:mm:ss.fff} id={d.Id} reason={d.Reason} node={d.Node} epoch={d.Epoch} status={d.Status} alerts=[{string.Join(", ", d.Alerts.Select(a => $"{a.Alert}/{a.Name}:{a.Status}"))}]"));
+    private static string Line(Delivery d) =>
+        $"{d.At:yyyy-MM-dd HH:mm:ss.fff} {d.Status,-8} [{string.Join(", ", d.Alerts.Select(a => $"{a.Alert}{(a.Name.Length > 0 ? $"/{a.Name}" : "")}:{a.Status}"))}] " +
+        $"from {d.Node} (epoch {d.Epoch}, {d.Reason}) id={d.Id}";
+
+    public string Describe() => string.Join("\n", Deliveries.Select(Line));
 
     public void Dispose()
     {

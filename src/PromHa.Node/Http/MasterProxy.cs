@@ -1,0 +1,102 @@
+using System.Net;
+using PromHa.Node.Cluster;
+using PromHa.Node.Settings;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace PromHa.Node.Http;
+
+/// <summary>
+/// The stable endpoint that replaces the VIP: every node forwards /prometheus/... to the current
+/// master's Prometheus and /alertmanager/... to its Alertmanager (Yarp's direct forwarder), so that
+/// Grafana, amtool and people can point at any node, or at a load balancer that asks /primary.
+/// Lifecycle endpoints (/-/reload, /-/quit) and Prometheus's admin API are not forwarded: PromHa owns
+/// those servers' lifecycle, and the proxy must not let anyone who reaches it stop the master's.
+/// </summary>
+public static class MasterProxy
+{
+    public const string PrometheusPrefix = "/prometheus";
+    public const string AlertmanagerPrefix = "/alertmanager";
+
+    private static readonly HttpMessageInvoker Client = new(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        UseCookies = false,
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+    });
+
+    public static IServiceCollection AddMasterProxy(this IServiceCollection services) => services.AddHttpForwarder();
+
+    public static void MapMasterProxy(this WebApplication app)
+    {
+        Map(app, PrometheusPrefix, (s, _) => s.Prometheus, n => n.PrometheusUrl);
+        Map(app, AlertmanagerPrefix, (s, _) => s.Alertmanager, n => n.AlertmanagerUrl);
+    }
+
+    private static void Map(WebApplication app, string prefix, Func<NodeSettings, NodeView, ManagedServer> local,
+        Func<Messages.Roles.NodeHealthView, string?> remote)
+    {
+        var handler = async (HttpContext ctx, IHttpForwarder forwarder, NodeView view, NodeSettings s) =>
+        {
+            var rest = ctx.Request.Path.Value is { } p && p.Length > prefix.Length ? p[prefix.Length..] : "/";
+            if (Refused(ctx.Request.Method, rest) is { } why)
+            {
+                ctx.Response.StatusCode = 403;
+                await ctx.Response.WriteAsync($"403: {why}\n");
+                return;
+            }
+            var snap = view.Current;
+            var target = view.IsMaster
+                ? local(s, view) is { Mode: not ServerMode.None } own ? own.EffectiveUrl : null
+                : snap.Master is { } m ? snap.Status?.Nodes.FirstOrDefault(n => n.Node == m) is { } node ? remote(node) : null : null;
+            if (target is null)
+            {
+                ctx.Response.StatusCode = 503;
+                ctx.Response.Headers.RetryAfter = "1";
+                await ctx.Response.WriteAsync(snap.Master is null ? "503: no master right now\n" : $"503: the master {snap.Master} runs no such server, or its URL is not known yet\n");
+                return;
+            }
+            ctx.Response.Headers["X-PromHa-Master"] = snap.Master ?? "";
+            var error = await forwarder.SendAsync(ctx, target, Client, ForwarderRequestConfig.Empty, new PrefixTransformer(prefix, target, rest));
+            if (error != ForwarderError.None && !ctx.Response.HasStarted)
+            {
+                ctx.Response.StatusCode = 502;
+                await ctx.Response.WriteAsync($"502: the master's server at {target} did not answer ({error})\n");
+            }
+        };
+        app.Map(prefix, handler);
+        app.Map(prefix + "/{**rest}", handler);
+    }
+
+    /// <summary>Why a request is not forwarded, or null.</summary>
+    public static string? Refused(string method, string path)
+    {
+        var p = path.TrimStart('/');
+        if (p.StartsWith("-/", StringComparison.Ordinal) && !(HttpMethods.IsGet(method) || HttpMethods.IsHead(method)))
+            return "lifecycle endpoints (/-/reload, /-/quit) are not forwarded; PromHa reloads and runs the servers";
+        if (p.StartsWith("api/v1/admin", StringComparison.Ordinal))
+            return "Prometheus's admin API is not forwarded";
+        return null;
+    }
+
+    /// <summary>Strips the prefix on the way in; puts it back in redirects on the way out.</summary>
+    private sealed class PrefixTransformer(string prefix, string target, string rest) : HttpTransformer
+    {
+        public override async ValueTask TransformRequestAsync(HttpContext ctx, HttpRequestMessage proxyRequest, string destinationPrefix,
+            CancellationToken cancellationToken)
+        {
+            await base.TransformRequestAsync(ctx, proxyRequest, destinationPrefix, cancellationToken);
+            proxyRequest.RequestUri = new Uri(target.TrimEnd('/') + rest + ctx.Request.QueryString.Value);
+            proxyRequest.Headers.Host = null; // the server's own
+        }
+
+        public override async ValueTask<bool> TransformResponseAsync(HttpContext ctx, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+        {
+            var result = await base.TransformResponseAsync(ctx, proxyResponse, cancellationToken);
+            if (ctx.Response.Headers.Location.ToString() is { Length: > 0 } location && location.StartsWith('/') && !location.StartsWith("//"))
+                ctx.Response.Headers.Location = prefix + location;
+            return result;
+        }
+    }
+}
