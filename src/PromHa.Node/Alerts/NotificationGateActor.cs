@@ -341,6 +341,8 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
                 request.Headers.Add("X-PromHa-Reason", reason);
                 request.Headers.Add("X-PromHa-Epoch", epoch.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 request.Headers.Add("X-PromHa-Node", _s.Node.Name);
+                // when the gate took it from Alertmanager: the receiver can tell what the gate added
+                request.Headers.Add("X-PromHa-Accepted-At", r.AcceptedAt.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
                 request.Headers.UserAgent.ParseAdd("PromHa-gate/1");
                 return await _http.SendAsync(request, ct);
             }, cancel);

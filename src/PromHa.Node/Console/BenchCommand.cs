@@ -41,7 +41,7 @@ public static class BenchCommand
             p.GetValue(env) ?? [], p.GetValue(idleOnly), !p.GetValue(noTls), TimeSpan.FromSeconds(p.GetValue(idleSeconds)),
             TimeSpan.FromSeconds(Math.Max(1, p.GetValue(cpuSeconds))),
             p.GetValue(partitionsOnly) ? Partitions.Only : p.GetValue(noPartitions) ? Partitions.None : Partitions.After, ct));
-        return new Command("bench", "Benchmarks on real local processes") { failover, ConfigBenchCommand.Create() };
+        return new Command("bench", "Benchmarks on real local processes") { failover, ConfigBenchCommand.Create(), AlertsBenchCommand.Create() };
     }
 
     /// <summary>Whether the partition cases (root only) run: not at all, after the other scenarios, or alone.</summary>

@@ -224,7 +224,8 @@ public sealed class LocalCluster : IAsyncDisposable
               scrape_interval: {(alerting is null ? "5s" : "1s")}
               evaluation_interval: {(alerting is null ? "5s" : "1s")}
             rule_files:
-              - business/*/rule/*.rules
+              - business/demo/rule/*.rules
+              - business/promha/rule/*.rules
             scrape_configs:
               - job_name: promha{promhaScheme}
                 static_configs:
@@ -506,7 +507,10 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public string LogTails(int lines = 25) => string.Join("\n", Nodes.Select(n =>
         $"--- {n.Name} ({n.LogPath}) ---\n" +
-        (File.Exists(n.LogPath) ? string.Join("\n", ReadShared(n.LogPath).TakeLast(lines)) : "(no log)")));
+        (File.Exists(n.LogPath) ? string.Join("\n", ReadShared(n.LogPath).TakeLast(lines)) : "(no log)") +
+        (Path.Combine(n.DataDir, "logs", "alertmanager.log") is var am && File.Exists(am)
+            ? $"\n--- {n.Name}'s alertmanager ({am}) ---\n" + string.Join("\n", ReadShared(am).TakeLast(8))
+            : "")));
 
     private static IEnumerable<string> ReadShared(string path)
     {

@@ -7,7 +7,8 @@ namespace PromHa.Node.Demo;
 
 /// <summary>One webhook the sink received, with the gate's headers.</summary>
 public sealed record Delivery(DateTimeOffset At, string? Id, string? Reason, string? Node, long Epoch, string Status,
-    IReadOnlyList<(string Alert, string Name, string Status, string Fingerprint)> Alerts, string GroupKey, string Summary = "")
+    IReadOnlyList<(string Alert, string Name, string Status, string Fingerprint)> Alerts, string GroupKey, string Summary = "",
+    DateTimeOffset? AcceptedAt = null)
 {
     /// <summary>The trigger (label name) of a notification's alerts.</summary>
     public string Name => Alerts.Count > 0 ? Alerts[0].Name : "";
@@ -94,7 +95,8 @@ public sealed class WebhookSink : IDisposable
         var delivery = new Delivery(DateTimeOffset.UtcNow, h["X-PromHa-Delivery-Id"], h["X-PromHa-Reason"], h["X-PromHa-Node"],
             long.TryParse(h["X-PromHa-Epoch"], out var e) ? e : -1, root.GetProperty("status").GetString()!, alerts,
             root.GetProperty("groupKey").GetString()!,
-            root.TryGetProperty("commonAnnotations", out var ca) && ca.TryGetProperty("summary", out var sum) ? sum.GetString() ?? "" : "");
+            root.TryGetProperty("commonAnnotations", out var ca) && ca.TryGetProperty("summary", out var sum) ? sum.GetString() ?? "" : "",
+            long.TryParse(h["X-PromHa-Accepted-At"], out var acc) ? DateTimeOffset.FromUnixTimeMilliseconds(acc) : null);
         _deliveries.Enqueue(delivery);
         if (_logPath is not null)
             lock (_logLock)
