@@ -96,6 +96,10 @@ public class AlertTests(ITestOutputHelper output)
             var newFirst = all.Where(d => d.Node == next.Name).Min(d => d.At);
             Assert.True(all.Where(d => d.Node == master.Name).Max(d => d.At) < newFirst);
             Assert.Equal(all.OrderBy(d => d.At).Select(d => d.Epoch), all.OrderBy(d => d.At).Select(d => d.Epoch).Order());
+            // and by the gates' own logs: the old master's last delivery before the new one's gate opened
+            var lastOld = LogTimes(master, "/user/gate] Delivered ").Max();
+            var opened = LogTimes(next, $"/user/gate] Gate open for epoch {all.Max(d => d.Epoch)}").Min();
+            Assert.True(lastOld < opened, $"{master.Name} delivered at {lastOld:HH:mm:ss.fff}, {next.Name}'s gate opened at {opened:HH:mm:ss.fff}");
             Assert.Equal(("first", master.Name), (all[0].Reason, all[0].Node));
             Assert.Contains(all, d => d.Node == next.Name && d.Reason == "after-failover");
             Assert.Equal(("resolved", next.Name), (all[^1].Reason, all[^1].Node));
@@ -188,6 +192,19 @@ public class AlertTests(ITestOutputHelper output)
             output.WriteLine(sink.Describe());
             throw;
         }
+    }
+
+    /// <summary>The times (of day, from the log's own stamp) of a node's log lines that contain a text.</summary>
+    private static List<TimeSpan> LogTimes(LocalNode n, string text)
+    {
+        using var fs = new FileStream(n.LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(fs);
+        var times = new List<TimeSpan>();
+        while (reader.ReadLine() is { } line)
+            if (line.Contains(text, StringComparison.Ordinal) && TimeSpan.TryParse(line[..12], System.Globalization.CultureInfo.InvariantCulture, out var t))
+                times.Add(t);
+        Assert.NotEmpty(times);
+        return times;
     }
 
     /// <summary>/prometheus/ and /alertmanager/ on a node reach the master's servers.</summary>

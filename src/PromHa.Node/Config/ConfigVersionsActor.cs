@@ -148,6 +148,7 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
         Receive<Journaled>(OnJournaled);
         Receive<JournalFailed>(f =>
         {
+            _confirming = false;
             _state = _state.JournalFailed(f.Version);
             _log.Error(f.Cause, "Journaling config version {0} failed", f.Version.Version);
             _replyTo?.Tell(new CandidateNotCommitted(f.Version.BundleHash, $"journaling failed: {f.Cause.Message}"));
@@ -229,9 +230,18 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
     private void OnJournaled(Journaled j)
     {
         var v = j.Result.Entry;
+        var confirming = _confirming;
+        _confirming = false;
         var (state, notCommitted) = _state.Journaled(v, j.Result.Acks.Count, _members.Size);
         _state = state;
-        if (notCommitted is not null)
+        if (notCommitted is not null && confirming)
+        {
+            // found on too few of the ledgers read, it may still be on a majority with ones not
+            // reachable now: left where it is (never dropped), the next version takes a higher number
+            _log.Warning("Config version {0} ({1}) {2} now; leaving it on the ledgers that hold it (it may be committed on ones not reachable now)",
+                v.Version, v.BundleHash[..12], notCommitted);
+        }
+        else if (notCommitted is not null)
         {
             _log.Error("Config version {0} ({1}) {2}: not committed; dropping it", v.Version, v.BundleHash[..12], notCommitted);
             _ledgers.Discard(v, notCommitted);
@@ -251,12 +261,15 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
         NextWaiting();
     }
 
+    private bool _confirming;
+
     /// <summary>Journals a version found on too few ledgers again (it is <see cref="ConfigVersionsState.Committing"/>).</summary>
     private void Confirm(ConfigVersionCommitted version, string why)
     {
         _log.Warning("Config version {0} ({1}) {2}: journaling it again; it counts once a majority holds it",
             version.Version, version.BundleHash[..12], why);
         _replyTo = null;
+        _confirming = true;
         _ledgers.Append(version).PipeTo(Self,
             success: r => new Journaled(r),
             failure: e => new JournalFailed(version, e));

@@ -281,12 +281,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Journals an epoch found on too few ledgers again: announced once a majority holds it, dropped otherwise.</summary>
+    private bool _confirming;
+
     private void Confirm(MasterChanged change, string why)
     {
         _log.Warning("{0}: journaling it again ({1} as master); it counts once a majority holds it", why, change.Node);
         _beforeDecision = _state;
         _state = _state.Apply(change, Clock.Now);
         _committing = true;
+        _confirming = true;
         _ledgers.Append(change).PipeTo(Self, success: r => new Committed(r));
     }
 
@@ -379,6 +382,20 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void OnCommitted(Committed committed)
     {
         var (change, acks, asked) = committed.Result;
+        var confirming = _confirming;
+        _confirming = false;
+        if (!_state.IsMajority(acks.Count) && confirming)
+        {
+            // A record found on too few of the ledgers *read* may still be on a majority that
+            // includes ledgers not reachable now (found by the partition test: a committed
+            // switchover dropped after a full cut, and an older epoch announced again). Leave it
+            // where it is; the next decision takes a higher number and supersedes it.
+            _committing = false;
+            _log.Warning("Epoch {0} ({1} as master) reached {2} ledgers now, not a majority; leaving it on the ledgers that hold it " +
+                         "(it may be committed on ones not reachable now): a newer epoch supersedes it", change.Epoch, change.Node, acks.Count);
+            _state = _state.Discard(change, _beforeDecision ?? _state);
+            return;
+        }
         if (!_state.IsMajority(acks.Count))
         {
             _committing = false;
