@@ -61,6 +61,9 @@ public class AlertTests(ITestOutputHelper output)
             await AssertProxied(keeper, master);
             var quit = await Http.PostAsync($"{keeper.HttpUrl}/prometheus/-/quit", null);
             Assert.Equal(403, (int)quit.StatusCode); // nobody stops the master's Prometheus through it
+            // silences through the proxy need the admin token
+            using var anonymous = await Http.PostAsync($"{keeper.HttpUrl}/alertmanager/api/v2/silences", new StringContent("{}"));
+            Assert.Equal(401, (int)anonymous.StatusCode);
 
             // The node that holds the silence dies for good, Alertmanager and all (a lost host); it comes back empty-handed.
             var amPid = SupervisedTests.Pid(keeper, "alertmanager");

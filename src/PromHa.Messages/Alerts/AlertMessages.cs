@@ -48,11 +48,13 @@ public sealed record DiscardNotification(string Id, string Reason) : IPromHaMess
 /// Anti-entropy between outboxes: the master asks every member for what it holds, the pending
 /// notifications and what was settled since <see cref="Since"/>, and tells each the outcomes it lacks.
 /// </summary>
-public sealed record GetOutbox(DateTimeOffset Since) : IPromHaMessage;
+public sealed record GetOutbox(DateTimeOffset Since, DateTimeOffset? AfterAt = null, string? AfterId = null) : IPromHaMessage;
 
 /// <summary>
-/// An outbox's answer to <see cref="GetOutbox"/>: pending notifications with their payloads (as many
-/// as fit one remoting frame; the rest come with the next round), settled ones without (their keys
-/// are what deduplication needs), and their outcomes.
+/// An outbox's answer to <see cref="GetOutbox"/>, one page of it in acceptance order: pending
+/// notifications with their payloads, settled ones without (their keys are what deduplication
+/// needs), and their outcomes. <see cref="More"/>: ask again after the last record for the next page
+/// (a page fits one remoting frame).
 /// </summary>
-public sealed record OutboxContents(string Node, IReadOnlyList<NotificationRecord> Records, IReadOnlyList<DeliveryOutcome> Outcomes) : IPromHaMessage;
+public sealed record OutboxContents(string Node, IReadOnlyList<NotificationRecord> Records, IReadOnlyList<DeliveryOutcome> Outcomes,
+    bool More = false) : IPromHaMessage;

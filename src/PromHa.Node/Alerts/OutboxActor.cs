@@ -42,7 +42,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     public const string Name = "outbox";
     /// <summary>Below a remoting frame (128,000 bytes) with room for the envelope.</summary>
     private const int MaxReplyPayloadBytes = 96 * 1024;
-    private static readonly TimeSpan SyncTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan SyncTimeout = TimeSpan.FromSeconds(4);
     private static readonly TimeSpan SyncLookBack = TimeSpan.FromMinutes(15);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -50,6 +50,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     private readonly OutboxStore _store;
     private readonly TimeSpan _retention;
     private (IActorRef ReplyTo, SyncOutboxes Request, HashSet<string> Answered)? _sync;
+    private DateTimeOffset _syncSince;
 
     public OutboxActor(NodeSettings s)
     {
@@ -69,7 +70,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
         });
         Receive<NotificationRecorded>(_ => { }); // an outcome this node pushed during anti-entropy
         Receive<DiscardNotification>(d => _store.Remove(d.Id));
-        Receive<GetOutbox>(g => Sender.Tell(Contents(g.Since)));
+        Receive<GetOutbox>(g => Sender.Tell(Contents(g)));
         Receive<OutboxContents>(Merge);
         Receive<SyncOutboxes>(StartSync);
         Receive<SyncTimedOut>(t =>
@@ -103,25 +104,10 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
 
     private ActorSelection Gate() => Context.ActorSelection(Self.Path.Parent / NotificationGateActor.Name);
 
-    private OutboxContents Contents(DateTimeOffset since)
+    private OutboxContents Contents(GetOutbox g)
     {
-        var records = new List<NotificationRecord>();
-        var budget = MaxReplyPayloadBytes;
-        foreach (var r in _store.Pending())
-        {
-            budget -= r.Payload.Length + 512;
-            if (budget < 0 && records.Count > 0) break; // the rest with the next round
-            records.Add(r);
-        }
-        var (settled, outcomes) = _store.Since(since);
-        foreach (var r in settled)
-        {
-            budget -= 512;
-            if (budget < 0) break;
-            records.Add(r);
-        }
-        var ids = records.Select(r => r.Id).ToHashSet();
-        return new OutboxContents(_node, records, outcomes.Where(o => ids.Contains(o.Id)).ToList());
+        var (records, outcomes, more) = _store.Page(g.Since, g.AfterAt, g.AfterId, MaxReplyPayloadBytes);
+        return new OutboxContents(_node, records, outcomes, more);
     }
 
     private void Merge(OutboxContents c)
@@ -139,21 +125,25 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
             _log.Info("Took {0} notification(s) from {1}'s outbox", added, c.Node);
             Gate().Tell(OutboxChanged.Instance);
         }
+        // the next page from the same outbox; it counts as read once the last page is in
+        if (c.More && c.Records.Count > 0)
+        {
+            Sender.Tell(new GetOutbox(_syncSince, c.Records[^1].AcceptedAt, c.Records[^1].Id));
+            return;
+        }
         if (_sync is { } s && s.Answered.Add(c.Node) && s.Answered.Count + 1 >= s.Request.Needed) FinishSync();
     }
 
     private void StartSync(SyncOutboxes request)
     {
         _sync = (Sender, request, []);
-        if (request.Needed <= 1)
-        {
-            FinishSync();
-            return;
-        }
-        var ask = new GetOutbox(DateTimeOffset.UtcNow - SyncLookBack);
+        _syncSince = DateTimeOffset.UtcNow - SyncLookBack;
+        var ask = new GetOutbox(_syncSince);
         foreach (var member in request.Members)
             Context.ActorSelection(new RootActorPath(member) / "user" / Name).Tell(ask, Self);
-        Timers.StartSingleTimer("sync", new SyncTimedOut(request.Epoch), SyncTimeout);
+        // anti-entropy that gates nothing: the answers are merged whenever they come
+        if (request.Needed <= 1) FinishSync();
+        else Timers.StartSingleTimer("sync", new SyncTimedOut(request.Epoch), SyncTimeout);
     }
 
     private void FinishSync()

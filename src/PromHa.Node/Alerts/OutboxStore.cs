@@ -8,7 +8,9 @@ public sealed record OutboxEntry(NotificationRecord Record, DeliveryOutcome? Out
 
 /// <summary>
 /// The node's durable outbox (SQLite, &lt;dataDir&gt;/outbox.db): every notification this node's
-/// ledger took, and the outcome of each once the master settled it. An outcome may arrive before its
+/// ledger took, and the outcome of each once the master settled it. WAL with synchronous=NORMAL:
+/// a write survives the process crashing (not the host losing power); what survives a lost host is
+/// the copy on the majority. An outcome may arrive before its
 /// notification (anti-entropy); it is kept apart and joined. Owned by one actor: not thread-safe.
 /// </summary>
 public sealed class OutboxStore : IDisposable
@@ -22,7 +24,7 @@ public sealed class OutboxStore : IDisposable
         _db.Open();
         Exec("""
             PRAGMA journal_mode = WAL;
-            PRAGMA synchronous = FULL;
+            PRAGMA synchronous = NORMAL;
             CREATE TABLE IF NOT EXISTS notifications (
                 id TEXT PRIMARY KEY, receiver TEXT NOT NULL, target INTEGER NOT NULL, group_key TEXT NOT NULL,
                 dedup_key TEXT NOT NULL, firing TEXT NOT NULL, resolved TEXT NOT NULL, payload BLOB NOT NULL,
@@ -93,13 +95,35 @@ public sealed class OutboxStore : IDisposable
                 ORDER BY o.at DESC LIMIT 1
                 """, ("$receiver", receiver), ("$group", groupKey), ("$delivered", (int)DeliveryState.Delivered)).FirstOrDefault();
 
-    /// <summary>Notifications settled since a time, without their payloads, and the outcomes since then.</summary>
-    public (List<NotificationRecord> Settled, List<DeliveryOutcome> Outcomes) Since(DateTimeOffset since)
+    /// <summary>
+    /// One page of what anti-entropy carries, in acceptance order after a cursor: every pending
+    /// notification (with its payload) and every settled one accepted since a time (without it), with
+    /// the outcomes; as many as fit <paramref name="budget"/> bytes. Returns whether more follow.
+    /// </summary>
+    public (List<NotificationRecord> Records, List<DeliveryOutcome> Outcomes, bool More) Page(DateTimeOffset since,
+        DateTimeOffset? afterAt, string? afterId, int budget)
     {
-        var at = since.ToUnixTimeMilliseconds();
-        var settled = Records("SELECT n.* FROM notifications n JOIN outcomes o ON o.id = n.id WHERE o.at >= $at", ("$at", at))
-            .Select(r => r with { Payload = [] }).ToList();
-        return (settled, Outcomes("SELECT * FROM outcomes WHERE at >= $at", ("$at", at)));
+        const int rows = 400;
+        var after = afterAt?.ToUnixTimeMilliseconds() ?? long.MinValue;
+        var page = Records("""
+                           SELECT n.* FROM notifications n LEFT JOIN outcomes o ON o.id = n.id
+                           WHERE (o.id IS NULL OR n.accepted_at >= $since)
+                             AND (n.accepted_at > $after OR (n.accepted_at = $after AND n.id > $afterId))
+                           ORDER BY n.accepted_at, n.id LIMIT $rows
+                           """, ("$since", since.ToUnixTimeMilliseconds()), ("$after", after), ("$afterId", afterId ?? ""), ("$rows", rows));
+        var records = new List<NotificationRecord>();
+        var outcomes = new List<DeliveryOutcome>();
+        foreach (var r in page)
+        {
+            var outcome = Outcome(r.Id);
+            var record = outcome is null ? r : r with { Payload = [] };
+            var size = record.Payload.Length + 600;
+            if (budget - size < 0 && records.Count > 0) return (records, outcomes, true);
+            budget -= size;
+            records.Add(record);
+            if (outcome is not null) outcomes.Add(outcome);
+        }
+        return (records, outcomes, page.Count == rows);
     }
 
     /// <summary>The newest entries, with their outcomes, for the API.</summary>

@@ -30,15 +30,32 @@ public static class MasterProxy
 
     public static void MapMasterProxy(this WebApplication app)
     {
-        Map(app, PrometheusPrefix, (s, _) => s.Prometheus, n => n.PrometheusUrl);
-        Map(app, AlertmanagerPrefix, (s, _) => s.Alertmanager, n => n.AlertmanagerUrl);
+        // Prometheus: POSTs are queries (Grafana sends them so); open like the reads.
+        Map(app, PrometheusPrefix, (s, _) => s.Prometheus, n => n.PrometheusUrl, writesNeedToken: false);
+        // Alertmanager: a POST or DELETE makes or expires silences and alerts; through this port
+        // (often reachable from more places than Alertmanager's own) it needs the admin token.
+        Map(app, AlertmanagerPrefix, (s, _) => s.Alertmanager, n => n.AlertmanagerUrl, writesNeedToken: true);
     }
 
     private static void Map(WebApplication app, string prefix, Func<NodeSettings, NodeView, ManagedServer> local,
-        Func<Messages.Roles.NodeHealthView, string?> remote)
+        Func<Messages.Roles.NodeHealthView, string?> remote, bool writesNeedToken)
     {
         var handler = async (HttpContext ctx, IHttpForwarder forwarder, NodeView view, NodeSettings s) =>
         {
+            if (writesNeedToken && !(HttpMethods.IsGet(ctx.Request.Method) || HttpMethods.IsHead(ctx.Request.Method)) &&
+                ctx.RequestServices.GetService<AdminToken>() is { } token)
+            {
+                var header = ctx.Request.Headers.Authorization.ToString();
+                if (!token.Matches(header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : null))
+                {
+                    ctx.Response.StatusCode = 401;
+                    ctx.Response.Headers.WWWAuthenticate = "Bearer realm=\"promha\"";
+                    await ctx.Response.WriteAsync("401 unauthorized: changing silences or alerts through PromHa needs the admin token " +
+                                                  "(amtool: --http.config.file with authorization credentials)\n");
+                    return;
+                }
+                ctx.Request.Headers.Authorization = default; // Alertmanager has no use for PromHa's token
+            }
             var rest = ctx.Request.Path.Value is { } p && p.Length > prefix.Length ? p[prefix.Length..] : "/";
             if (Refused(ctx.Request.Method, rest) is { } why)
             {

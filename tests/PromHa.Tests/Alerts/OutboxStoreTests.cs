@@ -62,4 +62,31 @@ public sealed class OutboxStoreTests : IDisposable
         Assert.Null(store.Get("old"));
         Assert.Equal(3, store.Pending().Count);
     }
+
+    [Fact]
+    public void Anti_entropy_pages_carry_every_pending_and_recently_settled_notification_in_order()
+    {
+        using var store = new OutboxStore(Path.Combine(_dir, "outbox.db"));
+        for (var i = 0; i < 30; i++) store.Add(Rec($"n{i:D2}", $"k{i}", T0.AddMilliseconds(i)));
+        for (var i = 0; i < 30; i += 2) store.Settle(Done($"n{i:D2}", DeliveryState.Delivered, T0.AddSeconds(1)));
+        store.Add(Rec("old-settled", "k-old", T0.AddHours(-1)));
+        store.Settle(Done("old-settled", DeliveryState.Delivered, T0.AddHours(-1)));
+        var seen = new List<NotificationRecord>();
+        var outcomes = 0;
+        DateTimeOffset? afterAt = null;
+        string? afterId = null;
+        for (var pages = 0; ; pages++)
+        {
+            Assert.True(pages < 20, "paging does not end");
+            var (records, got, more) = store.Page(T0.AddMinutes(-15), afterAt, afterId, budget: 2000);
+            seen.AddRange(records);
+            outcomes += got.Count;
+            if (!more) break;
+            (afterAt, afterId) = (records[^1].AcceptedAt, records[^1].Id);
+        }
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => $"n{i:D2}"), seen.Select(r => r.Id)); // in order, once each, the old one not
+        Assert.Equal(15, outcomes);
+        Assert.All(seen, r => Assert.Equal(r.Id.EndsWith('0') || r.Id.EndsWith('2') || r.Id.EndsWith('4') || r.Id.EndsWith('6') || r.Id.EndsWith('8'),
+            r.Payload.Length == 0)); // settled ones travel without their payload
+    }
 }
