@@ -42,7 +42,7 @@ public sealed class GateRoutes
 /// <see cref="ReplicatedLog{TEntry,TAck}"/>) before Alertmanager gets its 2xx, so that whoever is
 /// master next finds it. Delivering: only while this node holds the master lease, with time to spare,
 /// and only after it read a majority of the outboxes for this epoch (so it knows what the previous
-/// master settled); one notification at a time per receiver, in order, retried with backoff (Polly),
+/// master settled); one notification at a time per alert group, in order, retried with backoff (Polly),
 /// each outcome replicated like the notification.
 /// </summary>
 public sealed class NotificationGateActor : ReceiveActor, IWithTimers
@@ -63,10 +63,12 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
     private readonly ReplicatedLog<NotificationRecord, NotificationRecorded> _records;
     private readonly ReplicatedLog<DeliveryOutcome, NotificationRecorded> _outcomes;
     private readonly HttpClient _http = new() { Timeout = AttemptTimeout };
-    private readonly Dictionary<string, (string Receiver, CancellationTokenSource Cancel)> _inFlight = new();
+    /// <summary>Notifications being delivered or settled, with their receiver's group: one at a time per group.</summary>
+    private readonly Dictionary<string, (string Group, CancellationTokenSource Cancel)> _inFlight = new();
     private long _syncedEpoch = -1;
     private bool _syncing;
     private bool _asking;
+    private bool _askAgain;
     private int _ticks;
 
     public NotificationGateActor(NodeSettings s, NodeView view, GateRoutes routes, IActorRef outbox)
@@ -267,14 +269,24 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
 
     private void Ask()
     {
-        if (_asking || _syncedEpoch != _view.Current.Epoch || !CanDeliver(_syncedEpoch)) return;
+        if (_asking)
+        {
+            _askAgain = true; // the answer on its way may predate what just arrived
+            return;
+        }
+        if (_syncedEpoch != _view.Current.Epoch || !CanDeliver(_syncedEpoch)) return;
         _asking = true;
-        _outbox.Tell(new GetDeliverable(_inFlight.Keys.ToHashSet(), _inFlight.Values.Select(v => v.Receiver).ToHashSet()));
+        _outbox.Tell(new GetDeliverable(_inFlight.Keys.ToHashSet(), _inFlight.Values.Select(v => v.Group).ToHashSet()));
     }
 
     private void OnDeliverable(DeliverableList list)
     {
         _asking = false;
+        if (_askAgain)
+        {
+            _askAgain = false;
+            Self.Tell(OutboxChanged.Instance);
+        }
         var epoch = _view.Current.Epoch;
         if (epoch != _syncedEpoch) return;
         var table = _routes.Table;
@@ -297,7 +309,7 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
                 continue;
             }
             var cancel = new CancellationTokenSource();
-            _inFlight[r.Id] = (r.Receiver, cancel);
+            _inFlight[r.Id] = (OutboxActor.GroupOf(r), cancel);
             Deliver(r, target, decision.Reason, epoch, cancel.Token).PipeTo(Self);
         }
     }
@@ -402,7 +414,7 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
     private void Settle(NotificationRecord r, DeliveryState state, string reason, long epoch, int attempts, string? error)
     {
         var outcome = new DeliveryOutcome(r.Id, state, reason, _s.Node.Name, epoch, DateTimeOffset.UtcNow, attempts, error);
-        if (!_inFlight.ContainsKey(r.Id)) _inFlight[r.Id] = (r.Receiver, new CancellationTokenSource());
+        if (!_inFlight.ContainsKey(r.Id)) _inFlight[r.Id] = (OutboxActor.GroupOf(r), new CancellationTokenSource());
         var self = Self;
         var size = ClusterSize();
         var logger = _log;

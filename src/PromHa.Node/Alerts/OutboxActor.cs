@@ -10,7 +10,7 @@ namespace PromHa.Node.Alerts;
 public sealed record Deliverable(NotificationRecord Record, DateTimeOffset? SameKeyDeliveredAcceptedAt, NotificationRecord? LastOfGroup);
 
 /// <summary>Local: the oldest pending notifications, except those already being delivered.</summary>
-public sealed record GetDeliverable(IReadOnlySet<string> Busy, IReadOnlySet<string> BusyReceivers);
+public sealed record GetDeliverable(IReadOnlySet<string> Busy, IReadOnlySet<string> BusyGroups);
 
 public sealed record DeliverableList(IReadOnlyList<Deliverable> Items);
 
@@ -78,8 +78,9 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
             if (_sync is { } s && s.Request.Epoch == t.Epoch) FinishSync();
         });
         Receive<GetDeliverable>(g => Sender.Tell(new DeliverableList(_store.Pending()
-            .Where(r => !g.Busy.Contains(r.Id) && !g.BusyReceivers.Contains(r.Receiver))
-            .DistinctBy(r => r.Receiver) // one at a time per receiver, in order
+            .Where(r => !g.Busy.Contains(r.Id) && !g.BusyGroups.Contains(GroupOf(r)))
+            // one at a time per group, in order: what deduplication compares is within a group
+            .DistinctBy(GroupOf)
             .Select(r => new Deliverable(r, _store.LastDelivered(r.DedupKey), _store.LastDeliveredOfGroup(r.Receiver, r.GroupKey)))
             .ToList())));
         Receive<GetRecentNotifications>(g => Sender.Tell(new RecentNotifications(_store.Recent(g.Limit))));
@@ -87,6 +88,9 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>A receiver's webhook and Alertmanager's group: the unit delivered in order.</summary>
+    public static string GroupOf(NotificationRecord r) => $"{r.Receiver}\n{r.Target}\n{r.GroupKey}";
 
     private sealed record SyncTimedOut(long Epoch);
 
