@@ -40,13 +40,20 @@ public sealed class WebhookSink : IDisposable
     public volatile bool Failing;
     public IReadOnlyList<Delivery> Deliveries => _deliveries.ToList();
 
+    private static readonly HashSet<int> UsedPorts = [];
     private readonly string? _logPath;
     private readonly object _logLock = new();
 
     public WebhookSink(string? logPath = null)
     {
         _logPath = logPath;
-        Port = LocalCluster.FreePorts(1)[0];
+        // A port an earlier sink of this process used is not taken again: the managed HttpListener
+        // may still route a closed listener's prefix (a test's Prometheus then scraped nothing).
+        lock (UsedPorts)
+        {
+            do Port = LocalCluster.FreePorts(1)[0];
+            while (!UsedPorts.Add(Port));
+        }
         _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
         _listener.Start();
         _loop = Task.Run(Loop);
