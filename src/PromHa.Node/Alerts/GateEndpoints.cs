@@ -33,8 +33,7 @@ public static class GateEndpoints
         {
             if (http.RequestServices.GetService<AdminToken>() is { } token)
             {
-                var header = http.Request.Headers.Authorization.ToString();
-                if (!token.MatchesGate(header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : null))
+                if (!token.MatchesGate(AdminToken.Presented(http.Request)))
                     return Results.Text("401 unauthorized: the gate takes notifications from this node's Alertmanager only (credentials rendered into alertmanager.yml)\n",
                         statusCode: 401);
             }

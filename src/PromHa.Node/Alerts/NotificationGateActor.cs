@@ -77,15 +77,14 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
         _view = view;
         _routes = routes;
         _outbox = outbox;
-        var configured = s.Cluster.Seeds.Count;
         _records = new ReplicatedLog<NotificationRecord, NotificationRecorded>(
             new LogSpec<NotificationRecord, NotificationRecorded>(r => new RecordNotification(r), (a, r) => a.Id == r.Id,
                 (r, why) => new DiscardNotification(r.Id, why), OutboxActor.Name),
-            Context.System, () => _outbox, LiveMembers, () => Quorum.Size(configured, _cluster.State.Members.Count));
+            Context.System, () => _outbox, LiveMembers, ClusterSize);
         _outcomes = new ReplicatedLog<DeliveryOutcome, NotificationRecorded>(
             new LogSpec<DeliveryOutcome, NotificationRecorded>(o => new RecordDeliveryOutcome(o), (a, o) => a.Id == o.Id,
                 (o, why) => new DiscardNotification(o.Id, why), OutboxActor.Name),
-            Context.System, () => _outbox, LiveMembers, () => Quorum.Size(configured, _cluster.State.Members.Count));
+            Context.System, () => _outbox, LiveMembers, ClusterSize);
 
         Receive<AcceptNotification>(Accept);
         Receive<OutboxChanged>(_ => Ask());

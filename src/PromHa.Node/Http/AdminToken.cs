@@ -63,6 +63,13 @@ public sealed class AdminToken
         return new AdminToken(token, source);
     }
 
+    /// <summary>The bearer token a request presents, or null.</summary>
+    public static string? Presented(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        return header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : null;
+    }
+
     /// <summary>Constant time whatever the presented token's length: both sides are hashed first.</summary>
     public bool Matches(string? presented) =>
         presented is not null && CryptographicOperations.FixedTimeEquals(_hash, SHA256.HashData(Encoding.UTF8.GetBytes(presented)));
@@ -92,8 +99,7 @@ public static class AdminEndpoints
         {
             var http = ctx.HttpContext;
             if (http.RequestServices.GetService<AdminToken>() is not { } token) return await next(ctx);
-            var header = http.Request.Headers.Authorization.ToString();
-            var presented = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : null;
+            var presented = AdminToken.Presented(http.Request);
             if (token.Matches(presented)) return await next(ctx);
             var logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("PromHa.Node.Http.AdminToken");
             var why = presented is null ? "no admin token" : "a wrong admin token";

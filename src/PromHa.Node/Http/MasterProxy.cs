@@ -45,8 +45,7 @@ public static class MasterProxy
             if (writesNeedToken && !(HttpMethods.IsGet(ctx.Request.Method) || HttpMethods.IsHead(ctx.Request.Method)) &&
                 ctx.RequestServices.GetService<AdminToken>() is { } token)
             {
-                var header = ctx.Request.Headers.Authorization.ToString();
-                if (!token.Matches(header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : null))
+                if (!token.Matches(AdminToken.Presented(ctx.Request)))
                 {
                     ctx.Response.StatusCode = 401;
                     ctx.Response.Headers.WWWAuthenticate = "Bearer realm=\"promha\"";
