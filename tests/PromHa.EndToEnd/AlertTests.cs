@@ -136,8 +136,7 @@ public class AlertTests(ITestOutputHelper output)
     }
 
     /// <summary>Skipped in the suite for now: see <see cref="InAPair"/>.</summary>
-    [Fact(Skip = "Passes alone, but after other tests in the same run both Alertmanagers received no alert from the Prometheus servers " +
-                 "for 60 s although the rule fired (seen twice, cause not found yet); run it alone with --filter FullyQualifiedName~In_a_pair")]
+    [Fact]
     public async Task In_a_pair_each_notification_arrives_once_and_a_receiver_down_for_30_s_gets_each_once()
     {
         using var sink = new WebhookSink();
@@ -161,6 +160,8 @@ public class AlertTests(ITestOutputHelper output)
                 await c.WaitUntil(async () => await ActiveAlertmanagers(n) == c.Nodes.Count, Generous, default,
                     $"{n.Name}'s Prometheus to send to both Alertmanagers");
 
+            var reloadedAt = await Task.WhenAll(c.Nodes.Select(PrometheusReloadedAt));
+            Assert.All(reloadedAt, Assert.NotEmpty);
             // The operator adds a Slack receiver on the master (the seeds' workflow: edit its conf dir).
             var authored = File.ReadAllText(Path.Combine(master.ConfDir, "alertmanager.yml"));
             File.WriteAllText(Path.Combine(master.ConfDir, "alertmanager.yml"), authored + """
@@ -177,6 +178,8 @@ public class AlertTests(ITestOutputHelper output)
             Assert.DoesNotContain("slack_configs", standbyLive);
             Assert.Contains($"/gate/sink/0", standbyLive);
             Assert.Contains("ops: slack", await c.Api(standby).GetText("api/v1/notifications"));
+            // only the Alertmanagers reloaded: a Prometheus reload would drop the alerts of its next seconds
+            Assert.Equal(reloadedAt, await Task.WhenAll(c.Nodes.Select(PrometheusReloadedAt)));
 
             sink.Triggers["a"] = 1;
             await WaitFor(c, sink, "a", "firing");
@@ -290,6 +293,10 @@ public class AlertTests(ITestOutputHelper output)
         using var r = await Http.GetAsync(url);
         return await r.Content.ReadAsStringAsync();
     }
+
+    private static async Task<string> PrometheusReloadedAt(LocalNode n) =>
+        System.Text.RegularExpressions.Regex.Match(await Get($"{n.PrometheusUrl}/metrics"),
+            @"^prometheus_config_last_reload_success_timestamp_seconds (\S+)", System.Text.RegularExpressions.RegexOptions.Multiline).Groups[1].Value;
 
     private static async Task<int> ActiveAlertmanagers(LocalNode n)
     {

@@ -82,12 +82,13 @@ public sealed class LiveTree(NodeSettings s)
         var backup = previous is { Files.Count: > 0 } ? ConfTree.Backup(previous, _backups, $"before-v{version}", s.Config.Backups) : null;
         phases.Done("backup");
         _live = null; // unknown until the swap is done
+        var servers = Touched(ConfBundle.ChangedPaths(previous, rendered));
         var changed = ConfTree.Sync(_liveDir, rendered, previous);
         _live = rendered;
         phases.Done("swap");
-        var (ok, detail) = await ReloadAndVerify();
+        var (ok, detail) = await ReloadAndVerify(servers);
         phases.Done("reload");
-        if (ok) return new ApplyFinished(version, bundle.Hash, true, null, 0, $"{changed} file(s) changed; {phases}{(detail is null ? "" : $"; {detail}")}");
+        if (ok) return new ApplyFinished(version, bundle.Hash, true, null, 0, $"{changed} file(s) changed, reloaded {servers.ToString().ToLowerInvariant()}; {phases}{(detail is null ? "" : $"; {detail}")}");
 
         log.Error("Version {0} did not load ({1}); restoring the previous tree{2}", version, detail,
             backup is null ? "" : $" (saved in {backup})");
@@ -96,7 +97,7 @@ public sealed class LiveTree(NodeSettings s)
             _live = null;
             ConfTree.Sync(_liveDir, previous, rendered);
             _live = previous;
-            var (back, backDetail) = await ReloadAndVerify();
+            var (back, backDetail) = await ReloadAndVerify(servers);
             if (!back) log.Error("Reloading the previous tree failed too: {0}", backDetail);
         }
         return new ApplyFinished(version, bundle.Hash, false, detail, 0, null);
@@ -119,20 +120,37 @@ public sealed class LiveTree(NodeSettings s)
         public override string ToString() => string.Join(", ", _done);
     }
 
+    /// <summary>The servers that read any of these changed files.</summary>
+    /// <remarks>
+    /// A Prometheus reload empties its list of Alertmanagers until its discovery catches up (a few
+    /// seconds; prometheus/prometheus#13064); an alert that starts firing then is dropped and sent
+    /// again only after --rules.alert.resend-delay (1 min). So an edit of alertmanager.yml alone, the
+    /// most common alerting change, must not reload Prometheus. Anything else reloads both, to be safe
+    /// (rule files, templates and file_sd files can live anywhere in the tree).
+    /// </remarks>
+    public static Servers Touched(IReadOnlyCollection<string> changed) =>
+        changed.Count == 0 ? Servers.None
+        : changed.All(p => p == ConfigRenderer.AlertmanagerFile) ? Servers.Alertmanager
+        : changed.All(p => p == ConfigRenderer.PrometheusFile) ? Servers.Prometheus
+        : Servers.Both;
+
+    [Flags]
+    public enum Servers { None = 0, Prometheus = 1, Alertmanager = 2, Both = 3 }
+
     /// <summary>
     /// POST /-/reload to each server, then its own verdict from /metrics. A server that is not
     /// running (being restarted by its supervisor) reads the new files when it starts: not an error.
     /// </summary>
-    public async Task<(bool Ok, string? Detail)> ReloadAndVerify()
+    public async Task<(bool Ok, string? Detail)> ReloadAndVerify(Servers which = Servers.Both)
     {
         var notes = new List<string>();
-        foreach (var (name, server, metric) in new[]
+        foreach (var (name, server, metric, flag) in new[]
                  {
-                     ("prometheus", s.Prometheus, "prometheus_config_last_reload_successful"),
-                     ("alertmanager", s.Alertmanager, "alertmanager_config_last_reload_successful"),
+                     ("prometheus", s.Prometheus, "prometheus_config_last_reload_successful", Servers.Prometheus),
+                     ("alertmanager", s.Alertmanager, "alertmanager_config_last_reload_successful", Servers.Alertmanager),
                  })
         {
-            if (server.Mode == ServerMode.None) continue;
+            if (server.Mode == ServerMode.None || !which.HasFlag(flag)) continue;
             var url = server.EffectiveUrl;
             HttpResponseMessage resp;
             try

@@ -103,4 +103,30 @@ public sealed class LiveTreeTests : IDisposable
         // the rendered prometheus.yml names the replica
         Assert.Contains("promha_replica: \"n1\"", File.ReadAllText(Path.Combine(_data, "live", "prometheus.yml")));
     }
+
+    [Fact]
+    public async Task An_edit_of_alertmanager_yml_alone_does_not_reload_prometheus()
+    {
+        // a Prometheus reload forgets its Alertmanagers for seconds and drops the alerts fired meanwhile
+        var live = Tree();
+        ConfBundle With(string receiver) => ConfBundle.Of(Bundle("a:1").Files.Values.Select(f => new KeyValuePair<string, byte[]>(f.Path, f.Content))
+            .Append(new KeyValuePair<string, byte[]>("alertmanager.yml", Encoding.UTF8.GetBytes($"route: {{receiver: {receiver}}}\nreceivers: [{{name: {receiver}}}]\n"))));
+        Assert.True((await live.Apply(1, With("x"), Ctx, NoLogger.Instance)).Ok);
+        Assert.Equal(1, _reloads);
+        var second = await live.Apply(2, With("y"), Ctx, NoLogger.Instance);
+        Assert.True(second.Ok);
+        Assert.Equal(1, _reloads);
+        Assert.Contains("reloaded alertmanager", second.Note);
+        Assert.True((await live.Apply(3, Bundle("b:2"), Ctx, NoLogger.Instance)).Ok); // a job file and alertmanager.yml: both
+        Assert.Equal(2, _reloads);
+    }
+
+    [Theory]
+    [InlineData("alertmanager.yml", LiveTree.Servers.Alertmanager)]
+    [InlineData("prometheus.yml", LiveTree.Servers.Prometheus)]
+    [InlineData("prometheus.yml alertmanager.yml", LiveTree.Servers.Both)]
+    [InlineData("business/a/rule/r.yml", LiveTree.Servers.Both)]
+    [InlineData("templates/slack.tmpl", LiveTree.Servers.Both)]
+    public void Each_server_is_reloaded_for_the_files_it_may_read(string changed, LiveTree.Servers expected) =>
+        Assert.Equal(expected, LiveTree.Touched(changed.Split(' ')));
 }
