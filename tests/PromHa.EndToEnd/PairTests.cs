@@ -9,11 +9,25 @@ public class PairTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Generous = RealCluster.Generous;
 
+    /// <summary>
+    /// A pure pair with a tie-breaker, each node supervising its Prometheus and Alertmanager: alerts
+    /// first (<see cref="AlertTests.InAPair"/>), then it fails over whichever node crashes, and every
+    /// change of master reaches the receiver as one PromHaMasterChanged notification.
+    /// </summary>
     [Fact]
-    public async Task A_pair_with_a_tie_breaker_fails_over_whichever_node_crashes()
+    public async Task A_pair_with_a_tie_breaker_delivers_each_notification_once_and_fails_over_whichever_node_crashes()
     {
-        await using var rc = await RealCluster.Start(output, nodes: 2, tieBreaker: true);
+        using var sink = new WebhookSink();
+        await using var rc = await RealCluster.Start(output, nodes: 2, tieBreaker: true, servers: LocalServers.Supervised, alertmanager: true,
+            alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{AlertTests.PeerTimeoutSeconds}s"));
+        await AlertTests.InAPair(rc.Cluster, sink, output);
         await CrashEitherSide(rc.Cluster, rc.Cluster.Nodes);
+        // CrashEitherSide failed over twice: each change is one notification, none twice
+        await rc.Cluster.WaitUntil(() => Task.FromResult(sink.Deliveries.Count(d => d.Alerts.Any(a => a.Alert == "PromHaMasterChanged")) >= 2),
+            Generous, default, $"a PromHaMasterChanged notification for each failover\n{sink.Describe()}");
+        var changes = sink.Deliveries.Where(d => d.Alerts.Any(a => a.Alert == "PromHaMasterChanged")).ToList();
+        output.WriteLine(string.Join("\n", changes.Select(d => d.Summary)));
+        Assert.Equal(changes.Count, changes.Select(d => d.Summary).Distinct().Count());
     }
 
     /// <summary>
