@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs Debian's Prometheus, Alertmanager and node_exporter when they are missing. Starts no daemon:
+# Installs Debian's Prometheus, Alertmanager and node_exporter when they are missing; with --tests also
+# chromium, for the tests of the web page (Playwright drives Debian's browser). Starts no daemon:
 # PromHa (or the tests) start them as their own processes.
 set -euo pipefail
 need=()
 [ -x /usr/bin/prometheus ] || need+=(prometheus)
 [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 [ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
+if [ "${1:-}" = "--tests" ]; then [ -x /usr/bin/chromium ] || need+=(chromium); fi
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 $sudo apt-get update -qq

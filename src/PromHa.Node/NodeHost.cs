@@ -7,6 +7,7 @@ using PromHa.Node.Cluster;
 using PromHa.Node.Config;
 using PromHa.Node.Health;
 using PromHa.Node.Http;
+using PromHa.Node.Web;
 using PromHa.Node.Master;
 using PromHa.Node.Reload;
 using PromHa.Node.Security;
@@ -79,6 +80,7 @@ public static class NodeHost
                                   "can change the configuration and the master", AdminToken.EnvVar, AdminToken.CredentialName, s.Http.Listen);
         else app.Logger.LogInformation("Admin API needs the token from {Source}", token.Source);
         app.UseApiErrors();
+        app.MapWebPage();
         app.MapPromHaEndpoints();
         app.MapGateEndpoints();
         app.MapMasterProxy();

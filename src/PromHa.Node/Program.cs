@@ -8,6 +8,7 @@ var root = new RootCommand("PromHa: high availability for Prometheus and Alertma
 root.Options.Add(ConsoleCommands.ApiOption);
 root.Options.Add(ConsoleCommands.TokenFileOption);
 root.Options.Add(ConsoleCommands.CaFileOption);
+root.Options.Add(ConsoleCommands.OutputOption);
 
 var configOption = new Option<string?>("--config", "-c") { Description = "Path to promha.yml" };
 var setOption = new Option<string[]>("--set")

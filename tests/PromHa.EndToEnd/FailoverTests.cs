@@ -1,7 +1,10 @@
+using System.Text.Json;
+using Microsoft.Playwright;
 using PromHa.Node.Console;
 using PromHa.Node.Http;
 using PromHa.Node.Demo;
 using Xunit.Abstractions;
+using static Microsoft.Playwright.Assertions;
 
 namespace PromHa.EndToEnd;
 
@@ -10,8 +13,16 @@ public class FailoverTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Generous = RealCluster.Generous;
 
+    /// <summary>
+    /// The failover path as an operator sees it, with the page open in a real browser (served by a
+    /// node that stays up) and the console: one master; kill -9 moves it and the page follows without
+    /// a reload; the old master returns as a standby; a dead Prometheus moves the role again; a
+    /// switchover from the page is refused with a wrong token and done with the right one; the page
+    /// diffs two versions; the console's read verbs give JSON, a dry run commits nothing, and a node
+    /// leaves the cluster for good.
+    /// </summary>
     [Fact]
-    public async Task One_master_then_kill_9_moves_it_the_old_master_returns_as_standby_and_a_dead_prometheus_moves_it_again()
+    public async Task One_master_then_kill_9_moves_it_the_old_master_returns_as_standby_a_dead_prometheus_moves_it_again_and_the_page_and_console_follow()
     {
         await using var rc = await RealCluster.Start(output, nodes: 3);
         var c = rc.Cluster;
@@ -25,41 +36,172 @@ public class FailoverTests(ITestOutputHelper output)
             Assert.Equal(3, (await c.Status(n))!.Members.Count);
         }
 
-        c.Kill(first);
-        var second = await c.WaitForSingleMaster(Generous, n => n != first);
-        var secondStatus = await c.Status(second);
-        Assert.True(secondStatus!.Epoch > firstStatus.Epoch);
-
-        c.StartNode(first);
-        await c.WaitForMembers(Generous);
-        await c.WaitUntil(async () => (await c.Status(first))?.Master == second.Name, Generous, default, "the old master to rejoin");
-        // Non-preemptive: the old master stays a standby, and the role does not move back.
-        await Task.Delay(TimeSpan.FromSeconds(5));
-        Assert.Equal(503, await c.PrimaryCode(first));
-        Assert.Equal([second.Name], (await c.Masters()).Select(n => n.Name));
-        Assert.Equal(200, await HttpCode($"{first.HttpUrl}/standby"));
-
-        using (var api = c.Api(first))
+        // the page, from a node that stays up throughout
+        var viewer = c.Nodes.First(n => n != first);
+        await using var browser = await Browser.Open(output);
+        var page = browser.Page;
+        try
         {
-            var history = await api.History(10);
-            Assert.Equal(second.Name, history![0].Node);
-            Assert.Equal(first.Name, history[0].Previous);
-            Assert.Equal(history.Select(h => h.Epoch).OrderDescending(), history.Select(h => h.Epoch));
+            await page.GotoAsync(viewer.HttpUrl + "/");
+            await Expect(page.Locator("#live")).ToHaveTextAsync("live");
+            await Expect(page.Locator("#master")).ToHaveTextAsync(first.Name);
+            await Expect(page.Locator($"#nodes tr[data-node={first.Name}] td.role")).ToHaveTextAsync("master");
+            foreach (var n in c.Nodes.Where(n => n != first))
+                await Expect(page.Locator($"#nodes tr[data-node={n.Name}] td.role")).ToHaveTextAsync("standby");
+            await Expect(page.Locator("#history li")).Not.ToHaveCountAsync(0);
+            await browser.Shot("1-cluster");
+            var documentStarted = await page.EvaluateAsync<double>("performance.timeOrigin");
+
+            c.Kill(first);
+            var killedAt = System.Diagnostics.Stopwatch.StartNew();
+            var second = await c.WaitForSingleMaster(Generous, n => n != first);
+            var secondStatus = await c.Status(second);
+            Assert.True(secondStatus!.Epoch > firstStatus.Epoch);
+            // the open page shows the new master by itself
+            await Expect(page.Locator("#master")).ToHaveTextAsync(second.Name);
+            output.WriteLine($"the page showed {second.Name} {killedAt.Elapsed.TotalSeconds:F1} s after the kill -9 of {first.Name}");
+            await Expect(page.Locator($"#nodes tr[data-node={first.Name}] td")).Not.ToHaveCountAsync(0);
+            await browser.Shot("2-after-kill-9");
+
+            c.StartNode(first);
+            await c.WaitForMembers(Generous);
+            await c.WaitUntil(async () => (await c.Status(first))?.Master == second.Name, Generous, default, "the old master to rejoin");
+            // Non-preemptive: the old master stays a standby, and the role does not move back.
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            Assert.Equal(503, await c.PrimaryCode(first));
+            Assert.Equal([second.Name], (await c.Masters()).Select(n => n.Name));
+            Assert.Equal(200, await HttpCode($"{first.HttpUrl}/standby"));
+
+            using (var api = c.Api(first))
+            {
+                var history = await api.History(10);
+                Assert.Equal(second.Name, history![0].Node);
+                Assert.Equal(first.Name, history[0].Previous);
+                Assert.Equal(history.Select(h => h.Epoch).OrderDescending(), history.Select(h => h.Epoch));
+            }
+
+            // When the master's Prometheus dies, the role moves while its node stays.
+            var master = second;
+            master.ExternalPrometheus!.Kill();
+
+            var next = await c.WaitForSingleMaster(Generous, n => n != master);
+            Assert.True(master.Running);
+            var s = await c.Status(master);
+            Assert.Equal("standby", s!.Role);
+            Assert.Equal(next.Name, s.Master);
+            Assert.Equal(503, await HttpCode($"{master.HttpUrl}/health"));
+            Assert.Equal(503, await HttpCode($"{master.HttpUrl}/standby"));
+            var last = await c.Api(next).History(1);
+            Assert.Equal("prometheus-unhealthy", last![0].Reason);
+            await Expect(page.Locator("#master")).ToHaveTextAsync(next.Name);
+            await Expect(page.Locator("#history li").First).ToContainTextAsync($"{next.Name} became master (prometheus-unhealthy)");
+            Assert.Equal(documentStarted, await page.EvaluateAsync<double>("performance.timeOrigin")); // never reloaded
+
+            // A switchover from the page to the healthy standby: a wrong token is refused by the node.
+            var target = c.Nodes.Single(n => n != next && n != master);
+            await page.SelectOptionAsync("#switchover-to", target.Name);
+            await page.ClickAsync("#switchover");
+            await page.FillAsync("#token-input", "not-the-admin-token-at-all");
+            await page.ClickAsync("#token-ok");
+            // the node answered 401, so the page asks again; the operator gives up
+            await Expect(page.Locator("#token-dialog")).ToBeVisibleAsync();
+            await page.ClickAsync("#token-dialog button[value=cancel]");
+            await Expect(page.Locator("#action-result")).ToContainTextAsync("HTTP 401");
+            await browser.Shot("3-switchover-refused");
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            Assert.Equal(next.Name, (await c.Status(viewer))!.Master);
+            await page.ClickAsync("#token-forget");
+            // with the token it moves to the chosen node
+            await page.SelectOptionAsync("#switchover-to", target.Name);
+            await page.ClickAsync("#switchover");
+            await page.FillAsync("#token-input", c.Access.Token!);
+            await page.ClickAsync("#token-ok");
+            await Expect(page.Locator("#action-result")).ToContainTextAsync("done");
+            await Expect(page.Locator("#master")).ToHaveTextAsync(target.Name);
+            Assert.Equal(target, await c.WaitForSingleMaster(Generous, n => n == target));
+            await Expect(page.Locator("#history li").First).ToContainTextAsync($"{target.Name} became master (switchover)");
+            await browser.Shot("4-switched-over");
+
+            // A second config version (an edit in the master's conf dir): the page diffs the two.
+            File.AppendAllText(Path.Combine(target.ConfDir, "prometheus.yml"), "# edited for the page test\n");
+            await Expect(page.Locator("#versions tbody tr")).ToHaveCountAsync(2);
+            await page.ClickAsync("#diff");
+            await Expect(page.Locator("#diff-out pre.diff .add")).ToContainTextAsync("+# edited for the page test");
+            await page.CheckAsync("input[name=diff-view][value=split]");
+            await Expect(page.Locator("#diff-out table.diff td.add")).ToContainTextAsync("# edited for the page test");
+            await browser.Shot("5-diff");
+            Assert.Empty(browser.Errors.Where(e => !e.Contains("401")));
+
+            await ConsoleVerbs(c, target, master);
+        }
+        catch
+        {
+            await browser.Shot("failed");
+            throw;
+        }
+    }
+
+    /// <summary>The console's verbs against the same cluster: JSON for scripts, a dry run, a node that leaves.</summary>
+    private async Task ConsoleVerbs(LocalCluster c, LocalNode master, LocalNode leaving)
+    {
+        var env = new Dictionary<string, string> { ["PROMHA_TOKEN_FILE"] = c.TokenFile };
+        async Task<string> Ok(params string[] args)
+        {
+            var (code, stdout, stderr) = await PromhaConsole.Run([.. args, "--api", master.HttpUrl], env);
+            Assert.True(code == 0, $"promha {string.Join(' ', args)} exited {code}: {stderr}");
+            return stdout;
         }
 
-        // When the master's Prometheus dies, the role moves while its node stays.
-        var master = second;
-        master.ExternalPrometheus!.Kill();
+        using (var status = JsonDocument.Parse(await Ok("status", "--output", "json")))
+        {
+            Assert.Equal(master.Name, status.RootElement.GetProperty("master").GetString());
+            Assert.True(status.RootElement.GetProperty("leaseLeftSeconds").GetDouble() > 0);
+        }
+        using (var history = JsonDocument.Parse(await Ok("history", "-o", "json", "--limit", "3")))
+            Assert.Equal("switchover", history.RootElement[0].GetProperty("reason").GetString());
+        using (var versions = JsonDocument.Parse(await Ok("config", "versions", "-o", "json")))
+            Assert.Equal(2, versions.RootElement.GetArrayLength());
 
-        var next = await c.WaitForSingleMaster(Generous, n => n != master);
-        Assert.True(master.Running);
-        var s = await c.Status(master);
-        Assert.Equal("standby", s!.Role);
-        Assert.Equal(next.Name, s.Master);
-        Assert.Equal(503, await HttpCode($"{master.HttpUrl}/health"));
-        Assert.Equal(503, await HttpCode($"{master.HttpUrl}/standby"));
-        var last = await c.Api(next).History(1);
-        Assert.Equal("prometheus-unhealthy", last![0].Reason);
+        // a dry run validates and shows the diff, and commits nothing
+        var tree = Directory.CreateTempSubdirectory("promha-dry").FullName;
+        try
+        {
+            foreach (var f in Directory.GetFiles(master.ConfDir, "*", SearchOption.AllDirectories))
+            {
+                var to = Path.Combine(tree, Path.GetRelativePath(master.ConfDir, f));
+                Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+                File.Copy(f, to);
+            }
+            File.AppendAllText(Path.Combine(tree, "prometheus.yml"), "# a dry run\n");
+            var dry = await Ok("config", "apply", "--dry-run", tree);
+            Assert.Contains("nothing committed", dry);
+            Assert.Contains("+# a dry run", dry);
+            File.WriteAllText(Path.Combine(tree, "prometheus.yml"), "scrape_configs: [{job_name: x, scrape_interval: nonsense}]\n");
+            var (code, _, stderr) = await PromhaConsole.Run(["config", "apply", "--dry-run", tree, "--api", master.HttpUrl], env);
+            Assert.Equal(1, code);
+            Assert.Contains("prometheus.yml", stderr);
+        }
+        finally
+        {
+            Directory.Delete(tree, true);
+        }
+        using (var versions = JsonDocument.Parse(await Ok("config", "versions", "-o", "json")))
+            Assert.Equal(2, versions.RootElement.GetArrayLength());
+        using (var status = JsonDocument.Parse(await Ok("config", "status", "-o", "json")))
+            Assert.Empty(status.RootElement.GetProperty("rejected").EnumerateArray()); // a dry run is no rejected candidate
+
+        // a node taken out of the cluster for good: its service is disabled, then it leaves and exits 0
+        c.Disable(leaving);
+        Assert.Contains($"{leaving.Name}", await Ok("cluster", "leave", leaving.Name));
+        await c.WaitUntil(async () => (await c.Status(master))?.Members.Count == 2, Generous, default, $"{leaving.Name} to leave");
+        await c.WaitUntil(() => Task.FromResult(leaving.Process is { HasExited: true }), Generous, default, $"{leaving.Name} to exit");
+        Assert.Equal(0, leaving.Process!.ExitCode);
+        using (var members = JsonDocument.Parse(await Ok("cluster", "show", "-o", "json")))
+            Assert.DoesNotContain(members.RootElement.EnumerateArray(), m => m.GetProperty("node").GetString() == leaving.Name);
+        var (unknown, _, why) = await PromhaConsole.Run(["cluster", "down", "nobody", "--api", master.HttpUrl], env);
+        Assert.Equal(1, unknown);
+        Assert.Contains("no member named 'nobody'", why);
+        Assert.Equal(master, await c.WaitForSingleMaster(Generous));
     }
 
     [Fact]

@@ -54,7 +54,10 @@ public sealed record RequestSwitchover(string? Target) : IPromHaMessage;
 
 public sealed record SwitchoverResult(bool Accepted, string Message) : IPromHaMessage;
 
-/// <summary>What the master singleton knows, published every second and on every change.</summary>
+/// <summary>
+/// What the master singleton knows, published every second and on every change.
+/// <see cref="LeaseExpiresAt"/>: until when the singleton counts the announced master's lease.
+/// </summary>
 public sealed record MasterStatus(
     long Epoch,
     string? Master,
@@ -62,7 +65,8 @@ public sealed record MasterStatus(
     string SingletonAddress,
     bool Recovered,
     IReadOnlyList<NodeHealthView> Nodes,
-    DateTimeOffset At) : IEpochMessage;
+    DateTimeOffset At,
+    DateTimeOffset? LeaseExpiresAt = null) : IEpochMessage;
 
 /// <summary>One node's health as the singleton last heard it.</summary>
 public sealed record NodeHealthView(

@@ -95,7 +95,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         });
         Receive<ConfChanged>(_ => Timers.StartSingleTimer("debounce", ScanConf.Instance, TimeSpan.FromMilliseconds(_s.Config.DebounceMs)));
         ReceiveAsync<ScanConf>(_ => Scan());
-        ReceiveAsync<SubmitTree>(async t => Sender.Tell(await Submit(t.Bundle, t.Source, t.Author)));
+        ReceiveAsync<SubmitTree>(async t => Sender.Tell(t.DryRun ? await Check(t.Bundle) : await Submit(t.Bundle, t.Source, t.Author)));
         Receive<GetLocalConfig>(_ => Sender.Tell(new LocalConfig(_applied?.Version ?? 0, _applied?.Hash, _target?.Version ?? 0,
             _failed?.Version, _lastRejected, _fetches.Keys.ToList())));
         Receive<SubscribeAck>(_ => { });
@@ -409,26 +409,38 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 
     // ---- candidates ------------------------------------------------------------------------
 
+    /// <summary>What promtool or amtool say against the tree as the master would run it, or null when it is valid.</summary>
+    private async Task<string?> Invalid(ConfBundle bundle)
+    {
+        if (bundle.Files.Count == 0) return "the tree is empty";
+        try
+        {
+            var rendered = ConfigRenderer.Render(bundle, RenderContextNow(isMaster: true) with { MasterPrometheus = null });
+            return await ConfigValidator.Validate(rendered, Path.Combine(_s.DataDir, "config", "staging", "candidate"), ValidationTools.For(_s));
+        }
+        catch (ConfTreeException e)
+        {
+            return e.Message;
+        }
+    }
+
+    /// <summary>A dry run: validated like a candidate, and nothing else (not stored, not counted as rejected).</summary>
+    private async Task<SubmitResult> Check(ConfBundle bundle)
+    {
+        if (_target is { } t && t.Hash == bundle.Hash)
+            return new SubmitResult(SubmitOutcome.Unchanged, t.Version, bundle.Hash, "same content as the latest version");
+        return await Invalid(bundle) is { } invalid
+            ? new SubmitResult(SubmitOutcome.Rejected, null, bundle.Hash, invalid)
+            : new SubmitResult(SubmitOutcome.Valid, null, bundle.Hash, null);
+    }
+
     /// <summary>Validates a tree as the master would run it, stores it and asks the singleton for a version.</summary>
     private async Task<SubmitResult> Submit(ConfBundle bundle, string source, string author)
     {
         if (_target is { } t && t.Hash == bundle.Hash)
             return new SubmitResult(SubmitOutcome.Unchanged, t.Version, bundle.Hash, "same content as the latest version");
-        if (bundle.Files.Count == 0)
-            return Reject(bundle, source, author, "the tree is empty");
-        string? invalid;
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        try
-        {
-            var rendered = ConfigRenderer.Render(bundle, RenderContextNow(isMaster: true) with { MasterPrometheus = null });
-            var tools = ValidationTools.For(_s);
-            invalid = await ConfigValidator.Validate(rendered, Path.Combine(_s.DataDir, "config", "staging", "candidate"), tools);
-        }
-        catch (ConfTreeException e)
-        {
-            invalid = e.Message;
-        }
-        if (invalid is not null) return Reject(bundle, source, author, invalid);
+        if (await Invalid(bundle) is { } invalid) return Reject(bundle, source, author, invalid);
         var validated = sw.ElapsedMilliseconds;
         _store.Save(bundle);
         _recent = bundle;
@@ -602,10 +614,11 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     }
 }
 
-/// <summary>A tree to validate and commit (from the HTTP API). Local to the node.</summary>
-public sealed record SubmitTree(ConfBundle Bundle, string Source, string Author);
+/// <summary>A tree to validate and commit (from the HTTP API), or only to validate. Local to the node.</summary>
+public sealed record SubmitTree(ConfBundle Bundle, string Source, string Author, bool DryRun = false);
 
-public enum SubmitOutcome { Committed, Unchanged, Rejected, NotCommitted }
+/// <summary><see cref="Valid"/>: a dry run found nothing wrong.</summary>
+public enum SubmitOutcome { Committed, Unchanged, Rejected, NotCommitted, Valid }
 
 public sealed record SubmitResult(SubmitOutcome Outcome, long? Version, string BundleHash, string? Reason);
 

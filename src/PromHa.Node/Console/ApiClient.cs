@@ -85,22 +85,32 @@ public sealed class ApiClient : IDisposable
     public Task<List<HistoryEntry>?> History(int limit, CancellationToken ct = default) =>
         _http.GetFromJsonAsync($"api/v1/history?limit={limit}", ApiJson.Default.ListHistoryEntry, ct);
 
-    public async Task<SwitchoverResponse> Switchover(string? to, CancellationToken ct = default)
+    public Task<ActionResponse> Switchover(string? to, CancellationToken ct = default) =>
+        Act(to is null ? "api/v1/switchover" : $"api/v1/switchover?to={Uri.EscapeDataString(to)}", ct);
+
+    /// <summary>`cluster leave NODE` / `cluster down NODE`.</summary>
+    public Task<ActionResponse> Membership(string verb, string node, CancellationToken ct = default) =>
+        Act($"api/v1/cluster/{verb}?node={Uri.EscapeDataString(node)}", ct);
+
+    /// <summary>POSTs an operator action; the node's answer, or its error text.</summary>
+    public async Task<ActionResponse> Act(string path, CancellationToken ct = default)
     {
-        using var resp = await _http.PostAsync(to is null ? "api/v1/switchover" : $"api/v1/switchover?to={Uri.EscapeDataString(to)}", null, ct);
+        using var resp = await _http.PostAsync(path, null, ct);
         await ThrowIfUnauthorized(resp, ct);
         if (resp.Content.Headers.ContentType?.MediaType != "application/json")
-            return new SwitchoverResponse(false, (await resp.Content.ReadAsStringAsync(ct)).Trim());
-        return await resp.Content.ReadFromJsonAsync(ApiJson.Default.SwitchoverResponse, ct)
-               ?? new SwitchoverResponse(false, $"HTTP {(int)resp.StatusCode}");
+            return new ActionResponse(false, (await resp.Content.ReadAsStringAsync(ct)).Trim());
+        return await resp.Content.ReadFromJsonAsync(ApiJson.Default.ActionResponse, ct)
+               ?? new ActionResponse(false, $"HTTP {(int)resp.StatusCode}");
     }
 
     /// <summary>Uploads a conf tree (a tar, or a .tar.gz); the node validates it and asks for a new version.</summary>
-    public async Task<(int Code, ConfigSubmitResponse Response)> ConfigApply(byte[] tar, string author, string source, CancellationToken ct = default)
+    public async Task<(int Code, ConfigSubmitResponse Response)> ConfigApply(byte[] tar, string author, string source, CancellationToken ct = default,
+        bool dryRun = false)
     {
         using var content = new ByteArrayContent(tar);
         content.Headers.ContentType = new("application/x-tar");
-        using var resp = await _http.PostAsync($"api/v1/config/apply?author={Uri.EscapeDataString(author)}&source={Uri.EscapeDataString(source)}", content, ct);
+        using var resp = await _http.PostAsync($"api/v1/config/apply?author={Uri.EscapeDataString(author)}&source={Uri.EscapeDataString(source)}" +
+                                               (dryRun ? "&dryRun=true" : ""), content, ct);
         return ((int)resp.StatusCode, await ReadSubmit(resp, ct));
     }
 

@@ -17,7 +17,8 @@ public static class ConfigCommands
             Description = "Who makes the change (default: $USER)",
             DefaultValueFactory = _ => Environment.UserName,
         };
-        var apply = new Command("apply", "Upload a conf tree; it is validated and becomes the next version") { dir, author };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Validate the tree and show its diff against the latest version; commit nothing" };
+        var apply = new Command("apply", "Upload a conf tree; it is validated and becomes the next version") { dir, author, dryRun };
         apply.SetAction((p, ct) => ConsoleCommands.Run(p, async api =>
         {
             var path = p.GetValue(dir)!.FullName;
@@ -31,7 +32,12 @@ public static class ConfigCommands
                 await System.Console.Error.WriteLineAsync($"promha: {e.Message}");
                 return 64;
             }
-            var (code, r) = await api.ConfigApply(bundle.ToTarGz(), p.GetValue(author)!, $"{Environment.MachineName}:{path}", ct);
+            var (code, r) = await api.ConfigApply(bundle.ToTarGz(), p.GetValue(author)!, $"{Environment.MachineName}:{path}", ct, p.GetValue(dryRun));
+            if (p.GetValue(ConsoleCommands.OutputOption) == "json")
+            {
+                System.Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(r, ApiJson.Default.ConfigSubmitResponse));
+                return r.Outcome is "committed" or "unchanged" or "valid" ? 0 : r.Outcome == "rejected" ? 1 : 2;
+            }
             return PrintSubmit(code, r, $"{bundle.Files.Count} files from {path}");
         }));
 
@@ -39,14 +45,16 @@ public static class ConfigCommands
         var versions = new Command("versions", "Committed versions, newest first") { limit };
         versions.SetAction((p, ct) => ConsoleCommands.Run(p, async api =>
         {
-            var list = (await api.ConfigVersions(p.GetValue(limit), ct))!;
-            ConsoleCommands.PrintTable(["VERSION", "HASH", "FILES", "BYTES", "SOURCE", "AUTHOR", "AT (UTC)"],
-                list.Select(v => new[]
-                {
-                    v.Version.ToString(), v.BundleHash[..12], v.FileCount.ToString(), v.Bytes.ToString(), v.Source, v.Author,
-                    v.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss"),
-                }));
-            return 0;
+            return ConsoleCommands.Print(p, (await api.ConfigVersions(p.GetValue(limit), ct))!, ApiJson.Default.ListConfigVersionInfo, list =>
+            {
+                ConsoleCommands.PrintTable(["VERSION", "HASH", "FILES", "BYTES", "SOURCE", "AUTHOR", "AT (UTC)"],
+                    list.Select(v => new[]
+                    {
+                        v.Version.ToString(), v.BundleHash[..12], v.FileCount.ToString(), v.Bytes.ToString(), v.Source, v.Author,
+                        v.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss"),
+                    }));
+                return 0;
+            });
         }));
 
         var n = new Argument<long>("version") { Description = "A version number" };
@@ -60,13 +68,15 @@ public static class ConfigCommands
                 System.Console.Write(await api.GetText($"api/v1/config/versions/{version}/files/{f}", ct));
                 return 0;
             }
-            var d = await api.ConfigVersion(version, ct);
-            var v = d.Version;
-            System.Console.WriteLine($"version   {v.Version}   hash {v.BundleHash}");
-            System.Console.WriteLine($"source    {v.Source} by {v.Author}, {v.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC (bundle from {v.Origin})");
-            System.Console.WriteLine();
-            ConsoleCommands.PrintTable(["FILE", "SIZE", "SHA256"], d.Files.Select(x => new[] { x.Path, x.Size.ToString(), x.Sha256[..16] }));
-            return 0;
+            return ConsoleCommands.Print(p, await api.ConfigVersion(version, ct), ApiJson.Default.ConfigVersionDetail, d =>
+            {
+                var v = d.Version;
+                System.Console.WriteLine($"version   {v.Version}   hash {v.BundleHash}");
+                System.Console.WriteLine($"source    {v.Source} by {v.Author}, {v.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC (bundle from {v.Origin})");
+                System.Console.WriteLine();
+                ConsoleCommands.PrintTable(["FILE", "SIZE", "SHA256"], d.Files.Select(x => new[] { x.Path, x.Size.ToString(), x.Sha256[..16] }));
+                return 0;
+            });
         }));
 
         var from = new Argument<long>("from") { Description = "Older version" };
@@ -75,8 +85,11 @@ public static class ConfigCommands
         diff.SetAction((p, ct) => ConsoleCommands.Run(p, async api =>
         {
             var text = await api.GetText($"api/v1/config/diff?from={p.GetValue(from)}&to={p.GetValue(to)}", ct);
-            System.Console.Write(text.Length == 0 ? "(no differences)\n" : text);
-            return 0;
+            return ConsoleCommands.Print(p, new ConfigDiffResponse(p.GetValue(from), p.GetValue(to), text), ApiJson.Default.ConfigDiffResponse, d =>
+            {
+                System.Console.Write(d.Diff.Length == 0 ? "(no differences)\n" : d.Diff);
+                return 0;
+            });
         }));
 
         var rollbackTo = new Argument<long>("version") { Description = "The version whose content to restore" };
@@ -90,7 +103,8 @@ public static class ConfigCommands
         var status = new Command("status", "Latest version, what each node runs, and rejected candidates");
         status.SetAction((p, ct) => ConsoleCommands.Run(p, async api =>
         {
-            var s = (await api.ConfigStatus(ct))!;
+            return ConsoleCommands.Print(p, (await api.ConfigStatus(ct))!, ApiJson.Default.ConfigStatusResponse, s =>
+            {
             System.Console.WriteLine($"latest    {(s.LatestVersion is { } l ? $"version {l.Version} ({l.BundleHash[..12]}) from {l.Source} by {l.Author}, {l.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC" : s.Latest > 0 ? $"version {s.Latest}" : "(none yet)")}");
             System.Console.WriteLine($"this node {s.Node} runs version {s.Applied}{(s.FailedVersion is { } fv ? $", version {fv} FAILED here" : "")}");
             if (s.Note is not null) System.Console.WriteLine($"note      {s.Note}");
@@ -107,6 +121,7 @@ public static class ConfigCommands
                     System.Console.WriteLine($"  {r.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} on {r.Node}, from {r.Source} by {r.Author}:\n    {r.Reason.Replace("\n", "\n    ")}");
             }
             return 0;
+            });
         }));
 
         config.Add(apply);
@@ -128,8 +143,13 @@ public static class ConfigCommands
             case "unchanged":
                 System.Console.WriteLine($"unchanged: version {r.Version} already has this content");
                 return 0;
+            case "valid":
+                System.Console.WriteLine($"valid ({what}); nothing committed (dry run). Against {(r.Version is { } latest ? $"version {latest}" : "an empty cluster")}:");
+                System.Console.Write(string.IsNullOrEmpty(r.Diff) ? "(no differences)\n" : r.Diff);
+                return 0;
             case "rejected":
                 System.Console.Error.WriteLine($"rejected, nothing applied:\n{r.Reason}");
+                if (!string.IsNullOrEmpty(r.Diff)) System.Console.Write($"\nthe change it would have made:\n{r.Diff}");
                 return 1;
             default:
                 System.Console.Error.WriteLine($"not committed (HTTP {code}): {r.Reason}");

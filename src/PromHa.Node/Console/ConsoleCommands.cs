@@ -32,29 +32,65 @@ public static class ConsoleCommands
         Recursive = true,
     };
 
+    public static readonly Option<string> OutputOption = CreateOutputOption();
+
+    private static Option<string> CreateOutputOption()
+    {
+        var o = new Option<string>("--output", "-o")
+        {
+            Description = "text (default), or json: the API's own JSON, for scripts",
+            DefaultValueFactory = _ => "text",
+            Recursive = true,
+        };
+        o.AcceptOnlyFromAmong("text", "json");
+        return o;
+    }
+
+    /// <summary>A read verb's result: as JSON with --output json, else as the verb prints it.</summary>
+    public static int Print<T>(ParseResult p, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> json, Func<T, int> text)
+    {
+        if (p.GetValue(OutputOption) != "json") return text(value);
+        System.Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(value, json));
+        return 0;
+    }
+
     public static IEnumerable<Command> All()
     {
         var status = new Command("status", "Show this node, the master, the epoch and every node's health");
-        status.SetAction((p, ct) => Run(p, async api => PrintStatus((await api.Status(ct))!)));
+        status.SetAction((p, ct) => Run(p, async api => Print(p, (await api.Status(ct))!, ApiJson.Default.StatusResponse, PrintStatus)));
 
         var cluster = new Command("cluster", "Cluster membership");
         var show = new Command("show", "Members with address, status and roles");
-        show.SetAction((p, ct) => Run(p, async api => PrintMembers((await api.Members(ct))!)));
+        show.SetAction((p, ct) => Run(p, async api => Print(p, (await api.Members(ct))!, ApiJson.Default.ListMemberInfo, PrintMembers)));
         cluster.Add(show);
+        foreach (var (verb, what) in new[]
+                 {
+                     ("leave", "Take a node out of the cluster gracefully: it hands over its roles and stops"),
+                     ("down", "Mark a node that is gone (crashed, host lost) as down, so the cluster stops waiting for it"),
+                 })
+        {
+            var node = new Argument<string>("node") { Description = "The node's name (promha cluster show)" };
+            var verbCommand = new Command(verb, what) { node };
+            verbCommand.SetAction((p, ct) => Run(p, async api => Acted(p, await api.Membership(verb, p.GetValue(node)!, ct))));
+            cluster.Add(verbCommand);
+        }
 
         var limit = new Option<int>("--limit") { Description = "How many role changes", DefaultValueFactory = _ => 50 };
         var history = new Command("history", "Role changes, newest first") { limit };
-        history.SetAction((p, ct) => Run(p, async api => PrintHistory((await api.History(p.GetValue(limit), ct))!)));
+        history.SetAction((p, ct) => Run(p, async api => Print(p, (await api.History(p.GetValue(limit), ct))!, ApiJson.Default.ListHistoryEntry, PrintHistory)));
 
         var to = new Option<string?>("--to") { Description = "Node to hand the master role to (default: the best standby)" };
         var switchover = new Command("switchover", "Move the master role gracefully") { to };
-        switchover.SetAction((p, ct) => Run(p, async api =>
-        {
-            var r = await api.Switchover(p.GetValue(to), ct);
-            System.Console.WriteLine(r.Message);
-            return r.Accepted ? 0 : 1;
-        }));
+        switchover.SetAction((p, ct) => Run(p, async api => Acted(p, await api.Switchover(p.GetValue(to), ct))));
         return [status, cluster, history, switchover];
+    }
+
+    /// <summary>An action's answer: 0 when taken, 1 when the cluster refused it (the reason is printed).</summary>
+    public static int Acted(ParseResult p, ActionResponse r)
+    {
+        if (p.GetValue(OutputOption) == "json") System.Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(r, ApiJson.Default.ActionResponse));
+        else (r.Accepted ? System.Console.Out : System.Console.Error).WriteLine(r.Message);
+        return r.Accepted ? 0 : 1;
     }
 
     public static async Task<int> Run(ParseResult p, Func<ApiClient, Task<int>> action)

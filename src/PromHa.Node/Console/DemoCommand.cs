@@ -75,12 +75,14 @@ public static class DemoCommand
             System.Console.WriteLine($"{"",-9} prometheus {n.PrometheusUrl}   alertmanager {n.AlertmanagerUrl}");
         }
         if (cluster.NodeExporterPort is { } ne) System.Console.WriteLine($"node_exporter http://127.0.0.1:{ne}/metrics");
-        var promha = LocalClusterOptions.DefaultPromhaCommand() is [var host] ? host : "promha";
+        // the full path: a newcomer's shell has no promha on its PATH
+        var promha = string.Join(' ', LocalClusterOptions.DefaultPromhaCommand());
         System.Console.WriteLine($"""
 
             TLS:    on between the nodes (mutual, cluster CA {cluster.CaFile}; a node without one of its certificates cannot join)
             Token:  the admin token is in {cluster.TokenFile}; changes (config apply, rollback, switchover) and config
                     contents need it:  export PROMHA_TOKEN_FILE={cluster.TokenFile}
+            Page:   open {cluster.Nodes[0].HttpUrl}/ in a browser (every node serves it; actions ask for the token)
             Master: {master.Name}   (GET {master.HttpUrl}/primary -> 200)
             Try:    {promha} status --api {cluster.Nodes[0].HttpUrl}
                     {promha} cluster show --api {cluster.Nodes[0].HttpUrl}

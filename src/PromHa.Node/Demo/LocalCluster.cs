@@ -436,6 +436,9 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>The node is not started again when it exits (its service disabled, as before `promha cluster leave`).</summary>
+    public void Disable(LocalNode n) => n.WantRunning = false;
+
     /// <summary>SIGTERM: a graceful stop that hands the role over.</summary>
     public async Task Stop(LocalNode n, TimeSpan? grace = null)
     {

@@ -12,7 +12,8 @@ using PromHa.Node.Settings;
 
 namespace PromHa.Node.Http;
 
-public sealed record ConfigSubmitResponse(string Outcome, long? Version, string BundleHash, string? Reason);
+/// <param name="Diff">A dry run's unified diff against the latest version (all files added when there is none).</param>
+public sealed record ConfigSubmitResponse(string Outcome, long? Version, string BundleHash, string? Reason, string? Diff = null);
 
 public sealed record ConfigVersionInfo(long Version, string BundleHash, int FileCount, long Bytes, string Source, string Author,
     string Origin, DateTimeOffset At)
@@ -20,6 +21,9 @@ public sealed record ConfigVersionInfo(long Version, string BundleHash, int File
     public static ConfigVersionInfo Of(ConfigVersionCommitted c) =>
         new(c.Version, c.BundleHash, c.FileCount, c.Bytes, c.Source, c.Author, c.Origin, c.At);
 }
+
+/// <summary>`promha config diff --output json`: the unified diff per file, as the API returns it.</summary>
+public sealed record ConfigDiffResponse(long From, long To, string Diff);
 
 public sealed record ConfigFileInfo(string Path, string Sha256, long Size);
 
@@ -44,11 +48,24 @@ public static class ConfigEndpoints
     public static void MapConfigEndpoints(this WebApplication app)
     {
         // A tar (or .tar.gz) of the conf tree, as `promha config apply DIR` sends it.
-        app.MapPost("/api/v1/config/apply", async (HttpContext http, ActorRegistry registry, NodeSettings s, string? author, string? source) =>
+        app.MapPost("/api/v1/config/apply", async (HttpContext http, ActorRegistry registry, NodeSettings s, string? author, string? source, bool? dryRun) =>
         {
             var (bundle, refused) = await ReadUpload(http, s);
             if (refused is not null) return refused;
-            return Submitted(await Submit(registry, new SubmitTree(bundle!, $"api:{source ?? "upload"}", author ?? "unknown")));
+            var result = await Submit(registry, new SubmitTree(bundle!, $"api:{source ?? "upload"}", author ?? "unknown", dryRun == true));
+            if (dryRun != true || result.Outcome is not (SubmitOutcome.Valid or SubmitOutcome.Rejected)) return Submitted(result);
+            // what it would change: against the latest version, or every file new
+            var latest = (await registry.Get<LedgerKey>().Ask<List<ConfigVersionCommitted>>(new GetConfigVersions(1), AskTimeout)).FirstOrDefault();
+            var before = ConfBundle.Of(Array.Empty<BundleFile>());
+            if (latest is not null)
+            {
+                var (_, current, error) = await Load(registry, s, latest.Version);
+                if (error is not null) return error;
+                before = current!;
+            }
+            return Results.Json(new ConfigSubmitResponse(result.Outcome == SubmitOutcome.Valid ? "valid" : "rejected", latest?.Version, result.BundleHash,
+                    result.Reason, Diff(before, bundle!, latest is null ? "empty" : $"v{latest.Version}", "candidate")),
+                ApiJson.Default.ConfigSubmitResponse, statusCode: result.Outcome == SubmitOutcome.Valid ? 200 : 422);
         }).RequireAdmin();
 
         app.MapPost("/api/v1/config/rollback/{version:long}", async (ActorRegistry registry, NodeSettings s, long version, string? author) =>
@@ -88,7 +105,7 @@ public static class ConfigEndpoints
             if (a.Error is not null) return a.Error;
             var b = await Load(registry, s, to);
             if (b.Error is not null) return b.Error;
-            return Results.Text(Diff(a.Bundle!, b.Bundle!, from, to), "text/plain; charset=utf-8");
+            return Results.Text(Diff(a.Bundle!, b.Bundle!, $"v{from}", $"v{to}"), "text/plain; charset=utf-8");
         }).RequireAdmin();
 
         app.MapGet("/api/v1/config/status", async (ActorRegistry registry, NodeView view) =>
@@ -212,7 +229,7 @@ public static class ConfigEndpoints
     }
 
     /// <summary>A unified diff per file, like `diff -ruN` of the two trees.</summary>
-    public static string Diff(ConfBundle a, ConfBundle b, long from, long to)
+    public static string Diff(ConfBundle a, ConfBundle b, string from, string to)
     {
         var sb = new StringBuilder();
         foreach (var path in a.Files.Keys.Union(b.Files.Keys).Order(StringComparer.Ordinal))
@@ -222,9 +239,9 @@ public static class ConfigEndpoints
             if (fa?.Sha256 == fb?.Sha256) continue;
             var oldText = fa is null ? "" : Encoding.UTF8.GetString(fa.Content);
             var newText = fb is null ? "" : Encoding.UTF8.GetString(fb.Content);
-            sb.Append($"diff v{from}/{path} v{to}/{path}\n");
+            sb.Append($"diff {from}/{path} {to}/{path}\n");
             sb.Append(UnidiffRenderer.GenerateUnidiff(oldText, newText,
-                fa is null ? "/dev/null" : $"v{from}/{path}", fb is null ? "/dev/null" : $"v{to}/{path}", false, false, 3));
+                fa is null ? "/dev/null" : $"{from}/{path}", fb is null ? "/dev/null" : $"{to}/{path}", false, false, 3));
             if (sb[^1] != '\n') sb.Append('\n');
         }
         return sb.ToString();

@@ -28,21 +28,24 @@ public sealed record StatusResponse(
     IReadOnlyList<NodeHealthView> Nodes,
     long ConfigApplied = 0,
     long ConfigLatest = 0,
-    SplitView? Split = null);
+    SplitView? Split = null,
+    double? LeaseLeftSeconds = null);
 
 /// <param name="Hooks">The on-role-change hooks this node ran for the epoch, with their results.</param>
 public sealed record HistoryEntry(long Epoch, string Node, string Reason, DateTimeOffset At, string? Previous, IReadOnlyList<HookRun>? Hooks = null);
 
-public sealed record SwitchoverResponse(bool Accepted, string Message);
+/// <summary>The answer to an operator's action (switchover, leave, down): taken or not, and why.</summary>
+public sealed record ActionResponse(bool Accepted, string Message);
 
 [JsonSerializable(typeof(StatusResponse))]
 [JsonSerializable(typeof(List<HistoryEntry>))]
 [JsonSerializable(typeof(List<MemberInfo>))]
-[JsonSerializable(typeof(SwitchoverResponse))]
+[JsonSerializable(typeof(ActionResponse))]
 [JsonSerializable(typeof(ConfigSubmitResponse))]
 [JsonSerializable(typeof(List<ConfigVersionInfo>))]
 [JsonSerializable(typeof(ConfigVersionDetail))]
 [JsonSerializable(typeof(ConfigStatusResponse))]
+[JsonSerializable(typeof(ConfigDiffResponse))]
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true)]
 public sealed partial class ApiJson : JsonSerializerContext;
 
@@ -83,15 +86,37 @@ public static class HttpEndpoints
             try
             {
                 var r = await registry.Get<MasterProxyKey>().Ask<SwitchoverResult>(new RequestSwitchover(to), TimeSpan.FromSeconds(5));
-                return Results.Json(new SwitchoverResponse(r.Accepted, r.Message), ApiJson.Default.SwitchoverResponse,
+                return Results.Json(new ActionResponse(r.Accepted, r.Message), ApiJson.Default.ActionResponse,
                     statusCode: r.Accepted ? 202 : 409);
             }
             catch (AskTimeoutException)
             {
-                return Results.Json(new SwitchoverResponse(false, "the master singleton did not answer within 5 s"),
-                    ApiJson.Default.SwitchoverResponse, statusCode: 503);
+                return Results.Json(new ActionResponse(false, "the master singleton did not answer within 5 s"),
+                    ApiJson.Default.ActionResponse, statusCode: 503);
             }
         }).RequireAdmin();
+        // patronictl remove / Petabridge.Cmd's cluster leave and down: a node taken out for good
+        // leaves gracefully (hands over what it holds); down is for a node already dead.
+        app.MapPost("/api/v1/cluster/leave", (ActorSystem system, string node) => ChangeMembership(system, node, down: false)).RequireAdmin();
+        app.MapPost("/api/v1/cluster/down", (ActorSystem system, string node) => ChangeMembership(system, node, down: true)).RequireAdmin();
+    }
+
+    private static IResult ChangeMembership(ActorSystem system, string node, bool down)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var member = cluster.State.Members.FirstOrDefault(m => MemberRoles.NodeName(m) == node);
+        if (member is null)
+            return Results.Json(new ActionResponse(false, $"no member named '{node}' in this node's cluster (promha cluster show lists them)"),
+                ApiJson.Default.ActionResponse, statusCode: 404);
+        if (down)
+        {
+            cluster.Down(member.Address);
+            return Results.Json(new ActionResponse(true, $"{node} ({member.Address}) is marked down: it is removed from the cluster, " +
+                                                         "and the process, if it still runs, stops (exit code 3)"), ApiJson.Default.ActionResponse, statusCode: 202);
+        }
+        cluster.Leave(member.Address);
+        return Results.Json(new ActionResponse(true, $"{node} ({member.Address}) leaves the cluster: it hands over its roles and stops"),
+            ApiJson.Default.ActionResponse, statusCode: 202);
     }
 
     public static StatusResponse Status(NodeView v, ActorSystem system)
@@ -103,7 +128,17 @@ public static class HttpEndpoints
             snap.Health is { } h ? new LocalHealth(h.PrometheusHealthy, h.AlertmanagerHealthy, h.Detail) : null,
             Members(system), WithConfig(snap.Status?.Nodes ?? [], v.ConfigCluster), v.ConfigApplied,
             Math.Max(v.ConfigLatest, v.ConfigCluster?.Latest?.Version ?? 0),
-            v.Split);
+            v.Split,
+            LeaseLeft(v, DateTimeOffset.UtcNow));
+    }
+
+    /// <summary>The master's lease: its own count on the master, the singleton's last word elsewhere.</summary>
+    private static double? LeaseLeft(NodeView v, DateTimeOffset now)
+    {
+        if (v.IsMaster) return Math.Round(v.LeaseLeft(now).TotalSeconds, 1);
+        return v.Current.Status is { LeaseExpiresAt: { } until, At: var at } && v.Current.Status.Master is not null
+            ? Math.Round(Math.Max(0, (until - at).TotalSeconds), 1)
+            : null;
     }
 
     /// <summary>Each node's health (master singleton) beside the config version it runs (config-versions singleton).</summary>

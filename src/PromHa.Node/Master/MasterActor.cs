@@ -489,7 +489,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _announced?.Epoch ?? 0, _announced?.Node, _state.SelfNode, _cluster.SelfAddress.ToString(), _state.Recovered,
         _state.HealthViews(Clock.Now)
             .Select(v => _addresses.TryGetValue(v.Node, out var a) ? v with { Address = ClusterAddresses.HostPort(a) } : v).ToList(),
-        DateTimeOffset.UtcNow);
+        DateTimeOffset.UtcNow,
+        _announced is not null && _state.Master == _announced.Node && _state.Epoch == _announced.Epoch ? _state.LeaseExpiresAt : null);
 }
 
 /// <summary>Marker key for the proxy to the master singleton.</summary>

@@ -115,7 +115,7 @@ public sealed class ConfBundleTests : IDisposable
             ["same.yml"] = "x\n"u8.ToArray(),
             ["business/a/job/new.yml"] = "[]\n"u8.ToArray(),
         });
-        var diff = ConfigEndpoints.Diff(a, b, 1, 2);
+        var diff = ConfigEndpoints.Diff(a, b, "v1", "v2");
         Assert.Contains("--- v1/prometheus.yml", diff);
         Assert.Contains("-  scrape_interval: 15s", diff);
         Assert.Contains("+  scrape_interval: 5s", diff);
