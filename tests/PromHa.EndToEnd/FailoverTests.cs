@@ -18,8 +18,9 @@ public class FailoverTests(ITestOutputHelper output)
     /// node that stays up) and the console: one master; kill -9 moves it and the page follows without
     /// a reload; the old master returns as a standby; a dead Prometheus moves the role again; a
     /// switchover from the page is refused with a wrong token and done with the right one; the page
-    /// diffs two versions; the console's read verbs give JSON, a dry run commits nothing, and a node
-    /// leaves the cluster for good.
+    /// diffs two versions; paused from the page, a dead Prometheus does not move the role until the
+    /// console resumes the cluster; the console's read verbs give JSON, a dry run commits nothing, and
+    /// a node leaves the cluster for good; the Grafana dashboard's queries run on a real Prometheus.
     /// </summary>
     [Fact]
     public async Task One_master_then_kill_9_moves_it_the_old_master_returns_as_standby_a_dead_prometheus_moves_it_again_and_the_page_and_console_follow()
@@ -130,15 +131,64 @@ public class FailoverTests(ITestOutputHelper output)
             await page.CheckAsync("input[name=diff-view][value=split]");
             await Expect(page.Locator("#diff-out table.diff td.add")).ToContainTextAsync("# edited for the page test");
             await browser.Shot("5-diff");
+
+            // Maintenance, paused from the page: the master's Prometheus dies and nothing moves ...
+            await page.ClickAsync("#pause");
+            await Expect(page.Locator("#banners")).ToContainTextAsync("Paused since");
+            await Expect(page.Locator("#resume")).ToBeVisibleAsync();
+            target.ExternalPrometheus!.Kill();
+            await Task.Delay(TimeSpan.FromSeconds(10)); // when not paused, 3 s unhealthy moves the role
+            Assert.Equal([target.Name], (await c.Masters()).Select(n => n.Name));
+            Assert.True((await c.Status(next))!.Paused);
+            Assert.Matches(@"(?m)^promha_paused 1", await new HttpClient().GetStringAsync($"{next.HttpUrl}/metrics"));
+            await browser.Shot("6-paused");
+            // ... until the cluster is resumed, here from the console
+            var (resumed, resumeOut, resumeErr) = await PromhaConsole.Run(["resume", "--api", next.HttpUrl],
+                new Dictionary<string, string> { ["PROMHA_TOKEN_FILE"] = c.TokenFile });
+            Assert.True(resumed == 0, resumeOut + resumeErr);
+            Assert.Equal(next, await c.WaitForSingleMaster(Generous, n => n == next));
+            await Expect(page.Locator("#master")).ToHaveTextAsync(next.Name);
+            await Expect(page.Locator("#pause")).ToBeVisibleAsync();
             Assert.Empty(browser.Errors.Where(e => !e.Contains("401")));
 
-            await ConsoleVerbs(c, target, master);
+            await ConsoleVerbs(c, next, master);
+            // the Grafana dashboard's queries, against a Prometheus that scrapes this cluster
+            await DashboardQueriesRun(next);
         }
         catch
         {
             await browser.Shot("failed");
             throw;
         }
+    }
+
+    /// <summary>
+    /// Every query of deploy/grafana/promha.json (panels and annotations), with Grafana's variables
+    /// filled in, runs without an error on a real Prometheus scraping the cluster; the role panels return data.
+    /// </summary>
+    private async Task DashboardQueriesRun(LocalNode n)
+    {
+        var path = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "../../../../../deploy/grafana/promha.json"));
+        using var dashboard = JsonDocument.Parse(File.ReadAllText(path));
+        var queries = dashboard.RootElement.GetProperty("panels").EnumerateArray()
+            .SelectMany(p => p.TryGetProperty("targets", out var t)
+                ? t.EnumerateArray().Select(x => (Where: $"panel '{p.GetProperty("title").GetString()}'", Expr: x.GetProperty("expr").GetString()!))
+                : [])
+            .Concat(dashboard.RootElement.GetProperty("annotations").GetProperty("list").EnumerateArray()
+                .Select(a => (Where: $"annotation '{a.GetProperty("name").GetString()}'", Expr: a.GetProperty("expr").GetString()!)))
+            .ToList();
+        Assert.True(queries.Count >= 15, $"only {queries.Count} queries in {path}");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        foreach (var (where, expr) in queries)
+        {
+            var promql = expr.Replace("$__rate_interval", "1m").Replace("$job", "promha");
+            using var r = await http.GetAsync($"{n.PrometheusUrl}/api/v1/query?query={Uri.EscapeDataString(promql)}");
+            var body = await r.Content.ReadAsStringAsync();
+            Assert.True(r.IsSuccessStatusCode && body.Contains("\"status\":\"success\""), $"{where}: {promql}\n-> HTTP {(int)r.StatusCode} {body}");
+            if (where.StartsWith("panel") && (expr.Contains("promha_is_master") || expr.Contains("promha_epoch")))
+                Assert.DoesNotContain("\"result\":[]", body);
+        }
+        output.WriteLine($"{queries.Count} dashboard queries ran on {n.Name}'s Prometheus");
     }
 
     /// <summary>The console's verbs against the same cluster: JSON for scripts, a dry run, a node that leaves.</summary>
@@ -158,7 +208,8 @@ public class FailoverTests(ITestOutputHelper output)
             Assert.True(status.RootElement.GetProperty("leaseLeftSeconds").GetDouble() > 0);
         }
         using (var history = JsonDocument.Parse(await Ok("history", "-o", "json", "--limit", "3")))
-            Assert.Equal("switchover", history.RootElement[0].GetProperty("reason").GetString());
+            Assert.Equal((master.Name, "prometheus-unhealthy"),
+                (history.RootElement[0].GetProperty("node").GetString(), history.RootElement[0].GetProperty("reason").GetString()));
         using (var versions = JsonDocument.Parse(await Ok("config", "versions", "-o", "json")))
             Assert.Equal(2, versions.RootElement.GetArrayLength());
 

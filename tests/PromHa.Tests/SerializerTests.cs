@@ -56,7 +56,15 @@ public class SerializerTests : IDisposable
         new ConfigApplyFailed("a", 7, "reload failed", DateTimeOffset.UnixEpoch),
         GetConfigStatus.Instance,
         new ConfigStatus(Committed, [new NodeConfigView("a", 7, null, null, DateTimeOffset.UnixEpoch)], []),
+        new RequestMaintenance(true, "ops"),
+        Paused,
+        new RecordMaintenance(Paused),
+        new MaintenanceRecorded("a", 2),
+        new DiscardMaintenance(2, "no majority"),
+        new LedgerHead("a", 1, null, Maintenance: Paused, DiscardedMaintenance: 1),
     ];
+
+    private static readonly MaintenanceChanged Paused = new(2, true, "ops", DateTimeOffset.UnixEpoch);
 
     private const string Hash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     private static readonly ConfigVersionCommitted Committed = new(7, Hash, 3, 1200, "watch:a", "ops@a", "a", DateTimeOffset.UnixEpoch);

@@ -34,8 +34,23 @@ public sealed record GetLedgerHead : IPromHaMessage
 /// highest numbers it saw discarded: a singleton never hands those out again.
 /// </summary>
 public sealed record LedgerHead(string Node, long Epoch, MasterChanged? Last, long ConfigVersion = 0, ConfigVersionCommitted? LastConfig = null,
-    long DiscardedEpoch = 0, long DiscardedConfigVersion = 0)
+    long DiscardedEpoch = 0, long DiscardedConfigVersion = 0, MaintenanceChanged? Maintenance = null, long DiscardedMaintenance = 0)
     : IEpochMessage;
+
+/// <summary>
+/// Maintenance mode (Patroni's pause): while <see cref="Paused"/>, the master singleton moves the
+/// role only when an operator asks (switchover, failover). The fourth kind of record that must reach
+/// a majority of the ledgers before it counts; <see cref="Seq"/> rises with every change.
+/// </summary>
+public sealed record MaintenanceChanged(long Seq, bool Paused, string By, DateTimeOffset At) : IPromHaMessage;
+
+/// <summary>Persist this maintenance change in the receiving node's journal; answered with <see cref="MaintenanceRecorded"/>.</summary>
+public sealed record RecordMaintenance(MaintenanceChanged Change) : IPromHaMessage;
+
+public sealed record MaintenanceRecorded(string Node, long Seq) : IPromHaMessage;
+
+/// <summary>A maintenance change that did not reach a majority: dropped, its number never used again.</summary>
+public sealed record DiscardMaintenance(long Seq, string Reason) : IPromHaMessage;
 
 /// <summary>Persist this config version in the receiving node's journal; answered with <see cref="ConfigRecorded"/>.</summary>
 public sealed record RecordConfigVersion(ConfigVersionCommitted Committed) : IPromHaMessage;

@@ -49,10 +49,17 @@ public sealed record RevokeLease(long Epoch, string Node) : IEpochMessage;
 /// <summary>The master gave up its lease (after a revoke, or when it shuts down gracefully).</summary>
 public sealed record LeaseReleased(long Epoch, string Node) : IEpochMessage;
 
-/// <summary>An operator asks for a graceful switchover, to <see cref="Target"/> or to the best standby.</summary>
-public sealed record RequestSwitchover(string? Target) : IPromHaMessage;
+/// <summary>
+/// An operator asks for a graceful switchover, to <see cref="Target"/> or to the best standby; or,
+/// with <see cref="Failover"/>, for a failover that needs no healthy master (and with
+/// <see cref="Force"/> may name a node whose Prometheus is reported unhealthy).
+/// </summary>
+public sealed record RequestSwitchover(string? Target, bool Failover = false, bool Force = false) : IPromHaMessage;
 
 public sealed record SwitchoverResult(bool Accepted, string Message) : IPromHaMessage;
+
+/// <summary>An operator pauses (maintenance: no automatic failover) or resumes the cluster; answered with <see cref="SwitchoverResult"/>.</summary>
+public sealed record RequestMaintenance(bool Paused, string By) : IPromHaMessage;
 
 /// <summary>
 /// What the master singleton knows, published every second and on every change.
@@ -66,7 +73,8 @@ public sealed record MasterStatus(
     bool Recovered,
     IReadOnlyList<NodeHealthView> Nodes,
     DateTimeOffset At,
-    DateTimeOffset? LeaseExpiresAt = null) : IEpochMessage;
+    DateTimeOffset? LeaseExpiresAt = null,
+    Ledger.MaintenanceChanged? Maintenance = null) : IEpochMessage;
 
 /// <summary>One node's health as the singleton last heard it.</summary>
 public sealed record NodeHealthView(

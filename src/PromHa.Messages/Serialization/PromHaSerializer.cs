@@ -72,6 +72,11 @@ public sealed class PromHaSerializer(ExtendedActorSystem system) : SerializerWit
         ("alerts.discard.v1", typeof(DiscardNotification)),
         ("alerts.get-outbox.v1", typeof(GetOutbox)),
         ("alerts.outbox.v1", typeof(OutboxContents)),
+        ("roles.request-maintenance.v1", typeof(RequestMaintenance)),
+        ("ledger.maintenance.v1", typeof(MaintenanceChanged)),
+        ("ledger.record-maintenance.v1", typeof(RecordMaintenance)),
+        ("ledger.maintenance-recorded.v1", typeof(MaintenanceRecorded)),
+        ("ledger.discard-maintenance.v1", typeof(DiscardMaintenance)),
     ];
 
     private static readonly FrozenDictionary<Type, string> ManifestByType =

@@ -58,6 +58,7 @@ public sealed class NodeView(string nodeName, bool witness)
     public void SetStatus(MasterStatus status)
     {
         _snapshot = _snapshot with { Status = status };
+        NodeMetrics.Paused.Set(status.Maintenance is { Paused: true } ? 1 : 0);
         // Remembered after the member leaves: a pair cut in two finds its peer's API by this.
         foreach (var n in status.Nodes)
             if (n is { Address: { } address, ApiUrl: { Length: > 0 } api } && n.Node != NodeName) _peerApis[address] = (n.Node, api);
@@ -103,4 +104,6 @@ public static class NodeMetrics
     public static readonly Gauge SplitBrain = Metrics.CreateGauge("promha_split_brain",
         "1 while this node sees another master outside its cluster (a pure pair whose link was cut); the lower epoch rejoins as standby when the link returns.");
     public static readonly Gauge LeaseDenials = Metrics.CreateGauge("promha_lease_denied", "1 while the singleton refuses this node's lease.");
+    public static readonly Gauge Paused = Metrics.CreateGauge("promha_paused",
+        "1 while the cluster is paused (maintenance): the role moves only on an operator's switchover or failover.");
 }

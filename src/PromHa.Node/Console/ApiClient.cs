@@ -88,6 +88,13 @@ public sealed class ApiClient : IDisposable
     public Task<ActionResponse> Switchover(string? to, CancellationToken ct = default) =>
         Act(to is null ? "api/v1/switchover" : $"api/v1/switchover?to={Uri.EscapeDataString(to)}", ct);
 
+    public Task<ActionResponse> Failover(string? to, bool force, CancellationToken ct = default) =>
+        Act($"api/v1/failover?force={(force ? "true" : "false")}" + (to is null ? "" : $"&to={Uri.EscapeDataString(to)}"), ct);
+
+    /// <summary>`pause` / `resume`.</summary>
+    public Task<ActionResponse> Maintenance(bool pause, string by, CancellationToken ct = default) =>
+        Act($"api/v1/{(pause ? "pause" : "resume")}?by={Uri.EscapeDataString(by)}", ct);
+
     /// <summary>`cluster leave NODE` / `cluster down NODE`.</summary>
     public Task<ActionResponse> Membership(string verb, string node, CancellationToken ct = default) =>
         Act($"api/v1/cluster/{verb}?node={Uri.EscapeDataString(node)}", ct);

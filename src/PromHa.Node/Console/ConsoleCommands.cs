@@ -82,8 +82,21 @@ public static class ConsoleCommands
         var to = new Option<string?>("--to") { Description = "Node to hand the master role to (default: the best standby)" };
         var switchover = new Command("switchover", "Move the master role gracefully") { to };
         switchover.SetAction((p, ct) => Run(p, async api => Acted(p, await api.Switchover(p.GetValue(to), ct))));
-        return [status, cluster, history, switchover];
+
+        var failoverTo = new Option<string?>("--to") { Description = "Node to make master (default: the best healthy standby)" };
+        var force = new Option<bool>("--force") { Description = "Also onto a node whose Prometheus is reported unhealthy" };
+        var failover = new Command("failover",
+            "Move the master role when no switchover is possible: no master, or an unhealthy one (the old lease still runs out first)")
+            { failoverTo, force };
+        failover.SetAction((p, ct) => Run(p, async api => Acted(p, await api.Failover(p.GetValue(failoverTo), p.GetValue(force), ct))));
+        var pause = new Command("pause", "Maintenance: no automatic failover until `promha resume` (switchover and failover still work)");
+        pause.SetAction((p, ct) => Run(p, async api => Acted(p, await api.Maintenance(true, Operator(), ct))));
+        var resume = new Command("resume", "End maintenance: automatic failover again");
+        resume.SetAction((p, ct) => Run(p, async api => Acted(p, await api.Maintenance(false, Operator(), ct))));
+        return [status, cluster, history, switchover, failover, pause, resume];
     }
+
+    private static string Operator() => $"{Environment.UserName}@{Environment.MachineName}";
 
     /// <summary>An action's answer: 0 when taken, 1 when the cluster refused it (the reason is printed).</summary>
     public static int Acted(ParseResult p, ActionResponse r)
@@ -141,7 +154,10 @@ public static class ConsoleCommands
     private static int PrintStatus(StatusResponse s)
     {
         System.Console.WriteLine($"node      {s.Node} ({s.Role})");
-        System.Console.WriteLine($"master    {s.Master ?? "(none)"}   epoch {s.Epoch}   singleton on {s.SingletonNode ?? "?"}");
+        System.Console.WriteLine($"master    {s.Master ?? "(none)"}   epoch {s.Epoch}   singleton on {s.SingletonNode ?? "?"}" +
+                                 (s.LeaseLeftSeconds is { } lease ? $"   lease {lease:0.0}s left" : ""));
+        if (s.Paused)
+            System.Console.WriteLine($"PAUSED    since {s.PausedSince:u} by {s.PausedBy}: no automatic failover until `promha resume`");
         if (s.Split is { } split)
             System.Console.WriteLine($"SPLIT     {split.PeerMaster} is ALSO master (epoch {split.PeerEpoch}) in a cluster without this node, " +
                                      $"since {split.Since:HH:mm:ss}Z; {(split.ThisSideKeeps ? "this side keeps the role" : "this node rejoins as standby")} when the link returns");

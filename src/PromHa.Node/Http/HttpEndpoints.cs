@@ -29,7 +29,10 @@ public sealed record StatusResponse(
     long ConfigApplied = 0,
     long ConfigLatest = 0,
     SplitView? Split = null,
-    double? LeaseLeftSeconds = null);
+    double? LeaseLeftSeconds = null,
+    bool Paused = false,
+    string? PausedBy = null,
+    DateTimeOffset? PausedSince = null);
 
 /// <param name="Hooks">The on-role-change hooks this node ran for the epoch, with their results.</param>
 public sealed record HistoryEntry(long Epoch, string Node, string Reason, DateTimeOffset At, string? Previous, IReadOnlyList<HookRun>? Hooks = null);
@@ -81,24 +84,31 @@ public static class HttpEndpoints
                 ApiJson.Default.ListHistoryEntry);
         });
         app.MapConfigEndpoints();
-        app.MapPost("/api/v1/switchover", async (ActorRegistry registry, string? to) =>
-        {
-            try
-            {
-                var r = await registry.Get<MasterProxyKey>().Ask<SwitchoverResult>(new RequestSwitchover(to), TimeSpan.FromSeconds(5));
-                return Results.Json(new ActionResponse(r.Accepted, r.Message), ApiJson.Default.ActionResponse,
-                    statusCode: r.Accepted ? 202 : 409);
-            }
-            catch (AskTimeoutException)
-            {
-                return Results.Json(new ActionResponse(false, "the master singleton did not answer within 5 s"),
-                    ApiJson.Default.ActionResponse, statusCode: 503);
-            }
-        }).RequireAdmin();
+        app.MapPost("/api/v1/switchover", (ActorRegistry registry, string? to) => AskMaster(registry, new RequestSwitchover(to))).RequireAdmin();
+        // patronictl failover: no healthy master needed; force: onto a node whose Prometheus is reported unhealthy
+        app.MapPost("/api/v1/failover", (ActorRegistry registry, string? to, bool? force) =>
+            AskMaster(registry, new RequestSwitchover(to, Failover: true, Force: force == true))).RequireAdmin();
+        // Patroni's pause: maintenance without automatic failover, recorded on a majority of the ledgers
+        app.MapPost("/api/v1/pause", (ActorRegistry registry, string? by) => AskMaster(registry, new RequestMaintenance(true, by ?? "api"))).RequireAdmin();
+        app.MapPost("/api/v1/resume", (ActorRegistry registry, string? by) => AskMaster(registry, new RequestMaintenance(false, by ?? "api"))).RequireAdmin();
         // patronictl remove / Petabridge.Cmd's cluster leave and down: a node taken out for good
         // leaves gracefully (hands over what it holds); down is for a node already dead.
         app.MapPost("/api/v1/cluster/leave", (ActorSystem system, string node) => ChangeMembership(system, node, down: false)).RequireAdmin();
         app.MapPost("/api/v1/cluster/down", (ActorSystem system, string node) => ChangeMembership(system, node, down: true)).RequireAdmin();
+    }
+
+    private static async Task<IResult> AskMaster(ActorRegistry registry, Messages.IPromHaMessage request)
+    {
+        try
+        {
+            var r = await registry.Get<MasterProxyKey>().Ask<SwitchoverResult>(request, TimeSpan.FromSeconds(5));
+            return Results.Json(new ActionResponse(r.Accepted, r.Message), ApiJson.Default.ActionResponse, statusCode: r.Accepted ? 202 : 409);
+        }
+        catch (AskTimeoutException)
+        {
+            return Results.Json(new ActionResponse(false, "the master singleton did not answer within 5 s"),
+                ApiJson.Default.ActionResponse, statusCode: 503);
+        }
     }
 
     private static IResult ChangeMembership(ActorSystem system, string node, bool down)
@@ -129,7 +139,10 @@ public static class HttpEndpoints
             Members(system), WithConfig(snap.Status?.Nodes ?? [], v.ConfigCluster), v.ConfigApplied,
             Math.Max(v.ConfigLatest, v.ConfigCluster?.Latest?.Version ?? 0),
             v.Split,
-            LeaseLeft(v, DateTimeOffset.UtcNow));
+            LeaseLeft(v, DateTimeOffset.UtcNow),
+            snap.Status?.Maintenance is { Paused: true },
+            snap.Status?.Maintenance is { Paused: true } p ? p.By : null,
+            snap.Status?.Maintenance is { Paused: true } since ? since.At : null);
     }
 
     /// <summary>The master's lease: its own count on the master, the singleton's last word elsewhere.</summary>

@@ -26,6 +26,9 @@ public sealed class LedgerActor : ReceivePersistentActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private ImmutableList<MasterChanged> _history = ImmutableList<MasterChanged>.Empty;
     private ImmutableList<ConfigVersionCommitted> _configs = ImmutableList<ConfigVersionCommitted>.Empty;
+    /// <summary>Maintenance changes (pause, resume), oldest first: a discarded one leaves the one before.</summary>
+    private ImmutableList<MaintenanceChanged> _maintenance = ImmutableList<MaintenanceChanged>.Empty;
+    private long _discardedMaintenance;
     /// <summary>A sync answer stays well inside one remoting frame; the rest comes on the next request.</summary>
     private const int MaxEventsPerSync = 200;
     private DateTimeOffset _lastSyncRequest = DateTimeOffset.MinValue;
@@ -43,6 +46,10 @@ public sealed class LedgerActor : ReceivePersistentActor
         Recover<ConfigVersionCommitted>(e => _configs = Append(_configs, e));
         Recover<DiscardMasterChanged>(Drop);
         Recover<DiscardConfigVersion>(Drop);
+        Recover<MaintenanceChanged>(m => _maintenance = m.Seq > MaintenanceHead ? _maintenance.Add(m) : _maintenance);
+        Recover<DiscardMaintenance>(Drop);
+        Command<DiscardMaintenance>(d => Persist(d, _ => Drop(d)));
+        Command<RecordMaintenance>(r => PersistMaintenance(r.Change, Sender));
         // Journaled even when this ledger never took the record: the number stays used.
         Command<DiscardMasterChanged>(d => Persist(d, _ =>
         {
@@ -80,7 +87,12 @@ public sealed class LedgerActor : ReceivePersistentActor
             foreach (var e in evs.Events.OrderBy(e => e.Epoch)) Persist(e, sender: ActorRefs.Nobody);
             foreach (var c in (evs.Configs ?? []).OrderBy(c => c.Version)) PersistConfig(c, ActorRefs.Nobody);
         });
-        Command<MasterStatus>(s => CatchUp(s.Epoch, 0, s.SingletonAddress));
+        Command<MasterStatus>(s =>
+        {
+            CatchUp(s.Epoch, 0, s.SingletonAddress);
+            // the singleton publishes only a committed pause or resume: a ledger that missed it copies it
+            if (s.Maintenance is { } m && m.Seq > MaintenanceHead) PersistMaintenance(m, ActorRefs.Nobody);
+        });
         Command<ConfigHeartbeat>(h => CatchUp(0, h.Latest?.Version ?? 0, h.SingletonAddress));
         Command<GetHistory>(q => Sender.Tell(_history.TakeLast(q.Limit).Reverse().ToList()));
         Command<GetConfigVersions>(q => Sender.Tell(_configs.TakeLast(q.Limit).Reverse().ToList()));
@@ -110,6 +122,30 @@ public sealed class LedgerActor : ReceivePersistentActor
     {
         _history = _history.RemoveAll(e => Matches(e, d));
         _discardedEpoch = Math.Max(_discardedEpoch, d.Epoch);
+    }
+
+    private void Drop(DiscardMaintenance d)
+    {
+        _maintenance = _maintenance.RemoveAll(m => m.Seq == d.Seq);
+        _discardedMaintenance = Math.Max(_discardedMaintenance, d.Seq);
+    }
+
+    private long MaintenanceHead => _maintenance.IsEmpty ? 0 : _maintenance[^1].Seq;
+
+    /// <summary>Only newer changes are journaled; a number keeps the content it was first given (no acknowledgement otherwise).</summary>
+    private void PersistMaintenance(MaintenanceChanged m, IActorRef sender)
+    {
+        if (m.Seq <= MaintenanceHead)
+        {
+            var known = _maintenance.FirstOrDefault(k => k.Seq == m.Seq);
+            sender.Tell(new MaintenanceRecorded(_node, known is not null && known.Paused != m.Paused ? m.Seq - 1 : MaintenanceHead));
+            return;
+        }
+        Persist(m, persisted =>
+        {
+            _maintenance = _maintenance.Add(persisted);
+            sender.Tell(new MaintenanceRecorded(_node, MaintenanceHead));
+        });
     }
 
     private void Drop(DiscardConfigVersion d)
@@ -150,8 +186,9 @@ public sealed class LedgerActor : ReceivePersistentActor
         var snap = _view.Current;
         if (snap.Epoch > Head && snap.Master is { } master)
             return new LedgerHead(_node, snap.Epoch, new MasterChanged(snap.Epoch, master, "learned", DateTimeOffset.UtcNow, null),
-                ConfigHead, _configs.LastOrDefault(), _discardedEpoch, _discardedConfig);
-        return new LedgerHead(_node, Head, _history.LastOrDefault(), ConfigHead, _configs.LastOrDefault(), _discardedEpoch, _discardedConfig);
+                ConfigHead, _configs.LastOrDefault(), _discardedEpoch, _discardedConfig, _maintenance.LastOrDefault(), _discardedMaintenance);
+        return new LedgerHead(_node, Head, _history.LastOrDefault(), ConfigHead, _configs.LastOrDefault(), _discardedEpoch, _discardedConfig,
+            _maintenance.LastOrDefault(), _discardedMaintenance);
     }
 
     protected override void PreStart()

@@ -46,6 +46,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private readonly IReadOnlyList<string> _seeds;
     private readonly ReplicatedLog<MasterChanged, Recorded> _ledgers;
+    /// <summary>Pause and resume: the same ledgers, the same majority rule.</summary>
+    private readonly ReplicatedLog<MaintenanceChanged, MaintenanceRecorded> _maintenanceLog;
+    private bool _maintenanceBusy;
+    private long _maintenanceNumbered;
 
     public MasterActor(string selfNode, MasterTimings timings, IReadOnlyList<string> seeds)
     {
@@ -56,6 +60,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
                 c => new RecordMasterChanged(c),
                 (ack, c) => ack.Epoch >= c.Epoch,
                 (c, why) => new DiscardMasterChanged(c.Epoch, why, c.Node)),
+            Context.System,
+            LocalLedger,
+            () => LiveMembers().ToList(),
+            () => _state.ClusterSize);
+        _maintenanceLog = new ReplicatedLog<MaintenanceChanged, MaintenanceRecorded>(
+            new LogSpec<MaintenanceChanged, MaintenanceRecorded>(
+                m => new RecordMaintenance(m),
+                (ack, m) => ack.Seq >= m.Seq,
+                (m, why) => new DiscardMaintenance(m.Seq, why)),
             Context.System,
             LocalLedger,
             () => LiveMembers().ToList(),
@@ -76,6 +89,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     }
 
     private sealed record Committed(Appended<MasterChanged, Recorded> Result);
+
+    private sealed record MaintenanceAppended(Appended<MaintenanceChanged, MaintenanceRecorded> Result, IActorRef ReplyTo);
+
+    private sealed record MaintenanceFailed(MaintenanceChanged Change, string Reason, IActorRef ReplyTo);
 
     /// <summary>A committed change whose old reign's vouches have run out: announce it now.</summary>
     private sealed record Announce(MasterChanged Change, int Acks, int Asked);
@@ -129,6 +146,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<RenewLease>(_ => { });
         Receive<GetMasterStatus>(_ => Sender.Tell(Status()));
         Receive<RequestSwitchover>(_ => Sender.Tell(new SwitchoverResult(false, "the master singleton is still recovering")));
+        Receive<RequestMaintenance>(_ => Sender.Tell(new SwitchoverResult(false, "the master singleton is still recovering")));
     }
 
     /// <summary>
@@ -166,6 +184,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             best = _heads.Values.Where(h => h.Last is not null && h.Epoch < newest.Epoch).MaxBy(h => h.Epoch);
         }
         _state = _state.Recover(best?.Last, Clock.Now);
+        // Maintenance: the newest change any ledger read holds (a committed one is on a majority,
+        // so at least one of the ledgers read has it); numbers discarded are not used again.
+        _state = _state with { Maintenance = _heads.Values.Select(h => h.Maintenance).OfType<MaintenanceChanged>().MaxBy(m => m.Seq) };
+        _maintenanceNumbered = _heads.Values.Select(h => Math.Max(h.Maintenance?.Seq ?? 0, h.DiscardedMaintenance)).DefaultIfEmpty(0).Max();
+        if (_state.Paused) _log.Warning("The cluster is paused (since {0:u}, by {1}): no automatic failover", _state.Maintenance!.At, _state.Maintenance.By);
         // numbers a predecessor discarded are never handed out again
         _state = _state with { NumberedUpTo = Math.Max(_state.NumberedUpTo, _heads.Values.Select(h => h.DiscardedEpoch).DefaultIfEmpty(0).Max()) };
         _announced = best?.Last;
@@ -199,6 +222,14 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<Tick>(_ => Decide());
         Receive<PublishStatusTick>(_ => Publish(Status()));
         Receive<Committed>(OnCommitted);
+        Receive<RequestMaintenance>(OnRequestMaintenance);
+        Receive<MaintenanceAppended>(OnMaintenanceAppended);
+        Receive<MaintenanceFailed>(f =>
+        {
+            _maintenanceBusy = false;
+            _maintenanceLog.Discard(f.Change, f.Reason);
+            f.ReplyTo.Tell(new SwitchoverResult(false, $"not recorded: {f.Reason}"));
+        });
         Receive<Announce>(OnAnnounce);
         // This node's journal did not take the change: start over from the ledgers (a restarted
         // singleton recovers) rather than announce something that is not journaled.
@@ -222,18 +253,24 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         });
         Receive<RequestSwitchover>(req =>
         {
-            var (state, error) = _state.RequestSwitchover(req.Target, Clock.Now);
+            var (state, error) = req.Failover
+                ? _state.RequestFailover(req.Target, req.Force, Clock.Now)
+                : _state.RequestSwitchover(req.Target, Clock.Now);
             if (error is not null)
             {
                 Sender.Tell(new SwitchoverResult(false, error));
                 return;
             }
             _state = state;
-            _log.Info("Switchover requested: {0} -> {1}", _state.Master, _state.SwitchoverTarget);
-            if (_addresses.TryGetValue(_state.Master!, out var masterAddress))
+            var what = req.Failover ? req.Force ? "Forced failover" : "Failover" : "Switchover";
+            _log.Info("{0} requested: {1} -> {2}", what, _state.Master ?? "(no master)", _state.SwitchoverTarget);
+            if (_state.Master is { } current && _addresses.TryGetValue(current, out var masterAddress))
                 Context.ActorSelection(new RootActorPath(masterAddress) / "user" / RoleActor.Name)
-                    .Tell(new RevokeLease(_state.Epoch, _state.Master!));
-            Sender.Tell(new SwitchoverResult(true, $"switching over from {_state.Master} to {_state.SwitchoverTarget}"));
+                    .Tell(new RevokeLease(_state.Epoch, current));
+            Sender.Tell(new SwitchoverResult(true, _state.Master is null
+                ? $"failing over to {_state.SwitchoverTarget} (there is no master)"
+                : $"{(req.Failover ? "failing" : "switching")} over from {_state.Master} to {_state.SwitchoverTarget}"));
+            Decide();
         });
         Receive<GetMasterStatus>(_ => Sender.Tell(Status()));
     }
@@ -364,6 +401,52 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _state = _state.Observe(o, Clock.Now);
     }
 
+    private void OnRequestMaintenance(RequestMaintenance req)
+    {
+        var what = req.Paused ? "paused" : "resumed";
+        if (_state.Paused == req.Paused)
+        {
+            Sender.Tell(new SwitchoverResult(true, $"the cluster is already {what}"));
+            return;
+        }
+        if (_maintenanceBusy)
+        {
+            Sender.Tell(new SwitchoverResult(false, "another pause or resume is being recorded; try again"));
+            return;
+        }
+        if (!_state.HearsMajority(Clock.Now))
+        {
+            Sender.Tell(new SwitchoverResult(false, "the master singleton does not hear a majority of the nodes"));
+            return;
+        }
+        var change = new MaintenanceChanged(++_maintenanceNumbered, req.Paused, req.By, DateTimeOffset.UtcNow);
+        _maintenanceBusy = true;
+        var replyTo = Sender;
+        _maintenanceLog.Append(change).PipeTo(Self,
+            success: r => new MaintenanceAppended(r, replyTo),
+            failure: e => new MaintenanceFailed(change, e.Message, replyTo));
+    }
+
+    private void OnMaintenanceAppended(MaintenanceAppended a)
+    {
+        _maintenanceBusy = false;
+        var (change, acks, asked) = a.Result;
+        if (!_state.IsMajority(acks.Count))
+        {
+            _maintenanceLog.Discard(change, $"on {acks.Count} of {asked} ledgers, not a majority");
+            a.ReplyTo.Tell(new SwitchoverResult(false, $"not recorded: it reached {acks.Count} of {asked} ledgers, not a majority"));
+            return;
+        }
+        _state = _state with { Maintenance = change };
+        _log.Warning("Cluster {0} by {1}: {2}", change.Paused ? "paused" : "resumed", change.By,
+            change.Paused ? "no automatic failover until it is resumed" : "automatic failover is back");
+        Publish(Status());
+        a.ReplyTo.Tell(new SwitchoverResult(true, change.Paused
+            ? "paused: no automatic failover until `promha resume` (switchover and failover still work)"
+            : "resumed: automatic failover is back"));
+        Decide();
+    }
+
     private void Decide()
     {
         GuardAgainstIsland();
@@ -490,7 +573,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _state.HealthViews(Clock.Now)
             .Select(v => _addresses.TryGetValue(v.Node, out var a) ? v with { Address = ClusterAddresses.HostPort(a) } : v).ToList(),
         DateTimeOffset.UtcNow,
-        _announced is not null && _state.Master == _announced.Node && _state.Epoch == _announced.Epoch ? _state.LeaseExpiresAt : null);
+        _announced is not null && _state.Master == _announced.Node && _state.Epoch == _announced.Epoch ? _state.LeaseExpiresAt : null,
+        _state.Maintenance);
 }
 
 /// <summary>Marker key for the proxy to the master singleton.</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using PromHa.Messages.Health;
+using PromHa.Messages.Ledger;
 using PromHa.Messages.Roles;
 using PromHa.Node.Replication;
 
@@ -68,8 +69,14 @@ public sealed record MasterState(
     string? MasterIncarnation = null,
     bool EverSawOthers = false,
     int AliveOutsiders = 0,
-    long NumberedUpTo = 0)
+    long NumberedUpTo = 0,
+    bool ForceTarget = false,
+    string? Requested = null,
+    MaintenanceChanged? Maintenance = null)
 {
+    /// <summary>Maintenance mode: the role moves only when an operator asks (switchover, failover).</summary>
+    public bool Paused => Maintenance?.Paused == true;
+
     /// <summary>
     /// Right after the singleton starts, the other members may not have reported health yet. For
     /// this long it will not pick its own node when it is the only candidate: a master away from
@@ -175,12 +182,13 @@ public sealed record MasterState(
     /// <summary>Why the current master must go, or null while it may keep the role.</summary>
     public string? MasterProblem(DateTimeOffset now)
     {
-        if (Master is null) return "no-master";
+        if (Master is null) return SwitchoverTarget is not null ? Requested ?? "failover" : "no-master";
+        // what the operator asked for is the reason, whatever else is wrong with the master
+        if (SwitchoverTarget is not null) return Requested ?? "switchover";
         if (!Members.TryGetValue(Master, out var m)) return "master-left";
         // Restarted under its name before anyone noticed: the old incarnation's lease and duties died with it.
         if (MasterIncarnation is not null && m.Incarnation != MasterIncarnation) return "master-restarted";
         if (!m.Reachable) return "master-unreachable";
-        if (SwitchoverTarget is not null) return "switchover";
         if (m.UnhealthySince is { } since && now - since >= Timings.UnhealthyAfter) return "prometheus-unhealthy";
         if (m.HealthAt is { } at && now - at > Timings.HealthStaleAfter + Timings.UnhealthyAfter) return "health-reports-stopped";
         return null;
@@ -194,6 +202,9 @@ public sealed record MasterState(
     public (MasterState State, MasterChanged? Change) Decide(DateTimeOffset now)
     {
         if (!Recovered || !HearsMajority(now)) return (this, null);
+        // Paused: no automatic move, whatever the master's state; a move already under way for a
+        // problem stops, and the master may renew its lease again.
+        if (Paused && SwitchoverTarget is null) return (Revoking ? this with { Revoking = false } : this, null);
         var problem = MasterProblem(now);
         // A master that came back (reachable, healthy again) before its lease ran out keeps the role.
         if (problem is null) return (Revoking ? this with { Revoking = false } : this, null);
@@ -203,7 +214,7 @@ public sealed record MasterState(
         if (candidate is null)
         {
             // Nobody better: an unhealthy but reachable master stays; a switchover cannot happen.
-            return (this with { SwitchoverTarget = null, Revoking = false }, null);
+            return (this with { SwitchoverTarget = null, Revoking = false, ForceTarget = false, Requested = null }, null);
         }
 
         // Stop extending the old master's lease from now on, then wait for it to run out.
@@ -228,7 +239,9 @@ public sealed record MasterState(
             restarted.Incarnation != MasterIncarnation && MasterIncarnation is not null && IsEligible(restarted, now))
             eligible.Add(restarted);
         if (SwitchoverTarget is not null)
-            return eligible.FirstOrDefault(m => m.Name == SwitchoverTarget)?.Name;
+            return ForceTarget && Members.TryGetValue(SwitchoverTarget, out var forced) && Forceable(forced)
+                ? forced.Name
+                : eligible.FirstOrDefault(m => m.Name == SwitchoverTarget)?.Name;
         return eligible
             .OrderBy(m => eligible.Count > 1 && m.Name == SelfNode ? 1 : 0)
             .ThenBy(m => m.Age)
@@ -272,6 +285,8 @@ public sealed record MasterState(
                 LeaseExpiresAt = before.LeaseExpiresAt,
                 Revoking = before.Revoking,
                 SwitchoverTarget = before.SwitchoverTarget,
+                ForceTarget = before.ForceTarget,
+                Requested = before.Requested,
                 NumberedUpTo = Math.Max(NumberedUpTo, change.Epoch),
             };
 
@@ -288,6 +303,8 @@ public sealed record MasterState(
                 LeaseExpiresAt = now + Timings.LeaseDuration,
                 Revoking = false,
                 SwitchoverTarget = null,
+                ForceTarget = false,
+                Requested = null,
                 MasterIncarnation = change.Incarnation ?? (Members.TryGetValue(change.Node, out var m) ? m.Incarnation : null),
             };
 
@@ -325,7 +342,40 @@ public sealed record MasterState(
             return (this, "no healthy standby to switch over to");
         }
         var chosen = target ?? PickCandidate(now)!;
-        return (this with { SwitchoverTarget = chosen, Revoking = true }, null);
+        return (this with { SwitchoverTarget = chosen, Revoking = true, ForceTarget = false, Requested = "switchover" }, null);
+    }
+
+    /// <summary>A node the operator may force the role onto: a reachable member that runs a Prometheus, whatever its health says.</summary>
+    private bool Forceable(MemberView m) => !m.Witness && m.Reachable && m.Name != Master;
+
+    /// <summary>
+    /// An operator's failover, for when a switchover cannot be made: there may be no master (or one
+    /// that is unhealthy or gone), and with <paramref name="force"/> the target may be a node whose
+    /// Prometheus is reported unhealthy. What keeps the role single is unchanged: a master that is
+    /// still alive is revoked, and the new one is named only once the old lease has run out.
+    /// </summary>
+    public (MasterState State, string? Error) RequestFailover(string? target, bool force, DateTimeOffset now)
+    {
+        if (!Recovered) return (this, "the master singleton is still recovering");
+        if (!HearsMajority(now)) return (this, "the master singleton does not hear a majority of the nodes: no decision can be made");
+        string chosen;
+        if (target is null)
+        {
+            if (PickCandidate(now) is not { } best)
+                return (this, "no healthy standby to fail over to; name one with --to NODE (and --force if its Prometheus is unhealthy)");
+            chosen = best;
+        }
+        else
+        {
+            if (!Members.TryGetValue(target, out var t)) return (this, $"unknown node '{target}'");
+            if (target == Master) return (this, $"{target} is already the master");
+            if (t.Witness) return (this, $"{target} is a witness: it runs no Prometheus and cannot be master");
+            if (!t.Reachable) return (this, $"{target} is unreachable");
+            if (!force && !IsEligible(t, now))
+                return (this, $"{target}'s Prometheus is not healthy ({t.Health?.Detail ?? "no recent health report"}); add --force to make it master anyway");
+            chosen = target;
+        }
+        return (this with { SwitchoverTarget = chosen, Revoking = Master is not null, ForceTarget = force, Requested = "failover" }, null);
     }
 
     public IReadOnlyList<NodeHealthView> HealthViews(DateTimeOffset now) =>

@@ -305,6 +305,60 @@ public class MasterStateTests
     }
 
     [Fact]
+    public void Failover_needs_no_master_and_with_force_takes_a_node_whose_prometheus_is_unhealthy()
+    {
+        // every Prometheus unhealthy: nobody is eligible, so the singleton names no master by itself
+        var s = Cluster("a", "a", "b", "c");
+        foreach (var n in new[] { "a", "b", "c" }) s = s.Observe(new HealthReported(Healthy(n, healthy: false)), At(1));
+        Assert.Null(s.Decide(At(2)).Change);
+        Assert.Contains("no healthy standby", s.RequestFailover(null, false, At(2)).Error);
+        Assert.Contains("add --force", s.RequestFailover("c", false, At(2)).Error);
+        Assert.Contains("unknown node", s.RequestFailover("zz", true, At(2)).Error);
+        (s, var error) = s.RequestFailover("c", true, At(2));
+        Assert.Null(error);
+        var (after, change) = s.Decide(At(2));
+        Assert.Equal(("c", "failover"), (change?.Node, change?.Reason));
+        Assert.Null(after.SwitchoverTarget);
+        Assert.False(after.ForceTarget);
+    }
+
+    [Fact]
+    public void Paused_nothing_moves_by_itself_but_an_operator_failover_does_and_resume_brings_failover_back()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c"), "b") with
+        {
+            Maintenance = new PromHa.Messages.Ledger.MaintenanceChanged(1, true, "ops", At(0)),
+        };
+        s = s.Observe(new MemberReachability("b", false), At(1));
+        Assert.Equal("master-unreachable", s.MasterProblem(At(1)));
+        var (paused, change) = s.Decide(At(5));
+        Assert.Null(change);              // paused: the master is not replaced, however long it is gone
+        Assert.False(paused.Revoking);
+        Assert.Null(paused.Decide(At(9)).Change);
+        // the operator can still move the role
+        var (failing, error) = paused.RequestFailover("c", false, At(4));
+        Assert.Null(error);
+        Assert.Equal(("c", "failover"), (failing.Decide(At(4.5)).Change?.Node, failing.Decide(At(4.5)).Change?.Reason));
+        // resumed: the unreachable master is replaced again
+        var resumed = paused with { Maintenance = new PromHa.Messages.Ledger.MaintenanceChanged(2, false, "ops", At(4)) };
+        Assert.False(resumed.Paused);
+        Assert.Equal("c", resumed.Decide(At(4.5)).Change?.Node);
+    }
+
+    [Fact]
+    public void Failover_from_a_live_master_revokes_it_and_waits_for_its_lease()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c"), "b");
+        Assert.Contains("already the master", s.RequestFailover("b", true, At(1)).Error);
+        (s, var error) = s.RequestFailover("c", false, At(1));
+        Assert.Null(error);
+        Assert.Equal(LeaseVerdict.Denied, s.Renew("b", 1, At(1.1)).Verdict);
+        Assert.Null(s.Decide(At(1.2)).Change); // the old lease still runs: never two masters
+        var (_, change) = s.Decide(At(1) + Timings.LeaseDuration + Timings.LeaseMargin + TimeSpan.FromSeconds(0.1));
+        Assert.Equal(("c", "failover"), (change?.Node, change?.Reason));
+    }
+
+    [Fact]
     public void A_master_that_restarted_while_the_singleton_moved_gets_no_lease_and_the_role_moves_under_a_new_epoch()
     {
         // The new singleton (on witness w) reads epoch 2, granted to node1's old incarnation; node1 is back already.

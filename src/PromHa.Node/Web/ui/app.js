@@ -74,7 +74,10 @@ function banners(s) {
   if (!s.master) list.push(['bad', 'No master: nobody delivers notifications and /primary answers 503 on every node.']);
   if (s.split) list.push(['bad', `Split: ${s.split.peerMaster} is master (epoch ${s.split.peerEpoch}) on ${s.split.peer}'s side of a cut link ` +
     `since ${when(s.split.since)}; ${s.split.thisSideKeeps ? 'this side keeps the role' : 'this side gives it up when the link is back'}.`]);
-  if (s.paused) list.push(['warn', 'Paused: no automatic failover until the cluster is resumed.']);
+  if (s.paused) list.push(['warn', `Paused since ${when(s.pausedSince)} by ${s.pausedBy}: no automatic failover until the cluster is resumed.`]);
+  const master = s.nodes.find(n => n.node === s.master);
+  if (master && !master.prometheusHealthy)
+    list.push(['bad', `The master's Prometheus (${master.node}) is unhealthy${s.paused ? ', and the cluster is paused: nothing takes over' : ''}.`]);
   for (const n of s.nodes) {
     if (n.configError) list.push(['bad', `${n.node} failed to apply a config version: ${n.configError}`]);
     if (!n.reachable) list.push(['warn', `${n.node} is unreachable.`]);
@@ -94,6 +97,8 @@ function renderStatus(s) {
   $('#lease').textContent = s.leaseLeftSeconds == null ? '–' : `${s.leaseLeftSeconds.toFixed(1)} s`;
   $('#singleton').textContent = s.singletonNode ?? '?';
   $('#config-latest').textContent = s.configLatest ? `v${s.configLatest}` : 'none';
+  $('#pause').hidden = s.paused;
+  $('#resume').hidden = !s.paused;
   banners(s);
 
   const rows = s.nodes.map(n => {
@@ -250,6 +255,9 @@ const switchover = to => act(
   `Move the master role from ${status?.master ?? 'the master'} to ${to || 'the best standby'}?`,
   '/api/v1/switchover' + (to ? `?to=${encodeURIComponent(to)}` : ''));
 
+const pause = () => act('Pause the cluster? While paused, nothing takes over if the master fails.', '/api/v1/pause?by=web');
+const resume = () => act('Resume the cluster? Automatic failover is back.', '/api/v1/resume?by=web');
+
 const rollback = version => act(
   `Make a new config version with the content of v${version}? Every node applies it.`,
   `/api/v1/config/rollback/${version}?author=web`);
@@ -286,6 +294,8 @@ document.addEventListener('DOMContentLoaded', () => {
   $('#token-forget').addEventListener('click', () => { sessionStorage.removeItem(TOKEN_KEY); showToken(); });
   $('#switchover').addEventListener('click', () => switchover($('#switchover-to').value));
   $('#diff').addEventListener('click', showDiff);
+  $('#pause').addEventListener('click', pause);
+  $('#resume').addEventListener('click', resume);
   for (const r of document.querySelectorAll('input[name=diff-view]'))
     r.addEventListener('change', () => { if ($('#diff-out').dataset.from) showDiff(); });
   connect();
