@@ -56,11 +56,13 @@ public class FailoverTests(ITestOutputHelper output)
             c.Kill(first);
             var killedAt = System.Diagnostics.Stopwatch.StartNew();
             var second = await c.WaitForSingleMaster(Generous, n => n != first);
-            var secondStatus = await c.Status(second);
-            Assert.True(secondStatus!.Epoch > firstStatus.Epoch);
+            var failedOver = killedAt.Elapsed;
             // the open page shows the new master by itself
             await Expect(page.Locator("#master")).ToHaveTextAsync(second.Name);
-            output.WriteLine($"the page showed {second.Name} {killedAt.Elapsed.TotalSeconds:F1} s after the kill -9 of {first.Name}");
+            output.WriteLine($"/primary moved {failedOver.TotalSeconds:F1} s after the kill -9 of {first.Name}; the page showed {second.Name} " +
+                             $"{(killedAt.Elapsed - failedOver).TotalSeconds:F1} s after that");
+            var secondStatus = await c.Status(second);
+            Assert.True(secondStatus!.Epoch > firstStatus.Epoch);
             await Expect(page.Locator($"#nodes tr[data-node={first.Name}] td")).Not.ToHaveCountAsync(0);
             await browser.Shot("2-after-kill-9");
 
@@ -253,6 +255,19 @@ public class FailoverTests(ITestOutputHelper output)
         Assert.Equal(1, unknown);
         Assert.Contains("no member named 'nobody'", why);
         Assert.Equal(master, await c.WaitForSingleMaster(Generous));
+
+        // failover onto the last standby, whose Prometheus is dead: refused, then forced (and it stays master)
+        var standby = c.Nodes.Single(n => n != master && n != leaving && n.Running);
+        var (refused, _, reason) = await PromhaConsole.Run(["failover", "--to", standby.Name, "--api", master.HttpUrl], env);
+        Assert.Equal(1, refused);
+        Assert.Contains("--force", reason);
+        Assert.Contains("failing over", await Ok("failover", "--to", standby.Name, "--force"));
+        Assert.Equal(standby, await c.WaitForSingleMaster(Generous, n => n == standby));
+        await Task.Delay(TimeSpan.FromSeconds(5)); // longer than an unhealthy master is kept otherwise
+        Assert.Equal([standby.Name], (await c.Masters()).Select(n => n.Name));
+        using (var history = JsonDocument.Parse(await Ok("history", "-o", "json", "--limit", "1")))
+            Assert.Equal((standby.Name, "forced-failover"),
+                (history.RootElement[0].GetProperty("node").GetString(), history.RootElement[0].GetProperty("reason").GetString()));
     }
 
     [Fact]

@@ -39,6 +39,12 @@ public class SecurityTests(ITestOutputHelper output)
             (HttpMethod.Post, "api/v1/config/apply"),
             (HttpMethod.Post, "api/v1/config/rollback/1"),
             (HttpMethod.Post, "api/v1/switchover"),
+            (HttpMethod.Post, "api/v1/failover?force=true"),
+            (HttpMethod.Post, "api/v1/pause"),
+            (HttpMethod.Post, "api/v1/resume"),
+            (HttpMethod.Post, "api/v1/cluster/leave?node=node1"),
+            (HttpMethod.Post, "api/v1/cluster/down?node=node1"),
+            (HttpMethod.Post, "api/v1/config/apply?dryRun=true"),
             (HttpMethod.Get, "api/v1/config/versions/1"),
             (HttpMethod.Get, "api/v1/config/versions/1/files/prometheus.yml"),
             (HttpMethod.Get, "api/v1/config/diff?from=1&to=1"),
@@ -58,7 +64,7 @@ public class SecurityTests(ITestOutputHelper output)
             }
         }
         // Load balancers, scrapers and dashboards need no token.
-        foreach (var open in new[] { "api/v1/status", "api/v1/history", "api/v1/cluster", "api/v1/config/versions", "api/v1/config/status", "health", "metrics", "standby" })
+        foreach (var open in new[] { "api/v1/status", "api/v1/history", "api/v1/cluster", "api/v1/config/versions", "api/v1/config/status", "health", "metrics", "standby", "", "ui/app.js" })
             Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync(open)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync("api/v1/config/versions/1")).StatusCode);
         await c.WaitUntil(() => Task.FromResult(File.ReadAllText(target.LogPath).Contains("Refused POST /api/v1/config/apply from 127.0.0.1")),

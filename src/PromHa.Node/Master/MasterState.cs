@@ -72,8 +72,12 @@ public sealed record MasterState(
     long NumberedUpTo = 0,
     bool ForceTarget = false,
     string? Requested = null,
-    MaintenanceChanged? Maintenance = null)
+    MaintenanceChanged? Maintenance = null,
+    string? ForcedMaster = null)
 {
+    /// <summary>The reason of a failover an operator forced onto a node whose Prometheus was reported unhealthy.</summary>
+    public const string ForcedFailover = "forced-failover";
+
     /// <summary>Maintenance mode: the role moves only when an operator asks (switchover, failover).</summary>
     public bool Paused => Maintenance?.Paused == true;
 
@@ -107,6 +111,7 @@ public sealed record MasterState(
             Master = master,
             LeaseExpiresAt = last is null ? DateTimeOffset.MinValue : now + Timings.LeaseDuration,
             MasterIncarnation = incarnation,
+            ForcedMaster = last?.Epoch >= Epoch && last.Reason == ForcedFailover ? last.Node : ForcedMaster,
         };
     }
 
@@ -189,7 +194,8 @@ public sealed record MasterState(
         // Restarted under its name before anyone noticed: the old incarnation's lease and duties died with it.
         if (MasterIncarnation is not null && m.Incarnation != MasterIncarnation) return "master-restarted";
         if (!m.Reachable) return "master-unreachable";
-        if (m.UnhealthySince is { } since && now - since >= Timings.UnhealthyAfter) return "prometheus-unhealthy";
+        // a master forced on by an operator is kept whatever its Prometheus's health says (the operator knows better)
+        if (m.UnhealthySince is { } since && now - since >= Timings.UnhealthyAfter && Master != ForcedMaster) return "prometheus-unhealthy";
         if (m.HealthAt is { } at && now - at > Timings.HealthStaleAfter + Timings.UnhealthyAfter) return "health-reports-stopped";
         return null;
     }
@@ -287,6 +293,7 @@ public sealed record MasterState(
                 SwitchoverTarget = before.SwitchoverTarget,
                 ForceTarget = before.ForceTarget,
                 Requested = before.Requested,
+                ForcedMaster = before.ForcedMaster,
                 NumberedUpTo = Math.Max(NumberedUpTo, change.Epoch),
             };
 
@@ -305,6 +312,7 @@ public sealed record MasterState(
                 SwitchoverTarget = null,
                 ForceTarget = false,
                 Requested = null,
+                ForcedMaster = change.Reason == ForcedFailover ? change.Node : null,
                 MasterIncarnation = change.Incarnation ?? (Members.TryGetValue(change.Node, out var m) ? m.Incarnation : null),
             };
 
@@ -375,7 +383,7 @@ public sealed record MasterState(
                 return (this, $"{target}'s Prometheus is not healthy ({t.Health?.Detail ?? "no recent health report"}); add --force to make it master anyway");
             chosen = target;
         }
-        return (this with { SwitchoverTarget = chosen, Revoking = Master is not null, ForceTarget = force, Requested = "failover" }, null);
+        return (this with { SwitchoverTarget = chosen, Revoking = Master is not null, ForceTarget = force, Requested = force ? ForcedFailover : "failover" }, null);
     }
 
     public IReadOnlyList<NodeHealthView> HealthViews(DateTimeOffset now) =>

@@ -317,9 +317,16 @@ public class MasterStateTests
         (s, var error) = s.RequestFailover("c", true, At(2));
         Assert.Null(error);
         var (after, change) = s.Decide(At(2));
-        Assert.Equal(("c", "failover"), (change?.Node, change?.Reason));
+        Assert.Equal(("c", MasterState.ForcedFailover), (change?.Node, change?.Reason));
         Assert.Null(after.SwitchoverTarget);
         Assert.False(after.ForceTarget);
+        // kept although its Prometheus stays unhealthy; a later singleton reads that from the record
+        after = after.Observe(new HealthReported(Healthy("c", healthy: false)), At(4));
+        Assert.Null(after.MasterProblem(At(5)));
+        var recovered = Cluster("b", "a", "b", "c").Observe(new HealthReported(Healthy("c", healthy: false)), At(1)).Recover(change, At(1));
+        Assert.Null(recovered.MasterProblem(At(4.5)));
+        Assert.Equal("prometheus-unhealthy", WithMaster(Cluster("b", "a", "b", "c"), "c")
+            .Observe(new HealthReported(Healthy("c", healthy: false)), At(1)).MasterProblem(At(4.5)));
     }
 
     [Fact]
