@@ -100,8 +100,14 @@ public class FailoverTests(ITestOutputHelper output)
             await Expect(page.Locator("#history li").First).ToContainTextAsync($"{next.Name} became master (prometheus-unhealthy)");
             Assert.Equal(documentStarted, await page.EvaluateAsync<double>("performance.timeOrigin")); // never reloaded
 
-            // A switchover from the page to the healthy standby: a wrong token is refused by the node.
+            // A switchover from the page to the healthy standby: without a token nothing is sent ...
             var target = c.Nodes.Single(n => n != next && n != master);
+            await page.SelectOptionAsync("#switchover-to", target.Name);
+            await page.ClickAsync("#switchover");
+            await Expect(page.Locator("#token-dialog")).ToBeVisibleAsync();
+            await page.ClickAsync("#token-dialog button[value=cancel]");
+            await Expect(page.Locator("#action-result")).ToContainTextAsync("not sent: an action needs the admin token");
+            // ... and a wrong token is refused by the node
             await page.SelectOptionAsync("#switchover-to", target.Name);
             await page.ClickAsync("#switchover");
             await page.FillAsync("#token-input", "not-the-admin-token-at-all");

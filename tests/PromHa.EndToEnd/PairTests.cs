@@ -22,9 +22,11 @@ public class PairTests(ITestOutputHelper output)
             alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{AlertTests.PeerTimeoutSeconds}s"));
         await AlertTests.InAPair(rc.Cluster, sink, output);
         await CrashEitherSide(rc.Cluster, rc.Cluster.Nodes);
-        // CrashEitherSide failed over twice: each change is one notification, none twice
+        // CrashEitherSide failed over twice: each change is one notification, none twice. Once (1 run in 3) the first
+        // change's notification came ~60 s late: posted while one node's promha was down, it waited in Alertmanager's
+        // retries (not lost, not doubled; cause not pinned down yet), so this waits twice as long as the other steps.
         await rc.Cluster.WaitUntil(() => Task.FromResult(sink.Deliveries.Count(d => d.Alerts.Any(a => a.Alert == "PromHaMasterChanged")) >= 2),
-            Generous, default, $"a PromHaMasterChanged notification for each failover\n{sink.Describe()}");
+            2 * Generous, default, $"a PromHaMasterChanged notification for each failover\n{sink.Describe()}");
         var changes = sink.Deliveries.Where(d => d.Alerts.Any(a => a.Alert == "PromHaMasterChanged")).ToList();
         output.WriteLine(string.Join("\n", changes.Select(d => d.Summary)));
         Assert.Equal(changes.Count, changes.Select(d => d.Summary).Distinct().Count());
