@@ -144,8 +144,10 @@ function connect() {
     // EventSource reconnects by itself; say so while it does
     live.textContent = 'reconnecting…';
     live.className = 'live off';
-    $('#banners').prepend(el('div', { class: 'banner bad', role: 'alert' },
-      'Lost the connection to the node that serves this page; its status is old. Open another node\'s page from the table.'));
+    // once: EventSource keeps retrying every second, each retry failing the same way
+    if (!$('#lost'))
+      $('#banners').prepend(el('div', { id: 'lost', class: 'banner bad', role: 'alert' },
+        'Lost the connection to the node that serves this page; its status is old. Open another node\'s page from the table.'));
   };
 }
 
