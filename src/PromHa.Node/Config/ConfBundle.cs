@@ -41,14 +41,6 @@ public sealed class ConfBundle
 
     public byte[]? Get(string path) => Files.TryGetValue(path, out var f) ? f.Content : null;
 
-    /// <summary>The paths added, changed or removed from <paramref name="before"/> to <paramref name="after"/>.</summary>
-    public static IReadOnlyCollection<string> ChangedPaths(ConfBundle? before, ConfBundle after)
-    {
-        var old = before?.Files ?? ImmutableSortedDictionary<string, BundleFile>.Empty;
-        return after.Files.Values.Where(f => !old.TryGetValue(f.Path, out var o) || o.Sha256 != f.Sha256).Select(f => f.Path)
-            .Concat(old.Keys.Where(p => !after.Files.ContainsKey(p))).ToList();
-    }
-
     /// <summary>
     /// Files that belong to a conf tree. Hidden files and directories (PromHa's own temporary files
     /// among them) and editor leftovers are not configuration.

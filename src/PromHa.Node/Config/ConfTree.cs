@@ -8,14 +8,14 @@ public static class ConfTree
     /// beside its target under a hidden name and renamed over it (atomic on one filesystem), files
     /// the bundle lacks are removed. Hidden files are left alone. When the caller knows what the
     /// dir holds (<paramref name="current"/>, read from it), only differing files are touched.
-    /// Returns how many files changed.
+    /// Returns the paths written or removed.
     /// </summary>
-    public static int Sync(string dir, ConfBundle bundle, ConfBundle? current = null)
+    public static IReadOnlyList<string> Sync(string dir, ConfBundle bundle, ConfBundle? current = null)
     {
         Directory.CreateDirectory(dir);
         var root = Path.GetFullPath(dir);
         current ??= ConfBundle.FromDirectory(root);
-        var changed = 0;
+        var changed = new List<string>();
         var checkedDirs = new HashSet<string>(StringComparer.Ordinal);
         foreach (var f in bundle.Files.Values)
         {
@@ -32,15 +32,15 @@ public static class ConfTree
                 fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, path, overwrite: true);
-            changed++;
+            changed.Add(f.Path);
         }
         foreach (var rel in current.Files.Keys)
         {
             if (bundle.Files.ContainsKey(rel)) continue;
             File.Delete(Path.Combine(root, rel));
-            changed++;
+            changed.Add(rel);
         }
-        if (changed > 0) RemoveEmptyDirs(root, root);
+        if (changed.Count > 0) RemoveEmptyDirs(root, root);
         return changed;
     }
 

@@ -82,13 +82,13 @@ public sealed class LiveTree(NodeSettings s)
         var backup = previous is { Files.Count: > 0 } ? ConfTree.Backup(previous, _backups, $"before-v{version}", s.Config.Backups) : null;
         phases.Done("backup");
         _live = null; // unknown until the swap is done
-        var servers = Touched(ConfBundle.ChangedPaths(previous, rendered));
         var changed = ConfTree.Sync(_liveDir, rendered, previous);
+        var servers = Touched(changed);
         _live = rendered;
         phases.Done("swap");
         var (ok, detail) = await ReloadAndVerify(servers);
         phases.Done("reload");
-        if (ok) return new ApplyFinished(version, bundle.Hash, true, null, 0, $"{changed} file(s) changed, reloaded {servers.ToString().ToLowerInvariant()}; {phases}{(detail is null ? "" : $"; {detail}")}");
+        if (ok) return new ApplyFinished(version, bundle.Hash, true, null, 0, $"{changed.Count} file(s) changed, reloaded {servers.ToString().ToLowerInvariant()}; {phases}{(detail is null ? "" : $"; {detail}")}");
 
         log.Error("Version {0} did not load ({1}); restoring the previous tree{2}", version, detail,
             backup is null ? "" : $" (saved in {backup})");

@@ -76,11 +76,11 @@ public sealed class ConfBundleTests : IDisposable
             ["business/a/job/x.yml"] = "[]\n"u8.ToArray(),
         });
         var changed = ConfTree.Sync(_dir, bundle);
-        Assert.Equal(3, changed); // one written, one created, one removed
+        Assert.Equal(3, changed.Count); // one written, one created, one removed
         Assert.Equal(bundle.Hash, ConfBundle.FromDirectory(_dir).Hash);
         Assert.True(File.Exists(Path.Combine(_dir, ".keep")));
         Assert.False(Directory.Exists(Path.Combine(_dir, "business", "gone")));
-        Assert.Equal(0, ConfTree.Sync(_dir, bundle));
+        Assert.Empty(ConfTree.Sync(_dir, bundle));
     }
 
     [Fact]
