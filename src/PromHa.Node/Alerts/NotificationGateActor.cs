@@ -417,13 +417,17 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
         var self = Self;
         var size = ClusterSize();
         var logger = _log;
-        // The receiver's next notification may go once this node's outbox holds the outcome (its
+        // The group's next notification may go once this node's outbox holds the outcome (its
         // deduplication reads it there); the copies on the other outboxes follow in the background.
-        var append = _outcomes.Append(outcome);
-        _outbox.Ask<NotificationRecorded>(new RecordDeliveryOutcome(outcome), TimeSpan.FromSeconds(10))
-            .ContinueWith(_ => self.Tell(new Settled(r.Id)), TaskScheduler.Default);
-        append.ContinueWith(t =>
+        // Released once: when the local outbox took it, or when the append ended otherwise.
+        var released = 0;
+        void Release()
         {
+            if (Interlocked.Exchange(ref released, 1) == 0) self.Tell(new Settled(r.Id));
+        }
+        _outcomes.Append(outcome, Release).ContinueWith(t =>
+        {
+            Release();
             if (t.IsCompletedSuccessfully && !Quorum.IsMajority(t.Result.Acks.Count, size))
                 logger.Warning("The outcome of {0} reached {1} of {2} outboxes; anti-entropy carries it further", r.Id, t.Result.Acks.Count, size);
         }, TaskScheduler.Default);

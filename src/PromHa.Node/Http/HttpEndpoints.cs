@@ -132,6 +132,7 @@ public static class HttpEndpoints
     public static StatusResponse Status(NodeView v, ActorSystem system)
     {
         var snap = v.Current;
+        var paused = snap.Status?.Maintenance is { Paused: true } m ? m : null;
         var role = v.Witness ? "witness" : snap.HoldsLease ? "master" : "standby";
         return new StatusResponse(v.NodeName, role, snap.HoldsLease, snap.Epoch, snap.Master,
             snap.Status?.SingletonNode, v.Witness,
@@ -140,9 +141,7 @@ public static class HttpEndpoints
             Math.Max(v.ConfigLatest, v.ConfigCluster?.Latest?.Version ?? 0),
             v.Split,
             LeaseLeft(v, DateTimeOffset.UtcNow),
-            snap.Status?.Maintenance is { Paused: true },
-            snap.Status?.Maintenance is { Paused: true } p ? p.By : null,
-            snap.Status?.Maintenance is { Paused: true } since ? since.At : null);
+            paused is not null, paused?.By, paused?.At);
     }
 
     /// <summary>The master's lease: its own count on the master, the singleton's last word elsewhere.</summary>

@@ -51,9 +51,10 @@ public sealed class ReplicatedLog<TEntry, TAck>(
     /// announced that this node does not hold) and on every live member's (best effort, bounded).
     /// Returns once a majority holds it, or every ledger answered or timed out; the others still
     /// take it (or copy it later through anti-entropy). Call it from the actor: the asks are sent
-    /// before the first await.
+    /// before the first await. <paramref name="localHeld"/> runs (on a pool thread) as soon as this
+    /// node's ledger holds the entry, before the other answers are in.
     /// </summary>
-    public async Task<Appended<TEntry, TAck>> Append(TEntry entry)
+    public async Task<Appended<TEntry, TAck>> Append(TEntry entry, Action? localHeld = null)
     {
         var record = spec.Record(entry);
         var local = localLedger().Ask<TAck>(record, LocalJournalTimeout);
@@ -65,7 +66,11 @@ public sealed class ReplicatedLog<TEntry, TAck>(
         var majority = size <= 2 ? int.MaxValue : Quorum.Majority(size);
         var acks = new List<TAck>();
         var own = await local;
-        if (spec.Holds(own, entry)) acks.Add(own);
+        if (spec.Holds(own, entry))
+        {
+            acks.Add(own);
+            localHeld?.Invoke();
+        }
         var pending = new List<Task<TAck>>(remote);
         while (pending.Count > 0 && acks.Count < majority)
         {
