@@ -105,22 +105,22 @@ public static class ConfigCommands
         {
             return ConsoleCommands.Print(p, (await api.ConfigStatus(ct))!, ApiJson.Default.ConfigStatusResponse, s =>
             {
-            System.Console.WriteLine($"latest    {(s.LatestVersion is { } l ? $"version {l.Version} ({l.BundleHash[..12]}) from {l.Source} by {l.Author}, {l.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC" : s.Latest > 0 ? $"version {s.Latest}" : "(none yet)")}");
-            System.Console.WriteLine($"this node {s.Node} runs version {s.Applied}{(s.FailedVersion is { } fv ? $", version {fv} FAILED here" : "")}");
-            if (s.Note is not null) System.Console.WriteLine($"note      {s.Note}");
-            System.Console.WriteLine();
-            ConsoleCommands.PrintTable(["NODE", "APPLIED", "FAILED", "REASON"], s.Nodes.Select(x => new[]
-            {
-                x.Node, x.Applied.ToString(), x.FailedVersion?.ToString() ?? "-", x.FailedReason ?? "",
-            }));
-            if (s.Rejected.Count > 0)
-            {
+                System.Console.WriteLine($"latest    {(s.LatestVersion is { } l ? $"version {l.Version} ({l.BundleHash[..12]}) from {l.Source} by {l.Author}, {l.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC" : s.Latest > 0 ? $"version {s.Latest}" : "(none yet)")}");
+                System.Console.WriteLine($"this node {s.Node} runs version {s.Applied}{(s.FailedVersion is { } fv ? $", version {fv} FAILED here" : "")}");
+                if (s.Note is not null) System.Console.WriteLine($"note      {s.Note}");
                 System.Console.WriteLine();
-                System.Console.WriteLine("rejected candidates (newest first):");
-                foreach (var r in s.Rejected)
-                    System.Console.WriteLine($"  {r.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} on {r.Node}, from {r.Source} by {r.Author}:\n    {r.Reason.Replace("\n", "\n    ")}");
-            }
-            return 0;
+                ConsoleCommands.PrintTable(["NODE", "APPLIED", "FAILED", "REASON"], s.Nodes.Select(x => new[]
+                {
+                    x.Node, x.Applied.ToString(), x.FailedVersion?.ToString() ?? "-", x.FailedReason ?? "",
+                }));
+                if (s.Rejected.Count > 0)
+                {
+                    System.Console.WriteLine();
+                    System.Console.WriteLine("rejected candidates (newest first):");
+                    foreach (var r in s.Rejected)
+                        System.Console.WriteLine($"  {r.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} on {r.Node}, from {r.Source} by {r.Author}:\n    {r.Reason.Replace("\n", "\n    ")}");
+                }
+                return 0;
             });
         }));
 
