@@ -60,6 +60,7 @@ root.Subcommands.Add(ConfigCommands.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(ServersCommand.Create());
+root.Subcommands.Add(SinkCommand.Create());
 foreach (var c in SecurityCommands.Create()) root.Subcommands.Add(c);
 
 // After Ctrl-C, give `demo` and `run` time to stop their processes instead of the default 2 s.

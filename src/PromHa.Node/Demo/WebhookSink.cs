@@ -38,23 +38,35 @@ public sealed class WebhookSink : IDisposable
     private int _refused;
     /// <summary>While true the sink answers 503 (a receiver that is down).</summary>
     public volatile bool Failing;
+    /// <summary>Also write each delivery's line to stdout (`promha sink`: `docker compose logs -f sink`).</summary>
+    public bool Echo { get; init; }
     public IReadOnlyList<Delivery> Deliveries => _deliveries.ToList();
 
     private static readonly HashSet<int> UsedPorts = [];
     private readonly string? _logPath;
     private readonly object _logLock = new();
 
-    public WebhookSink(string? logPath = null)
+    /// <param name="logPath">one line per delivery is appended here</param>
+    /// <param name="listenPort">a fixed port on every address (`promha sink` in a container); default a free port on 127.0.0.1</param>
+    public WebhookSink(string? logPath = null, int? listenPort = null)
     {
         _logPath = logPath;
-        // A port an earlier sink of this process used is not taken again: the managed HttpListener
-        // may still route a closed listener's prefix (a test's Prometheus then scraped nothing).
-        lock (UsedPorts)
+        if (listenPort is { } fixedPort)
         {
-            do Port = LocalCluster.FreePorts(1)[0];
-            while (!UsedPorts.Add(Port));
+            Port = fixedPort;
+            _listener.Prefixes.Add($"http://+:{Port}/");
         }
-        _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
+        else
+        {
+            // A port an earlier sink of this process used is not taken again: the managed HttpListener
+            // may still route a closed listener's prefix (a test's Prometheus then scraped nothing).
+            lock (UsedPorts)
+            {
+                do Port = LocalCluster.FreePorts(1)[0];
+                while (!UsedPorts.Add(Port));
+            }
+            _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
+        }
         _listener.Start();
         _loop = Task.Run(Loop);
     }
@@ -105,9 +117,11 @@ public sealed class WebhookSink : IDisposable
             root.TryGetProperty("commonAnnotations", out var ca) && ca.TryGetProperty("summary", out var sum) ? sum.GetString() ?? "" : "",
             long.TryParse(h["X-PromHa-Accepted-At"], out var acc) ? DateTimeOffset.FromUnixTimeMilliseconds(acc) : null);
         _deliveries.Enqueue(delivery);
-        if (_logPath is not null)
-            lock (_logLock)
-                File.AppendAllText(_logPath, Line(delivery) + "\n");
+        lock (_logLock)
+        {
+            if (_logPath is not null) File.AppendAllText(_logPath, Line(delivery) + "\n");
+            if (Echo) System.Console.WriteLine(Line(delivery));
+        }
         ctx.Response.StatusCode = 200;
     }
 

@@ -109,7 +109,16 @@ public sealed class ManagedServer
     public string Binary { get; set; } = "";
     public List<string> ExtraArgs { get; set; } = [];
 
-    public string EffectiveUrl => (string.IsNullOrEmpty(Url) ? $"http://{Listen}" : Url).TrimEnd('/');
+    /// <summary>
+    /// Where this node talks to the server. A supervised server that listens on every address
+    /// (0.0.0.0:9090, a container) is reached on 127.0.0.1; <see cref="NodeSettings.Advertised"/>
+    /// gives other nodes the cluster's advertised host instead.
+    /// </summary>
+    public string EffectiveUrl => (string.IsNullOrEmpty(Url) ? $"http://{LocalListen}" : Url).TrimEnd('/');
+
+    private string LocalListen => SettingsLoader.TryHostPort(Listen, out var host, out var port) && host is "0.0.0.0" or "::" or "*"
+        ? $"127.0.0.1:{port}"
+        : Listen;
 
     /// <summary>
     /// Alertmanager only: its gossip address (--cluster.listen-address), so that silences and the

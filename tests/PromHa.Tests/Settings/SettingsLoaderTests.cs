@@ -46,6 +46,40 @@ public class SettingsLoaderTests : IDisposable
     }
 
     [Fact]
+    public void A_container_node_reaches_its_servers_on_loopback_and_names_its_service_to_the_others()
+    {
+        // A container binds every address; its node talks to its own servers on 127.0.0.1 and
+        // tells the other nodes the service name (cluster.publicHost).
+        Directory.CreateDirectory(Path.Combine(_dir, "conf"));
+        File.WriteAllText(Path.Combine(_dir, "conf", "prometheus.yml"), "");
+        File.WriteAllText(Path.Combine(_dir, "conf", "alertmanager.yml"), "");
+        var path = Write($"""
+            node:
+              name: node-a
+            cluster:
+              host: 0.0.0.0
+              publicHost: node-a
+              seeds: [node-a:4053, node-b:4053, node-c:4053]
+            http:
+              listen: 0.0.0.0:8480
+            dataDir: data
+            confDir: {_dir}/conf
+            prometheus:
+              mode: supervised
+              listen: 0.0.0.0:9090
+            alertmanager:
+              mode: supervised
+              listen: "[::]:9093"
+            """);
+        var s = SettingsLoader.Load(path, [], NoEnv);
+        Assert.Equal("http://127.0.0.1:9090", s.Prometheus.EffectiveUrl);
+        Assert.Equal("http://127.0.0.1:9093", s.Alertmanager.EffectiveUrl);
+        Assert.Equal("http://node-a:9090", s.Advertised(s.Prometheus.EffectiveUrl));
+        Assert.Equal("http://node-a:8480", s.ApiUrl);
+        Assert.Equal(["node-b:9094", "node-c:9094"], s.Alertmanager.ClusterPeers);
+    }
+
+    [Fact]
     public void A_node_without_servers_is_a_witness()
     {
         var s = SettingsLoader.Load(Write(Valid.Replace("prometheus:\n  mode: external\n  url: http://127.0.0.1:9090", "")), [], NoEnv);
