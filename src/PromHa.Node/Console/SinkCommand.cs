@@ -6,7 +6,7 @@ namespace PromHa.Node.Console;
 /// <summary>
 /// `promha sink`: the demo's webhook receiver on its own, for the compose demos (a container that
 /// stands in for the operators' chat/SMS forwarder). One line per notification on stdout and in
-/// --log, with the gate's headers (which node delivered it, under which epoch, and why); /metrics
+/// --log and on GET /, with the gate's headers (which node delivered it, under which epoch, and why); /metrics
 /// serves promha_demo_trigger{name=...} for each --trigger, which the demos' DemoTrigger rule fires on.
 /// </summary>
 public static class SinkCommand

@@ -95,6 +95,14 @@ public sealed class WebhookSink : IDisposable
             ctx.Response.OutputStream.Write(text);
             return;
         }
+        if (ctx.Request.HttpMethod is "GET" or "HEAD")
+        {
+            // What arrived so far, one line per notification (curl the compose demos' sink)
+            var lines = Encoding.UTF8.GetBytes(string.Concat(Deliveries.Select(d => Line(d) + "\n")));
+            ctx.Response.ContentType = "text/plain; charset=utf-8";
+            ctx.Response.OutputStream.Write(lines);
+            return;
+        }
         using var reader = new StreamReader(ctx.Request.InputStream);
         var body = reader.ReadToEnd();
         if (Failing)

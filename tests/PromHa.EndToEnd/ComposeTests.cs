@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using PromHa.Node.Demo;
+using Xunit.Abstractions;
+
+namespace PromHa.EndToEnd;
+
+/// <summary>
+/// The three-node compose demo (deploy/compose/three-nodes) on a real Docker engine, built from
+/// deploy/docker/Dockerfile: every node a container that supervises its own Prometheus and
+/// Alertmanager, mutual TLS between them and the admin token on. The test reaches the containers
+/// only through the ports the compose file publishes on 127.0.0.1.
+/// </summary>
+public class ComposeTests(DockerLab lab, ITestOutputHelper output) : IClassFixture<DockerLab>
+{
+    private static readonly TimeSpan Generous = TimeSpan.FromSeconds(120);
+    private static readonly string[] Nodes = ["node-a", "node-b", "node-c"];
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
+
+    [Fact]
+    public async Task The_three_node_demo_elects_one_master_fails_over_when_its_container_is_killed_and_takes_it_back_as_a_standby()
+    {
+        output.WriteLine(lab.Log);
+        var file = Path.Combine(DockerLab.RepoRoot, "deploy/compose/three-nodes/docker-compose.yml");
+        var ports = LocalCluster.FreePorts(4);
+        var url = Nodes.Select((n, i) => (n, $"http://127.0.0.1:{ports[i]}")).ToDictionary(x => x.n, x => x.Item2);
+        var sink = $"http://127.0.0.1:{ports[3]}/";
+        var env = new Dictionary<string, string>
+        {
+            ["PROMHA_IMAGE"] = DockerLab.PromhaImage,
+            ["NODE_A_PORT"] = ports[0].ToString(),
+            ["NODE_B_PORT"] = ports[1].ToString(),
+            ["NODE_C_PORT"] = ports[2].ToString(),
+            ["SINK_PORT"] = ports[3].ToString(),
+        };
+        var project = "promhae2e" + Guid.NewGuid().ToString("N")[..8];
+        var passed = false;
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            await lab.ComposeRun(project, file, env, ["up", "-d", "--no-build", "init", .. Nodes, "sink"]);
+            var master = await OneMaster(url, exclude: null);
+            output.WriteLine($"compose up -> one master ({master}) in {sw.Elapsed.TotalSeconds:F1} s");
+
+            // A cluster of three over mutual TLS, every node's servers healthy, and the token asked for.
+            foreach (var n in Nodes)
+                await Until(async () => await Status(url[n]) is { } s && s.GetProperty("master").GetString() == master &&
+                                         s.GetProperty("members").EnumerateArray().Count(m => m.GetProperty("status").GetString() == "Up") == 3 &&
+                                         s.GetProperty("nodes").EnumerateArray().All(x => x.GetProperty("prometheusHealthy").GetBoolean() &&
+                                                                                          x.GetProperty("alertmanagerHealthy").GetBoolean()),
+                    $"{n} to see three members up with healthy servers and {master} as master");
+            var members = (await Status(url[Nodes[0]]))!.Value.GetProperty("members").EnumerateArray()
+                .Select(m => m.GetProperty("address").GetString()!).ToList();
+            Assert.All(members, a => Assert.StartsWith("akka.ssl.tcp://promha@node-", a));
+            using (var noToken = await Http.PostAsync($"{url[master]}/api/v1/switchover", null))
+                Assert.Equal(HttpStatusCode.Unauthorized, noToken.StatusCode);
+            // /prometheus/ on any node is the master's Prometheus, which sends to every node's Alertmanager
+            var standby = Nodes.First(n => n != master);
+            await Until(async () => (await Http.GetStringAsync($"{url[standby]}/prometheus/api/v1/alertmanagers"))
+                .Split("/api/v2/alerts").Length - 1 == 3, "the master's Prometheus to send to three Alertmanagers");
+
+            // DemoTrigger fires from the start: delivered once, by the master's gate
+            await Until(async () => (await Http.GetStringAsync(sink)).Contains("DemoTrigger"), "DemoTrigger at the sink");
+
+            // Kill the master's container (its promha, Prometheus and Alertmanager at once: a lost host)
+            using var watch = new MasterWatch(url.Values);
+            var killed = Stopwatch.StartNew();
+            await lab.ComposeRun(project, file, env, ["kill", master]);
+            var second = await OneMaster(url, exclude: master);
+            output.WriteLine($"docker kill {master} -> {second} answers 200 on /primary after {killed.Elapsed.TotalSeconds:F1} s");
+            await Until(async () => (await Http.GetStringAsync(sink)).Contains("PromHaMasterChanged"), "PromHaMasterChanged at the sink");
+
+            // Start it again: it rejoins as a standby, the master stays
+            await lab.ComposeRun(project, file, env, ["start", master]);
+            var restarted = Stopwatch.StartNew();
+            await Until(async () => await Status(url[master]) is { } s && s.GetProperty("role").GetString() == "standby" &&
+                                     s.GetProperty("master").GetString() == second &&
+                                     s.GetProperty("members").EnumerateArray().Count(m => m.GetProperty("status").GetString() == "Up") == 3 &&
+                                     await Code($"{url[master]}/standby") == 200,
+                $"{master} to rejoin as a standby of {second}");
+            output.WriteLine($"{master} started again -> standby of {second} after {restarted.Elapsed.TotalSeconds:F1} s");
+            Assert.Equal(200, await Code($"{url[second]}/primary"));
+            Assert.Equal(0, watch.TwoMasters);
+            output.WriteLine($"polls of the three /primary while it moved: {watch.Polls}, two masters at once: {watch.TwoMasters}");
+
+            // each notification once: the trigger by the first master, the change of master by the second
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            var lines = (await Http.GetStringAsync(sink)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            output.WriteLine("sink:\n" + string.Join("\n", lines));
+            var trigger = Assert.Single(lines, l => l.Contains("DemoTrigger/demo:firing"));
+            Assert.Contains($"from {master} ", trigger);
+            var changed = Assert.Single(lines, l => l.Contains("PromHaMasterChanged") && l.Contains(":firing"));
+            Assert.Contains($"from {second} ", changed);
+            passed = true;
+        }
+        finally
+        {
+            if (!passed)
+            {
+                var logs = await lab.ComposeRun(project, file, env, ["logs", "--no-color", "--tail", "80"], check: false);
+                output.WriteLine(logs.Stdout);
+            }
+            await lab.ComposeRun(project, file, env, ["down", "-v", "-t", "5"], check: false);
+        }
+    }
+
+    private async Task<string> OneMaster(Dictionary<string, string> url, string? exclude)
+    {
+        string? found = null;
+        await Until(async () =>
+        {
+            var masters = new List<string>();
+            foreach (var (n, u) in url)
+                if (n != exclude && await Code($"{u}/primary") == 200) masters.Add(n);
+            found = masters.Count == 1 ? masters[0] : null;
+            return found is not null;
+        }, exclude is null ? "one master" : $"a master other than {exclude}");
+        return found!;
+    }
+
+    private static async Task<JsonElement?> Status(string url)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(await Http.GetStringAsync($"{url}/api/v1/status"));
+            return doc.RootElement.Clone();
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException) { return null; }
+    }
+
+    private static async Task<int> Code(string url)
+    {
+        try
+        {
+            using var r = await Http.GetAsync(url);
+            return (int)r.StatusCode;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { return 0; }
+    }
+
+    private static async Task Until(Func<Task<bool>> condition, string what)
+    {
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                if (await condition()) return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { }
+            if (sw.Elapsed > Generous) throw new TimeoutException($"waited {Generous.TotalSeconds} s for {what}");
+            await Task.Delay(250);
+        }
+    }
+
+    /// <summary>Polls every node's /primary every 100 ms and counts the polls where two answered 200.</summary>
+    private sealed class MasterWatch : IDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _loop;
+        public int Polls, TwoMasters;
+
+        public MasterWatch(IEnumerable<string> urls)
+        {
+            var all = urls.ToList();
+            _loop = Task.Run(async () =>
+            {
+                while (!_stop.IsCancellationRequested)
+                {
+                    var codes = await Task.WhenAll(all.Select(u => Code($"{u}/primary")));
+                    Interlocked.Increment(ref Polls);
+                    if (codes.Count(c => c == 200) > 1) Interlocked.Increment(ref TwoMasters);
+                    try { await Task.Delay(100, _stop.Token); } catch (OperationCanceledException) { }
+                }
+            });
+        }
+
+        public void Dispose()
+        {
+            _stop.Cancel();
+            _loop.Wait(TimeSpan.FromSeconds(5));
+        }
+    }
+}
+
+/// <summary>
+/// Every compose file parses and resolves (`docker-compose config`, no engine needed), and the
+/// conf tree the demos share is valid for promtool and amtool; its copy of PromHa's rules is the one
+/// deploy/rules ships.
+/// </summary>
+public class ComposeFileTests(ITestOutputHelper output)
+{
+    private static string Compose => Path.Combine(DockerLab.RepoRoot, "deploy/compose");
+
+    public static TheoryData<string> Files() => new(Directory.GetFiles(Path.Combine(DockerLab.RepoRoot, "deploy/compose"), "docker-compose.yml",
+        SearchOption.AllDirectories).Select(f => Path.GetRelativePath(DockerLab.RepoRoot, f)).Order());
+
+    [Theory]
+    [MemberData(nameof(Files))]
+    public async Task Compose_file_is_valid(string file)
+    {
+        Assert.True(File.Exists(DockerLab.Compose), "docker-compose is missing: bash deploy/install-deps.sh --tests");
+        var (code, stdout, stderr) = await DockerLab.Exec(DockerLab.Compose, ["-f", Path.Combine(DockerLab.RepoRoot, file), "config"]);
+        Assert.True(code == 0, $"docker-compose config {file}: {stderr}");
+        // every published port is on loopback only
+        var published = stdout.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\s*- [\d.:]*\d+:\d+/(tcp|udp)\s*$")).ToList();
+        Assert.NotEmpty(published);
+        Assert.All(published, l => Assert.Contains("- 127.0.0.1:", l));
+        output.WriteLine($"{file}: ok");
+    }
+
+    [Fact]
+    public async Task The_demos_conf_tree_is_valid_and_carries_the_shipped_rules()
+    {
+        Assert.Equal(await File.ReadAllTextAsync(Path.Combine(DockerLab.RepoRoot, "deploy/rules/promha.rules.yml")),
+            await File.ReadAllTextAsync(Path.Combine(Compose, "conf/business/promha/rule/promha.rules")));
+        var tree = Directory.CreateTempSubdirectory("promha-compose-conf").FullName;
+        try
+        {
+            LocalCluster.CopyTree(Path.Combine(Compose, "conf"), tree);
+            File.Copy(Path.Combine(Compose, "three-nodes/nodes.yml"), Path.Combine(tree, "business/promha/job/nodes.yml"), overwrite: true);
+            var prom = await DockerLab.Exec("/usr/bin/promtool", ["check", "config", Path.Combine(tree, "prometheus.yml")]);
+            Assert.True(prom.Code == 0, prom.Stdout + prom.Stderr);
+            var am = await DockerLab.Exec("/usr/bin/amtool", ["check-config", Path.Combine(tree, "alertmanager.yml")]);
+            Assert.True(am.Code == 0, am.Stdout + am.Stderr);
+        }
+        finally
+        {
+            Directory.Delete(tree, true);
+        }
+    }
+}
