@@ -151,6 +151,12 @@ public sealed class AlertsSection
     public int RetentionHours { get; set; } = 24;
     /// <summary>The largest webhook body the gate takes from Alertmanager (set max_alerts on big groups).</summary>
     public int MaxPayloadBytes { get; set; } = 4 * 1024 * 1024;
+    /// <summary>
+    /// Where the local Alertmanager reaches this node's HTTP API, when not on this host's loopback
+    /// (an Alertmanager container beside a promha container: http://node-a:8480). Empty: the
+    /// http.listen port on 127.0.0.1.
+    /// </summary>
+    public string GateUrl { get; set; } = "";
 }
 
 public sealed class TimingSection

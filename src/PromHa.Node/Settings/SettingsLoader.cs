@@ -150,6 +150,8 @@ public static class SettingsLoader
             else if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(hook) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
                 Fail("hooks.onRoleChange", $"{hook} is not executable (chmod +x)");
         if (s.Hooks.TimeoutSeconds is < 1 or > 3600) Fail("hooks.timeoutSeconds", $"must be 1-3600 (got {s.Hooks.TimeoutSeconds})");
+        if (s.Alerts.GateUrl.Length > 0 && !(Uri.TryCreate(s.Alerts.GateUrl, UriKind.Absolute, out var gate) && gate.Scheme is "http" or "https"))
+            Fail("alerts.gateUrl", $"'{s.Alerts.GateUrl}' is not an http(s) URL (e.g. http://node-a:8480)");
         var tls = s.Tls;
         var tlsFiles = new[] { ("tls.caFile", tls.CaFile), ("tls.certFile", tls.CertFile), ("tls.keyFile", tls.KeyFile) };
         if (tlsFiles.Any(f => f.Item2.Length > 0))

@@ -80,6 +80,18 @@ public class SettingsLoaderTests : IDisposable
     }
 
     [Fact]
+    public void An_alertmanager_in_another_container_reaches_the_gate_at_alerts_gateUrl()
+    {
+        var path = Write(Valid + "\nalertmanager:\n  mode: external\n  url: http://alertmanager-a:9093\n");
+        var local = SettingsLoader.Load(path, [], NoEnv);
+        Assert.Equal("http://127.0.0.1:8480/gate", PromHa.Node.Alerts.GateEndpoints.Rendering(local, null)!.BaseUrl);
+        var sidecar = SettingsLoader.Load(path, [KeyValuePair.Create("alerts.gateUrl", (string?)"http://node-a:8480/")], NoEnv);
+        Assert.Equal("http://node-a:8480/gate", PromHa.Node.Alerts.GateEndpoints.Rendering(sidecar, null)!.BaseUrl);
+        var e = Assert.Throws<SettingsException>(() => SettingsLoader.Load(path, [KeyValuePair.Create("alerts.gateUrl", (string?)"node-a:8480")], NoEnv));
+        Assert.Contains("alerts.gateUrl", e.Message);
+    }
+
+    [Fact]
     public void A_node_without_servers_is_a_witness()
     {
         var s = SettingsLoader.Load(Write(Valid.Replace("prometheus:\n  mode: external\n  url: http://127.0.0.1:9090", "")), [], NoEnv);
