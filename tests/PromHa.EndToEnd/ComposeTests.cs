@@ -15,48 +15,59 @@ namespace PromHa.EndToEnd;
 public class ComposeTests(DockerLab lab, ITestOutputHelper output) : IClassFixture<DockerLab>
 {
     private static readonly TimeSpan Generous = TimeSpan.FromSeconds(120);
-    private static readonly string[] Nodes = ["node-a", "node-b", "node-c"];
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
+
+    /// <summary>One compose demo brought up under a project name of its own, its ports chosen at run time.</summary>
+    private sealed class ComposeDemo(DockerLab lab, string demo, IReadOnlyList<string> portVariables)
+    {
+        public readonly string File = Path.Combine(DockerLab.RepoRoot, "deploy/compose", demo, "docker-compose.yml");
+        public readonly string Project = "promhae2e" + Guid.NewGuid().ToString("N")[..8];
+        private readonly int[] _ports = LocalCluster.FreePorts(portVariables.Count);
+        public string Url(string variable) => $"http://127.0.0.1:{_ports[IndexOf(variable)]}";
+        private int IndexOf(string variable) => portVariables.ToList().IndexOf(variable) is var i and >= 0 ? i : throw new ArgumentException(variable);
+
+        private Dictionary<string, string> Env => portVariables.Select((v, i) => (v, _ports[i].ToString()))
+            .ToDictionary(x => x.v, x => x.Item2).Append(KeyValuePair.Create("PROMHA_IMAGE", DockerLab.PromhaImage)).ToDictionary();
+
+        public Task<(int Code, string Stdout, string Stderr)> Run(params string[] args) => lab.ComposeRun(Project, File, Env, args);
+
+        /// <summary>The services' last log lines when the test failed, then everything removed, volumes included.</summary>
+        public async Task Down(bool passed, ITestOutputHelper output)
+        {
+            if (!passed) output.WriteLine((await lab.ComposeRun(Project, File, Env, ["logs", "--no-color", "--tail", "80"], check: false)).Stdout);
+            await lab.ComposeRun(Project, File, Env, ["down", "-v", "-t", "5"], check: false);
+        }
+    }
 
     [Fact]
     public async Task The_three_node_demo_elects_one_master_fails_over_when_its_container_is_killed_and_takes_it_back_as_a_standby()
     {
         output.WriteLine(lab.Log);
-        var file = Path.Combine(DockerLab.RepoRoot, "deploy/compose/three-nodes/docker-compose.yml");
-        var ports = LocalCluster.FreePorts(4);
-        var url = Nodes.Select((n, i) => (n, $"http://127.0.0.1:{ports[i]}")).ToDictionary(x => x.n, x => x.Item2);
-        var sink = $"http://127.0.0.1:{ports[3]}/";
-        var env = new Dictionary<string, string>
-        {
-            ["PROMHA_IMAGE"] = DockerLab.PromhaImage,
-            ["NODE_A_PORT"] = ports[0].ToString(),
-            ["NODE_B_PORT"] = ports[1].ToString(),
-            ["NODE_C_PORT"] = ports[2].ToString(),
-            ["SINK_PORT"] = ports[3].ToString(),
-        };
-        var project = "promhae2e" + Guid.NewGuid().ToString("N")[..8];
+        string[] nodes = ["node-a", "node-b", "node-c"];
+        var demo = new ComposeDemo(lab, "three-nodes", ["NODE_A_PORT", "NODE_B_PORT", "NODE_C_PORT", "SINK_PORT"]);
+        var url = new Dictionary<string, string> { ["node-a"] = demo.Url("NODE_A_PORT"), ["node-b"] = demo.Url("NODE_B_PORT"), ["node-c"] = demo.Url("NODE_C_PORT") };
+        var sink = demo.Url("SINK_PORT") + "/";
         var passed = false;
         try
         {
             var sw = Stopwatch.StartNew();
-            await lab.ComposeRun(project, file, env, ["up", "-d", "--no-build", "init", .. Nodes, "sink"]);
+            await demo.Run(["up", "-d", "--no-build", "init", .. nodes, "sink"]);
             var master = await OneMaster(url, exclude: null);
             output.WriteLine($"compose up -> one master ({master}) in {sw.Elapsed.TotalSeconds:F1} s");
-
             // A cluster of three over mutual TLS, every node's servers healthy, and the token asked for.
-            foreach (var n in Nodes)
+            foreach (var n in nodes)
                 await Until(async () => await Status(url[n]) is { } s && s.GetProperty("master").GetString() == master &&
                                          s.GetProperty("members").EnumerateArray().Count(m => m.GetProperty("status").GetString() == "Up") == 3 &&
                                          s.GetProperty("nodes").EnumerateArray().All(x => x.GetProperty("prometheusHealthy").GetBoolean() &&
                                                                                           x.GetProperty("alertmanagerHealthy").GetBoolean()),
                     $"{n} to see three members up with healthy servers and {master} as master");
-            var members = (await Status(url[Nodes[0]]))!.Value.GetProperty("members").EnumerateArray()
+            var members = (await Status(url["node-a"]))!.Value.GetProperty("members").EnumerateArray()
                 .Select(m => m.GetProperty("address").GetString()!).ToList();
             Assert.All(members, a => Assert.StartsWith("akka.ssl.tcp://promha@node-", a));
             using (var noToken = await Http.PostAsync($"{url[master]}/api/v1/switchover", null))
                 Assert.Equal(HttpStatusCode.Unauthorized, noToken.StatusCode);
             // /prometheus/ on any node is the master's Prometheus, which sends to every node's Alertmanager
-            var standby = Nodes.First(n => n != master);
+            var standby = nodes.First(n => n != master);
             await Until(async () => (await Http.GetStringAsync($"{url[standby]}/prometheus/api/v1/alertmanagers"))
                 .Split("/api/v2/alerts").Length - 1 == 3, "the master's Prometheus to send to three Alertmanagers");
 
@@ -66,13 +77,13 @@ public class ComposeTests(DockerLab lab, ITestOutputHelper output) : IClassFixtu
             // Kill the master's container (its promha, Prometheus and Alertmanager at once: a lost host)
             using var watch = new MasterWatch(url.Values);
             var killed = Stopwatch.StartNew();
-            await lab.ComposeRun(project, file, env, ["kill", master]);
+            await demo.Run("kill", master);
             var second = await OneMaster(url, exclude: master);
             output.WriteLine($"docker kill {master} -> {second} answers 200 on /primary after {killed.Elapsed.TotalSeconds:F1} s");
             await Until(async () => (await Http.GetStringAsync(sink)).Contains("PromHaMasterChanged"), "PromHaMasterChanged at the sink");
 
             // Start it again: it rejoins as a standby, the master stays
-            await lab.ComposeRun(project, file, env, ["start", master]);
+            await demo.Run("start", master);
             var restarted = Stopwatch.StartNew();
             await Until(async () => await Status(url[master]) is { } s && s.GetProperty("role").GetString() == "standby" &&
                                      s.GetProperty("master").GetString() == second &&
@@ -96,13 +107,78 @@ public class ComposeTests(DockerLab lab, ITestOutputHelper output) : IClassFixtu
         }
         finally
         {
-            if (!passed)
-            {
-                var logs = await lab.ComposeRun(project, file, env, ["logs", "--no-color", "--tail", "80"], check: false);
-                output.WriteLine(logs.Stdout);
-            }
-            await lab.ComposeRun(project, file, env, ["down", "-v", "-t", "5"], check: false);
+            await demo.Down(passed, output);
         }
+    }
+
+    /// <summary>
+    /// The federate demo: promha as a sidecar (external mode) of separate Prometheus and
+    /// Alertmanager containers that read the config it renders, federate mode, and a global
+    /// Prometheus that federates the group's master through the witness's stable endpoint. Killing
+    /// the master's promha container (its servers keep running) moves the role; the global keeps
+    /// federating, now from the new master, and no false alert comes from the old master's copies.
+    /// </summary>
+    [Fact]
+    public async Task The_federate_demo_runs_promha_as_a_sidecar_and_the_global_prometheus_federates_the_master_across_a_failover()
+    {
+        output.WriteLine(lab.Log);
+        var demo = new ComposeDemo(lab, "federate", ["NODE_A_PORT", "NODE_B_PORT", "WITNESS_PORT", "SINK_PORT", "GLOBAL_PORT"]);
+        var url = new Dictionary<string, string> { ["node-a"] = demo.Url("NODE_A_PORT"), ["node-b"] = demo.Url("NODE_B_PORT"), ["witness"] = demo.Url("WITNESS_PORT") };
+        var sink = demo.Url("SINK_PORT") + "/";
+        var global = demo.Url("GLOBAL_PORT");
+        var passed = false;
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            await demo.Run("up", "-d", "--no-build", "init", "node-a", "prometheus-a", "alertmanager-a", "node-b", "prometheus-b", "alertmanager-b",
+                "witness", "global", "sink");
+            var master = await OneMaster(url, exclude: null);
+            Assert.NotEqual("witness", master);
+            output.WriteLine($"compose up -> one master ({master}) in {sw.Elapsed.TotalSeconds:F1} s");
+            foreach (var n in url.Keys)
+                await Until(async () => await Status(url[n]) is { } s && s.GetProperty("master").GetString() == master &&
+                                         s.GetProperty("nodes").EnumerateArray().Where(x => x.GetProperty("node").GetString() != "witness")
+                                             .All(x => x.GetProperty("prometheusHealthy").GetBoolean() && x.GetProperty("alertmanagerHealthy").GetBoolean()),
+                    $"{n} to see {master} as master and both external Prometheus and Alertmanager containers healthy");
+            // the external Alertmanager posts to its node's gate by name (alerts.gateUrl): delivered once, by the master
+            await Until(async () => (await Http.GetStringAsync(sink)).Contains("DemoTrigger"), "DemoTrigger at the sink");
+            // the global Prometheus sees the group through the witness: every node's promha_is_master, one of them 1
+            await Until(async () => await GlobalMasters(global) is { Count: 3 } all && all.Count(x => x.Value == 1) == 1 && all[$"{master}:8480"] == 1,
+                "the global Prometheus to federate the group's three promha_is_master series through the witness");
+
+            await demo.Run("kill", master);
+            var second = await OneMaster(url, exclude: master);
+            output.WriteLine($"docker kill {master} (its Prometheus and Alertmanager keep running) -> {second} is master");
+            await Until(async () => (await Http.GetStringAsync(sink)).Contains("PromHaMasterChanged"), "PromHaMasterChanged at the sink");
+            // the global keeps federating, now the new master's Prometheus, which says it is master
+            await Until(async () => await GlobalMasters(global) is { } all && all.GetValueOrDefault($"{second}:8480") == 1,
+                $"the global Prometheus to federate {second} as master");
+            // The new master's Prometheus federated the old master until the failover; those copies go
+            // stale two scrape intervals later, and its rules count only its own series (PromHaSplitBrain).
+            await Task.Delay(TimeSpan.FromSeconds(20));
+            var masters = await Http.GetStringAsync($"{url[second]}/prometheus/api/v1/query?query=sum(promha_is_master%7Bjob%3D%22promha%22%7D)");
+            output.WriteLine($"sum(promha_is_master) on the new master: {masters}");
+            Assert.Contains("\"1\"]", masters);
+            var lines = (await Http.GetStringAsync(sink)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            output.WriteLine("sink:\n" + string.Join("\n", lines));
+            Assert.Contains($"from {master} ", Assert.Single(lines, l => l.Contains("DemoTrigger/demo:firing")));
+            Assert.Contains($"from {second} ", Assert.Single(lines, l => l.Contains("PromHaMasterChanged") && l.Contains(":firing")));
+            Assert.DoesNotContain(lines, l => l.Contains("PromHaSplitBrain"));
+            passed = true;
+        }
+        finally
+        {
+            await demo.Down(passed, output);
+        }
+    }
+
+    /// <summary>promha_is_master per instance as the global Prometheus has it from the federation.</summary>
+    private static async Task<Dictionary<string, double>> GlobalMasters(string global)
+    {
+        using var doc = JsonDocument.Parse(await Http.GetStringAsync($"{global}/api/v1/query?query=promha_is_master%7Bgroup%3D%22group1%22%7D"));
+        return doc.RootElement.GetProperty("data").GetProperty("result").EnumerateArray()
+            .ToDictionary(r => r.GetProperty("metric").GetProperty("instance").GetString()!,
+                r => double.Parse(r.GetProperty("value")[1].GetString()!, System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private async Task<string> OneMaster(Dictionary<string, string> url, string? exclude)

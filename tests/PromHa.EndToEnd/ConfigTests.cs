@@ -145,6 +145,21 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         c.Kill(master);
         var next = await c.WaitForSingleMaster(Generous, n => n != master);
         await AssertFederation(c, next);
+        // What the new master federated as a standby (labelled with the old master's replica) goes
+        // stale at once; for five minutes its rules would otherwise count two masters.
+        var copies = Uri.EscapeDataString("count(up{promha_replica!=\"\"}) or vector(0)");
+        try
+        {
+            await c.WaitUntil(async () => (await Get($"{next.PrometheusUrl}/api/v1/query?query={copies}")).Contains("\"0\"]"),
+                Generous, default, $"{next.Name}'s federated copies of {master.Name}'s series to go stale");
+        }
+        catch (TimeoutException)
+        {
+            output.WriteLine(await Get($"{next.PrometheusUrl}/api/v1/query?query={Uri.EscapeDataString("up")}"));
+            output.WriteLine(await Get($"{next.PrometheusUrl}/api/v1/targets"));
+            output.WriteLine(File.ReadAllText(Path.Combine(next.LiveDir, "promha-federate.yml")));
+            throw;
+        }
     }
 
     /// <summary>
@@ -161,7 +176,9 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
             await c.WaitUntil(async () =>
             {
                 var config = await Get($"{n.PrometheusUrl}/api/v1/status/config");
-                return config.Contains("job_name: promha-federate") && config.Contains(masterAuthority) && !config.Contains(@"job_name: promha\n");
+                var targets = await Get($"{n.PrometheusUrl}/api/v1/targets");
+                return config.Contains("job_name: promha-federate") && !config.Contains(@"job_name: promha\n") &&
+                       targets.Contains($"\"instance\":\"{masterAuthority}\"");
             }, Generous, default, $"{n.Name} to federate {master.Name}");
             var query = Uri.EscapeDataString("up{job=\"promha\"}");
             await c.WaitUntil(async () => (await Get($"{n.PrometheusUrl}/api/v1/query?query={query}")).Contains("\"job\":\"promha\""),

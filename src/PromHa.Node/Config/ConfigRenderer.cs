@@ -31,6 +31,8 @@ public static class ConfigRenderer
     public const string PrometheusFile = "prometheus.yml";
     public const string AlertmanagerFile = "alertmanager.yml";
     public const string FederateJob = "promha-federate";
+    /// <summary>The federate job's target, a file_sd file beside prometheus.yml: the master's Prometheus on a standby, none on the master.</summary>
+    public const string FederateTargetsFile = "promha-federate.yml";
 
     public static ConfBundle Render(ConfBundle bundle, RenderContext ctx)
     {
@@ -38,6 +40,7 @@ public static class ConfigRenderer
         var root = Parse(source);
         var federate = Federates(ctx);
         if (federate) root = FederateStandby(root, ctx);
+        else if (ctx.Mode == ConfigMode.Federate) AddFederateJob(root, ctx);
         var global = Child(root, "global");
         var labels = Child(global, "external_labels");
         labels.Children[new YamlScalarNode(ctx.ReplicaLabel)] = new YamlScalarNode(ctx.Node) { Style = ScalarStyle.DoubleQuoted };
@@ -49,6 +52,12 @@ public static class ConfigRenderer
         // the other files as they are, hashes included (a 10,000-file tree is not hashed again)
         var files = bundle.Files.Values.Where(f => f.Path != PrometheusFile && !(ctx.Gate is not null && f.Path == AlertmanagerFile))
             .Append(BundleFile.Of(PrometheusFile, Encoding.UTF8.GetBytes(header + Save(root))));
+        if (ctx.Mode == ConfigMode.Federate)
+            files = files.Where(f => f.Path != FederateTargetsFile).Append(BundleFile.Of(FederateTargetsFile, Encoding.UTF8.GetBytes(federate
+                ? $"# Rendered by PromHa: the master's Prometheus, which this standby federates\n- targets: ['{ctx.MasterPrometheus}']\n"
+                // A group without targets, not an empty list: after a reload Prometheus's file
+                // discovery sends nothing for an empty file, and the job would keep its old target.
+                : "# Rendered by PromHa: this node is master (or knows no master yet) and federates nobody\n- targets: []\n")));
         if (ctx.Gate is { } gate && bundle.Get(AlertmanagerFile) is { } am)
             files = files.Append(BundleFile.Of(AlertmanagerFile, AlertingRenderer.RenderAlertmanager(am, gate, ctx.IsMaster)));
         return ConfBundle.Of(files);
@@ -59,6 +68,9 @@ public static class ConfigRenderer
     /// federating standby's do. Every other render was checked with the tools as a candidate.
     /// </summary>
     public static bool Federates(RenderContext ctx) => ctx.Mode == ConfigMode.Federate && !ctx.IsMaster && ctx.MasterPrometheus is not null;
+
+    /// <summary>Whether this node's prometheus.yml differs from the candidate's by more than the replica label (federate mode adds a job).</summary>
+    public static bool Rewrites(RenderContext ctx) => ctx.Mode == ConfigMode.Federate;
 
     /// <summary>Parses prometheus.yml far enough to edit it; a syntax error names the line and column.</summary>
     public static YamlMappingNode Parse(byte[] content, string file = PrometheusFile)
@@ -85,21 +97,36 @@ public static class ConfigRenderer
         foreach (var (key, value) in original.Children)
             if (key is YamlScalarNode { Value: not ("scrape_configs" or "scrape_config_files" or "rule_files") })
                 root.Children[key] = value;
-        var match = new YamlSequenceNode(ctx.FederateMatch.Select(m => new YamlScalarNode(m) { Style = ScalarStyle.SingleQuoted }));
-        var job = new YamlMappingNode
-        {
-            { "job_name", FederateJob },
-            { "honor_labels", "true" },
-            { "metrics_path", "/federate" },
-            { "params", new YamlMappingNode { { "match[]", match } } },
-            { "static_configs", new YamlSequenceNode(new YamlMappingNode
-                {
-                    { "targets", new YamlSequenceNode(new YamlScalarNode(ctx.MasterPrometheus!)) },
-                }) },
-        };
+        var job = FederateJobNode(ctx);
         root.Children[new YamlScalarNode("scrape_configs")] = new YamlSequenceNode(job);
         return root;
     }
+
+    /// <summary>
+    /// The master in federate mode keeps the same federate job as its standbys, with no target.
+    /// Its targets come from a file_sd file so that a role change changes only that file: when
+    /// the old master's target leaves it, Prometheus marks the federated series stale two scrape
+    /// intervals later. A job removed by a reload is never marked stale, and a promoted standby
+    /// would keep the old master's copies for five minutes beside its own series.
+    /// </summary>
+    private static void AddFederateJob(YamlMappingNode root, RenderContext ctx)
+    {
+        if (root.Children.TryGetValue(new YamlScalarNode("scrape_configs"), out var existing) && existing is YamlSequenceNode jobs)
+            jobs.Children.Add(FederateJobNode(ctx));
+        else root.Children[new YamlScalarNode("scrape_configs")] = new YamlSequenceNode(FederateJobNode(ctx));
+    }
+
+    private static YamlMappingNode FederateJobNode(RenderContext ctx) => new()
+    {
+        { "job_name", FederateJob },
+        { "honor_labels", "true" },
+        // Federated samples carry the master's timestamps, and Prometheus never marks samples with
+        // their own timestamps stale: the copies would outlive a failover by five minutes.
+        { "honor_timestamps", "false" },
+        { "metrics_path", "/federate" },
+        { "params", new YamlMappingNode { { "match[]", new YamlSequenceNode(ctx.FederateMatch.Select(m => new YamlScalarNode(m) { Style = ScalarStyle.SingleQuoted })) } } },
+        { "file_sd_configs", new YamlSequenceNode(new YamlMappingNode { { "files", new YamlSequenceNode(new YamlScalarNode(FederateTargetsFile)) } }) },
+    };
 
     private static YamlMappingNode Child(YamlMappingNode parent, string key)
     {

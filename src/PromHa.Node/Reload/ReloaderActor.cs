@@ -67,9 +67,9 @@ public sealed class LiveTree(NodeSettings s)
         }
         phases.Done("render");
         // The candidate passed promtool and amtool in a staging dir before it got its number, and a
-        // mirror render changes only the replica label's value. A federating standby's prometheus.yml
-        // is new, so it is checked here. Every reload is verified either way, and rolled back.
-        if (ConfigRenderer.Federates(ctx) || !validatedAsCandidate)
+        // mirror render changes only the replica label's value. A federate-mode prometheus.yml has a
+        // job of PromHa's, so it is checked here. Every reload is verified either way, and rolled back.
+        if (ConfigRenderer.Rewrites(ctx) || !validatedAsCandidate)
         {
             var invalid = await ConfigValidator.Validate(rendered, _staging, Tools);
             phases.Done("validate");

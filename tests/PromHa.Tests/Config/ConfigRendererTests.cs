@@ -58,6 +58,7 @@ public sealed class ConfigRendererTests
         var text = Rendered(ConfigRenderer.Render(Bundle(), Ctx(ConfigMode.Federate, master: false, masterProm: "10.0.0.1:9090")));
         Assert.Contains("job_name: promha-federate", text);
         Assert.Contains("honor_labels: true", text);
+        Assert.Contains("honor_timestamps: false", text);
         Assert.Contains("metrics_path: /federate", text);
         Assert.Contains("match[]", text);
         Assert.Contains("'{job=~\".+\"}'", text);
@@ -69,11 +70,33 @@ public sealed class ConfigRendererTests
     }
 
     [Fact]
-    public void The_master_in_federate_mode_runs_the_real_targets()
+    public void The_master_in_federate_mode_runs_the_real_targets_and_the_same_federate_job_without_a_target()
     {
-        var text = Rendered(ConfigRenderer.Render(Bundle(), Ctx(ConfigMode.Federate, master: true, masterProm: "10.0.0.1:9090")));
+        var master = ConfigRenderer.Render(Bundle(), Ctx(ConfigMode.Federate, master: true, masterProm: "10.0.0.1:9090"));
+        var standby = ConfigRenderer.Render(Bundle(), Ctx(ConfigMode.Federate, master: false, masterProm: "10.0.0.1:9090"));
+        var text = Rendered(master);
         Assert.Contains("job_name: web", text);
-        Assert.DoesNotContain("promha-federate", text);
+        Assert.Contains("business/a/rule/*.rules", text);
+        // A promotion changes only the targets file: Prometheus then marks the federated copies stale
+        // (a job removed by a reload would not be), so the new master's rules never see two masters.
+        Assert.Equal(FederateJob(Rendered(standby)), FederateJob(text));
+        Assert.Contains("file_sd_configs:\n- files:\n- promha-federate.yml", FederateJob(text));
+        Assert.EndsWith("- targets: []\n", Encoding.UTF8.GetString(master.Get(ConfigRenderer.FederateTargetsFile)!));
+        Assert.Contains("- targets: ['10.0.0.1:9090']", Encoding.UTF8.GetString(standby.Get(ConfigRenderer.FederateTargetsFile)!));
+        Assert.True(ConfigRenderer.Rewrites(Ctx(ConfigMode.Federate, master: true, masterProm: "10.0.0.1:9090")));
+        Assert.False(ConfigRenderer.Rewrites(Ctx()));
+        Assert.Null(ConfigRenderer.Render(Bundle(), Ctx()).Get(ConfigRenderer.FederateTargetsFile));
+    }
+
+    /// <summary>The federate job's block of a rendered prometheus.yml, indentation removed.</summary>
+    private static string FederateJob(string prometheusYml)
+    {
+        var lines = prometheusYml.Split('\n');
+        var start = Array.FindIndex(lines, l => l.Contains("job_name: promha-federate"));
+        Assert.True(start >= 0, prometheusYml);
+        var dash = lines[start].Length - lines[start].TrimStart().Length;
+        var block = lines.Skip(start + 1).TakeWhile(l => l.Length - l.TrimStart().Length > dash).Prepend(lines[start]);
+        return string.Join("\n", block.Select(l => l.Trim()));
     }
 
     [Fact]
