@@ -32,6 +32,65 @@ public sealed class ConfigValidatorTests : IDisposable
         Assert.Equal(File.ReadAllText(repo), rules);
     }
 
+    /// <summary>
+    /// promtool's own rule tests: a failover (the old master's last scrape still says 1 while the new
+    /// master says 1) and a promoted federate standby's copies of the old master's series are no
+    /// split brain; two masters for a minute, or promha_split_brain, are.
+    /// </summary>
+    [Fact]
+    public async Task PromHaSplitBrain_fires_for_two_masters_not_for_a_failover()
+    {
+        var dir = Directory.CreateTempSubdirectory("promha-ruletest").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(dir, "promha.rules.yml"), PromHa.Node.Demo.LocalCluster.ShippedRules());
+            await File.WriteAllTextAsync(Path.Combine(dir, "test.yml"), """
+                rule_files: [promha.rules.yml]
+                evaluation_interval: 5s
+                tests:
+                  - name: failover, the old master's last scrape lags one interval
+                    interval: 5s
+                    input_series:
+                      - series: 'promha_is_master{job="promha",instance="a"}'
+                        values: '1 1 1 1 stale'
+                      - series: 'promha_is_master{job="promha",instance="b"}'
+                        values: '0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1'
+                      # a promoted federate standby's copy of the old master's series, until it goes stale
+                      - series: 'promha_is_master{job="promha",instance="a",promha_replica="a"}'
+                        values: '1 1 1 1 1 1 1 stale'
+                    alert_rule_test:
+                      - { eval_time: 20s, alertname: PromHaSplitBrain, exp_alerts: [] }
+                      - { eval_time: 60s, alertname: PromHaSplitBrain, exp_alerts: [] }
+                  - name: two masters for a minute
+                    interval: 5s
+                    input_series:
+                      - series: 'promha_is_master{job="promha",instance="a"}'
+                        values: '1x20'
+                      - series: 'promha_is_master{job="promha",instance="b"}'
+                        values: '0 0 1x18'
+                    alert_rule_test:
+                      - { eval_time: 20s, alertname: PromHaSplitBrain, exp_alerts: [] }
+                      - eval_time: 60s
+                        alertname: PromHaSplitBrain
+                        exp_alerts:
+                          - exp_labels: { severity: critical }
+                            exp_annotations:
+                              summary: "More than one PromHa master"
+                              description: "Two nodes hold the master role (a pure pair whose link was cut); the lower epoch rejoins as standby when the link returns."
+                """);
+            var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/promtool", ["test", "rules", "test.yml"])
+                { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            var output = await p.StandardOutput.ReadToEndAsync() + await p.StandardError.ReadToEndAsync();
+            await p.WaitForExitAsync();
+            Assert.True(p.ExitCode == 0, output);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Fact]
     public async Task A_valid_tree_passes()
     {
