@@ -273,6 +273,10 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     private async Task<Settled> SwitchTo(Settled s, LocalNode to, string why)
     {
         output.WriteLine($"master {s.Master.Name}, singleton on {s.SingletonNode}: switchover to {to.Name} {why}");
+        // A settled cluster right after its start may not have seen the target's Prometheus ready
+        // yet, and a switchover goes only to a healthy node.
+        await C.WaitUntil(async () => (await C.Status(s.Master))?.Nodes.FirstOrDefault(n => n.Node == to.Name) is { Reachable: true, PrometheusHealthy: true },
+            RealCluster.Generous, default, $"{to.Name} to be healthy in {s.Master.Name}'s view before the switchover");
         using var api = C.Api(s.Master);
         var r = await api.Switchover(to.Name);
         Assert.True(r.Accepted, $"switchover to {to.Name}: {r.Message}");

@@ -31,6 +31,6 @@ public sealed partial class DashboardTests
         await Metrics.DefaultRegistry.CollectAndExportAsTextAsync(text);
         var families = Regex.Matches(Encoding.UTF8.GetString(text.ToArray()), @"^# TYPE (\S+)", RegexOptions.Multiline)
             .Select(m => m.Groups[1].Value).ToHashSet();
-        Assert.Empty(names.Where(n => !families.Contains(n)));
+        Assert.DoesNotContain(names, n => !families.Contains(n));
     }
 }
