@@ -277,7 +277,7 @@ public class ComposeFileTests(ITestOutputHelper output)
     public async Task Compose_file_is_valid(string file)
     {
         Assert.True(File.Exists(DockerLab.Compose), "docker-compose is missing: bash deploy/install-deps.sh --tests");
-        var (code, stdout, stderr) = await DockerLab.Exec(DockerLab.Compose, ["-f", Path.Combine(DockerLab.RepoRoot, file), "config"]);
+        var (code, stdout, stderr) = await ProcessRun.Exec(DockerLab.Compose, ["-f", Path.Combine(DockerLab.RepoRoot, file), "config"]);
         Assert.True(code == 0, $"docker-compose config {file}: {stderr}");
         // every published port is on loopback only
         var published = stdout.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\s*- [\d.:]*\d+:\d+/(tcp|udp)\s*$")).ToList();
@@ -296,9 +296,9 @@ public class ComposeFileTests(ITestOutputHelper output)
         {
             LocalCluster.CopyTree(Path.Combine(Compose, "conf"), tree);
             File.Copy(Path.Combine(Compose, "three-nodes/nodes.yml"), Path.Combine(tree, "business/promha/job/nodes.yml"), overwrite: true);
-            var prom = await DockerLab.Exec("/usr/bin/promtool", ["check", "config", Path.Combine(tree, "prometheus.yml")]);
+            var prom = await ProcessRun.Exec("/usr/bin/promtool", ["check", "config", Path.Combine(tree, "prometheus.yml")]);
             Assert.True(prom.Code == 0, prom.Stdout + prom.Stderr);
-            var am = await DockerLab.Exec("/usr/bin/amtool", ["check-config", Path.Combine(tree, "alertmanager.yml")]);
+            var am = await ProcessRun.Exec("/usr/bin/amtool", ["check-config", Path.Combine(tree, "alertmanager.yml")]);
             Assert.True(am.Code == 0, am.Stdout + am.Stderr);
         }
         finally

@@ -149,33 +149,7 @@ public sealed class DockerLab : IAsyncLifetime
     /// <summary>A command against this engine; throws with its output when it fails and <paramref name="check"/> is set.</summary>
     public Task<(int Code, string Stdout, string Stderr)> Run(string file, IEnumerable<string> args, TimeSpan? timeout = null,
         bool check = true, IReadOnlyDictionary<string, string>? env = null) =>
-        Exec(file, args, timeout, check, new Dictionary<string, string>(env ?? new Dictionary<string, string>()) { ["DOCKER_HOST"] = Socket });
-
-    /// <summary>Runs a command to its end (killed, with its children, after the timeout) and returns its exit code and output.</summary>
-    public static async Task<(int Code, string Stdout, string Stderr)> Exec(string file, IEnumerable<string> args, TimeSpan? timeout = null,
-        bool check = false, IReadOnlyDictionary<string, string>? env = null)
-    {
-        var psi = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(2));
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', psi.ArgumentList)} still running after {timeout}; killed");
-        }
-        var result = (p.ExitCode, await stdout, await stderr);
-        if (check && p.ExitCode != 0)
-            throw new InvalidOperationException($"{file} {string.Join(' ', psi.ArgumentList)} exited with {p.ExitCode}:\n{Last(result.Item3, 3000)}\n{Last(result.Item2, 2000)}");
-        return result;
-    }
+        ProcessRun.Exec(file, args, timeout, check, new Dictionary<string, string>(env ?? new Dictionary<string, string>()) { ["DOCKER_HOST"] = Socket });
 
     private async Task Step(string what, Func<Task> step)
     {
@@ -213,6 +187,5 @@ public sealed class DockerLab : IAsyncLifetime
             lock (file) File.AppendAllText(file, line + "\n");
     }
 
-    private static string Tail(string file) => File.Exists(file) ? Last(File.ReadAllText(file), 2000) : "(no log)";
-    private static string Last(string s, int n) => s.Length <= n ? s : s[^n..];
+    private static string Tail(string file) => File.Exists(file) ? ProcessRun.Last(File.ReadAllText(file), 2000) : "(no log)";
 }

@@ -78,7 +78,7 @@ public static class GateEndpoints
         // An Alertmanager in another container (the sidecar layout) reaches the node by its name.
         if (s.Alerts.GateUrl.Length > 0) return new GateRendering($"{s.Alerts.GateUrl.TrimEnd('/')}{Path}", token?.GateSecret(), ca);
         if (!SettingsLoader.TryHostPort(s.Http.Listen, out var host, out var port)) return null;
-        if (host is "0.0.0.0" or "*" or "::" or "localhost") host = "127.0.0.1";
+        if (SettingsLoader.IsAnyAddress(host) || host == "localhost") host = "127.0.0.1";
         var scheme = s.Tls.Http ? "https" : "http";
         return new GateRendering($"{scheme}://{(host.Contains(':') ? $"[{host}]" : host)}:{port}{Path}", token?.GateSecret(), ca);
     }

@@ -39,8 +39,8 @@ public static class ConfigRenderer
         var source = bundle.Get(PrometheusFile) ?? throw new ConfTreeException(PrometheusFile, "missing: a conf tree needs prometheus.yml at its root");
         var root = Parse(source);
         var federate = Federates(ctx);
-        if (federate) root = FederateStandby(root, ctx);
-        else if (ctx.Mode == ConfigMode.Federate) AddFederateJob(root, ctx);
+        if (federate) root = FederateStandby(root);
+        if (Rewrites(ctx)) AddFederateJob(root, ctx);
         var global = Child(root, "global");
         var labels = Child(global, "external_labels");
         labels.Children[new YamlScalarNode(ctx.ReplicaLabel)] = new YamlScalarNode(ctx.Node) { Style = ScalarStyle.DoubleQuoted };
@@ -52,7 +52,7 @@ public static class ConfigRenderer
         // the other files as they are, hashes included (a 10,000-file tree is not hashed again)
         var files = bundle.Files.Values.Where(f => f.Path != PrometheusFile && !(ctx.Gate is not null && f.Path == AlertmanagerFile))
             .Append(BundleFile.Of(PrometheusFile, Encoding.UTF8.GetBytes(header + Save(root))));
-        if (ctx.Mode == ConfigMode.Federate)
+        if (Rewrites(ctx))
             files = files.Where(f => f.Path != FederateTargetsFile).Append(BundleFile.Of(FederateTargetsFile, Encoding.UTF8.GetBytes(federate
                 ? $"# Rendered by PromHa: the master's Prometheus, which this standby federates\n- targets: ['{ctx.MasterPrometheus}']\n"
                 // A group without targets, not an empty list: after a reload Prometheus's file
@@ -89,7 +89,7 @@ public static class ConfigRenderer
                ?? throw new ConfTreeException(file, "the top level must be a mapping");
     }
 
-    private static YamlMappingNode FederateStandby(YamlMappingNode original, RenderContext ctx)
+    private static YamlMappingNode FederateStandby(YamlMappingNode original)
     {
         // Keep global settings, alerting and remote storage; the standby scrapes only the master.
         // Rules stay with the master: the standby receives their results through /federate.
@@ -97,13 +97,11 @@ public static class ConfigRenderer
         foreach (var (key, value) in original.Children)
             if (key is YamlScalarNode { Value: not ("scrape_configs" or "scrape_config_files" or "rule_files") })
                 root.Children[key] = value;
-        var job = FederateJobNode(ctx);
-        root.Children[new YamlScalarNode("scrape_configs")] = new YamlSequenceNode(job);
         return root;
     }
 
     /// <summary>
-    /// The master in federate mode keeps the same federate job as its standbys, with no target.
+    /// Every node in federate mode has the federate job; the master's has no target.
     /// Its targets come from a file_sd file so that a role change changes only that file: when
     /// the old master's target leaves it, Prometheus marks the federated series stale two scrape
     /// intervals later. A job removed by a reload is never marked stale, and a promoted standby
@@ -113,7 +111,7 @@ public static class ConfigRenderer
     {
         if (root.Children.TryGetValue(new YamlScalarNode("scrape_configs"), out var existing) && existing is YamlSequenceNode jobs)
             jobs.Children.Add(FederateJobNode(ctx));
-        else root.Children[new YamlScalarNode("scrape_configs")] = new YamlSequenceNode(FederateJobNode(ctx));
+        else root.Children[new YamlScalarNode("scrape_configs")] = new YamlSequenceNode(FederateJobNode(ctx)); // a standby's only job
     }
 
     private static YamlMappingNode FederateJobNode(RenderContext ctx) => new()

@@ -125,10 +125,11 @@ public sealed class WebhookSink : IDisposable
             root.TryGetProperty("commonAnnotations", out var ca) && ca.TryGetProperty("summary", out var sum) ? sum.GetString() ?? "" : "",
             long.TryParse(h["X-PromHa-Accepted-At"], out var acc) ? DateTimeOffset.FromUnixTimeMilliseconds(acc) : null);
         _deliveries.Enqueue(delivery);
+        var line = Line(delivery);
         lock (_logLock)
         {
-            if (_logPath is not null) File.AppendAllText(_logPath, Line(delivery) + "\n");
-            if (Echo) System.Console.WriteLine(Line(delivery));
+            if (_logPath is not null) File.AppendAllText(_logPath, line + "\n");
+            if (Echo) System.Console.WriteLine(line);
         }
         ctx.Response.StatusCode = 200;
     }

@@ -35,7 +35,7 @@ public sealed class NodeSettings
 
     /// <summary>Where other nodes reach this node's HTTP API: the listen address, or the cluster's advertised host when it listens on all interfaces.</summary>
     public string ApiUrl => SettingsLoader.TryHostPort(Http.Listen, out var host, out var port)
-        ? $"{(Tls.Http ? "https" : "http")}://{(host is "0.0.0.0" or "*" or "::" ? Cluster.AdvertisedHost : host)}:{port}"
+        ? $"{(Tls.Http ? "https" : "http")}://{(SettingsLoader.IsAnyAddress(host) ? Cluster.AdvertisedHost : host)}:{port}"
         : "";
 }
 
@@ -116,7 +116,7 @@ public sealed class ManagedServer
     /// </summary>
     public string EffectiveUrl => (string.IsNullOrEmpty(Url) ? $"http://{LocalListen}" : Url).TrimEnd('/');
 
-    private string LocalListen => SettingsLoader.TryHostPort(Listen, out var host, out var port) && host is "0.0.0.0" or "::" or "*"
+    private string LocalListen => SettingsLoader.TryHostPort(Listen, out var host, out var port) && SettingsLoader.IsAnyAddress(host)
         ? $"127.0.0.1:{port}"
         : Listen;
 

@@ -193,6 +193,9 @@ public static class SettingsLoader
                 .Select(seed => { TryHostPort(seed, out var h, out _); return $"{h}:{gossipPort}"; }).ToList();
     }
 
+    /// <summary>A listen host meaning every address of the machine (0.0.0.0, ::, *): not one to dial.</summary>
+    public static bool IsAnyAddress(string host) => host is "0.0.0.0" or "::" or "*";
+
     public static bool TryHostPort(string value, out string host, out int port)
     {
         host = ""; port = 0;
