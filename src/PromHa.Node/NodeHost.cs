@@ -115,6 +115,7 @@ public static class NodeHost
             akka.AddHocon(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(hoconDir, file))), HoconAddMode.Append);
 
         var peers = OtherSeeds(s);
+        var deaths = new PeerDeaths();
         var timings = new MasterTimings(
             TimeSpan.FromMilliseconds(s.Timing.LeaseMs),
             TimeSpan.FromMilliseconds(s.Timing.LeaseMarginMs),
@@ -147,7 +148,8 @@ public static class NodeHost
                 if (tls is not null) TlsHandshakeVeto.Install(system);
             })
             .AddLedgerActor(s.Node.Name, view, timings.LeaseDuration)
-            .AddMasterActor(s.Node.Name, timings, peers)
+            .AddPeerCrashActor(view, deaths)
+            .AddMasterActor(s.Node.Name, timings, peers, deaths)
             .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, peers)
             .AddSplitBrainWatchActor(s, view, peers)
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes)

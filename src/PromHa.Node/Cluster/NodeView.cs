@@ -19,7 +19,12 @@ public sealed class NodeView(string nodeName, bool witness)
 
     public Snapshot Current => _snapshot;
 
-    public bool IsMaster => _snapshot.HoldsLease;
+    /// <summary>
+    /// Holds the lease now, by the clock: a process that was paused (SIGSTOP, a long GC) answers
+    /// its first /primary after resuming before its role actor has run, and must not say master
+    /// from a lease that ran out meanwhile.
+    /// </summary>
+    public bool IsMaster => _snapshot.HoldsLease && Clock.Now.UtcTicks < Interlocked.Read(ref _leaseUntilTicks);
 
     /// <summary>The config version this node runs, and the latest it knows of.</summary>
     public long ConfigApplied { get; set; }
@@ -38,7 +43,7 @@ public sealed class NodeView(string nodeName, bool witness)
 
     /// <summary>How long this node's lease still runs (zero when it holds none): the gate sends only with time to spare.</summary>
     public TimeSpan LeaseLeft(DateTimeOffset now) =>
-        IsMaster ? TimeSpan.FromTicks(Math.Max(0, Interlocked.Read(ref _leaseUntilTicks) - now.UtcTicks)) : TimeSpan.Zero;
+        _snapshot.HoldsLease ? TimeSpan.FromTicks(Math.Max(0, Interlocked.Read(ref _leaseUntilTicks) - now.UtcTicks)) : TimeSpan.Zero;
 
     public void SetRole(long epoch, string? master, bool holdsLease, DateTimeOffset? leaseUntil = null)
     {

@@ -35,19 +35,52 @@ public static class BenchCommand
         var cpuSeconds = new Option<int>("--cpu-seconds") { Description = "Length of the CPU window (CPU time is counted in 10 ms ticks)", DefaultValueFactory = _ => 30 };
         var noPartitions = new Option<bool>("--no-partitions") { Description = "Skip the partition cases (run as root, they cut nodes' links in network namespaces)" };
         var partitionsOnly = new Option<bool>("--partitions-only") { Description = "Only the partition cases (root): skip the failover scenarios and the idle figures" };
+        var layouts = new Option<string>("--layouts")
+        {
+            Description = "Comma-separated layouts to measure: three, supervised, pair-witness, pair-tiebreaker",
+            DefaultValueFactory = _ => "three,supervised,pair-witness,pair-tiebreaker",
+        };
         var failover = new Command("failover", "Measure failover, switchover, memory and idle CPU on a local cluster, and partitions as root")
-            { rounds, nodes, dir, keep, env, idleOnly, idleSeconds, cpuSeconds, noTls, noPartitions, partitionsOnly };
-        failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(dir), p.GetValue(keep),
+            { rounds, nodes, dir, keep, env, idleOnly, idleSeconds, cpuSeconds, noTls, noPartitions, partitionsOnly, layouts };
+        failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(layouts)!, p.GetValue(dir), p.GetValue(keep),
             p.GetValue(env) ?? [], p.GetValue(idleOnly), !p.GetValue(noTls), TimeSpan.FromSeconds(p.GetValue(idleSeconds)),
             TimeSpan.FromSeconds(Math.Max(1, p.GetValue(cpuSeconds))),
             p.GetValue(partitionsOnly) ? Partitions.Only : p.GetValue(noPartitions) ? Partitions.None : Partitions.After, ct));
         return new Command("bench", "Benchmarks on real local processes") { failover, ConfigBenchCommand.Create(), AlertsBenchCommand.Create() };
     }
 
+    /// <summary>
+    /// The layouts measured: three nodes with external Prometheus (every case, and the idle
+    /// figures), three with supervised Prometheus (its death), a pair with a witness and a pure pair
+    /// with a tie-breaker (crashes, with the singleton elsewhere and on the master).
+    /// </summary>
+    private static List<Layout> Layouts(LocalClusterOptions o, int nodes) =>
+    [
+        new("three", $"{nodes} nodes, external Prometheus", o with { Nodes = nodes }, Main: true),
+        new("supervised", $"{nodes} nodes, supervised Prometheus", o with { Nodes = nodes, Servers = LocalServers.Supervised }, Main: true),
+        new("pair-witness", "2 nodes and a witness, external Prometheus", o with { Nodes = 2, Witnesses = 1 }, Main: false),
+        new("pair-tiebreaker", "2 nodes, tie-breaker target, external Prometheus",
+            o with { Nodes = 2, TieBreakerTargets = [TieBreakerTarget.Endpoint] }, Main: false),
+    ];
+
+    /// <summary>The "gateway" a pure pair's tie-breaker reaches: a listener of this process on loopback.</summary>
+    private static class TieBreakerTarget
+    {
+        private static readonly System.Net.Sockets.TcpListener Listener = Start();
+        public static string Endpoint => $"127.0.0.1:{((System.Net.IPEndPoint)Listener.LocalEndpoint).Port}";
+
+        private static System.Net.Sockets.TcpListener Start()
+        {
+            var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+            l.Start();
+            return l;
+        }
+    }
+
     /// <summary>Whether the partition cases (root only) run: not at all, after the other scenarios, or alone.</summary>
     private enum Partitions { None, After, Only }
 
-    private static async Task<int> Failover(int rounds, int nodes, string? dir, bool keep, string[] env, bool idleOnly, bool tls,
+    private static async Task<int> Failover(int rounds, int nodes, string layouts, string? dir, bool keep, string[] env, bool idleOnly, bool tls,
         TimeSpan idleFor, TimeSpan cpuWindow, Partitions partitions, CancellationToken ct)
     {
         var nodeEnv = new Dictionary<string, string>();
@@ -77,9 +110,17 @@ public static class BenchCommand
 
         var commandLine = "promha " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1).Select(Quote));
         var baseDir = dir is null ? Directory.CreateTempSubdirectory("promha-bench").FullName : Path.GetFullPath(dir);
+        var all = Layouts(options, nodes);
+        var chosen = idleOnly ? all.Where(l => l.Main && l.Options.Servers == LocalServers.External).ToList()
+            : all.Where(l => layouts.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Contains(l.Name)).ToList();
+        if (chosen.Count == 0 && partitions != Partitions.Only)
+        {
+            await System.Console.Error.WriteLineAsync($"promha bench: --layouts {layouts}: none of {string.Join(", ", all.Select(l => l.Name))}");
+            return 64;
+        }
         var what = partitions == Partitions.Only
             ? "partition cases: 3 nodes in network namespaces with supervised Prometheus"
-            : $"{nodes} nodes with external Prometheus";
+            : $"layouts: {string.Join("; ", chosen.Select(l => $"{l.Name} ({l.Title})"))}";
         Say($"{commandLine}\n{what}, {(tls ? "mutual TLS" : "plain TCP")} between nodes, " +
             $"{(partitions == Partitions.Only ? "" : $"{rounds} rounds, ")}{Environment.ProcessorCount} CPUs, " +
             $"{BuildKind} build, dir {baseDir}" +
@@ -93,16 +134,19 @@ public static class BenchCommand
         EventHandler holdExit = (_, _) => stopped.Wait(TimeSpan.FromSeconds(120));
         AppDomain.CurrentDomain.ProcessExit += holdExit;
         var keepLogs = true; // a failed run, or one that saw something wrong, keeps its logs
-        Results? results = null;
+        Figures? results = null;
         PartitionBench.Section? partitionSection = null;
         try
         {
             if (partitions != Partitions.Only)
             {
-                await using var cluster = LocalCluster.Create(baseDir, options);
-                var bench = new Bench(cluster, idleFor, cpuWindow, ct);
-                results = await bench.Run(idleOnly ? 0 : rounds);
-                Say("stopping the cluster (by PID, one node at a time)");
+                results = new Figures();
+                foreach (var layout in chosen)
+                {
+                    await using var cluster = LocalCluster.Create(Path.Combine(baseDir, layout.Name), layout.Options);
+                    await new Bench(cluster, layout, results, idleFor, cpuWindow, ct).Run(idleOnly ? 0 : rounds);
+                    Say($"stopping the {layout.Name} cluster (by PID, one node at a time)");
+                }
             }
             if (partitions != Partitions.None)
                 partitionSection = Environment.IsPrivilegedProcess
@@ -163,27 +207,37 @@ public static class BenchCommand
     private sealed record ProcFigures(string Node, string Kind, int Pid, double VmRssMiB, double RssAnonMiB, double RssFileMiB,
         double RssShmemMiB, double CpuPercent);
 
-    private sealed record Results(
-        int Rounds,
-        List<double> CrashWithSingleton, List<double> CrashWithout, List<double> CrashRejoin,
-        List<double> PromDeath, List<double> PromRecovery,
-        List<double> Switchover,
-        List<ProcFigures> Procs,
-        Dictionary<string, int> TwoMasters, List<string> TwoMasterEpisodes,
-        int UnexpectedExits, int StuckRejoins)
+    /// <summary>A cluster shape the benchmark runs its cases on, each on a cluster of its own.</summary>
+    private sealed record Layout(string Name, string Title, LocalClusterOptions Options, bool Main);
+
+    /// <summary>Every layout's cases: seconds to the new master, and the longest time no node answered 200.</summary>
+    private sealed class Figures
     {
+        public readonly List<(string Case, List<double> Seconds, List<double> NoMaster, string Note)> Cases = [];
+        public readonly Dictionary<string, int> TwoMasters = [];
+        public readonly List<string> TwoMasterEpisodes = [];
+        public List<ProcFigures> Procs = [];
+        public int UnexpectedExits;
+        public int StuckRejoins;
         public int Anomalies => TwoMasters.Values.Sum() + UnexpectedExits + StuckRejoins;
+
+        public (List<double> Seconds, List<double> NoMaster) Case(string name, string note = "")
+        {
+            var existing = Cases.FirstOrDefault(c => c.Case == name);
+            if (existing.Case is not null) return (existing.Seconds, existing.NoMaster);
+            var added = (name, new List<double>(), new List<double>(), note);
+            Cases.Add(added);
+            return (added.Item2, added.Item3);
+        }
 
         public void Print(string commandLine, PartitionBench.Section? partitions)
         {
-            Say("\n=== summary ===");
-            Row("crash failover (kill -9 master -> new /primary 200)", [.. CrashWithSingleton, .. CrashWithout], "s", Extra("crash"));
-            Row("  of which the master also ran the singleton", CrashWithSingleton, "s", $"({CrashWithSingleton.Count} rounds)");
-            Row("  of which the singleton ran elsewhere", CrashWithout, "s", $"({CrashWithout.Count} rounds)");
-            Row("crash rejoin (restart killed node -> one master, all healthy)", CrashRejoin, "s", "");
-            Row("prometheus death (kill -9 master's Prometheus -> new /primary 200)", PromDeath, "s", Extra("prometheus"));
-            Row("prometheus recovery (restart it -> all healthy)", PromRecovery, "s", "");
-            Row("graceful switchover (POST /api/v1/switchover -> new /primary 200)", Switchover, "s", Extra("switchover"));
+            Say("\n=== summary (seconds from the action to the first poll where another node answers /primary 200; polls every 50 ms) ===");
+            foreach (var (name, seconds, noMaster, note) in Cases)
+            {
+                Row(name, seconds, "s", $"({seconds.Count} rounds{(note.Length > 0 ? "; " + note : "")})");
+                if (noMaster.Count > 0) Row("    longest time with no node answering 200", noMaster, "s", "");
+            }
             foreach (var kind in new[] { "promha", "prometheus" })
             {
                 var ps = Procs.Where(p => p.Kind == kind).ToList();
@@ -194,19 +248,12 @@ public static class BenchCommand
                 Row($"{kind} RssShmem", ps.Select(p => p.RssShmemMiB).ToList(), "MiB", per);
                 Row($"{kind} idle CPU (after idling)", ps.Select(p => p.CpuPercent).ToList(), "%", per);
             }
-            var twoMasters = TwoMasters.Values.Sum();
-            Say($"two masters seen at any poll: {twoMasters}; nodes that exited unexpectedly: {UnexpectedExits}; " +
-                $"restarted nodes that did not join within {RejoinPatience.TotalSeconds:F0} s: {StuckRejoins}");
+            Say($"two masters seen at any poll: {TwoMasters.Values.Sum()}" +
+                (TwoMasters.Count > 0 ? $" ({string.Join(", ", TwoMasters.Select(kv => $"{kv.Key}: {kv.Value}"))})" : "") +
+                $"; nodes that exited unexpectedly: {UnexpectedExits}; restarted nodes that did not join within {RejoinPatience.TotalSeconds:F0} s: {StuckRejoins}");
             foreach (var e in TwoMasterEpisodes) Say($"  two masters: {e}");
             partitions?.Print();
             Say($"command: {commandLine}");
-        }
-
-        private string Extra(string scenario)
-        {
-            var failover = TwoMasters.GetValueOrDefault($"{scenario} failover");
-            var other = TwoMasters.Where(kv => kv.Key.StartsWith(scenario + " ", StringComparison.Ordinal)).Sum(kv => kv.Value) - failover;
-            return $"({Rounds} rounds, two-masters seen: {failover}{(other > 0 ? $"; {other} more polls while rejoining/settling" : "")})";
         }
 
         private static void Row(string label, IReadOnlyList<double> xs, string unit, string extra)
@@ -219,85 +266,154 @@ public static class BenchCommand
         }
     }
 
-    /// <summary>The scenarios, run one after the other on one cluster.</summary>
-    private sealed class Bench(LocalCluster cluster, TimeSpan idleFor, TimeSpan cpuWindow, CancellationToken ct)
+    /// <summary>The cases of one layout, run one after the other on one cluster.</summary>
+    private sealed class Bench(LocalCluster cluster, Layout layout, Figures figures, TimeSpan idleFor, TimeSpan cpuWindow, CancellationToken ct)
     {
         private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(50);
+        // a frozen or dying node must not slow the 50 ms polls of the others
+        private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(300);
         private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
         private static readonly TimeSpan SettleFor = TimeSpan.FromSeconds(5);
         // sysconf(_SC_CLK_TCK): /proc/PID/stat counts CPU time in 1/100 s on Linux
         private const double ClockTicksPerSecond = 100;
 
-        private readonly Dictionary<string, int> _twoMasters = [];
-        private readonly List<string> _episodes = [];
         private string _scenario = "start";
-        private int _unexpectedExits;
-        private int _stuckRejoins;
+        private LocalNode? _frozen;
+        private double _noMaster; // the longest run of polls with no master in the current Watch
 
-        /// <summary>Runs every scenario <paramref name="rounds"/> times (0: none, only the idle figures).</summary>
-        public async Task<Results> Run(int rounds)
+        private string Label(string what) => $"{layout.Name}: {what}";
+
+        /// <summary>Runs every case of the layout <paramref name="rounds"/> times (0: none, only the idle figures).</summary>
+        public async Task Run(int rounds)
         {
-            Say("starting the cluster");
+            Say($"\n--- {layout.Name}: {layout.Title} ---");
             await cluster.StartAll(ct);
             await Settled();
+            var servers = cluster.Nodes.Where(n => !n.Witness).ToList();
 
-            _scenario = "crash";
-            List<double> crashWithSingleton = [], crashWithout = [], rejoin = [];
             for (var r = 1; r <= rounds; r++)
             {
-                var old = await Settled();
-                var pid = old.Process!.Id;
-                // A master that also runs the singleton fails over slower: the singleton must move first.
-                var withSingleton = (await cluster.Status(old))?.SingletonNode == old.Name;
-                var sw = Stopwatch.StartNew();
-                cluster.Kill(old);
-                var (s, next) = await FailedOverFrom(old, sw);
-                (withSingleton ? crashWithSingleton : crashWithout).Add(s);
-                // Restart the killed node and time until it is back in a healthy cluster.
-                var back = await Recover();
-                rejoin.Add(back);
-                Say($"crash       round {r}/{rounds}: kill -9 {old.Name} (pid {pid}{(withSingleton ? ", also ran the singleton" : "")}) -> {next.Name} master after {s:F2} s; rejoined in {back:F2} s");
+                // the master's promha killed, its host up: with the singleton on another node, then on the same node
+                foreach (var onSingleton in new[] { false, true })
+                {
+                    _scenario = onSingleton ? "crash-singleton" : "crash";
+                    var old = await MasterWhere(onSingleton);
+                    if (old is null) continue;
+                    var pid = old.Process!.Id;
+                    var sw = Stopwatch.StartNew();
+                    cluster.Kill(old);
+                    var (s, next) = await FailedOverFrom(old, sw);
+                    Record(onSingleton ? "kill -9 master's promha, master also ran the singleton" : "kill -9 master's promha (singleton elsewhere)", s);
+                    var back = await Recover();
+                    figures.Case(Label("restart the killed promha -> back as a healthy standby")).Seconds.Add(back);
+                    Say($"{_scenario,-16} round {r}/{rounds}: kill -9 {old.Name} (pid {pid}) -> {next.Name} master after {s:F2} s (no master for {_noMaster:F2} s); rejoined in {back:F2} s");
+                }
+                if (!layout.Main) continue;
+
+                _scenario = "frozen";
+                {
+                    var old = await MasterWhere(false) ?? await Settled();
+                    var sw = Stopwatch.StartNew();
+                    Signal(old, "STOP");
+                    _frozen = old;
+                    var (s, next) = await FailedOverFrom(old, sw);
+                    Record("kill -STOP master's promha", s);
+                    Signal(old, "CONT");
+                    _frozen = null;
+                    // resumed: it must not answer 200 while the new master does, and comes back as a standby
+                    var back = await Recover();
+                    figures.Case(Label("kill -CONT -> one master, all healthy")).Seconds.Add(back);
+                    Say($"{_scenario,-16} round {r}/{rounds}: kill -STOP {old.Name} -> {next.Name} master after {s:F2} s (no master for {_noMaster:F2} s); resumed, all healthy in {back:F2} s");
+                }
+
+                _scenario = "prometheus";
+                {
+                    var old = await Settled();
+                    var sw = Stopwatch.StartNew();
+                    var pid = KillPrometheus(old);
+                    var (s, next) = await FailedOverFrom(old, sw);
+                    Record($"kill -9 master's Prometheus ({(old.ExternalPrometheus is null ? "supervised" : "external")})", s);
+                    if (layout.Options.Servers == LocalServers.External)
+                    {
+                        old.ExternalPrometheus!.WaitForExit(5000);
+                        old.ExternalPrometheus.Dispose();
+                        cluster.StartExternalPrometheus(old);
+                    }
+                    var back = await Recover();
+                    Say($"{_scenario,-16} round {r}/{rounds}: kill -9 {old.Name}'s prometheus (pid {pid}) -> {next.Name} master after {s:F2} s (no master for {_noMaster:F2} s); healthy again in {back:F2} s");
+                }
+
+                if (layout.Options.Servers != LocalServers.External) continue;
+                _scenario = "switchover";
+                {
+                    var old = await Settled();
+                    var via = cluster.Nodes[(r - 1) % cluster.Nodes.Count];
+                    using var api = cluster.Api(via);
+                    var sw = Stopwatch.StartNew();
+                    var answer = await api.Switchover(null, ct);
+                    if (!answer.Accepted) throw new BenchFailed($"switchover via {via.Name} refused: {answer.Message}");
+                    var (s, next) = await FailedOverFrom(old, sw);
+                    Record("graceful switchover (POST /api/v1/switchover)", s);
+                    Say($"{_scenario,-16} round {r}/{rounds}: POST via {via.Name}, {old.Name} -> {next.Name} master after {s:F2} s");
+                }
             }
 
-            _scenario = "prometheus";
-            List<double> promDeath = [], promRecovery = [];
-            for (var r = 1; r <= rounds; r++)
+            if (layout.Main && layout.Options.Servers == LocalServers.External)
             {
-                var old = await Settled();
-                var prom = old.ExternalPrometheus!;
-                var pid = prom.Id;
-                var sw = Stopwatch.StartNew();
-                prom.Kill();
-                var (s, next) = await FailedOverFrom(old, sw);
-                promDeath.Add(s);
-                prom.WaitForExit(5000);
-                prom.Dispose();
-                cluster.StartExternalPrometheus(old);
-                var back = await Recover();
-                promRecovery.Add(back);
-                Say($"prometheus  round {r}/{rounds}: kill -9 {old.Name}'s prometheus (pid {pid}) -> {next.Name} master after {s:F2} s; healthy again in {back:F2} s");
+                _scenario = "idle";
+                figures.Procs = await Resources();
             }
+        }
 
-            _scenario = "switchover";
-            List<double> switchover = [];
-            for (var r = 1; r <= rounds; r++)
+        private void Record(string what, double seconds)
+        {
+            var (xs, noMaster) = figures.Case(Label(what));
+            xs.Add(seconds);
+            noMaster.Add(_noMaster);
+        }
+
+        private static void Signal(LocalNode n, string signal) =>
+            Process.Start("kill", ["-" + signal, n.Process!.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
+
+        private static int KillPrometheus(LocalNode n)
+        {
+            if (n.ExternalPrometheus is { } p)
             {
-                var old = await Settled();
-                // Ask a different node each round: any node forwards to the master singleton.
-                var via = cluster.Nodes[(r - 1) % cluster.Nodes.Count];
-                using var api = cluster.Api(via);
-                var sw = Stopwatch.StartNew();
-                var answer = await api.Switchover(null, ct);
-                if (!answer.Accepted) throw new BenchFailed($"switchover via {via.Name} refused: {answer.Message}");
-                var (s, next) = await FailedOverFrom(old, sw);
-                switchover.Add(s);
-                Say($"switchover  round {r}/{rounds}: POST via {via.Name}, {old.Name} -> {next.Name} master after {s:F2} s");
+                p.Kill();
+                return p.Id;
             }
+            var pid = int.Parse(File.ReadAllLines(Path.Combine(n.DataDir, "prometheus.pid"))[0], CultureInfo.InvariantCulture);
+            Process.GetProcessById(pid).Kill();
+            return pid;
+        }
 
-            _scenario = "idle";
-            var procs = await Resources();
-            return new Results(rounds, crashWithSingleton, crashWithout, rejoin, promDeath, promRecovery, switchover, procs,
-                _twoMasters, _episodes, _unexpectedExits, _stuckRejoins);
+        /// <summary>
+        /// The settled master, moved first (a switchover) onto the node that runs the singleton or
+        /// off it. Null when that cannot be arranged (the singleton runs on a witness).
+        /// </summary>
+        private async Task<LocalNode?> MasterWhere(bool onSingleton)
+        {
+            var master = await Settled();
+            var singleton = (await cluster.Status(master))?.SingletonNode;
+            var host = cluster.Nodes.FirstOrDefault(n => n.Name == singleton);
+            if (host is null) return null;
+            if (host.Witness)
+            {
+                if (!onSingleton) return master;
+                // a witness is the oldest member: restart it so that the singleton moves to a server node
+                Say($"  (the singleton runs on witness {host.Name}: restarting it so that it moves)");
+                cluster.Kill(host);
+                await Recover();
+                return await MasterWhere(onSingleton);
+            }
+            var target = onSingleton ? host : cluster.Nodes.FirstOrDefault(n => !n.Witness && n != host);
+            if (target is null || target == master) return master;
+            if (onSingleton == (master == host)) return master;
+            using var api = cluster.Api(master);
+            var answer = await api.Switchover(target.Name, ct);
+            if (!answer.Accepted) throw new BenchFailed($"switchover to {target.Name} refused: {answer.Message}");
+            await Watch("arrange", ms => Task.FromResult(ms.Count == 1 && ms[0] == target));
+            return await Settled();
         }
 
         /// <summary>Seconds (on <paramref name="since"/>) until a node other than <paramref name="old"/> answers /primary 200.</summary>
@@ -321,7 +437,7 @@ public static class BenchCommand
                 // The node a scenario killed has Process.HasExited with signal 9 (exit code 137).
                 if (n.Process is { } p && p.ExitCode != 137)
                 {
-                    _unexpectedExits++;
+                    figures.UnexpectedExits++;
                     Say($"  note: {n.Name} (pid {p.Id}) exited on its own with code {p.ExitCode}; restarting it");
                 }
                 cluster.StartNode(n);
@@ -336,7 +452,7 @@ public static class BenchCommand
                         restarted.Remove(n);
                         continue;
                     }
-                    _stuckRejoins++;
+                    figures.StuckRejoins++;
                     Say($"  note: {n.Name} (pid {n.Process!.Id}) has not joined the cluster {RejoinPatience.TotalSeconds:F0} s after its restart; killing and starting it again");
                     cluster.Kill(n);
                     cluster.StartNode(n);
@@ -382,16 +498,25 @@ public static class BenchCommand
             var sw = since ?? Stopwatch.StartNew();
             var deadline = sw.Elapsed + Patience;
             string? episode = null; // the masters of the two-master episode under way, and since when
+            TimeSpan? noMasterSince = null;
+            _noMaster = 0;
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
                 var started = sw.Elapsed;
-                var masters = await cluster.Masters();
+                // a SIGSTOPped node answers nothing until resumed; it is polled again from then on
+                var masters = await cluster.Masters(PollTimeout, skip: n => n == _frozen);
                 var at = sw.Elapsed;
+                if (masters.Count == 0) noMasterSince ??= started;
+                else if (noMasterSince is { } since0)
+                {
+                    _noMaster = Math.Max(_noMaster, (at - since0).TotalSeconds);
+                    noMasterSince = null;
+                }
                 if (masters.Count > 1)
                 {
-                    var key = $"{_scenario} {phase}";
-                    _twoMasters[key] = _twoMasters.GetValueOrDefault(key) + 1;
+                    var key = $"{layout.Name} {_scenario} {phase}";
+                    figures.TwoMasters[key] = figures.TwoMasters.GetValueOrDefault(key) + 1;
                     if (episode is null)
                     {
                         episode = $"{key}: {string.Join(" and ", masters.Select(m => m.Name))} from {at.TotalSeconds:F2} s";
@@ -400,13 +525,13 @@ public static class BenchCommand
                 }
                 else if (episode is not null)
                 {
-                    _episodes.Add($"{episode} to {at.TotalSeconds:F2} s");
+                    figures.TwoMasterEpisodes.Add($"{episode} to {at.TotalSeconds:F2} s");
                     Say($"  two masters ended at {at.TotalSeconds:F2} s");
                     episode = null;
                 }
                 if (await done(masters))
                 {
-                    if (episode is not null) _episodes.Add($"{episode}, still on at {at.TotalSeconds:F2} s when this wait ended");
+                    if (episode is not null) figures.TwoMasterEpisodes.Add($"{episode}, still on at {at.TotalSeconds:F2} s when this wait ended");
                     return (at.TotalSeconds, masters);
                 }
                 if (sw.Elapsed > deadline)

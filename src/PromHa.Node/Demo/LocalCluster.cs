@@ -456,11 +456,12 @@ public sealed class LocalCluster : IAsyncDisposable
         catch (Exception) { return false; }
     }
 
-    public async Task<int> PrimaryCode(LocalNode n)
+    public async Task<int> PrimaryCode(LocalNode n, TimeSpan? timeout = null)
     {
         try
         {
-            using var r = await _http.GetAsync($"{n.HttpUrl}/primary");
+            using var cts = new CancellationTokenSource(timeout ?? Timeout.InfiniteTimeSpan);
+            using var r = await _http.GetAsync($"{n.HttpUrl}/primary", cts.Token);
             return (int)r.StatusCode;
         }
         catch (Exception) { return 0; }
@@ -477,10 +478,10 @@ public sealed class LocalCluster : IAsyncDisposable
     }
 
     /// <summary>Nodes (among the running ones) whose /primary answers 200 right now.</summary>
-    public async Task<IReadOnlyList<LocalNode>> Masters()
+    public async Task<IReadOnlyList<LocalNode>> Masters(TimeSpan? timeout = null, Func<LocalNode, bool>? skip = null)
     {
-        var running = Nodes.Where(n => n.Running).ToList();
-        var codes = await Task.WhenAll(running.Select(PrimaryCode));
+        var running = Nodes.Where(n => n.Running && skip?.Invoke(n) != true).ToList();
+        var codes = await Task.WhenAll(running.Select(n => PrimaryCode(n, timeout)));
         return running.Where((_, i) => codes[i] == 200).ToList();
     }
 

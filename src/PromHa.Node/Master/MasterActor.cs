@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Hosting;
@@ -43,6 +44,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private DateTimeOffset _recoveryStarted;
     private DateTimeOffset? _noQuorumSince;
     private static readonly TimeSpan IslandTimeout = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan StallAfter = TickInterval * 3;
+    private DateTimeOffset _lastDecideAt;
 
     private readonly IReadOnlyList<string> _seeds;
     private readonly ReplicatedLog<MasterChanged, Recorded> _ledgers;
@@ -51,9 +54,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private bool _maintenanceBusy;
     private long _maintenanceNumbered;
 
-    public MasterActor(string selfNode, MasterTimings timings, IReadOnlyList<string> seeds)
+    public MasterActor(string selfNode, MasterTimings timings, IReadOnlyList<string> seeds, PeerDeaths deaths)
     {
-        _state = MasterState.Initial(selfNode, timings);
+        _state = MasterState.Initial(selfNode, timings) with { Dead = deaths.Snapshot().ToImmutableHashSet() };
         _seeds = seeds;
         _ledgers = new ReplicatedLog<MasterChanged, Recorded>(
             new LogSpec<MasterChanged, Recorded>(
@@ -108,10 +111,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Timers.StartPeriodicTimer("outsiders", ProbeOutsiders.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
             typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+        Context.System.EventStream.Subscribe(Self, typeof(PeerProvenDead));
         _log.Info("Master singleton starting on {0}; asking every member's ledger for its epoch", _state.SelfNode);
     }
 
-    protected override void PostStop() => _cluster.Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        _cluster.Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self);
+    }
 
     /// <summary>
     /// Before deciding anything, learn the highest epoch any member has journaled. Every reachable
@@ -204,6 +212,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (unconfirmed is not null) Confirm(unconfirmed, $"epoch {unconfirmed.Epoch} is on {holders} of the ledgers read, not a majority");
         Timers.StartPeriodicTimer("tick", Tick.Instance, TickInterval);
         Timers.StartPeriodicTimer("status", PublishStatusTick.Instance, TimeSpan.FromSeconds(1));
+        // a singleton that took over from a dead one decides now, not on the first tick
+        _lastDecideAt = Clock.Now;
+        Decide();
     }
 
     private sealed record PublishStatusTick
@@ -238,6 +249,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         {
             // Not enough ledgers read yet to be sure of the latest epoch: no answer rather than a
             // denial, so a master keeps the lease it holds meanwhile.
+            _state = _state.Heard(r.Node, r.Epoch, Clock.Now);
             if (!KnowsLatestEpoch(forLease: true)) return;
             var (state, verdict, reason) = _state.Renew(r.Node, r.Epoch, Clock.Now);
             _state = state;
@@ -361,6 +373,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             afterLoss?.Invoke();
         });
         Receive<ClusterEvent.ReachableMember>(e => Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, true)));
+        Receive<PeerProvenDead>(d =>
+        {
+            _state = _state.Observe(new MemberDied(d.Node, d.Incarnation), Clock.Now);
+            afterLoss?.Invoke();
+        });
     }
 
     private void OnClusterState(ClusterEvent.CurrentClusterState s)
@@ -449,17 +466,40 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void Decide()
     {
+        var now = Clock.Now;
+        // This singleton did not run for a while (paused, starved): renewals may still sit in its
+        // mailbox, so silence is counted afresh rather than read as the master's.
+        if (now - _lastDecideAt > StallAfter)
+        {
+            _log.Warning("Master singleton did not run for {0:F1} s; the master's silence is counted from now", (now - _lastDecideAt).TotalSeconds);
+            _state = _state with { SilenceClockFrom = now };
+        }
+        _lastDecideAt = now;
         GuardAgainstIsland();
         if (_committing || !KnowsLatestEpoch(forLease: false)) return;
         var before = _state;
-        var (state, change) = _state.Decide(Clock.Now);
+        var (state, change) = _state.Decide(now);
         _state = state;
+        RevokeIfServerDown(before, now);
         if (change is null) return;
         _log.Warning("Master role -> {0} (epoch {1}, reason {2}, previous {3})",
             change.Node, change.Epoch, change.Reason, change.Previous ?? "none");
         _beforeDecision = before;
         _committing = true;
         _ledgers.Append(change).PipeTo(Self, success: r => new Committed(r));
+    }
+
+    /// <summary>
+    /// A master that is alive but whose Prometheus is down or unhealthy gives the lease back when
+    /// asked, as in a switchover: the role moves at once instead of when the lease runs out.
+    /// </summary>
+    private void RevokeIfServerDown(MasterState before, DateTimeOffset now)
+    {
+        if (before.Revoking || !_state.Revoking || _state.Master is not { } master) return;
+        if (_state.MasterProblem(now) is not (MasterState.PrometheusDown or "prometheus-unhealthy")) return;
+        if (!_addresses.TryGetValue(master, out var address)) return;
+        _log.Info("Asking {0} to give up the master lease of epoch {1} ({2})", master, _state.Epoch, _state.MasterProblem(now));
+        Context.ActorSelection(new RootActorPath(address) / "user" / RoleActor.Name).Tell(new RevokeLease(_state.Epoch, master));
     }
 
     private void OnCommitted(Committed committed)
@@ -492,7 +532,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         }
         // The old master may still count vouches from before these ledgers took the new epoch:
         // announcing only once a majority's have run out keeps two masters from overlapping.
-        var wait = _state.VouchesRunOutIn(acks.Select(a => TimeSpan.FromMilliseconds(a.VouchRemainingMs)).ToList());
+        // A previous master proven dead cannot use its vouches.
+        var wait = _beforeDecision?.MasterProvenDead == true
+            ? TimeSpan.Zero
+            : _state.VouchesRunOutIn(acks.Select(a => TimeSpan.FromMilliseconds(a.VouchRemainingMs)).ToList());
         var announce = new Announce(change, acks.Count, asked);
         if (wait <= TimeSpan.Zero)
         {
@@ -559,7 +602,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         // Also what this actor was told is unreachable: Cluster.State may not show it yet when a
         // decision is taken right on the UnreachableMember event, and asking a dead ledger waits
         // out the replication timeout.
-        var unreachable = _state.Members.Values.Where(m => !m.Reachable)
+        // A member proven dead, or a master silent past its lease, answers no ledger ask either.
+        var now = Clock.Now;
+        var unreachable = _state.Members.Values
+            .Where(m => !m.Reachable || _state.IsProvenDead(m.Name) || (m.Name == _state.Master && _state.MasterSilent(now)))
             .Select(m => _addresses.GetValueOrDefault(m.Name)).OfType<Address>().ToHashSet();
         return state.Members
             .Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up &&
@@ -583,8 +629,8 @@ public sealed class MasterProxyKey;
 public static class MasterActorHostingExtensions
 {
     public static AkkaConfigurationBuilder AddMasterActor(this AkkaConfigurationBuilder builder, string selfNode,
-        MasterTimings timings, IReadOnlyList<string> seeds) =>
+        MasterTimings timings, IReadOnlyList<string> seeds, PeerDeaths deaths) =>
         builder.WithSingleton<MasterProxyKey>(MasterActor.SingletonName,
-            Props.Create(() => new MasterActor(selfNode, timings, seeds)),
+            Props.Create(() => new MasterActor(selfNode, timings, seeds, deaths)),
             new ClusterSingletonOptions(), createProxyToo: true);
 }

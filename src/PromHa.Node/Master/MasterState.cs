@@ -41,6 +41,8 @@ public sealed record MemberReachability(string Name, bool Reachable) : Observati
 public sealed record HealthReported(NodeHealth Health) : Observation;
 /// <summary>How many configured seeds that are not members answer on their cluster port.</summary>
 public sealed record OutsidersAlive(int Count) : Observation;
+/// <summary>This node proved that incarnation's process gone: its ports refused connections.</summary>
+public sealed record MemberDied(string Name, string Incarnation) : Observation;
 
 /// <summary>
 /// Granted: the lease runs on. Denied: the role is moving or belongs to another reign; the master
@@ -73,10 +75,20 @@ public sealed record MasterState(
     bool ForceTarget = false,
     string? Requested = null,
     MaintenanceChanged? Maintenance = null,
-    string? ForcedMaster = null)
+    string? ForcedMaster = null,
+    ImmutableHashSet<string>? Dead = null,
+    DateTimeOffset MasterHeardAt = default,
+    DateTimeOffset SilenceClockFrom = default)
 {
+    /// <summary>Incarnations proven dead by their refused ports (<see cref="Cluster.PeerCrashActor"/>).</summary>
+    public ImmutableHashSet<string> DeadIncarnations => Dead ?? ImmutableHashSet<string>.Empty;
+
     /// <summary>The reason of a failover an operator forced onto a node whose Prometheus was reported unhealthy.</summary>
     public const string ForcedFailover = "forced-failover";
+    /// <summary>Fast path: the master's process was proven dead by its refused ports.</summary>
+    public const string MasterProcessDied = "master-process-died";
+    /// <summary>Fast path: the master's Prometheus refused connections or its supervised process exited.</summary>
+    public const string PrometheusDown = "prometheus-down";
 
     /// <summary>Maintenance mode: the role moves only when an operator asks (switchover, failover).</summary>
     public bool Paused => Maintenance?.Paused == true;
@@ -109,8 +121,12 @@ public sealed record MasterState(
             RecoveredAt = now,
             Epoch = Math.Max(Epoch, last?.Epoch ?? 0),
             Master = master,
-            LeaseExpiresAt = last is null ? DateTimeOffset.MinValue : now + Timings.LeaseDuration,
+            // A master whose process this node saw die holds no lease, whatever the predecessor granted.
+            LeaseExpiresAt = last is null || (incarnation is not null && DeadIncarnations.Contains(incarnation))
+                ? DateTimeOffset.MinValue
+                : now + Timings.LeaseDuration,
             MasterIncarnation = incarnation,
+            MasterHeardAt = now,
             ForcedMaster = last?.Epoch >= Epoch && last.Reason == ForcedFailover ? last.Node : ForcedMaster,
         };
     }
@@ -118,6 +134,13 @@ public sealed record MasterState(
     public MasterState Observe(Observation o, DateTimeOffset now) => o switch
     {
         OutsidersAlive a => this with { AliveOutsiders = a.Count },
+        MemberDied d => this with
+        {
+            Dead = DeadIncarnations.Add(d.Incarnation),
+            Members = Members.TryGetValue(d.Name, out var dm) && dm.Incarnation == d.Incarnation
+                ? Members.SetItem(d.Name, dm with { Reachable = false })
+                : Members,
+        },
         MemberUp up => this with
         {
             EverSawOthers = EverSawOthers || up.Name != SelfNode,
@@ -184,18 +207,46 @@ public sealed record MasterState(
 
     public bool LeaseRunning(DateTimeOffset now) => now < LeaseExpiresAt + Timings.LeaseMargin;
 
+    /// <summary>That member's current incarnation was proven dead.</summary>
+    public bool IsProvenDead(string name) => Members.TryGetValue(name, out var m) && DeadIncarnations.Contains(m.Incarnation);
+
+    /// <summary>
+    /// The process the role was granted to is proven gone: nobody can act on its lease or on the
+    /// vouches it collected, so neither needs waiting out.
+    /// </summary>
+    public bool MasterProvenDead =>
+        Master is not null && (MasterIncarnation is { } i ? DeadIncarnations.Contains(i) : IsProvenDead(Master));
+
+    /// <summary>
+    /// The master asked for no renewal for longer than a lease and its margin: by its own clock its
+    /// lease has run out (it counts from when it asked), whatever the failure detector says yet. A
+    /// frozen process or a lost host; also what lets the role move before the detector fires.
+    /// </summary>
+    public bool MasterSilent(DateTimeOffset now) =>
+        Master is not null && Members.TryGetValue(Master, out var m) && m.Reachable &&
+        now - (MasterHeardAt > SilenceClockFrom ? MasterHeardAt : SilenceClockFrom) > Timings.LeaseDuration + Timings.LeaseMargin;
+
+    /// <summary>The master asked for its lease (granted or not): it is alive and counting.</summary>
+    public MasterState Heard(string node, long epoch, DateTimeOffset now) =>
+        node == Master && epoch == Epoch ? this with { MasterHeardAt = now } : this;
+
     /// <summary>Why the current master must go, or null while it may keep the role.</summary>
     public string? MasterProblem(DateTimeOffset now)
     {
         if (Master is null) return SwitchoverTarget is not null ? Requested ?? "failover" : "no-master";
         // what the operator asked for is the reason, whatever else is wrong with the master
         if (SwitchoverTarget is not null) return Requested ?? "switchover";
+        if (MasterProvenDead) return MasterProcessDied;
         if (!Members.TryGetValue(Master, out var m)) return "master-left";
         // Restarted under its name before anyone noticed: the old incarnation's lease and duties died with it.
         if (MasterIncarnation is not null && m.Incarnation != MasterIncarnation) return "master-restarted";
         if (!m.Reachable) return "master-unreachable";
+        // Its Prometheus refused connections (or its supervised process exited): not slow, gone.
+        if (m.Health is { PrometheusDown: true } && m.HealthAt is { } downAt && now - downAt <= Timings.HealthStaleAfter &&
+            Master != ForcedMaster) return PrometheusDown;
         // a master forced on by an operator is kept whatever its Prometheus's health says (the operator knows better)
         if (m.UnhealthySince is { } since && now - since >= Timings.UnhealthyAfter && Master != ForcedMaster) return "prometheus-unhealthy";
+        if (MasterSilent(now)) return "master-silent";
         if (m.HealthAt is { } at && now - at > Timings.HealthStaleAfter + Timings.UnhealthyAfter) return "health-reports-stopped";
         return null;
     }
@@ -225,7 +276,7 @@ public sealed record MasterState(
 
         // Stop extending the old master's lease from now on, then wait for it to run out.
         var state = Master is null ? this : this with { Revoking = true };
-        if (Master is not null && state.LeaseRunning(now)) return (state, null);
+        if (Master is not null && state.LeaseRunning(now) && !MasterProvenDead) return (state, null);
 
         var change = new MasterChanged(Math.Max(Epoch, NumberedUpTo) + 1, candidate, problem, now, Master, Members[candidate].Incarnation);
         return (state.Apply(change, now), change);
@@ -308,6 +359,7 @@ public sealed record MasterState(
                 // The new master holds no lease until it asks; counting one from now keeps our view
                 // of its lease at least as long as its own.
                 LeaseExpiresAt = now + Timings.LeaseDuration,
+                MasterHeardAt = now,
                 Revoking = false,
                 SwitchoverTarget = null,
                 ForceTarget = false,

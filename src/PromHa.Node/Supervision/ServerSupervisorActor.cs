@@ -76,6 +76,8 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
             _log.Warning("{0} (pid {1}) exited with code {2} after {3:F1}s; restarting in {4:F1}s (log: {5})",
                 _launch.Name, e.Pid, e.Code, ranFor.TotalSeconds, _backoff.TotalSeconds, _launch.LogFile);
             Cleanup();
+            // the health probe checks at once instead of on its next round
+            Context.System.EventStream.Publish(new ServerExited(_launch.Name, e.Pid));
             NodeMetrics.ServerRestarts.WithLabels(_launch.Name).Inc();
             Timers.StartSingleTimer("start", Start.Instance, _backoff);
             _backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, _backoff.Ticks * 2));
@@ -90,6 +92,9 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
     }
 
     private sealed record Exited(int Pid, int Code);
+
+    /// <summary>Published on the node's event stream when a supervised server exits.</summary>
+    public sealed record ServerExited(string Name, int Pid);
 
     private sealed record WatchAdopted
     {

@@ -83,7 +83,7 @@ public class MasterStateTests
         s = s.Observe(new MemberUp("a", false, -1), At(1)).Observe(new HealthReported(Healthy("a")), At(1));
         for (var t = 1.0; t < 30; t += 0.5)
         {
-            s = s.Observe(new HealthReported(Healthy("b")), At(t));
+            s = s.Observe(new HealthReported(Healthy("b")), At(t)).Heard("b", s.Epoch, At(t)); // it renews
             (s, var change) = s.Decide(At(t));
             Assert.Null(change);
         }
@@ -321,9 +321,10 @@ public class MasterStateTests
         Assert.Null(after.SwitchoverTarget);
         Assert.False(after.ForceTarget);
         // kept although its Prometheus stays unhealthy; a later singleton reads that from the record
-        after = after.Observe(new HealthReported(Healthy("c", healthy: false)), At(4));
+        after = after.Observe(new HealthReported(Healthy("c", healthy: false)), At(4)).Heard("c", after.Epoch, At(4));
         Assert.Null(after.MasterProblem(At(5)));
-        var recovered = Cluster("b", "a", "b", "c").Observe(new HealthReported(Healthy("c", healthy: false)), At(1)).Recover(change, At(1));
+        var recovered = Cluster("b", "a", "b", "c").Observe(new HealthReported(Healthy("c", healthy: false)), At(1)).Recover(change, At(1))
+            .Heard("c", change!.Epoch, At(4));
         Assert.Null(recovered.MasterProblem(At(4.5)));
         Assert.Equal("prometheus-unhealthy", WithMaster(Cluster("b", "a", "b", "c"), "c")
             .Observe(new HealthReported(Healthy("c", healthy: false)), At(1)).MasterProblem(At(4.5)));
@@ -468,5 +469,83 @@ public class MasterStateTests
         // b's reports arrive again: a real majority, and the role moves
         s = s.Observe(new HealthReported(Healthy("b")), At(6.5));
         Assert.Equal("b", s.Decide(At(7)).Change!.Node);
+    }
+
+    private static MasterState Renewed(MasterState s, double at) => s.Heard(s.Master!, s.Epoch, At(at));
+
+    [Fact]
+    public void A_master_proven_dead_is_replaced_at_once_without_waiting_out_its_lease()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c").Observe(new MemberUp("b", false, 1, "b#1"), At(0)), "b", at: 0);
+        Assert.Equal("b#1", s.MasterIncarnation);
+        s = s.Observe(new HealthReported(Healthy("a")), At(0.9)).Observe(new HealthReported(Healthy("c")), At(0.9));
+        s = s.Observe(new MemberDied("b", "b#1"), At(1)); // its lease, granted at 0, runs to 2.3 s
+        Assert.True(s.MasterProvenDead);
+        var (state, change) = s.Decide(At(1.01));
+        Assert.NotNull(change);
+        Assert.Equal(MasterState.MasterProcessDied, change.Reason);
+        Assert.Equal("c", change.Node); // not the singleton's own node
+        Assert.False(state.MasterProvenDead);
+    }
+
+    [Fact]
+    public void A_death_of_another_incarnation_proves_nothing_about_the_master()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c").Observe(new MemberUp("b", false, 1, "b#2"), At(0)), "b");
+        s = s.Observe(new MemberDied("b", "b#1"), At(1)); // the previous process under that name
+        Assert.False(s.MasterProvenDead);
+        Assert.True(s.Members["b"].Reachable);
+        Assert.Null(s.MasterProblem(At(1)));
+    }
+
+    [Fact]
+    public void A_singleton_that_knows_the_master_died_does_not_assume_a_running_lease_on_recovery()
+    {
+        var dead = MasterState.Initial("a", Timings) with { Dead = ["b#1"] };
+        var last = new MasterChanged(4, "b", "test", At(0), null, "b#1");
+        Assert.False(dead.Recover(last, At(5)).LeaseRunning(At(5)));
+        Assert.True(MasterState.Initial("a", Timings).Recover(last, At(5)).LeaseRunning(At(5)));
+    }
+
+    [Fact]
+    public void A_master_silent_past_its_lease_loses_the_role_before_the_failure_detector_fires()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c"), "b", at: 0);
+        s = Renewed(s, 0.5).Renew("b", s.Epoch, At(0.5)).State; // the last renewal, then it freezes
+        foreach (var n in new[] { "a", "c" }) s = s.Observe(new HealthReported(Healthy(n)), At(2.7));
+        Assert.Null(s.MasterProblem(At(2.7))); // 2.2 s since it asked: within lease + margin
+        Assert.Equal("master-silent", s.MasterProblem(At(2.9)));
+        var (_, change) = s.Decide(At(2.9));
+        Assert.Equal("c", change?.Node);
+        Assert.Equal("master-silent", change?.Reason);
+    }
+
+    [Fact]
+    public void Silence_is_counted_afresh_after_the_singleton_itself_stalled()
+    {
+        var s = WithMaster(Cluster("a", "a", "b", "c"), "b", at: 0);
+        s = s with { SilenceClockFrom = At(5) }; // the singleton did not run from 0 to 5 s
+        Assert.Null(s.MasterProblem(At(6)));
+        Assert.Equal("master-silent", s.MasterProblem(At(7.4)));
+        Assert.Null(Renewed(s, 7).MasterProblem(At(7.4)));
+    }
+
+    [Fact]
+    public void A_master_whose_prometheus_is_down_loses_the_role_without_waiting_unhealthy_after()
+    {
+        var s = Renewed(WithMaster(Cluster("a", "a", "b", "c"), "b", at: 0), 0.9);
+        var down = Healthy("b", healthy: false) with { PrometheusDown = true };
+        s = s.Observe(new HealthReported(down), At(1));
+        Assert.Equal(MasterState.PrometheusDown, s.MasterProblem(At(1)));
+        // only unhealthy (slow, starting): the threshold still applies
+        var slow = Renewed(WithMaster(Cluster("a", "a", "b", "c"), "b", at: 0), 0.9).Observe(new HealthReported(Healthy("b", healthy: false)), At(1));
+        Assert.Null(slow.MasterProblem(At(1)));
+        // the role moves once the lease is given back (the actor asks the master for it) or runs out
+        var (revoking, none) = s.Decide(At(1));
+        Assert.Null(none);
+        Assert.True(revoking.Revoking);
+        var (_, change) = revoking.Released("b", revoking.Epoch, At(1.05)).Decide(At(1.05));
+        Assert.Equal(MasterState.PrometheusDown, change?.Reason);
+        Assert.Equal("c", change?.Node);
     }
 }
