@@ -16,7 +16,7 @@ namespace PromHa.Node.Cluster;
 /// still up leaves them unbound, and the host's kernel answers with a reset at once. Both refused,
 /// twice, 100 ms apart: that incarnation is gone. This node publishes <see cref="PeerProvenDead"/>
 /// locally, so that the master singleton voids a dead master's lease instead of waiting it out, and
-/// downs it when it was the oldest member (the singletons' host), so they move at once. A cut link, a paused
+/// downs it (the singletons move off it at once when it was the oldest member). A cut link, a paused
 /// process or a lost host drop packets silently or time out, which proves nothing: those stay on
 /// the failure detector and the lease. A firewall that rejects (TCP reset) on both ports would look
 /// the same as a dead process (see the README, "Fast failover").
@@ -27,22 +27,23 @@ public sealed class PeerCrashActor : ReceiveActor
     private static readonly TimeSpan Recheck = TimeSpan.FromMilliseconds(100);
     private const int Attempts = 5;
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromMilliseconds(300);
-    /// <summary>A peer whose link keeps failing (cut, restarting) is probed at most this often.</summary>
-    private static readonly TimeSpan MinGap = TimeSpan.FromSeconds(1);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly NodeView _view;
     private readonly PeerDeaths _deaths;
-    private readonly Dictionary<Address, DateTimeOffset> _probedAt = new();
-    private readonly HashSet<Address> _inFlight = [];
+    /// <summary>
+    /// Each incarnation is probed once, right after its connection dropped: the failed reconnects
+    /// that follow are not probed, so that a process restarted on the same port is not hit by
+    /// connections without a TLS handshake while it joins.
+    /// </summary>
+    private readonly HashSet<UniqueAddress> _probed = [];
 
     public PeerCrashActor(NodeView view, PeerDeaths deaths)
     {
         _view = view;
         _deaths = deaths;
         Receive<DisassociatedEvent>(e => Suspect(e.RemoteAddress));
-        Receive<AssociationErrorEvent>(e => Suspect(e.RemoteAddress));
         Receive<Verdict>(OnVerdict);
     }
 
@@ -51,7 +52,6 @@ public sealed class PeerCrashActor : ReceiveActor
     protected override void PreStart()
     {
         Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
-        Context.System.EventStream.Subscribe(Self, typeof(AssociationErrorEvent));
     }
 
     protected override void PostStop() => Context.System.EventStream.Unsubscribe(Self);
@@ -61,13 +61,13 @@ public sealed class PeerCrashActor : ReceiveActor
 
     private void Suspect(Address address)
     {
-        if (address == _cluster.SelfAddress || _inFlight.Contains(address)) return;
+        if (address == _cluster.SelfAddress) return;
         var member = _cluster.State.Members.FirstOrDefault(m => m.Address == address);
         if (member is null || !Serving(member) || MemberRoles.NodeName(member) is not { } name) return;
-        var now = Clock.Now;
-        if (_probedAt.TryGetValue(address, out var last) && now - last < MinGap) return;
-        _probedAt[address] = now;
-        _inFlight.Add(address);
+        if (!_probed.Add(member.UniqueAddress)) return;
+        // forget incarnations that are no longer members
+        _probed.IntersectWith(_cluster.State.Members.Select(m => m.UniqueAddress));
+        _probed.Add(member.UniqueAddress);
         var api = _view.Current.Status?.Nodes.FirstOrDefault(n => n.Node == name)?.ApiUrl is { } url &&
                   Uri.TryCreate(url, UriKind.Absolute, out var u) ? (u.Host, u.Port) : ((string, int)?)null;
         Prove(member.UniqueAddress, name, api).PipeTo(Self);
@@ -87,6 +87,8 @@ public sealed class PeerCrashActor : ReceiveActor
         {
             if (i > 0) await Task.Delay(Recheck);
             var refused = await Refused(host, port) && (api is not { } a || await Refused(a.Host, a.Port));
+            // accepted once more after the first try: alive (its link dropped for another reason)
+            if (!refused && i > 0) break;
             refusedInARow = refused ? refusedInARow + 1 : 0;
         }
         if (refusedInARow < 2) return new Verdict(member, name, null);
@@ -116,23 +118,21 @@ public sealed class PeerCrashActor : ReceiveActor
 
     private void OnVerdict(Verdict v)
     {
-        _inFlight.Remove(v.Member.Address);
         if (v.Evidence is null) return;
         // the same incarnation, still a member: not one that restarted meanwhile, not one that left
         var member = _cluster.State.Members.FirstOrDefault(m => m.UniqueAddress.Equals(v.Member));
         if (member is null || !Serving(member)) return;
         var incarnation = LedgerMembers.Incarnation(member);
-        // The oldest member runs the singletons: they move only once it is removed, so it is downed
-        // now. Any other dead member is left to the cluster (a restarted incarnation replaces it
-        // on joining, the failure detector and the resolver otherwise): downed early, a process
-        // restarted on the same address could not join until it was started once more.
-        var oldest = _cluster.State.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving)
-            .OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
-        var down = oldest is not null && oldest.UniqueAddress.Equals(member.UniqueAddress);
-        _log.Warning("{0} ({1}) is gone: {2}{3}", v.Name, incarnation, v.Evidence, down ? "; downing it (it ran the singletons)" : "");
+        _log.Warning("{0} ({1}) is gone: {2}; downing it", v.Name, incarnation, v.Evidence);
         _deaths.Add(incarnation);
         Context.System.EventStream.Publish(new PeerProvenDead(v.Name, incarnation, v.Evidence));
-        if (down) _cluster.Down(member.Address);
+        // Downed and unreachable at once: Akka removes only members that are both, and the
+        // singletons move off a dead oldest member only once it is removed. Removed early, a
+        // process restarted on the same address joins at once; while the old incarnation was still
+        // a member, such a restart could not join for half a minute (`promha bench failover`).
+        if (_cluster.FailureDetector is { } detector && _cluster.Settings.FailureDetectorImplementationClass.Contains(nameof(DeadAwareFailureDetector)))
+            DeadAwareFailureDetector.MarkDead(detector, member.Address);
+        _cluster.Down(member.Address);
     }
 }
 

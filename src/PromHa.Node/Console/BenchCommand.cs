@@ -279,7 +279,9 @@ public static class BenchCommand
 
         private string _scenario = "start";
         private LocalNode? _frozen;
-        private double _noMaster; // the longest run of polls with no master in the current Watch
+        private double _noMaster; // the longest time no node answered 200 in the current Watch
+        private double _lastGap; // the recorded case's, for its line (a later Watch resets _noMaster)
+        private bool _goneAtStart; // the next Watch starts right after the master was killed or frozen
 
         private string Label(string what) => $"{layout.Name}: {what}";
 
@@ -302,11 +304,12 @@ public static class BenchCommand
                     var pid = old.Process!.Id;
                     var sw = Stopwatch.StartNew();
                     cluster.Kill(old);
+                    _goneAtStart = true;
                     var (s, next) = await FailedOverFrom(old, sw);
                     Record(onSingleton ? "kill -9 master's promha, master also ran the singleton" : "kill -9 master's promha (singleton elsewhere)", s);
                     var back = await Recover();
                     figures.Case(Label("restart the killed promha -> back as a healthy standby")).Seconds.Add(back);
-                    Say($"{_scenario,-16} round {r}/{rounds}: kill -9 {old.Name} (pid {pid}) -> {next.Name} master after {s:F2} s (no master for {_noMaster:F2} s); rejoined in {back:F2} s");
+                    Say($"{_scenario,-16} round {r}/{rounds}: kill -9 {old.Name} (pid {pid}) -> {next.Name} master after {s:F2} s (no master for {_lastGap:F2} s); rejoined in {back:F2} s");
                 }
                 if (!layout.Main) continue;
 
@@ -316,14 +319,19 @@ public static class BenchCommand
                     var sw = Stopwatch.StartNew();
                     Signal(old, "STOP");
                     _frozen = old;
+                    _goneAtStart = true;
                     var (s, next) = await FailedOverFrom(old, sw);
                     Record("kill -STOP master's promha", s);
                     Signal(old, "CONT");
                     _frozen = null;
                     // resumed: it must not answer 200 while the new master does, and comes back as a standby
-                    var back = await Recover();
-                    figures.Case(Label("kill -CONT -> one master, all healthy")).Seconds.Add(back);
-                    Say($"{_scenario,-16} round {r}/{rounds}: kill -STOP {old.Name} -> {next.Name} master after {s:F2} s (no master for {_noMaster:F2} s); resumed, all healthy in {back:F2} s");
+                    // (or is downed by the resolver and restarted, when it stayed frozen long enough)
+                    var resumed = Stopwatch.StartNew();
+                    await Watch("resume", async _ => !old.Running ||
+                        (await cluster.Status(old) is { IsMaster: false, Master: { } m } && m == next.Name), resumed);
+                    var back = await Recover() + resumed.Elapsed.TotalSeconds;
+                    figures.Case(Label("kill -CONT -> a standby of the new master, all healthy")).Seconds.Add(back);
+                    Say($"{_scenario,-16} round {r}/{rounds}: kill -STOP {old.Name} -> {next.Name} master after {s:F2} s (no master for {_lastGap:F2} s); resumed, all healthy in {back:F2} s");
                 }
 
                 _scenario = "prometheus";
@@ -340,7 +348,7 @@ public static class BenchCommand
                         cluster.StartExternalPrometheus(old);
                     }
                     var back = await Recover();
-                    Say($"{_scenario,-16} round {r}/{rounds}: kill -9 {old.Name}'s prometheus (pid {pid}) -> {next.Name} master after {s:F2} s (no master for {_noMaster:F2} s); healthy again in {back:F2} s");
+                    Say($"{_scenario,-16} round {r}/{rounds}: kill -9 {old.Name}'s prometheus (pid {pid}) -> {next.Name} master after {s:F2} s (no master for {_lastGap:F2} s); healthy again in {back:F2} s");
                 }
 
                 if (layout.Options.Servers != LocalServers.External) continue;
@@ -370,6 +378,7 @@ public static class BenchCommand
             var (xs, noMaster) = figures.Case(Label(what));
             xs.Add(seconds);
             noMaster.Add(_noMaster);
+            _lastGap = _noMaster;
         }
 
         private static void Signal(LocalNode n, string signal) =>
@@ -498,7 +507,10 @@ public static class BenchCommand
             var sw = since ?? Stopwatch.StartNew();
             var deadline = sw.Elapsed + Patience;
             string? episode = null; // the masters of the two-master episode under way, and since when
-            TimeSpan? noMasterSince = null;
+            // the end of the last poll that saw a master; a killed or frozen master answered last at the action
+            TimeSpan? lastSeen = _goneAtStart ? TimeSpan.Zero : null;
+            var gapOpen = _goneAtStart;
+            _goneAtStart = false;
             _noMaster = 0;
             while (true)
             {
@@ -507,11 +519,12 @@ public static class BenchCommand
                 // a SIGSTOPped node answers nothing until resumed; it is polled again from then on
                 var masters = await cluster.Masters(PollTimeout, skip: n => n == _frozen);
                 var at = sw.Elapsed;
-                if (masters.Count == 0) noMasterSince ??= started;
-                else if (noMasterSince is { } since0)
+                if (masters.Count == 0) gapOpen = true;
+                else
                 {
-                    _noMaster = Math.Max(_noMaster, (at - since0).TotalSeconds);
-                    noMasterSince = null;
+                    if (gapOpen && lastSeen is { } seen) _noMaster = Math.Max(_noMaster, (started - seen).TotalSeconds);
+                    gapOpen = false;
+                    lastSeen = at;
                 }
                 if (masters.Count > 1)
                 {
