@@ -105,7 +105,12 @@ public class AlertTests(ITestOutputHelper output)
             var opened = LogTimes(next, $"/user/gate] Gate open for epoch {all.Max(d => d.Epoch)}").Min();
             Assert.True(lastOld < opened, $"{master.Name} delivered at {lastOld}, {next.Name}'s gate opened at {opened}");
             Assert.Equal(("first", master.Name), (all[0].Reason, all[0].Node));
-            Assert.Contains(all, d => d.Node == next.Name && d.Reason == "after-failover");
+            // The new master delivers what changed across the kill. Whether a notification the old
+            // master had not sent yet is "after-failover" or "first" depends on how fast the role
+            // moved (a killed promha is replaced in well under a second now, before Alertmanager
+            // hands the change to anyone): either reason, never another.
+            Assert.Contains(all, d => d.Node == next.Name && d.Reason is "after-failover" or "first");
+            Assert.All(all, d => Assert.Contains(d.Reason, new[] { "first", "after-failover", "resolved" }));
             Assert.Equal(("resolved", next.Name), (all[^1].Reason, all[^1].Node));
             // the change of master is an alert like any other, delivered once, naming both nodes
             await c.WaitUntil(() => Task.FromResult(sink.Deliveries.Any(d => d.Alerts.Any(a => a.Alert == "PromHaMasterChanged"))), Generous, default,
