@@ -11,7 +11,7 @@ namespace PromHa.Node.Cluster;
 
 /// <summary>
 /// Tells a crashed peer from a silent one. When a connection to a member drops (the remoting layer
-/// reports it disassociated or failing), this actor connects to the member's cluster port and, when
+/// reports it disassociated), this actor connects to the member's cluster port and, when
 /// known, its HTTP port. A live promha never refuses its own ports; a process that died with its host
 /// still up leaves them unbound, and the host's kernel answers with a reset at once. Both refused,
 /// twice, 100 ms apart: that incarnation is gone. This node publishes <see cref="PeerProvenDead"/>
@@ -64,10 +64,9 @@ public sealed class PeerCrashActor : ReceiveActor
         if (address == _cluster.SelfAddress) return;
         var member = _cluster.State.Members.FirstOrDefault(m => m.Address == address);
         if (member is null || !Serving(member) || MemberRoles.NodeName(member) is not { } name) return;
-        if (!_probed.Add(member.UniqueAddress)) return;
-        // forget incarnations that are no longer members
+        // forget incarnations that are no longer members, then probe this one once
         _probed.IntersectWith(_cluster.State.Members.Select(m => m.UniqueAddress));
-        _probed.Add(member.UniqueAddress);
+        if (!_probed.Add(member.UniqueAddress)) return;
         var api = _view.Current.Status?.Nodes.FirstOrDefault(n => n.Node == name)?.ApiUrl is { } url &&
                   Uri.TryCreate(url, UriKind.Absolute, out var u) ? (u.Host, u.Port) : ((string, int)?)null;
         Prove(member.UniqueAddress, name, api).PipeTo(Self);

@@ -496,9 +496,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void RevokeIfServerDown(MasterState before, DateTimeOffset now)
     {
         if (before.Revoking || !_state.Revoking || _state.Master is not { } master) return;
-        if (_state.MasterProblem(now) is not (MasterState.PrometheusDown or "prometheus-unhealthy")) return;
+        var problem = _state.MasterProblem(now);
+        if (problem is not (MasterState.PrometheusDown or "prometheus-unhealthy")) return;
         if (!_addresses.TryGetValue(master, out var address)) return;
-        _log.Info("Asking {0} to give up the master lease of epoch {1} ({2})", master, _state.Epoch, _state.MasterProblem(now));
+        _log.Info("Asking {0} to give up the master lease of epoch {1} ({2})", master, _state.Epoch, problem);
         Context.ActorSelection(new RootActorPath(address) / "user" / RoleActor.Name).Tell(new RevokeLease(_state.Epoch, master));
     }
 
