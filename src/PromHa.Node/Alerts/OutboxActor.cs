@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Event;
 using Akka.Hosting;
 using PromHa.Messages.Alerts;
@@ -51,6 +52,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     private readonly TimeSpan _retention;
     private (IActorRef ReplyTo, SyncOutboxes Request, HashSet<string> Answered)? _sync;
     private DateTimeOffset _syncSince;
+    private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
 
     public OutboxActor(NodeSettings s)
     {
@@ -85,6 +87,20 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
             .ToList())));
         Receive<GetRecentNotifications>(g => Sender.Tell(new RecentNotifications(_store.Recent(g.Limit))));
         Receive<Housekeeping>(_ => Housekeep());
+        // A member that (re)appears is read at once: appends reach only live members, so a node that
+        // was down or cut off lacks what was settled meanwhile, and if it were promoted before the
+        // master's next read it would send again what the master already delivered (seen in a pair:
+        // a standby restarted 3 s before the master died delivered the master's last notification again).
+        Receive<ClusterEvent.CurrentClusterState>(state =>
+        {
+            foreach (var m in state.Members.Where(m => m.Status == MemberStatus.Up && !state.Unreachable.Contains(m))) Pull(m.Address);
+        });
+        Receive<ClusterEvent.MemberUp>(up =>
+        {
+            if (up.Member.Address != _cluster.SelfAddress) Pull(up.Member.Address);
+            else foreach (var m in _cluster.State.Members.Where(m => m.Status == MemberStatus.Up)) Pull(m.Address);
+        });
+        Receive<ClusterEvent.ReachableMember>(r => Pull(r.Member.Address));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -102,9 +118,23 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         Timers.StartPeriodicTimer("housekeeping", Housekeeping.Instance, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
+            typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.ReachableMember));
     }
 
-    protected override void PostStop() => _store.Dispose();
+    protected override void PostStop()
+    {
+        _cluster.Unsubscribe(Self);
+        _store.Dispose();
+    }
+
+    /// <summary>Reads another member's outbox (every page of the look-back window) into this one.</summary>
+    private void Pull(Address member)
+    {
+        if (member == _cluster.SelfAddress) return;
+        _syncSince = DateTimeOffset.UtcNow - SyncLookBack;
+        Context.ActorSelection(new RootActorPath(member) / "user" / Name).Tell(new GetOutbox(_syncSince), Self);
+    }
 
     private ActorSelection Gate() => Context.ActorSelection(Self.Path.Parent / NotificationGateActor.Name);
 
