@@ -133,8 +133,12 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     {
         if (member == _cluster.SelfAddress) return;
         _syncSince = DateTimeOffset.UtcNow - SyncLookBack;
-        Context.ActorSelection(new RootActorPath(member) / "user" / Name).Tell(new GetOutbox(_syncSince), Self);
+        Ask(member);
     }
+
+    /// <summary>Asks a member's outbox for its first page since the look-back; <see cref="Merge"/> asks for the rest.</summary>
+    private void Ask(Address member) =>
+        Context.ActorSelection(new RootActorPath(member) / "user" / Name).Tell(new GetOutbox(_syncSince), Self);
 
     private ActorSelection Gate() => Context.ActorSelection(Self.Path.Parent / NotificationGateActor.Name);
 
@@ -172,9 +176,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     {
         _sync = (Sender, request, []);
         _syncSince = DateTimeOffset.UtcNow - SyncLookBack;
-        var ask = new GetOutbox(_syncSince);
-        foreach (var member in request.Members)
-            Context.ActorSelection(new RootActorPath(member) / "user" / Name).Tell(ask, Self);
+        foreach (var member in request.Members) Ask(member);
         // anti-entropy that gates nothing: the answers are merged whenever they come
         if (request.Needed <= 1) FinishSync();
         else Timers.StartSingleTimer("sync", new SyncTimedOut(request.Epoch), SyncTimeout);

@@ -28,7 +28,7 @@ public static class BenchCommand
             AllowMultipleArgumentsPerToken = false,
         };
         var noTls = new Option<bool>("--no-tls") { Description = "Plain TCP between the nodes (default: mutual TLS, as the demo runs)" };
-        var idleOnly = new Option<bool>("--idle-only") { Description = "Skip the failover scenarios: start, settle, then measure idle memory and CPU" };
+        var idleOnly = new Option<bool>("--idle-only") { Description = "Skip the failover scenarios and the partition cases: start, settle, then measure idle memory and CPU" };
         // Tiered compilation still promotes once-a-second methods 30-40 s after start: measuring
         // earlier counts the JIT, not the idle node.
         var idleSeconds = new Option<int>("--idle-seconds") { Description = "Idle time before the CPU window", DefaultValueFactory = _ => 60 };
@@ -45,7 +45,7 @@ public static class BenchCommand
         failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(layouts)!, p.GetValue(dir), p.GetValue(keep),
             p.GetValue(env) ?? [], p.GetValue(idleOnly), !p.GetValue(noTls), TimeSpan.FromSeconds(p.GetValue(idleSeconds)),
             TimeSpan.FromSeconds(Math.Max(1, p.GetValue(cpuSeconds))),
-            p.GetValue(partitionsOnly) ? Partitions.Only : p.GetValue(noPartitions) ? Partitions.None : Partitions.After, ct));
+            p.GetValue(partitionsOnly) ? Partitions.Only : p.GetValue(noPartitions) || p.GetValue(idleOnly) ? Partitions.None : Partitions.After, ct));
         return new Command("bench", "Benchmarks on real local processes") { failover, ConfigBenchCommand.Create(), AlertsBenchCommand.Create() };
     }
 

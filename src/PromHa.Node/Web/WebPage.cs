@@ -24,7 +24,9 @@ public static class WebPage
 
     public static void MapWebPage(this WebApplication app)
     {
-        var files = new ManifestEmbeddedFileProvider(typeof(WebPage).Assembly, "Web/ui");
+        // The files are flat (no folders), so the plain provider finds them by resource name; the
+        // manifest provider parsed an XML manifest, loading System.Private.Xml into every node for it.
+        var files = new EmbeddedFileProvider(typeof(WebPage).Assembly, "PromHa.Node.Web.ui");
         app.UseWhen(http => http.Request.Path == "/" || http.Request.Path.StartsWithSegments("/ui"), page => page.Use(async (http, next) =>
         {
             http.Response.Headers.ContentSecurityPolicy = Csp;
