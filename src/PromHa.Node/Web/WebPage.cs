@@ -25,7 +25,8 @@ public static class WebPage
     public static void MapWebPage(this WebApplication app)
     {
         // The files are flat (no folders), so the plain provider finds them by resource name; the
-        // manifest provider parsed an XML manifest, loading System.Private.Xml into every node for it.
+        // manifest provider parsed an XML manifest at start (Akka and linq2db still load the XML
+        // assemblies, README "Failover timings": this only spares the parse).
         var files = new EmbeddedFileProvider(typeof(WebPage).Assembly, "PromHa.Node.Web.ui");
         app.UseWhen(http => http.Request.Path == "/" || http.Request.Path.StartsWithSegments("/ui"), page => page.Use(async (http, next) =>
         {
