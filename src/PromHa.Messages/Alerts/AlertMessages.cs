@@ -1,10 +1,12 @@
 namespace PromHa.Messages.Alerts;
 
 /// <summary>
-/// One notification an Alertmanager handed to a node's gate, as the delivery record keeps it. The
-/// dedup key is Alertmanager's own notion of "already sent": receiver, group key and the sorted
-/// fingerprints of the firing and of the resolved alerts. The payload is the webhook body as
-/// Alertmanager sent it, gzip-compressed (a remoting frame holds 128,000 bytes).
+/// One notification an Alertmanager handed to a node's gate, as the delivery record keeps it.
+/// <see cref="Firing"/> and <see cref="Resolved"/> hold its alerts as `fingerprint@startsAt` (unix ms;
+/// records from before 2026-12 hold the fingerprint alone): the fingerprint is what Alertmanager
+/// deduplicates by, the start tells a new firing of an alert from the old one. The dedup key is the
+/// notification's content: receiver, webhook, group key and those sorted sets. The payload is the
+/// webhook body as Alertmanager sent it, gzip-compressed (a remoting frame holds 128,000 bytes).
 /// </summary>
 public sealed record NotificationRecord(
     string Id,
@@ -22,7 +24,11 @@ public sealed record NotificationRecord(
 /// <summary>What happened to a notification: delivered, a duplicate that was not sent, or given up after the retry limit.</summary>
 public enum DeliveryState { Pending, Delivered, Duplicate, Failed }
 
-/// <summary>The outcome of one notification, replicated like the notification itself.</summary>
+/// <summary>
+/// The outcome of one notification, replicated like the notification itself. For a duplicate,
+/// <see cref="Reason"/> says why it was not sent (copy, retry, within-repeat, nothing-new) and
+/// <see cref="DuplicateOf"/> names the delivered notification it duplicates.
+/// </summary>
 public sealed record DeliveryOutcome(
     string Id,
     DeliveryState State,
@@ -31,7 +37,8 @@ public sealed record DeliveryOutcome(
     long Epoch,
     DateTimeOffset At,
     int Attempts,
-    string? Error) : IPromHaMessage;
+    string? Error,
+    string? DuplicateOf = null) : IPromHaMessage;
 
 /// <summary>Keep this notification in the receiving node's outbox; answered with <see cref="NotificationRecorded"/>.</summary>
 public sealed record RecordNotification(NotificationRecord Record) : IPromHaMessage;

@@ -12,7 +12,9 @@ public static class AlertMetrics
     public static readonly Counter Delivered = Metrics.CreateCounter("promha_notifications_delivered_total",
         "Notifications the master delivered to the real receiver, by why they were sent.", "receiver", "reason");
     public static readonly Counter Deduplicated = Metrics.CreateCounter("promha_notifications_deduplicated_total",
-        "Notifications not sent because the same one (receiver, group, firing and resolved alerts) was delivered within the repeat interval.", "receiver");
+        "Notifications not sent, by why: copy (another node's Alertmanager sent the same), retry (the same again from one node), " +
+        "within-repeat (nothing new since the group's last delivery, younger than repeat_interval), nothing-new (only resolved alerts the receiver never saw firing).",
+        "receiver", "why");
     public static readonly Counter Failed = Metrics.CreateCounter("promha_notifications_failed_total",
         "Notifications still undeliverable after alerts.giveUpAfterSeconds of retries; kept in the outbox and listed by the API.", "receiver");
     public static readonly Counter Retried = Metrics.CreateCounter("promha_notifications_retried_total",

@@ -2,49 +2,111 @@ using PromHa.Messages.Alerts;
 
 namespace PromHa.Node.Alerts;
 
-/// <summary>Why a notification is sent (the X-PromHa-Reason header), or that it is not.</summary>
+/// <summary>Why a notification is sent (the X-PromHa-Reason header), or why it is not.</summary>
 public static class DeliveryReasons
 {
     public const string First = "first";
     public const string AlertsAdded = "alerts-added";
+    /// <summary>An alert the receiver last heard of as resolved (or, without send_resolved, a new firing of it) fires again.</summary>
+    public const string Refired = "refired";
     public const string Resolved = "resolved";
-    public const string Changed = "changed";
     public const string Repeat = "repeat";
     public const string AfterFailover = "after-failover";
-    public const string Duplicate = "duplicate";
+
+    // not sent (DeliveryState.Duplicate), the `why` of promha_notifications_deduplicated_total
+    /// <summary>The same notification from another node's Alertmanager.</summary>
+    public const string Copy = "copy";
+    /// <summary>The same notification again from the same node's gate (its Alertmanager did not get the answer and sent it again).</summary>
+    public const string Retry = "retry";
+    /// <summary>Nothing new since the group's last delivered notification, which is younger than repeat_interval.</summary>
+    public const string WithinRepeat = "within-repeat";
+    /// <summary>Only alerts the receiver never heard of as firing, now resolved (Alertmanager does not send those either).</summary>
+    public const string NothingNew = "nothing-new";
 }
 
-public sealed record Decision(bool Deliver, string Reason);
+/// <summary>The gate's verdict on one notification; a suppressed one names the delivery it duplicates, where there is one.</summary>
+public sealed record Decision(bool Deliver, string Reason, string? DuplicateOf = null);
 
 /// <summary>
-/// Whether the master sends a notification, and why. Alertmanager's own rule for "already sent" is
-/// the receiver, group key and the firing and resolved sets; PromHa keys its record the same way. The
-/// same key again within the receiver's repeat_interval is a duplicate (another node's Alertmanager,
-/// or a retry after the gate's answer was lost); after it, Alertmanager's repeat. Times are the
-/// acceptance times, so that a slow receiver does not turn a duplicate into a repeat. A
-/// notification accepted under an earlier master is sent "after a failover".
+/// Whether the master sends a notification, and why: Alertmanager's own rule (notify/notify.go,
+/// DedupStage.needsUpdate, 0.25) applied to the group's notification log, where PromHa's log entry is
+/// the group's last <em>delivered</em> notification. Every node's Alertmanager runs the same rule
+/// against its own log, so what reaches the gate is each Alertmanager's copy of the same sequence;
+/// the gate sends each notification of that sequence once:
+/// <list type="number">
+/// <item>a copy: the same alerts in the same states (fingerprint, status and startsAt, so that a
+/// new firing of an alert is not the old one) as a notification of the group delivered within
+/// 0.9 x repeat_interval, even one delivered before the last (copies arrive late and out of order);</item>
+/// <item>otherwise needsUpdate against the last delivered one: no entry -> only if something fires;
+/// a firing alert the entry lacks -> send; nothing firing -> send if the entry had firing alerts;
+/// a resolved alert the entry lacks (send_resolved) -> send; else only after repeat_interval.</item>
+/// </list>
+/// Times are the acceptance times (when the gate took the notification), so that a slow receiver does
+/// not turn a copy into a repeat; 0.9 allows for the nodes' clocks. A notification accepted under an
+/// earlier master is sent "after a failover".
 /// </summary>
 public static class DeliveryDecision
 {
-    /// <summary>Repeats are sent on a group_interval tick at or after repeat_interval; duplicates come within seconds.</summary>
-    public const double DuplicateWithin = 0.9;
+    /// <summary>Repeats come on a group_interval tick at or after repeat_interval; copies within seconds.</summary>
+    public const double CopyWindow = 0.9;
 
-    public static Decision Decide(NotificationRecord r, DateTimeOffset? sameKeyDeliveredAcceptedAt, NotificationRecord? lastOfGroup,
-        TimeSpan repeatInterval, long currentEpoch)
+    /// <param name="r">the notification to decide on</param>
+    /// <param name="lastOfGroup">the group's last delivered notification (Alertmanager's log entry), if any</param>
+    /// <param name="sameContent">a delivered notification of the group with r's dedup key, the one accepted closest to r</param>
+    /// <param name="sendResolved">the webhook's send_resolved: without it Alertmanager logs resolutions it never sends</param>
+    public static Decision Decide(NotificationRecord r, NotificationRecord? lastOfGroup, NotificationRecord? sameContent,
+        TimeSpan repeatInterval, bool sendResolved, long currentEpoch)
     {
-        if (sameKeyDeliveredAcceptedAt is { } seen)
-        {
-            if (r.AcceptedAt - seen < repeatInterval * DuplicateWithin) return new Decision(false, DeliveryReasons.Duplicate);
-            return new Decision(true, DeliveryReasons.Repeat);
-        }
-        if (r.Epoch < currentEpoch) return new Decision(true, DeliveryReasons.AfterFailover);
-        if (lastOfGroup is null) return new Decision(true, DeliveryReasons.First);
-        if (r.Firing.Except(lastOfGroup.Firing).Any()) return new Decision(true, DeliveryReasons.AlertsAdded);
-        if (r.Resolved.Count > 0) return new Decision(true, DeliveryReasons.Resolved);
-        return new Decision(true, DeliveryReasons.Changed);
+        var window = repeatInterval * CopyWindow;
+        if (sameContent is not null && (r.AcceptedAt - sameContent.AcceptedAt).Duration() < window)
+            return new Decision(false, sameContent.AcceptedBy == r.AcceptedBy ? DeliveryReasons.Retry : DeliveryReasons.Copy, sameContent.Id);
+        var why = NeedsUpdate(r, lastOfGroup, sendResolved, window);
+        if (why is null)
+            return new Decision(false, lastOfGroup is null || lastOfGroup.Firing.Count == 0 && r.Firing.Count == 0
+                ? DeliveryReasons.NothingNew : DeliveryReasons.WithinRepeat, lastOfGroup?.Id);
+        return new Decision(true, r.Epoch < currentEpoch ? DeliveryReasons.AfterFailover : why);
     }
 
-    /// <summary>Alertmanager's notion of the same notification: receiver, group key, sorted firing and resolved fingerprints.</summary>
+    /// <summary>needsUpdate, by fingerprint as Alertmanager hashes alerts; null: not needed, else the reason to send.</summary>
+    private static string? NeedsUpdate(NotificationRecord r, NotificationRecord? entry, bool sendResolved, TimeSpan window)
+    {
+        if (entry is null) return r.Firing.Count > 0 ? DeliveryReasons.First : null;
+        var entryFiring = Fingerprints(entry.Firing);
+        var added = r.Firing.Select(Fingerprint).Where(f => !entryFiring.Contains(f)).ToList();
+        if (added.Count > 0)
+        {
+            var entryResolved = Fingerprints(entry.Resolved);
+            return added.Any(entryResolved.Contains) ? DeliveryReasons.Refired : DeliveryReasons.AlertsAdded;
+        }
+        // Without send_resolved the log entry holds resolutions the receiver never saw: an alert
+        // firing since another time than the entry's fired again after one of them.
+        if (!sendResolved && r.Firing.Any(a => !entry.Firing.Contains(a) && HasStart(a))) return DeliveryReasons.Refired;
+        if (r.Firing.Count == 0) return entry.Firing.Count > 0 ? DeliveryReasons.Resolved : null;
+        if (sendResolved)
+        {
+            var entryResolved = Fingerprints(entry.Resolved);
+            if (r.Resolved.Any(a => !entryResolved.Contains(Fingerprint(a)))) return DeliveryReasons.Resolved;
+        }
+        return r.AcceptedAt - entry.AcceptedAt >= window ? DeliveryReasons.Repeat : null;
+    }
+
+    /// <summary>
+    /// An alert as the delivery record keeps it: its fingerprint, and when it started firing (which
+    /// tells a new firing of the same alert from the old one).
+    /// </summary>
+    public static string Alert(string fingerprint, DateTimeOffset? startsAt) =>
+        startsAt is { } s ? $"{fingerprint}@{s.ToUnixTimeMilliseconds()}" : fingerprint;
+
+    public static string Fingerprint(string alert) => alert.IndexOf('@') is var at and >= 0 ? alert[..at] : alert;
+
+    private static bool HasStart(string alert) => alert.Contains('@');
+
+    private static HashSet<string> Fingerprints(IEnumerable<string> alerts) => alerts.Select(Fingerprint).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The content of a notification: receiver, webhook, group key and its alerts (<see cref="Alert"/>) by
+    /// state. Two notifications with one key carry the same news; a new firing of an alert makes a new key.
+    /// </summary>
     public static string DedupKey(string receiver, int target, string groupKey, IEnumerable<string> firing, IEnumerable<string> resolved)
     {
         var text = $"{receiver}\n{target}\n{groupKey}\n{string.Join(',', firing.Order(StringComparer.Ordinal))}\n{string.Join(',', resolved.Order(StringComparer.Ordinal))}";

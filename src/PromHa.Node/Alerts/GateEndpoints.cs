@@ -10,7 +10,8 @@ namespace PromHa.Node.Alerts;
 
 public sealed record NotificationInfo(
     string Id, string Receiver, int Target, string GroupKey, int Firing, int Resolved, DateTimeOffset AcceptedAt, string AcceptedBy,
-    long Epoch, string State, string? Reason, string? DeliveredBy, DateTimeOffset? SettledAt, int Attempts, string? Error);
+    long Epoch, string State, string? Reason, string? DeliveredBy, DateTimeOffset? SettledAt, int Attempts, string? Error,
+    string? DuplicateOf);
 
 public sealed record NotificationsResponse(IReadOnlyList<string> DirectIntegrations, IReadOnlyList<NotificationInfo> Notifications);
 
@@ -66,7 +67,7 @@ public static class GateEndpoints
             return Results.Json(new NotificationsResponse(routes.Table.Direct, recent.Entries.Select(e => new NotificationInfo(
                 e.Record.Id, e.Record.Receiver, e.Record.Target, e.Record.GroupKey, e.Record.Firing.Count, e.Record.Resolved.Count,
                 e.Record.AcceptedAt, e.Record.AcceptedBy, e.Record.Epoch, (e.Outcome?.State ?? DeliveryState.Pending).ToString().ToLowerInvariant(),
-                e.Outcome?.Reason, e.Outcome?.By, e.Outcome?.At, e.Outcome?.Attempts ?? 0, e.Outcome?.Error)).ToList()), GateJson.Default.NotificationsResponse);
+                e.Outcome?.Reason, e.Outcome?.By, e.Outcome?.At, e.Outcome?.Attempts ?? 0, e.Outcome?.Error, e.Outcome?.DuplicateOf)).ToList()), GateJson.Default.NotificationsResponse);
         });
     }
 

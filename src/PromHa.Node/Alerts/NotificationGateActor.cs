@@ -154,7 +154,9 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
             foreach (var alert in doc.RootElement.GetProperty("alerts").EnumerateArray())
             {
                 var fp = alert.TryGetProperty("fingerprint", out var f) && f.GetString() is { Length: > 0 } s ? s : LabelsHash(alert);
-                (alert.TryGetProperty("status", out var st) && st.GetString() == "resolved" ? resolved : firing).Add(fp);
+                DateTimeOffset? startsAt = alert.TryGetProperty("startsAt", out var sa) && sa.ValueKind == JsonValueKind.String &&
+                                           sa.TryGetDateTimeOffset(out var start) ? start : null;
+                (alert.TryGetProperty("status", out var st) && st.GetString() == "resolved" ? resolved : firing).Add(DeliveryDecision.Alert(fp, startsAt));
             }
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
@@ -299,12 +301,13 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
                     $"receiver '{r.Receiver}' has no webhook #{r.Target} in the running alertmanager.yml (config version {_routes.Version})");
                 continue;
             }
-            var decision = DeliveryDecision.Decide(r, d.SameKeyDeliveredAcceptedAt, d.LastOfGroup, table.RepeatInterval(r.Receiver), epoch);
+            var decision = DeliveryDecision.Decide(r, d.LastOfGroup, d.SameContent, table.RepeatInterval(r.Receiver), target.SendResolved, epoch);
             if (!decision.Deliver)
             {
-                AlertMetrics.Deduplicated.WithLabels(r.Receiver).Inc();
-                _log.Info("Notification {0} for {1} is a duplicate of one delivered within the repeat interval: not sent", r.Id, r.Receiver);
-                Settle(r, DeliveryState.Duplicate, decision.Reason, epoch, 0, null);
+                AlertMetrics.Deduplicated.WithLabels(r.Receiver, decision.Reason).Inc();
+                _log.Info("Notification {0} for {1} not sent ({2}{3})", r.Id, r.Receiver, decision.Reason,
+                    decision.DuplicateOf is { } of ? $" of {of}" : "");
+                Settle(r, DeliveryState.Duplicate, decision.Reason, epoch, 0, null, decision.DuplicateOf);
                 continue;
             }
             var cancel = new CancellationTokenSource();
@@ -410,9 +413,9 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>Replicates an outcome; the receiver's next notification waits until this node's outbox holds it.</summary>
-    private void Settle(NotificationRecord r, DeliveryState state, string reason, long epoch, int attempts, string? error)
+    private void Settle(NotificationRecord r, DeliveryState state, string reason, long epoch, int attempts, string? error, string? duplicateOf = null)
     {
-        var outcome = new DeliveryOutcome(r.Id, state, reason, _s.Node.Name, epoch, DateTimeOffset.UtcNow, attempts, error);
+        var outcome = new DeliveryOutcome(r.Id, state, reason, _s.Node.Name, epoch, DateTimeOffset.UtcNow, attempts, error, duplicateOf);
         if (!_inFlight.ContainsKey(r.Id)) _inFlight[r.Id] = (OutboxActor.GroupOf(r), new CancellationTokenSource());
         var self = Self;
         var size = ClusterSize();

@@ -7,8 +7,8 @@ using PromHa.Node.Settings;
 
 namespace PromHa.Node.Alerts;
 
-/// <summary>A pending notification with what deciding on it needs from the record.</summary>
-public sealed record Deliverable(NotificationRecord Record, DateTimeOffset? SameKeyDeliveredAcceptedAt, NotificationRecord? LastOfGroup);
+/// <summary>A pending notification with what deciding on it needs from the record (<see cref="DeliveryDecision.Decide"/>).</summary>
+public sealed record Deliverable(NotificationRecord Record, NotificationRecord? LastOfGroup, NotificationRecord? SameContent);
 
 /// <summary>Local: the oldest pending notifications, except those already being delivered.</summary>
 public sealed record GetDeliverable(IReadOnlySet<string> Busy, IReadOnlySet<string> BusyGroups);
@@ -79,12 +79,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
         {
             if (_sync is { } s && s.Request.Epoch == t.Epoch) FinishSync();
         });
-        Receive<GetDeliverable>(g => Sender.Tell(new DeliverableList(_store.Pending()
-            .Where(r => !g.Busy.Contains(r.Id) && !g.BusyGroups.Contains(GroupOf(r)))
-            // one at a time per group, in order: what deduplication compares is within a group
-            .DistinctBy(GroupOf)
-            .Select(r => new Deliverable(r, _store.LastDelivered(r.DedupKey), _store.LastDeliveredOfGroup(r.Receiver, r.GroupKey)))
-            .ToList())));
+        Receive<GetDeliverable>(g => Sender.Tell(new DeliverableList(_store.Deliverable(g.Busy, g.BusyGroups))));
         Receive<GetRecentNotifications>(g => Sender.Tell(new RecentNotifications(_store.Recent(g.Limit))));
         Receive<Housekeeping>(_ => Housekeep());
         // A member that (re)appears is read at once: appends reach only live members, so a node that

@@ -37,6 +37,9 @@ public sealed class OutboxStore : IDisposable
                 at INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT);
             CREATE INDEX IF NOT EXISTS outcomes_at ON outcomes (at);
             """);
+        // outboxes from before outcomes named the delivery a duplicate duplicates
+        if (Convert.ToInt64(Scalar("SELECT COUNT(*) FROM pragma_table_info('outcomes') WHERE name = 'duplicate_of'")) == 0)
+            Exec("ALTER TABLE outcomes ADD COLUMN duplicate_of TEXT");
     }
 
     /// <summary>Keeps a notification; false when it was already here (a replay, or anti-entropy).</summary>
@@ -53,9 +56,9 @@ public sealed class OutboxStore : IDisposable
     {
         var known = Outcome(o.Id);
         if (known is not null && (known.State != DeliveryState.Failed || o.State == DeliveryState.Failed)) return false;
-        Exec("INSERT OR REPLACE INTO outcomes VALUES ($id, $state, $reason, $by, $epoch, $at, $attempts, $error)",
+        Exec("INSERT OR REPLACE INTO outcomes (id, state, reason, by, epoch, at, attempts, error, duplicate_of) VALUES ($id, $state, $reason, $by, $epoch, $at, $attempts, $error, $of)",
             ("$id", o.Id), ("$state", (int)o.State), ("$reason", o.Reason), ("$by", o.By), ("$epoch", o.Epoch),
-            ("$at", o.At.ToUnixTimeMilliseconds()), ("$attempts", o.Attempts), ("$error", o.Error));
+            ("$at", o.At.ToUnixTimeMilliseconds()), ("$attempts", o.Attempts), ("$error", o.Error), ("$of", o.DuplicateOf));
         return true;
     }
 
@@ -77,23 +80,35 @@ public sealed class OutboxStore : IDisposable
                 WHERE o.id IS NULL ORDER BY n.accepted_at, n.id LIMIT $limit
                 """, ("$limit", limit));
 
-    /// <summary>When the last delivered notification with this dedup key was accepted (Alertmanager's send time, nearly).</summary>
-    public DateTimeOffset? LastDelivered(string dedupKey)
-    {
-        var v = Scalar("""
-                       SELECT MAX(n.accepted_at) FROM notifications n JOIN outcomes o ON o.id = n.id
-                       WHERE n.dedup_key = $key AND o.state = $delivered
-                       """, ("$key", dedupKey), ("$delivered", (int)DeliveryState.Delivered));
-        return v is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
-    }
+    /// <summary>
+    /// The oldest pending notification of every group not busy, with what deciding on it needs: its
+    /// group's last delivered notification (Alertmanager's log entry) and the delivered one with the
+    /// same content accepted closest to it (a copy of it, if near enough).
+    /// </summary>
+    public List<Deliverable> Deliverable(IReadOnlySet<string> busy, IReadOnlySet<string> busyGroups) =>
+        Pending()
+            .Where(r => !busy.Contains(r.Id) && !busyGroups.Contains(OutboxActor.GroupOf(r)))
+            // one at a time per group, in order: what deduplication compares is within a group
+            .DistinctBy(OutboxActor.GroupOf)
+            .Select(r => new Deliverable(r, LastDeliveredOfGroup(r.Receiver, r.Target, r.GroupKey), DeliveredWithContent(r)))
+            .ToList();
 
-    /// <summary>The last notification delivered for this receiver's group: what the next one is compared with.</summary>
-    public NotificationRecord? LastDeliveredOfGroup(string receiver, string groupKey) =>
+    /// <summary>The delivered notification with this one's dedup key that was accepted closest in time to it.</summary>
+    public NotificationRecord? DeliveredWithContent(NotificationRecord r) =>
         Records("""
                 SELECT n.* FROM notifications n JOIN outcomes o ON o.id = n.id
-                WHERE n.receiver = $receiver AND n.group_key = $group AND o.state = $delivered
-                ORDER BY o.at DESC LIMIT 1
-                """, ("$receiver", receiver), ("$group", groupKey), ("$delivered", (int)DeliveryState.Delivered)).FirstOrDefault();
+                WHERE n.dedup_key = $key AND o.state = $delivered AND n.id <> $id
+                ORDER BY ABS(n.accepted_at - $at) LIMIT 1
+                """, ("$key", r.DedupKey), ("$delivered", (int)DeliveryState.Delivered), ("$id", r.Id),
+            ("$at", r.AcceptedAt.ToUnixTimeMilliseconds())).FirstOrDefault();
+
+    /// <summary>The last notification delivered for this receiver's webhook and group: what the next one is compared with.</summary>
+    public NotificationRecord? LastDeliveredOfGroup(string receiver, int target, string groupKey) =>
+        Records("""
+                SELECT n.* FROM notifications n JOIN outcomes o ON o.id = n.id
+                WHERE n.receiver = $receiver AND n.target = $target AND n.group_key = $group AND o.state = $delivered
+                ORDER BY o.at DESC, n.accepted_at DESC LIMIT 1
+                """, ("$receiver", receiver), ("$target", target), ("$group", groupKey), ("$delivered", (int)DeliveryState.Delivered)).FirstOrDefault();
 
     /// <summary>
     /// One page of what anti-entropy carries, in acceptance order after a cursor: every pending
@@ -144,7 +159,11 @@ public sealed class OutboxStore : IDisposable
         return result;
     }
 
-    /// <summary>Forgets what is older than the retention: notifications accepted before it, outcomes settled before it. Returns how many pending ones expired.</summary>
+    /// <summary>
+    /// Forgets what is older than the retention: notifications accepted before it, outcomes settled
+    /// before it; but never a group's last delivered notification, which is that group's log entry
+    /// (an alert that fires for days resolves against it). Returns how many pending ones expired.
+    /// </summary>
     public int Prune(DateTimeOffset before)
     {
         var at = before.ToUnixTimeMilliseconds();
@@ -152,7 +171,13 @@ public sealed class OutboxStore : IDisposable
                                              SELECT COUNT(*) FROM notifications n LEFT JOIN outcomes o ON o.id = n.id
                                              WHERE o.id IS NULL AND n.accepted_at < $at
                                              """, ("$at", at)));
-        Exec("DELETE FROM notifications WHERE accepted_at < $at", ("$at", at));
+        Exec("""
+             DELETE FROM notifications WHERE accepted_at < $at AND id NOT IN (
+                 SELECT id FROM (
+                     SELECT n.id, ROW_NUMBER() OVER (PARTITION BY n.receiver, n.target, n.group_key ORDER BY o.at DESC, n.accepted_at DESC) AS k
+                     FROM notifications n JOIN outcomes o ON o.id = n.id WHERE o.state = $delivered)
+                 WHERE k = 1)
+             """, ("$at", at), ("$delivered", (int)DeliveryState.Delivered));
         Exec("DELETE FROM outcomes WHERE at < $at AND id NOT IN (SELECT id FROM notifications)", ("$at", at));
         return expired;
     }
@@ -200,7 +225,8 @@ public sealed class OutboxStore : IDisposable
         var list = new List<DeliveryOutcome>();
         while (r.Read())
             list.Add(new DeliveryOutcome(r.GetString(0), (DeliveryState)r.GetInt32(1), r.GetString(2), r.GetString(3), r.GetInt64(4),
-                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)), r.GetInt32(6), r.IsDBNull(7) ? null : r.GetString(7)));
+                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)), r.GetInt32(6), r.IsDBNull(7) ? null : r.GetString(7),
+                r.IsDBNull(8) ? null : r.GetString(8)));
         return list;
     }
 }

@@ -118,7 +118,8 @@ public static class AlertingRenderer
 }
 
 /// <summary>A real receiver's webhook, as the authored alertmanager.yml names it: what the gate delivers to.</summary>
-public sealed record WebhookTarget(string Receiver, int Index, string Url, string? Authorization);
+/// <param name="SendResolved">the webhook's send_resolved (Alertmanager's default for webhooks: true)</param>
+public sealed record WebhookTarget(string Receiver, int Index, string Url, string? Authorization, bool SendResolved = true);
 
 /// <summary>
 /// The webhooks of the authored alertmanager.yml that the gate carries, and each receiver's shortest
@@ -188,7 +189,9 @@ public sealed class GateTable
                     for (var i = 0; i < hooks.Children.Count; i++)
                     {
                         if (hooks.Children[i] is not YamlMappingNode hook) continue;
-                        if (Carries(hook, out var why)) targets[(name, i)] = new WebhookTarget(name, i, Scalar(hook, "url")!, Authorization(hook));
+                        if (Carries(hook, out var why))
+                            targets[(name, i)] = new WebhookTarget(name, i, Scalar(hook, "url")!, Authorization(hook),
+                                !string.Equals(Scalar(hook, "send_resolved"), "false", StringComparison.OrdinalIgnoreCase));
                         else direct.Add($"{name}: webhook {i} ({why})");
                     }
                 }

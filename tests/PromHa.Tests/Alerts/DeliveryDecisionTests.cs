@@ -7,39 +7,86 @@ public sealed class DeliveryDecisionTests
 {
     private static readonly DateTimeOffset T0 = new(2026, 11, 30, 12, 0, 0, TimeSpan.Zero);
     private static readonly TimeSpan Repeat = TimeSpan.FromHours(4);
+    private const string Group = "{}:{alertname=\"X\"}";
 
-    private static NotificationRecord Rec(string[] firing, string[] resolved, DateTimeOffset at, long epoch = 3) =>
-        new(Guid.NewGuid().ToString("N"), "chat", 0, "{}:{alertname=\"X\"}",
-            DeliveryDecision.DedupKey("chat", 0, "{}:{alertname=\"X\"}", firing, resolved), firing, resolved, [], at, "node-a", epoch);
+    /// <summary>An alert as the gate keeps it: a fingerprint firing since a minute after T0.</summary>
+    private static string A(string fp, int startMinute = 0) => DeliveryDecision.Alert(fp, T0.AddMinutes(startMinute));
+
+    private static NotificationRecord Rec(string[] firing, string[] resolved, DateTimeOffset at, long epoch = 3, string by = "node-a") =>
+        new(Guid.NewGuid().ToString("N"), "chat", 0, Group, DeliveryDecision.DedupKey("chat", 0, Group, firing, resolved), firing, resolved, [], at, by, epoch);
+
+    private static Decision Decide(NotificationRecord r, NotificationRecord? last, NotificationRecord? same = null, bool sendResolved = true) =>
+        DeliveryDecision.Decide(r, last, same, Repeat, sendResolved, 3);
 
     [Fact]
-    public void The_dedup_key_is_alertmanagers_own_receiver_group_and_sorted_sets()
+    public void The_dedup_key_is_the_content_sorted_sets_of_alerts_with_their_start()
     {
         Assert.Equal(DeliveryDecision.DedupKey("r", 0, "g", ["b", "a"], []), DeliveryDecision.DedupKey("r", 0, "g", ["a", "b"], []));
         Assert.NotEqual(DeliveryDecision.DedupKey("r", 0, "g", ["a"], ["b"]), DeliveryDecision.DedupKey("r", 0, "g", ["a", "b"], []));
         Assert.NotEqual(DeliveryDecision.DedupKey("r", 0, "g", ["a"], []), DeliveryDecision.DedupKey("r", 1, "g", ["a"], []));
+        // a new firing of the same alert is other news
+        Assert.NotEqual(DeliveryDecision.DedupKey("r", 0, "g", [A("a", 0)], []), DeliveryDecision.DedupKey("r", 0, "g", [A("a", 5)], []));
+        Assert.Equal("a", DeliveryDecision.Fingerprint(A("a", 5)));
+        Assert.Equal("old", DeliveryDecision.Fingerprint("old")); // a record from before starts were kept
     }
 
     [Fact]
-    public void The_same_notification_within_the_repeat_interval_is_a_duplicate_and_after_it_a_repeat()
+    public void A_copy_from_another_alertmanager_or_a_retry_names_the_delivery_it_duplicates()
     {
-        var r = Rec(["a"], [], T0 + TimeSpan.FromSeconds(30));
-        Assert.Equal(new Decision(false, "duplicate"), DeliveryDecision.Decide(r, T0, null, Repeat, 3));
-        var later = Rec(["a"], [], T0 + Repeat);
-        Assert.Equal(new Decision(true, "repeat"), DeliveryDecision.Decide(later, T0, null, Repeat, 3));
+        var delivered = Rec([A("a")], [], T0);
+        Assert.Equal(new Decision(false, "copy", delivered.Id), Decide(Rec([A("a")], [], T0.AddSeconds(15), by: "node-b"), delivered, delivered));
+        Assert.Equal(new Decision(false, "retry", delivered.Id), Decide(Rec([A("a")], [], T0.AddSeconds(3)), delivered, delivered));
+        // a late copy of an older notification, after the group moved on, is still a copy
+        var resolved = Rec([], [A("a")], T0.AddMinutes(1));
+        Assert.Equal(new Decision(false, "copy", delivered.Id), Decide(Rec([A("a")], [], T0.AddSeconds(70), by: "node-b"), resolved, delivered));
+    }
+
+    [Fact]
+    public void Nothing_new_within_the_repeat_interval_is_not_sent_and_after_it_is_a_repeat()
+    {
+        var last = Rec([A("a"), A("b")], [], T0);
+        Assert.Equal(new Decision(false, "within-repeat", last.Id), Decide(Rec([A("a")], [], T0.AddMinutes(5)), last));
+        Assert.Equal(new Decision(true, "repeat"), Decide(Rec([A("a"), A("b")], [], T0 + Repeat), last, last));
+        // only resolved alerts the receiver never saw firing
+        Assert.Equal(new Decision(false, "nothing-new"), Decide(Rec([], [A("a")], T0), null));
+    }
+
+    /// <summary>The flapping alert: fires, resolves, fires again within repeat_interval; each change is paged.</summary>
+    [Fact]
+    public void An_alert_that_resolves_and_fires_again_is_sent_again()
+    {
+        var fired = Rec([A("a", 0)], [], T0);
+        var resolved = Rec([], [A("a", 0)], T0.AddSeconds(20));
+        Assert.Equal(new Decision(true, "resolved"), Decide(resolved, fired));
+        var again = Rec([A("a", 1)], [], T0.AddSeconds(40));
+        // its content is not the first firing's (another start), and against the last it is new
+        Assert.Equal(new Decision(true, "refired"), Decide(again, resolved));
+        // before startsAt was kept (the old rule's key), the same firing set 40 s later was a "duplicate" of the first
+        Assert.Equal(new Decision(true, "refired"), Decide(Rec(["a"], [], T0.AddSeconds(40)), Rec([], ["a"], T0.AddSeconds(20))));
+    }
+
+    [Fact]
+    public void Without_send_resolved_a_new_firing_of_an_alert_is_sent_although_its_resolution_never_was()
+    {
+        var fired = Rec([A("a", 0)], [], T0);
+        Assert.Equal(new Decision(true, "refired"), Decide(Rec([A("a", 1)], [], T0.AddMinutes(1)), fired, sendResolved: false));
+        // with send_resolved the same is a copy whose start another Alertmanager saw differently: Alertmanager's rule
+        Assert.False(Decide(Rec([A("a", 1)], [], T0.AddMinutes(1)), fired).Deliver);
     }
 
     [Fact]
     public void Why_a_notification_is_sent()
     {
-        var previous = Rec(["a"], [], T0);
-        Assert.Equal("first", DeliveryDecision.Decide(Rec(["a"], [], T0), null, null, Repeat, 3).Reason);
-        Assert.Equal("alerts-added", DeliveryDecision.Decide(Rec(["a", "b"], [], T0), null, previous, Repeat, 3).Reason);
-        Assert.Equal("resolved", DeliveryDecision.Decide(Rec([], ["a"], T0), null, previous, Repeat, 3).Reason);
-        Assert.Equal("changed", DeliveryDecision.Decide(Rec([], [], T0), null, previous, Repeat, 3).Reason);
+        var previous = Rec([A("a")], [], T0);
+        Assert.Equal("first", Decide(Rec([A("a")], [], T0), null).Reason);
+        Assert.Equal("alerts-added", Decide(Rec([A("a"), A("b")], [], T0), previous).Reason);
+        Assert.Equal("resolved", Decide(Rec([], [A("a")], T0), previous).Reason);
+        Assert.Equal("resolved", Decide(Rec([A("b")], [A("a")], T0), Rec([A("a"), A("b")], [], T0)).Reason);
+        // without send_resolved a resolved alert beside firing ones is nothing new (it is not even in the payload)
+        Assert.Equal("within-repeat", Decide(Rec([A("b")], [A("a")], T0), Rec([A("a"), A("b")], [], T0), sendResolved: false).Reason);
         // accepted under the previous master, delivered by this one
-        Assert.Equal("after-failover", DeliveryDecision.Decide(Rec(["a"], [], T0, epoch: 2), null, null, Repeat, 3).Reason);
-        // but a duplicate stays a duplicate across a failover
-        Assert.False(DeliveryDecision.Decide(Rec(["a"], [], T0 + TimeSpan.FromSeconds(5), epoch: 2), T0, null, Repeat, 3).Deliver);
+        Assert.Equal("after-failover", Decide(Rec([A("a")], [], T0, epoch: 2), null).Reason);
+        // but a copy stays a copy across a failover
+        Assert.False(Decide(Rec([A("a")], [], T0 + TimeSpan.FromSeconds(5), epoch: 2), previous, previous).Deliver);
     }
 }

@@ -30,9 +30,10 @@ public sealed class OutboxStoreTests : IDisposable
         Assert.Equal("{}"u8.ToArray(), NotificationGateActor.Gunzip(reopened.Get("1")!.Payload));
         reopened.Settle(Done("1", DeliveryState.Delivered, T0.AddSeconds(2)));
         Assert.Equal(["2"], reopened.Pending().Select(r => r.Id));
-        Assert.Equal(T0, reopened.LastDelivered("k1"));
-        Assert.Null(reopened.LastDelivered("k2"));
-        Assert.Equal("1", reopened.LastDeliveredOfGroup("chat", "g")!.Id);
+        Assert.Equal("1", reopened.DeliveredWithContent(Rec("3", "k1", T0.AddSeconds(9)))!.Id);
+        Assert.Null(reopened.DeliveredWithContent(Rec("4", "k2", T0.AddSeconds(9))));
+        Assert.Equal("1", reopened.LastDeliveredOfGroup("chat", 0, "g")!.Id);
+        Assert.Null(reopened.LastDeliveredOfGroup("chat", 1, "g")); // another webhook of the receiver
     }
 
     [Fact]
@@ -61,6 +62,20 @@ public sealed class OutboxStoreTests : IDisposable
         Assert.Equal(1, store.Prune(T0.AddHours(-24)));
         Assert.Null(store.Get("old"));
         Assert.Equal(3, store.Pending().Count);
+    }
+
+    [Fact]
+    public void Retention_keeps_each_groups_last_delivered_notification_which_a_resolution_days_later_compares_with()
+    {
+        using var store = new OutboxStore(Path.Combine(_dir, "outbox.db"));
+        store.Add(Rec("fired", "k1", T0.AddHours(-50)));
+        store.Settle(Done("fired", DeliveryState.Delivered, T0.AddHours(-50)));
+        store.Add(Rec("copy", "k1", T0.AddHours(-50)));
+        store.Settle(Done("copy", DeliveryState.Duplicate, T0.AddHours(-50)));
+        store.Prune(T0.AddHours(-24));
+        Assert.Null(store.Get("copy"));
+        Assert.Equal("fired", store.LastDeliveredOfGroup("chat", 0, "g")!.Id);
+        Assert.Equal(DeliveryState.Delivered, store.Outcome("fired")!.State);
     }
 
     [Fact]

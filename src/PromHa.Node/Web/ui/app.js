@@ -283,9 +283,12 @@ async function loadNotifications() {
     el('span', { class: 'value' }, `${r.pending} pending · ${r.delivered} delivered · `, el('span', { class: r.failed ? 'bad' : '' }, `${r.failed} failed`)))));
   $('#direct').textContent = data.directIntegrations.length
     ? `Sent by the master's Alertmanager itself (not through the gate): ${data.directIntegrations.join(', ')}` : '';
-  $('#notifications tbody').replaceChildren(...data.notifications.map(n => el('tr', { class: n.state },
-    el('td', { title: when(n.acceptedAt) }, ago(n.acceptedAt)), el('td', {}, n.receiver),
-    el('td', {}, `${n.firing} firing, ${n.resolved} resolved`), el('td', {}, n.state), el('td', {}, n.reason ?? ''),
+  // a suppressed notification names the delivery it duplicates (its row's id, shortened)
+  const short = id => id.slice(-8);
+  $('#notifications tbody').replaceChildren(...data.notifications.map(n => el('tr', { class: n.state, 'data-id': n.id },
+    el('td', { title: `${when(n.acceptedAt)} · ${n.id}` }, ago(n.acceptedAt), ' ', el('span', { class: 'id' }, short(n.id))), el('td', {}, n.receiver),
+    el('td', {}, `${n.firing} firing, ${n.resolved} resolved`), el('td', {}, n.state),
+    el('td', { title: n.duplicateOf ?? '' }, (n.reason ?? '') + (n.duplicateOf ? ` of ${short(n.duplicateOf)}` : '')),
     el('td', {}, n.deliveredBy ?? ''), el('td', {}, n.attempts), el('td', { class: 'bad' }, n.error ?? ''))));
 }
 
