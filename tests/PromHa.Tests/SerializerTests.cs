@@ -1,3 +1,4 @@
+using PromHa.Messages.Alerts;
 using Akka.Actor;
 using Akka.Configuration;
 using PromHa.Messages;
@@ -62,7 +63,20 @@ public class SerializerTests : IDisposable
         new MaintenanceRecorded("a", 2),
         new DiscardMaintenance(2, "no majority"),
         new LedgerHead("a", 1, null, Maintenance: Paused, DiscardedMaintenance: 1),
+        Notification,
+        new RecordNotification(Notification),
+        new NotificationRecorded("a", "n1"),
+        new RecordDeliveryOutcome(DuplicateOutcome),
+        new RecordDeliveryOutcome(new DeliveryOutcome("n2", DeliveryState.Failed, "first", "a", 3, DateTimeOffset.UnixEpoch, 9, "HTTP 503")),
+        new DiscardNotification("n1", "no majority"),
+        new GetOutbox(DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "n1"),
+        new OutboxContents("a", [Notification], [DuplicateOutcome], More: true),
     ];
+
+    private static readonly NotificationRecord Notification = new("n1", "pager", 0, "{}:{alertname=\"X\"}", Hash, ["fp1@1764547200000"], ["fp2@1764547100000"],
+        [31, 139, 8, 0], DateTimeOffset.UnixEpoch, "a", 3);
+
+    private static readonly DeliveryOutcome DuplicateOutcome = new("n3", DeliveryState.Duplicate, "copy", "a", 3, DateTimeOffset.UnixEpoch, 0, null, "n1");
 
     private static readonly MaintenanceChanged Paused = new(2, true, "ops", DateTimeOffset.UnixEpoch);
 

@@ -24,7 +24,7 @@ public sealed class ConfigValidatorTests : IDisposable
     {
         var rules = PromHa.Node.Demo.LocalCluster.ShippedRules();
         foreach (var alert in new[] { "PromHaNoMaster", "PromHaSplitBrain", "PromHaFailover", "PromHaNodeMissing", "PromHaReloadFailing",
-                     "PromHaCandidateRejected", "PromHaOutboxBacklog", "PromHaNotificationsFailing" })
+                     "PromHaCandidateRejected", "PromHaOutboxBacklog", "PromHaNotificationsFailing", "PromHaNotificationsSwallowed" })
             Assert.Contains($"alert: {alert}\n", rules);
         Assert.Null(await ConfigValidator.Validate(Tree(rules: rules), _staging, Tools));
         // and the copy in deploy/ is the one embedded
@@ -78,12 +78,75 @@ public sealed class ConfigValidatorTests : IDisposable
                               summary: "More than one PromHa master"
                               description: "Two nodes hold the master role (a pure pair whose link was cut); the lower epoch rejoins as standby when the link returns."
                 """);
-            var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/promtool", ["test", "rules", "test.yml"])
-                { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
-            using var p = System.Diagnostics.Process.Start(psi)!;
-            var output = await p.StandardOutput.ReadToEndAsync() + await p.StandardError.ReadToEndAsync();
-            await p.WaitForExitAsync();
-            Assert.True(p.ExitCode == 0, output);
+            await PromtoolTestRules(dir);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    private static async Task PromtoolTestRules(string dir)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/promtool", ["test", "rules", "test.yml"])
+            { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var output = await p.StandardOutput.ReadToEndAsync() + await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        Assert.True(p.ExitCode == 0, output);
+    }
+
+    /// <summary>
+    /// Copies from the other Alertmanagers outnumber deliveries in every cluster without gossip: no
+    /// alert. More notifications judged nothing new than sent, for 10 minutes (the flapping alert of
+    /// the old rule), and a receiver that got nothing at all while the gate swallowed: the alert.
+    /// </summary>
+    [Fact]
+    public async Task PromHaNotificationsSwallowed_fires_when_the_gate_suppresses_more_than_copies()
+    {
+        var dir = Directory.CreateTempSubdirectory("promha-ruletest").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(dir, "promha.rules.yml"), PromHa.Node.Demo.LocalCluster.ShippedRules());
+            await File.WriteAllTextAsync(Path.Combine(dir, "test.yml"), """
+                rule_files: [promha.rules.yml]
+                evaluation_interval: 1m
+                tests:
+                  - name: copies only
+                    interval: 1m
+                    input_series:
+                      - series: 'promha_notifications_delivered_total{job="promha",instance="a",receiver="pager",reason="first"}'
+                        values: '0+1x40'
+                      - series: 'promha_notifications_deduplicated_total{job="promha",instance="a",receiver="pager",why="copy"}'
+                        values: '0+2x40'
+                      - series: 'promha_notifications_deduplicated_total{job="promha",instance="a",receiver="pager",why="within-repeat"}'
+                        values: '0+0x40'
+                    alert_rule_test:
+                      - { eval_time: 30m, alertname: PromHaNotificationsSwallowed, exp_alerts: [] }
+                  - name: a flapping alert swallowed
+                    interval: 1m
+                    input_series:
+                      - series: 'promha_notifications_delivered_total{job="promha",instance="a",receiver="pager",reason="first"}'
+                        values: '0+1x40'
+                      - series: 'promha_notifications_deduplicated_total{job="promha",instance="a",receiver="pager",why="within-repeat"}'
+                        values: '0+3x40'
+                      - series: 'promha_notifications_deduplicated_total{job="promha",instance="b",receiver="chat",why="nothing-new"}'
+                        values: '0+1x40'
+                    alert_rule_test:
+                      - { eval_time: 8m, alertname: PromHaNotificationsSwallowed, exp_alerts: [] }
+                      - eval_time: 30m
+                        alertname: PromHaNotificationsSwallowed
+                        exp_alerts:
+                          - exp_labels: { severity: warning, receiver: pager }
+                            exp_annotations:
+                              summary: "The gate suppresses more notifications for pager than it delivers"
+                              description: "For 10 minutes more notifications were judged nothing new than were sent: GET /api/v1/notifications shows for each which delivery it duplicated."
+                          - exp_labels: { severity: warning, receiver: chat }
+                            exp_annotations:
+                              summary: "The gate suppresses more notifications for chat than it delivers"
+                              description: "For 10 minutes more notifications were judged nothing new than were sent: GET /api/v1/notifications shows for each which delivery it duplicated."
+                """);
+            await PromtoolTestRules(dir);
         }
         finally
         {
