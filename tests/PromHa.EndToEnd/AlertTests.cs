@@ -293,6 +293,14 @@ public class AlertTests(ITestOutputHelper output)
         System.Text.RegularExpressions.Regex.Match(await Get($"{n.PrometheusUrl}/metrics"),
             @"^prometheus_config_last_reload_success_timestamp_seconds (\S+)", System.Text.RegularExpressions.RegexOptions.Multiline).Groups[1].Value;
 
+    /// <summary>Every Prometheus sends to every node's Alertmanager.</summary>
+    internal static async Task WaitForAllAlertmanagers(LocalCluster c)
+    {
+        foreach (var n in c.Nodes.Where(n => !n.Witness))
+            await c.WaitUntil(async () => await ActiveAlertmanagers(n) == c.Nodes.Count(o => !o.Witness), Generous, default,
+                $"{n.Name}'s Prometheus to send to every Alertmanager");
+    }
+
     private static async Task<int> ActiveAlertmanagers(LocalNode n)
     {
         try

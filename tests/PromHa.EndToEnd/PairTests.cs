@@ -180,7 +180,7 @@ public class PairTests(ITestOutputHelper output)
         Assert.DoesNotContain(status.Members, m => m.Node == standby.Name); // downed and removed
     }
 
-    private static async Task<IReadOnlyList<NotificationInfo>> Notifications(LocalCluster c, LocalNode n)
+    internal static async Task<IReadOnlyList<NotificationInfo>> Notifications(LocalCluster c, LocalNode n)
     {
         using var api = c.Api(n);
         return JsonSerializer.Deserialize(await api.GetText("api/v1/notifications?limit=1000"), GateJson.Default.NotificationsResponse)!.Notifications;

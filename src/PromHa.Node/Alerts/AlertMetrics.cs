@@ -13,7 +13,8 @@ public static class AlertMetrics
         "Notifications the master delivered to the real receiver, by why they were sent.", "receiver", "reason");
     public static readonly Counter Deduplicated = Metrics.CreateCounter("promha_notifications_deduplicated_total",
         "Notifications not sent, by why: copy (another node's Alertmanager sent the same), retry (the same again from one node), " +
-        "within-repeat (nothing new since the group's last delivery, younger than repeat_interval), nothing-new (only resolved alerts the receiver never saw firing).",
+        "within-repeat (nothing new since the group's last delivery, younger than repeat_interval), nothing-new (only resolved alerts the receiver never saw firing), " +
+        "stale (alerts the receiver was told resolved, firing again with the same start: a lagging replica).",
         "receiver", "why");
     public static readonly Counter Failed = Metrics.CreateCounter("promha_notifications_failed_total",
         "Notifications still undeliverable after alerts.giveUpAfterSeconds of retries; kept in the outbox and listed by the API.", "receiver");

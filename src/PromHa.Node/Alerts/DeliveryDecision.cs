@@ -22,6 +22,8 @@ public static class DeliveryReasons
     public const string WithinRepeat = "within-repeat";
     /// <summary>Only alerts the receiver never heard of as firing, now resolved (Alertmanager does not send those either).</summary>
     public const string NothingNew = "nothing-new";
+    /// <summary>An alert the receiver was told resolved, firing again with the same start: one replica's late view, not a new firing.</summary>
+    public const string Stale = "stale";
 }
 
 /// <summary>The gate's verdict on one notification; a suppressed one names the delivery it duplicates, where there is one.</summary>
@@ -54,18 +56,29 @@ public static class DeliveryDecision
     /// <param name="lastOfGroup">the group's last delivered notification (Alertmanager's log entry), if any</param>
     /// <param name="sameContent">a delivered notification of the group with r's dedup key, the one accepted closest to r</param>
     /// <param name="sendResolved">the webhook's send_resolved: without it Alertmanager logs resolutions it never sends</param>
+    /// <param name="ended">r's firing alerts that a delivered notification of the group already reported resolved</param>
     public static Decision Decide(NotificationRecord r, NotificationRecord? lastOfGroup, NotificationRecord? sameContent,
-        TimeSpan repeatInterval, bool sendResolved, long currentEpoch)
+        TimeSpan repeatInterval, bool sendResolved, long currentEpoch, IReadOnlySet<string>? ended = null)
     {
         var window = repeatInterval * CopyWindow;
         if (sameContent is not null && (r.AcceptedAt - sameContent.AcceptedAt).Duration() < window)
             return new Decision(false, sameContent.AcceptedBy == r.AcceptedBy ? DeliveryReasons.Retry : DeliveryReasons.Copy, sameContent.Id);
-        var why = NeedsUpdate(r, lastOfGroup, sendResolved, window);
-        if (why is null)
-            return new Decision(false, lastOfGroup is null || lastOfGroup.Firing.Count == 0 && r.Firing.Count == 0
-                ? DeliveryReasons.NothingNew : DeliveryReasons.WithinRepeat, lastOfGroup?.Id);
-        return new Decision(true, r.Epoch < currentEpoch ? DeliveryReasons.AfterFailover : why);
+        // A firing that ended does not begin again (a new firing has a new start): an Alertmanager
+        // that merged a lagging replica's "still firing" after the resolution says it fires. Not news.
+        var stale = ended is { Count: > 0 } ? r.Firing.Where(ended.Contains).ToList() : [];
+        var news = stale.Count == 0 ? r : r with { Firing = r.Firing.Except(stale).ToList() };
+        var why = NeedsUpdate(news, lastOfGroup, sendResolved, window);
+        if (why is not null) return new Decision(true, r.Epoch < currentEpoch ? DeliveryReasons.AfterFailover : why);
+        if (stale.Count > 0) return new Decision(false, DeliveryReasons.Stale, lastOfGroup?.Id);
+        if (lastOfGroup is null) return new Decision(false, DeliveryReasons.NothingNew);
+        // the last one's alerts by Alertmanager's hash, seen from another replica a moment apart: a copy
+        if (SameAlerts(r.Firing, lastOfGroup.Firing) && SameAlerts(r.Resolved, lastOfGroup.Resolved))
+            return new Decision(false, lastOfGroup.AcceptedBy == r.AcceptedBy ? DeliveryReasons.Retry : DeliveryReasons.Copy, lastOfGroup.Id);
+        return new Decision(false, lastOfGroup.Firing.Count == 0 && r.Firing.Count == 0 ? DeliveryReasons.NothingNew : DeliveryReasons.WithinRepeat,
+            lastOfGroup.Id);
     }
+
+    private static bool SameAlerts(IEnumerable<string> a, IEnumerable<string> b) => Fingerprints(a).SetEquals(Fingerprints(b));
 
     /// <summary>needsUpdate, by fingerprint as Alertmanager hashes alerts; null: not needed, else the reason to send.</summary>
     private static string? NeedsUpdate(NotificationRecord r, NotificationRecord? entry, bool sendResolved, TimeSpan window)

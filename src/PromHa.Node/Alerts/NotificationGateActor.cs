@@ -301,7 +301,7 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
                     $"receiver '{r.Receiver}' has no webhook #{r.Target} in the running alertmanager.yml (config version {_routes.Version})");
                 continue;
             }
-            var decision = DeliveryDecision.Decide(r, d.LastOfGroup, d.SameContent, table.RepeatInterval(r.Receiver), target.SendResolved, epoch);
+            var decision = DeliveryDecision.Decide(r, d.LastOfGroup, d.SameContent, table.RepeatInterval(r.Receiver), target.SendResolved, epoch, d.Ended);
             if (!decision.Deliver)
             {
                 AlertMetrics.Deduplicated.WithLabels(r.Receiver, decision.Reason).Inc();

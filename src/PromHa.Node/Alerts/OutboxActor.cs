@@ -8,7 +8,8 @@ using PromHa.Node.Settings;
 namespace PromHa.Node.Alerts;
 
 /// <summary>A pending notification with what deciding on it needs from the record (<see cref="DeliveryDecision.Decide"/>).</summary>
-public sealed record Deliverable(NotificationRecord Record, NotificationRecord? LastOfGroup, NotificationRecord? SameContent);
+public sealed record Deliverable(NotificationRecord Record, NotificationRecord? LastOfGroup, NotificationRecord? SameContent,
+    IReadOnlySet<string> Ended);
 
 /// <summary>Local: the oldest pending notifications, except those already being delivered.</summary>
 public sealed record GetDeliverable(IReadOnlySet<string> Busy, IReadOnlySet<string> BusyGroups);

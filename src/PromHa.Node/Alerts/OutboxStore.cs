@@ -36,6 +36,11 @@ public sealed class OutboxStore : IDisposable
                 id TEXT PRIMARY KEY, state INTEGER NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL, epoch INTEGER NOT NULL,
                 at INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT);
             CREATE INDEX IF NOT EXISTS outcomes_at ON outcomes (at);
+            -- alerts (fingerprint@start) a delivered notification told the receiver were resolved, per group
+            CREATE TABLE IF NOT EXISTS ended (
+                receiver TEXT NOT NULL, target INTEGER NOT NULL, group_key TEXT NOT NULL, alert TEXT NOT NULL, at INTEGER NOT NULL,
+                PRIMARY KEY (receiver, target, group_key, alert)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS ended_at ON ended (at);
             """);
         // outboxes from before outcomes named the delivery a duplicate duplicates
         if (Convert.ToInt64(Scalar("SELECT COUNT(*) FROM pragma_table_info('outcomes') WHERE name = 'duplicate_of'")) == 0)
@@ -43,13 +48,37 @@ public sealed class OutboxStore : IDisposable
     }
 
     /// <summary>Keeps a notification; false when it was already here (a replay, or anti-entropy).</summary>
-    public bool Add(NotificationRecord r) =>
-        Exec("""
-             INSERT OR IGNORE INTO notifications VALUES ($id, $receiver, $target, $group, $dedup, $firing, $resolved, $payload, $at, $by, $epoch)
-             """,
+    public bool Add(NotificationRecord r)
+    {
+        var added = Exec("""
+                         INSERT OR IGNORE INTO notifications VALUES ($id, $receiver, $target, $group, $dedup, $firing, $resolved, $payload, $at, $by, $epoch)
+                         """,
             ("$id", r.Id), ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$dedup", r.DedupKey),
             ("$firing", string.Join('\n', r.Firing)), ("$resolved", string.Join('\n', r.Resolved)), ("$payload", r.Payload),
             ("$at", r.AcceptedAt.ToUnixTimeMilliseconds()), ("$by", r.AcceptedBy), ("$epoch", r.Epoch)) > 0;
+        // its outcome came first (anti-entropy)
+        if (added && Outcome(r.Id) is { State: DeliveryState.Delivered } o) MarkEnded(r, o.At);
+        return added;
+    }
+
+    /// <summary>Remembers the resolved alerts of a delivered notification: the receiver knows those firings ended.</summary>
+    private void MarkEnded(NotificationRecord r, DateTimeOffset at)
+    {
+        foreach (var alert in r.Resolved.Where(a => a.Contains('@')))
+            Exec("INSERT OR REPLACE INTO ended VALUES ($receiver, $target, $group, $alert, $at)",
+                ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$alert", alert), ("$at", at.ToUnixTimeMilliseconds()));
+    }
+
+    /// <summary>Which of a notification's firing alerts its group's receiver was already told resolved (the same alert, the same start).</summary>
+    public IReadOnlySet<string> Ended(NotificationRecord r)
+    {
+        var ended = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var alert in r.Firing.Where(a => a.Contains('@')))
+            if (Scalar("SELECT 1 FROM ended WHERE receiver = $receiver AND target = $target AND group_key = $group AND alert = $alert",
+                    ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$alert", alert)) is not null)
+                ended.Add(alert);
+        return ended;
+    }
 
     /// <summary>Records an outcome; a settled one is not overwritten by a later failure, only a failure by a delivery.</summary>
     public bool Settle(DeliveryOutcome o)
@@ -59,6 +88,7 @@ public sealed class OutboxStore : IDisposable
         Exec("INSERT OR REPLACE INTO outcomes (id, state, reason, by, epoch, at, attempts, error, duplicate_of) VALUES ($id, $state, $reason, $by, $epoch, $at, $attempts, $error, $of)",
             ("$id", o.Id), ("$state", (int)o.State), ("$reason", o.Reason), ("$by", o.By), ("$epoch", o.Epoch),
             ("$at", o.At.ToUnixTimeMilliseconds()), ("$attempts", o.Attempts), ("$error", o.Error), ("$of", o.DuplicateOf));
+        if (o.State == DeliveryState.Delivered && Get(o.Id) is { } r) MarkEnded(r, o.At);
         return true;
     }
 
@@ -90,7 +120,7 @@ public sealed class OutboxStore : IDisposable
             .Where(r => !busy.Contains(r.Id) && !busyGroups.Contains(OutboxActor.GroupOf(r)))
             // one at a time per group, in order: what deduplication compares is within a group
             .DistinctBy(OutboxActor.GroupOf)
-            .Select(r => new Deliverable(r, LastDeliveredOfGroup(r.Receiver, r.Target, r.GroupKey), DeliveredWithContent(r)))
+            .Select(r => new Deliverable(r, LastDeliveredOfGroup(r.Receiver, r.Target, r.GroupKey), DeliveredWithContent(r), Ended(r)))
             .ToList();
 
     /// <summary>The delivered notification with this one's dedup key that was accepted closest in time to it.</summary>
@@ -179,6 +209,7 @@ public sealed class OutboxStore : IDisposable
                  WHERE k = 1)
              """, ("$at", at), ("$delivered", (int)DeliveryState.Delivered));
         Exec("DELETE FROM outcomes WHERE at < $at AND id NOT IN (SELECT id FROM notifications)", ("$at", at));
+        Exec("DELETE FROM ended WHERE at < $at", ("$at", at));
         return expired;
     }
 

@@ -69,8 +69,9 @@ public sealed record LocalClusterOptions
 /// <param name="TriggerTarget">host:port serving /metrics with promha_demo_trigger: the rule DemoTrigger fires while it is 1.</param>
 /// <param name="GroupInterval">Alertmanager's group_wait and group_interval (short in tests).</param>
 /// <param name="PeerTimeout">Alertmanager's --cluster.peer-timeout: how long the second Alertmanager waits for the first to send (15s by default; short in tests).</param>
+/// <param name="GroupBy">the route's group_by: by default every trigger is a group of its own; [alertname] puts them all in one</param>
 public sealed record LocalAlerting(string WebhookUrl, string? TriggerTarget = null, string GroupInterval = "1s", string RepeatInterval = "1h",
-    string? PeerTimeout = null);
+    string? PeerTimeout = null, string GroupBy = "[alertname, name]");
 
 /// <summary>One node of a <see cref="LocalCluster"/>: its ports, files and processes.</summary>
 public sealed class LocalNode
@@ -283,7 +284,7 @@ public sealed class LocalCluster : IAsyncDisposable
             # Every notification goes through the nodes' notification gates: only the master's delivers.
             route:
               receiver: sink
-              group_by: [alertname, name]
+              group_by: {alerting.GroupBy}
               group_wait: {alerting.GroupInterval}
               group_interval: {alerting.GroupInterval}
               repeat_interval: {alerting.RepeatInterval}
@@ -433,6 +434,27 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             try { p.Kill(); } catch (InvalidOperationException) { }
             p.WaitForExit(5000);
+        }
+    }
+
+    /// <summary>
+    /// kill -9 the node's whole host: promha and the Prometheus and Alertmanager it supervises (their
+    /// pid files), as when the machine dies. Its disk stays: started again, the node finds its data.
+    /// </summary>
+    public void KillHost(LocalNode n)
+    {
+        Kill(n);
+        foreach (var server in new[] { "prometheus", "alertmanager" })
+        {
+            var pidFile = Path.Combine(n.DataDir, $"{server}.pid");
+            if (!File.Exists(pidFile) || !int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var pid) || !DetachedServer.IsRunning(pid)) continue;
+            try
+            {
+                using var p = Process.GetProcessById(pid);
+                p.Kill();
+                p.WaitForExit(5000);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException) { } // gone meanwhile
         }
     }
 

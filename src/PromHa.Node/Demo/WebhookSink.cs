@@ -5,9 +5,12 @@ using System.Text.Json;
 
 namespace PromHa.Node.Demo;
 
+/// <summary>One alert of a delivered notification: its alertname, the trigger's name label, its status, fingerprint and start.</summary>
+public sealed record DeliveredAlert(string Alert, string Name, string Status, string Fingerprint, DateTimeOffset StartsAt);
+
 /// <summary>One webhook the sink received, with the gate's headers.</summary>
 public sealed record Delivery(DateTimeOffset At, string? Id, string? Reason, string? Node, long Epoch, string Status,
-    IReadOnlyList<(string Alert, string Name, string Status, string Fingerprint)> Alerts, string GroupKey, string Summary = "",
+    IReadOnlyList<DeliveredAlert> Alerts, string GroupKey, string Summary = "",
     DateTimeOffset? AcceptedAt = null)
 {
     /// <summary>The trigger (label name) of a notification's alerts.</summary>
@@ -89,8 +92,9 @@ public sealed class WebhookSink : IDisposable
     {
         if (ctx.Request.Url!.AbsolutePath == "/metrics")
         {
+            // a name "g7.b" also carries set="g7": group_by [alertname, set] makes one group of a set's triggers
             var text = Encoding.UTF8.GetBytes("# TYPE promha_demo_trigger gauge\n" +
-                string.Concat(Triggers.Select(t => $"promha_demo_trigger{{name=\"{t.Key}\"}} {t.Value}\n")));
+                string.Concat(Triggers.Select(t => $"promha_demo_trigger{{name=\"{t.Key}\"{(t.Key.IndexOf('.') is > 0 and var dot ? $",set=\"{t.Key[..dot]}\"" : "")}}} {t.Value}\n")));
             ctx.Response.ContentType = "text/plain; version=0.0.4";
             ctx.Response.OutputStream.Write(text);
             return;
@@ -113,11 +117,12 @@ public sealed class WebhookSink : IDisposable
         }
         using var doc = JsonDocument.Parse(body);
         var root = doc.RootElement;
-        var alerts = root.GetProperty("alerts").EnumerateArray().Select(a => (
+        var alerts = root.GetProperty("alerts").EnumerateArray().Select(a => new DeliveredAlert(
             a.GetProperty("labels").TryGetProperty("alertname", out var n) ? n.GetString()! : "",
             a.GetProperty("labels").TryGetProperty("name", out var t) ? t.GetString()! : "",
             a.GetProperty("status").GetString()!,
-            a.GetProperty("fingerprint").GetString()!)).ToList();
+            a.GetProperty("fingerprint").GetString()!,
+            a.TryGetProperty("startsAt", out var sa) && sa.TryGetDateTimeOffset(out var start) ? start : default)).ToList();
         var h = ctx.Request.Headers;
         var delivery = new Delivery(DateTimeOffset.UtcNow, h["X-PromHa-Delivery-Id"], h["X-PromHa-Reason"], h["X-PromHa-Node"],
             long.TryParse(h["X-PromHa-Epoch"], out var e) ? e : -1, root.GetProperty("status").GetString()!, alerts,

@@ -65,13 +65,31 @@ public sealed class DeliveryDecisionTests
         Assert.Equal(new Decision(true, "refired"), Decide(Rec(["a"], [], T0.AddSeconds(40)), Rec([], ["a"], T0.AddSeconds(20))));
     }
 
+    /// <summary>Seen end to end: a lagging replica's "still firing" reached an Alertmanager after the resolution and it sent x firing again.</summary>
+    [Fact]
+    public void A_firing_the_receiver_was_told_ended_is_not_sent_again_but_a_new_firing_is()
+    {
+        var resolved = Rec([], [A("x", 1)], T0.AddMinutes(2));
+        var ended = new HashSet<string> { A("x", 1) };
+        Assert.Equal(new Decision(false, "stale", resolved.Id),
+            DeliveryDecision.Decide(Rec([A("x", 1)], [], T0.AddMinutes(2).AddSeconds(1), by: "node-b"), resolved, null, Repeat, true, 3, ended));
+        Assert.Equal(new Decision(true, "refired"),
+            DeliveryDecision.Decide(Rec([A("x", 3)], [], T0.AddMinutes(3)), resolved, null, Repeat, true, 3, new HashSet<string>()));
+        // beside real news the stale alert goes along; it does not make news of its own
+        Assert.Equal(new Decision(true, "alerts-added"),
+            DeliveryDecision.Decide(Rec([A("x", 1), A("y", 3)], [], T0.AddMinutes(3)), resolved, null, Repeat, true, 3, ended));
+    }
+
     [Fact]
     public void Without_send_resolved_a_new_firing_of_an_alert_is_sent_although_its_resolution_never_was()
     {
         var fired = Rec([A("a", 0)], [], T0);
         Assert.Equal(new Decision(true, "refired"), Decide(Rec([A("a", 1)], [], T0.AddMinutes(1)), fired, sendResolved: false));
-        // with send_resolved the same is a copy whose start another Alertmanager saw differently: Alertmanager's rule
-        Assert.False(Decide(Rec([A("a", 1)], [], T0.AddMinutes(1)), fired).Deliver);
+        // with send_resolved the same is a copy whose start another Alertmanager saw differently: by
+        // Alertmanager's hash (the labels) the very alerts of the last delivery
+        Assert.Equal(new Decision(false, "copy", fired.Id), Decide(Rec([A("a", 1)], [], T0.AddMinutes(1), by: "node-b"), fired));
+        var resolved = Rec([], [A("a", 0)], T0.AddMinutes(2));
+        Assert.Equal(new Decision(false, "copy", resolved.Id), Decide(Rec([], [A("a", 1)], T0.AddMinutes(2), by: "node-b"), resolved));
     }
 
     [Fact]

@@ -35,7 +35,8 @@ public sealed record Received(string Id, string Group, string Content, string Re
 /// gate side: every Alertmanager is the same model fed the same alerts, so each sends the same
 /// notifications; their copies reach the gates late and out of order, some twice, some never (but
 /// one always, and none of a group's next notification before one of its last: an Alertmanager's log
-/// holds a notification only once a gate accepted it, its own or, by gossip, another's); the
+/// holds a notification only once a gate accepted it, its own or, by gossip, another's, and repeats
+/// it repeat_interval after that); the
 /// replicated delivery record is one <see cref="OutboxStore"/> (what a majority holds); the master
 /// takes the deliverable notifications from it and decides with <see cref="DeliveryDecision"/>, as
 /// NotificationGateActor does; failovers lose an outcome or stop a delivery before it is sent.
@@ -47,7 +48,7 @@ public static class GateSimulation
     private static readonly DateTimeOffset T0 = new(2026, 12, 1, 0, 0, 0, TimeSpan.Zero);
     private const string Receiver = "pager";
 
-    public static (List<ModelNotification> Expected, List<Received> Got) Run(SimScenario sc)
+    public static (List<ModelNotification> Expected, List<Received> Got) Run(SimScenario sc, Action<string>? trace = null)
     {
         var repeat = GroupInterval * sc.RepeatTicks;
         var model = new AlertmanagerModel(sc.SendResolved, repeat);
@@ -92,8 +93,13 @@ public static class GateSimulation
                     var at = now + PeerWait * am + TimeSpan.FromMilliseconds(100 * (step.Jitter >> (4 * am) & 15));
                     if (at <= lastArrival[am]) at = lastArrival[am] + TimeSpan.FromMilliseconds(1);
                     // Alertmanager logs a notification once a gate accepted it (gossip shares the log):
-                    // what follows it in the group's sequence comes after a copy of it was accepted
-                    if (previousAccepted.TryGetValue(group, out var prev) && at <= prev) at = prev + TimeSpan.FromMilliseconds(1);
+                    // what follows it in the group's sequence comes after a copy of it was accepted,
+                    // and a repeat repeat_interval after that (the log entry's time)
+                    if (previousAccepted.TryGetValue(group, out var prev))
+                    {
+                        if (n.Reason == "repeat" && at < prev + repeat) at = prev + repeat + TimeSpan.FromMilliseconds(100 * (step.Jitter >> (4 * am) & 15));
+                        if (at <= prev) at = prev + TimeSpan.FromMilliseconds(1);
+                    }
                     lastArrival[am] = at;
                     earliest = at < earliest ? at : earliest;
                     var from = am;
@@ -115,7 +121,7 @@ public static class GateSimulation
         }
         events.Add((now + TimeSpan.FromMinutes(10), seq++, s => s.Deliver(s.Now)));
 
-        using var state = new GateState(repeat, sc.SendResolved);
+        using var state = new GateState(repeat, sc.SendResolved) { Trace = trace };
         foreach (var (at, _, act) in events.OrderBy(e => e.At).ThenBy(e => e.Order))
         {
             state.Now = at;
@@ -133,6 +139,7 @@ public static class GateSimulation
         private int _ids;
         private int _settled;
         public DateTimeOffset Now { get; set; }
+        public Action<string>? Trace { get; set; }
         public List<Received> Received { get; } = [];
 
         public void Arrive(ModelNotification n, int alertmanager, DateTimeOffset at)
@@ -151,6 +158,7 @@ public static class GateSimulation
                 foreach (var d in list)
                 {
                     var decision = Decide(d);
+                    Trace?.Invoke($"{at:mm:ss.fff} {d.Record.GroupKey} {d.Record.Id} by {d.Record.AcceptedBy} at {d.Record.AcceptedAt:mm:ss.fff} [{string.Join(' ', d.Record.Firing)} / {string.Join(' ', d.Record.Resolved)}] last={d.LastOfGroup?.Id}@{d.LastOfGroup?.AcceptedAt:mm:ss.fff} same={d.SameContent?.Id} -> {decision}");
                     if (decision.Deliver) Receive(d.Record, decision);
                     _store.Settle(new DeliveryOutcome(d.Record.Id, decision.Deliver ? DeliveryState.Delivered : DeliveryState.Duplicate,
                         decision.Reason, "master", _epoch, at + TimeSpan.FromMilliseconds(++_settled), 1, null, decision.DuplicateOf));
@@ -165,7 +173,7 @@ public static class GateSimulation
             _epoch++;
         }
 
-        private Decision Decide(Deliverable d) => DeliveryDecision.Decide(d.Record, d.LastOfGroup, d.SameContent, repeat, sendResolved, _epoch);
+        private Decision Decide(Deliverable d) => DeliveryDecision.Decide(d.Record, d.LastOfGroup, d.SameContent, repeat, sendResolved, _epoch, d.Ended);
 
         private void Receive(NotificationRecord r, Decision decision)
         {

@@ -79,6 +79,25 @@ public sealed class OutboxStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_delivered_resolution_ends_its_alerts_firing_for_the_group_whatever_arrives_first()
+    {
+        using var store = new OutboxStore(Path.Combine(_dir, "outbox.db"));
+        NotificationRecord With(string id, string[] firing, string[] resolved) =>
+            new(id, "chat", 0, "g", id, firing, resolved, [], T0, "node-a", 1);
+        store.Add(With("r1", [], ["x@1000", "old"]));
+        store.Settle(Done("r1", DeliveryState.Delivered, T0));
+        // the outcome before the notification (anti-entropy)
+        store.Settle(Done("r2", DeliveryState.Delivered, T0));
+        store.Add(With("r2", [], ["y@2000"]));
+        store.Add(With("n", ["x@1000", "y@2000", "x@3000", "old"], []));
+        Assert.Equal(["x@1000", "y@2000"], store.Ended(store.Get("n")!).Order());
+        // a duplicate's resolution told the receiver nothing
+        store.Add(With("d", [], ["z@1"]));
+        store.Settle(Done("d", DeliveryState.Duplicate, T0));
+        Assert.Empty(store.Ended(With("m", ["z@1"], [])));
+    }
+
+    [Fact]
     public void Anti_entropy_pages_carry_every_pending_and_recently_settled_notification_in_order()
     {
         using var store = new OutboxStore(Path.Combine(_dir, "outbox.db"));

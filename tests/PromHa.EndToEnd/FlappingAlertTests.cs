@@ -1,0 +1,151 @@
+using PromHa.Node.Alerts;
+using PromHa.Node.Demo;
+using Xunit.Abstractions;
+
+namespace PromHa.EndToEnd;
+
+/// <summary>
+/// The alert shapes a real pager sees, on real Prometheus and Alertmanager: an alert that fires and
+/// resolves over and over (with the master's whole host killed in the middle), a group whose alerts
+/// join and leave, an alert that keeps firing past repeat_interval. Every change reaches the
+/// receiver once, with a reason that says what it is.
+/// </summary>
+public class FlappingAlertTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Generous = RealCluster.Generous;
+    private const int Cycles = 6;
+    private static readonly TimeSpan Repeat = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan Hold = TimeSpan.FromSeconds(5);
+
+    [Fact]
+    public async Task A_flapping_alert_is_paged_every_cycle_across_a_kill_9_of_the_masters_whole_host_and_groups_and_repeats_say_why()
+    {
+        using var sink = new WebhookSink();
+        // one group for all triggers (group_by: [alertname]), so that alerts join and leave it
+        await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true,
+            alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, RepeatInterval: $"{Repeat.TotalSeconds}s",
+                PeerTimeout: $"{AlertTests.PeerTimeoutSeconds}s", GroupBy: "[alertname]"));
+        var c = rc.Cluster;
+        try
+        {
+            var master = await c.WaitForSingleMaster(Generous);
+            await AlertTests.WaitForAllAlertmanagers(c);
+
+            // 1. flapping: on until the receiver has the firing, off until it has the resolution (each at
+            //    least 5 s: replicas evaluate a second or two apart), six times; the master's host
+            //    (promha, Prometheus, Alertmanager) dies with kill -9 as the third cycle fires
+            LocalNode? killed = null;
+            for (var cycle = 1; cycle <= Cycles; cycle++)
+            {
+                var on = Task.Delay(Hold);
+                sink.Triggers["flap"] = 1;
+                if (cycle == 3)
+                {
+                    killed = master;
+                    c.KillHost(master);
+                    master = await c.WaitForSingleMaster(Generous, n => n != killed);
+                }
+                await WaitForCycles(c, sink, "flap", cycle, "firing");
+                if (cycle == 4) c.StartNode(killed!); // the host comes back, disk and all
+                await on;
+                var off = Task.Delay(Hold);
+                sink.Triggers["flap"] = 0;
+                await WaitForCycles(c, sink, "flap", cycle, "resolved");
+                await off;
+            }
+            await c.WaitForMembers(Generous);
+
+            // 2. a group whose alerts join and leave (and one fires again while the other stays)
+            var steps = new (string Name, int Value, string Expect, string Reason)[]
+            {
+                ("x", 1, "x+", "alerts-added"),
+                ("y", 1, "x+ y+", "alerts-added"),
+                ("x", 0, "x- y+", "resolved"),
+                ("x", 1, "x+ y+", "refired"),
+                ("y", 0, "x+ y-", "resolved"),
+                ("x", 0, "x-", "resolved"),
+            };
+            foreach (var (name, value, expect, reason) in steps)
+            {
+                var before = sink.Deliveries.Count;
+                var held = Task.Delay(Hold);
+                sink.Triggers[name] = value;
+                await Until(c, sink, () => sink.Deliveries.Skip(before).Any(d => Shape(d) == expect), $"a notification [{expect}] after {name}={value}");
+                await held;
+                var d = sink.Deliveries.Skip(before).First(d => Shape(d) == expect);
+                Assert.True(d.Reason == reason, $"[{expect}] was sent as {d.Reason}, expected {reason}\n{sink.Describe()}");
+            }
+
+            // 3. an alert that keeps firing: repeated after repeat_interval, with nothing else in between
+            var heldFrom = sink.Deliveries.Count;
+            sink.Triggers["hold"] = 1;
+            await Until(c, sink, () => sink.Deliveries.Skip(heldFrom).Any(d => d.Reason == "repeat" && d.Alerts.Any(a => a.Name == "hold")),
+                "a repeat of the held alert");
+            var holding = sink.Deliveries.Skip(heldFrom).Where(d => d.Alerts.Any(a => a.Name == "hold")).ToList();
+            Assert.Equal(["alerts-added", "repeat"], holding.Take(2).Select(d => d.Reason));
+            Assert.Equal(NotificationLedger.Content(holding[0]), NotificationLedger.Content(holding[1]));
+            Assert.InRange(holding[1].At - holding[0].At, Repeat * 0.9, Repeat * 3);
+            sink.Triggers["hold"] = 0;
+            await WaitForCycles(c, sink, "hold", 1, "resolved");
+            await Task.Delay(TimeSpan.FromSeconds(3 * AlertTests.PeerTimeoutSeconds + 3)); // what the other Alertmanagers would send
+
+            output.WriteLine(sink.Describe());
+            var all = sink.Deliveries.Where(d => d.Alerts.Any(a => a.Alert == "DemoTrigger")).ToList();
+            var report = NotificationLedger.Count(all, new Dictionary<string, (int, int)>
+                { ["flap"] = (Cycles, Cycles), ["x"] = (2, 2), ["y"] = (1, 1), ["hold"] = (1, 1) }, Repeat);
+            Assert.Empty(report.LostFiring);
+            Assert.Empty(report.LostResolved);
+            Assert.Empty(report.DoubledByContent);
+            // the flapping alert: each cycle once firing and once resolved, refired from the second on
+            var flaps = report.Cycles.Where(x => x.Name == "flap").OrderBy(x => x.StartsAt).ToList();
+            Assert.Equal(Cycles, flaps.Count);
+            foreach (var (cycle, i) in flaps.Select((x, i) => (x, i)))
+            {
+                Assert.True(cycle.Firing.Select(d => d.Id).Distinct().Count() == 1, $"cycle {i + 1} fired in {cycle.Firing.Count} deliveries");
+                Assert.True(cycle.Resolved.Select(d => d.Id).Distinct().Count() == 1, $"cycle {i + 1} resolved in {cycle.Resolved.Count} deliveries");
+                Assert.Contains(cycle.Firing[0].Reason, i == 0 ? new[] { "first", "alerts-added" } : new[] { "refired", "after-failover" });
+            }
+            Assert.Contains(flaps, x => x.Firing[0].Node != flaps[0].Firing[0].Node); // delivered by the new master after the kill
+
+            // every suppression explains itself: why, and which delivery it duplicated
+            var notifications = await PairTests.Notifications(c, master);
+            var delivered = notifications.Where(n => n.State == "delivered").Select(n => n.Id).ToHashSet();
+            foreach (var dup in notifications.Where(n => n.State == "duplicate"))
+            {
+                Assert.Contains(dup.Reason, new[] { DeliveryReasons.Copy, DeliveryReasons.Retry, DeliveryReasons.WithinRepeat, DeliveryReasons.NothingNew });
+                if (dup.Reason != DeliveryReasons.NothingNew) Assert.True(dup.DuplicateOf is { } of && delivered.Contains(of), $"{dup.Id} ({dup.Reason}) names {dup.DuplicateOf}, not a delivered notification");
+            }
+            // and the master counts its suppressions by why
+            var metrics = await AlertTests.Get($"{master.HttpUrl}/metrics");
+            foreach (var why in notifications.Where(n => n.State == "duplicate" && n.DeliveredBy == master.Name).Select(n => n.Reason).Distinct())
+                Assert.Matches($@"promha_notifications_deduplicated_total\{{receiver=""sink"",why=""{why}""\}} [1-9]", metrics);
+        }
+        catch
+        {
+            output.WriteLine(sink.Describe());
+            throw;
+        }
+    }
+
+    /// <summary>A trigger notification's alerts, by name and state, sorted: "x+ y-".</summary>
+    private static string Shape(Delivery d) =>
+        string.Join(' ', d.Alerts.Where(a => a.Alert == "DemoTrigger").Select(a => $"{a.Name}{(a.Status == "resolved" ? "-" : "+")}").Order(StringComparer.Ordinal));
+
+    /// <summary>Waits until the receiver saw <paramref name="count"/> firing cycles of an alert in this state.</summary>
+    private static Task WaitForCycles(LocalCluster c, WebhookSink sink, string name, int count, string status) =>
+        Until(c, sink, () => NotificationLedger.Count(sink.Deliveries, new Dictionary<string, (int, int)> { [name] = (0, 0) }, Repeat)
+            .Cycles.Count(x => x.Name == name && (status == "firing" ? x.Firing : x.Resolved).Count > 0) >= count, $"{count} {status} cycle(s) of {name}");
+
+    /// <summary>Waits for the receiver; a timeout shows what it had received by then.</summary>
+    private static async Task Until(LocalCluster c, WebhookSink sink, Func<bool> done, string what)
+    {
+        try
+        {
+            await c.WaitUntil(() => Task.FromResult(done()), Generous, default, what);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}\nthe receiver got:\n{sink.Describe()}", e);
+        }
+    }
+}
