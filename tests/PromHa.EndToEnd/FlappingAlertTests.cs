@@ -112,7 +112,7 @@ public class FlappingAlertTests(ITestOutputHelper output)
             var delivered = notifications.Where(n => n.State == "delivered").Select(n => n.Id).ToHashSet();
             foreach (var dup in notifications.Where(n => n.State == "duplicate"))
             {
-                Assert.Contains(dup.Reason, new[] { DeliveryReasons.Copy, DeliveryReasons.Retry, DeliveryReasons.WithinRepeat, DeliveryReasons.NothingNew });
+                Assert.Contains(dup.Reason, new[] { DeliveryReasons.Copy, DeliveryReasons.Retry, DeliveryReasons.WithinRepeat, DeliveryReasons.NothingNew, DeliveryReasons.Stale });
                 if (dup.Reason != DeliveryReasons.NothingNew) Assert.True(dup.DuplicateOf is { } of && delivered.Contains(of), $"{dup.Id} ({dup.Reason}) names {dup.DuplicateOf}, not a delivered notification");
             }
             // and the master counts its suppressions by why

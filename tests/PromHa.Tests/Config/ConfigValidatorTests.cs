@@ -38,13 +38,8 @@ public sealed class ConfigValidatorTests : IDisposable
     /// split brain; two masters for a minute, or promha_split_brain, are.
     /// </summary>
     [Fact]
-    public async Task PromHaSplitBrain_fires_for_two_masters_not_for_a_failover()
-    {
-        var dir = Directory.CreateTempSubdirectory("promha-ruletest").FullName;
-        try
-        {
-            await File.WriteAllTextAsync(Path.Combine(dir, "promha.rules.yml"), PromHa.Node.Demo.LocalCluster.ShippedRules());
-            await File.WriteAllTextAsync(Path.Combine(dir, "test.yml"), """
+    public Task PromHaSplitBrain_fires_for_two_masters_not_for_a_failover()
+        => PromtoolTestRules("""
                 rule_files: [promha.rules.yml]
                 evaluation_interval: 5s
                 tests:
@@ -78,22 +73,26 @@ public sealed class ConfigValidatorTests : IDisposable
                               summary: "More than one PromHa master"
                               description: "Two nodes hold the master role (a pure pair whose link was cut); the lower epoch rejoins as standby when the link returns."
                 """);
-            await PromtoolTestRules(dir);
+
+    /// <summary>`promtool test rules` on the shipped rules with this test file.</summary>
+    private static async Task PromtoolTestRules(string testYaml)
+    {
+        var dir = Directory.CreateTempSubdirectory("promha-ruletest").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(dir, "promha.rules.yml"), PromHa.Node.Demo.LocalCluster.ShippedRules());
+            await File.WriteAllTextAsync(Path.Combine(dir, "test.yml"), testYaml);
+            var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/promtool", ["test", "rules", "test.yml"])
+                { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            var output = await p.StandardOutput.ReadToEndAsync() + await p.StandardError.ReadToEndAsync();
+            await p.WaitForExitAsync();
+            Assert.True(p.ExitCode == 0, output);
         }
         finally
         {
             Directory.Delete(dir, true);
         }
-    }
-
-    private static async Task PromtoolTestRules(string dir)
-    {
-        var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/promtool", ["test", "rules", "test.yml"])
-            { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        var output = await p.StandardOutput.ReadToEndAsync() + await p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        Assert.True(p.ExitCode == 0, output);
     }
 
     /// <summary>
@@ -102,13 +101,8 @@ public sealed class ConfigValidatorTests : IDisposable
     /// the old rule), and a receiver that got nothing at all while the gate swallowed: the alert.
     /// </summary>
     [Fact]
-    public async Task PromHaNotificationsSwallowed_fires_when_the_gate_suppresses_more_than_copies()
-    {
-        var dir = Directory.CreateTempSubdirectory("promha-ruletest").FullName;
-        try
-        {
-            await File.WriteAllTextAsync(Path.Combine(dir, "promha.rules.yml"), PromHa.Node.Demo.LocalCluster.ShippedRules());
-            await File.WriteAllTextAsync(Path.Combine(dir, "test.yml"), """
+    public Task PromHaNotificationsSwallowed_fires_when_the_gate_suppresses_more_than_copies()
+        => PromtoolTestRules("""
                 rule_files: [promha.rules.yml]
                 evaluation_interval: 1m
                 tests:
@@ -146,13 +140,6 @@ public sealed class ConfigValidatorTests : IDisposable
                               summary: "The gate suppresses more notifications for chat than it delivers"
                               description: "For 10 minutes more notifications were judged nothing new than were sent: GET /api/v1/notifications shows for each which delivery it duplicated."
                 """);
-            await PromtoolTestRules(dir);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
-    }
 
     [Fact]
     public async Task A_valid_tree_passes()
