@@ -43,27 +43,62 @@ public sealed class OutboxStore : IDisposable
             CREATE INDEX IF NOT EXISTS ended_at ON ended (at);
             """);
         // outboxes from before outcomes named the delivery a duplicate duplicates
-        if (Convert.ToInt64(Scalar("SELECT COUNT(*) FROM pragma_table_info('outcomes') WHERE name = 'duplicate_of'")) == 0)
-            Exec("ALTER TABLE outcomes ADD COLUMN duplicate_of TEXT");
+        if (!HasColumn("outcomes", "duplicate_of")) Exec("ALTER TABLE outcomes ADD COLUMN duplicate_of TEXT");
+        // What the gate reads for every notification is kept where it is found at once, not by
+        // scanning a day of history: whether a notification is settled (an index on the pending ones)
+        // and each group's last delivered notification (its log entry).
+        if (!HasColumn("notifications", "settled"))
+            Exec("""
+                 ALTER TABLE notifications ADD COLUMN settled INTEGER NOT NULL DEFAULT 0;
+                 UPDATE notifications SET settled = 1 WHERE id IN (SELECT id FROM outcomes);
+                 """);
+        Exec("CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (settled, accepted_at, id)");
+        if (Scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'last_delivered'") is null)
+            Exec("""
+                 CREATE TABLE last_delivered (
+                     receiver TEXT NOT NULL, target INTEGER NOT NULL, group_key TEXT NOT NULL, id TEXT NOT NULL,
+                     at INTEGER NOT NULL, accepted_at INTEGER NOT NULL, PRIMARY KEY (receiver, target, group_key)) WITHOUT ROWID;
+                 INSERT INTO last_delivered
+                     SELECT receiver, target, group_key, id, at, accepted_at FROM (
+                         SELECT n.receiver, n.target, n.group_key, n.id, o.at, n.accepted_at,
+                                ROW_NUMBER() OVER (PARTITION BY n.receiver, n.target, n.group_key ORDER BY o.at DESC, n.accepted_at DESC) AS k
+                         FROM notifications n JOIN outcomes o ON o.id = n.id WHERE o.state = 1)
+                     WHERE k = 1;
+                 """);
     }
+
+    private bool HasColumn(string table, string column) =>
+        Convert.ToInt64(Scalar($"SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = $name", ("$name", column))) > 0;
 
     /// <summary>Keeps a notification; false when it was already here (a replay, or anti-entropy).</summary>
     public bool Add(NotificationRecord r)
     {
         var added = Exec("""
-                         INSERT OR IGNORE INTO notifications VALUES ($id, $receiver, $target, $group, $dedup, $firing, $resolved, $payload, $at, $by, $epoch)
+                         INSERT OR IGNORE INTO notifications
+                             (id, receiver, target, group_key, dedup_key, firing, resolved, payload, accepted_at, accepted_by, epoch, settled)
+                         VALUES ($id, $receiver, $target, $group, $dedup, $firing, $resolved, $payload, $at, $by, $epoch,
+                                 EXISTS (SELECT 1 FROM outcomes WHERE id = $id))
                          """,
             ("$id", r.Id), ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$dedup", r.DedupKey),
             ("$firing", string.Join('\n', r.Firing)), ("$resolved", string.Join('\n', r.Resolved)), ("$payload", r.Payload),
             ("$at", r.AcceptedAt.ToUnixTimeMilliseconds()), ("$by", r.AcceptedBy), ("$epoch", r.Epoch)) > 0;
         // its outcome came first (anti-entropy)
-        if (added && Outcome(r.Id) is { State: DeliveryState.Delivered } o) MarkEnded(r, o.At);
+        if (added && Outcome(r.Id) is { State: DeliveryState.Delivered } o) Delivered(r, o.At);
         return added;
     }
 
-    /// <summary>Remembers the resolved alerts of a delivered notification: the receiver knows those firings ended.</summary>
-    private void MarkEnded(NotificationRecord r, DateTimeOffset at)
+    /// <summary>
+    /// A delivered notification: it may be its group's last (the one delivered last, the one accepted
+    /// last among equals), and its resolved alerts are over for the receiver.
+    /// </summary>
+    private void Delivered(NotificationRecord r, DateTimeOffset at)
     {
+        Exec("""
+             INSERT INTO last_delivered VALUES ($receiver, $target, $group, $id, $at, $accepted)
+             ON CONFLICT (receiver, target, group_key) DO UPDATE SET id = excluded.id, at = excluded.at, accepted_at = excluded.accepted_at
+             WHERE excluded.at > last_delivered.at OR (excluded.at = last_delivered.at AND excluded.accepted_at >= last_delivered.accepted_at)
+             """, ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$id", r.Id), ("$at", at.ToUnixTimeMilliseconds()),
+            ("$accepted", r.AcceptedAt.ToUnixTimeMilliseconds()));
         foreach (var alert in r.Resolved.Where(a => a.Contains('@')))
             Exec("INSERT OR REPLACE INTO ended VALUES ($receiver, $target, $group, $alert, $at)",
                 ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$alert", alert), ("$at", at.ToUnixTimeMilliseconds()));
@@ -88,7 +123,8 @@ public sealed class OutboxStore : IDisposable
         Exec("INSERT OR REPLACE INTO outcomes (id, state, reason, by, epoch, at, attempts, error, duplicate_of) VALUES ($id, $state, $reason, $by, $epoch, $at, $attempts, $error, $of)",
             ("$id", o.Id), ("$state", (int)o.State), ("$reason", o.Reason), ("$by", o.By), ("$epoch", o.Epoch),
             ("$at", o.At.ToUnixTimeMilliseconds()), ("$attempts", o.Attempts), ("$error", o.Error), ("$of", o.DuplicateOf));
-        if (o.State == DeliveryState.Delivered && Get(o.Id) is { } r) MarkEnded(r, o.At);
+        Exec("UPDATE notifications SET settled = 1 WHERE id = $id", ("$id", o.Id));
+        if (o.State == DeliveryState.Delivered && Get(o.Id) is { } r) Delivered(r, o.At);
         return true;
     }
 
@@ -106,8 +142,7 @@ public sealed class OutboxStore : IDisposable
     /// <summary>Notifications without an outcome, oldest first.</summary>
     public List<NotificationRecord> Pending(int limit = 1000) =>
         Records("""
-                SELECT n.* FROM notifications n LEFT JOIN outcomes o ON o.id = n.id
-                WHERE o.id IS NULL ORDER BY n.accepted_at, n.id LIMIT $limit
+                SELECT * FROM notifications WHERE settled = 0 ORDER BY accepted_at, id LIMIT $limit
                 """, ("$limit", limit));
 
     /// <summary>
@@ -135,10 +170,9 @@ public sealed class OutboxStore : IDisposable
     /// <summary>The last notification delivered for this receiver's webhook and group: what the next one is compared with.</summary>
     public NotificationRecord? LastDeliveredOfGroup(string receiver, int target, string groupKey) =>
         Records("""
-                SELECT n.* FROM notifications n JOIN outcomes o ON o.id = n.id
-                WHERE n.receiver = $receiver AND n.target = $target AND n.group_key = $group AND o.state = $delivered
-                ORDER BY o.at DESC, n.accepted_at DESC LIMIT 1
-                """, ("$receiver", receiver), ("$target", target), ("$group", groupKey), ("$delivered", (int)DeliveryState.Delivered)).FirstOrDefault();
+                SELECT n.* FROM last_delivered l JOIN notifications n ON n.id = l.id
+                WHERE l.receiver = $receiver AND l.target = $target AND l.group_key = $group
+                """, ("$receiver", receiver), ("$target", target), ("$group", groupKey)).FirstOrDefault();
 
     /// <summary>
     /// One page of what anti-entropy carries, in acceptance order after a cursor: every pending
@@ -151,8 +185,8 @@ public sealed class OutboxStore : IDisposable
         const int rows = 400;
         var after = afterAt?.ToUnixTimeMilliseconds() ?? long.MinValue;
         var page = Records("""
-                           SELECT n.* FROM notifications n LEFT JOIN outcomes o ON o.id = n.id
-                           WHERE (o.id IS NULL OR n.accepted_at >= $since)
+                           SELECT n.* FROM notifications n
+                           WHERE (n.settled = 0 OR n.accepted_at >= $since)
                              AND (n.accepted_at > $after OR (n.accepted_at = $after AND n.id > $afterId))
                            ORDER BY n.accepted_at, n.id LIMIT $rows
                            """, ("$since", since.ToUnixTimeMilliseconds()), ("$after", after), ("$afterId", afterId ?? ""), ("$rows", rows));
@@ -181,8 +215,7 @@ public sealed class OutboxStore : IDisposable
     {
         var result = new Dictionary<string, (int, DateTimeOffset)>();
         using var cmd = Command("""
-                                SELECT n.receiver, COUNT(*), MIN(n.accepted_at) FROM notifications n LEFT JOIN outcomes o ON o.id = n.id
-                                WHERE o.id IS NULL GROUP BY n.receiver
+                                SELECT receiver, COUNT(*), MIN(accepted_at) FROM notifications WHERE settled = 0 GROUP BY receiver
                                 """);
         using var r = cmd.ExecuteReader();
         while (r.Read()) result[r.GetString(0)] = (r.GetInt32(1), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(2)));
@@ -198,16 +231,9 @@ public sealed class OutboxStore : IDisposable
     {
         var at = before.ToUnixTimeMilliseconds();
         var expired = Convert.ToInt32(Scalar("""
-                                             SELECT COUNT(*) FROM notifications n LEFT JOIN outcomes o ON o.id = n.id
-                                             WHERE o.id IS NULL AND n.accepted_at < $at
+                                             SELECT COUNT(*) FROM notifications WHERE settled = 0 AND accepted_at < $at
                                              """, ("$at", at)));
-        Exec("""
-             DELETE FROM notifications WHERE accepted_at < $at AND id NOT IN (
-                 SELECT id FROM (
-                     SELECT n.id, ROW_NUMBER() OVER (PARTITION BY n.receiver, n.target, n.group_key ORDER BY o.at DESC, n.accepted_at DESC) AS k
-                     FROM notifications n JOIN outcomes o ON o.id = n.id WHERE o.state = $delivered)
-                 WHERE k = 1)
-             """, ("$at", at), ("$delivered", (int)DeliveryState.Delivered));
+        Exec("DELETE FROM notifications WHERE accepted_at < $at AND id NOT IN (SELECT id FROM last_delivered)", ("$at", at));
         Exec("DELETE FROM outcomes WHERE at < $at AND id NOT IN (SELECT id FROM notifications)", ("$at", at));
         Exec("DELETE FROM ended WHERE at < $at", ("$at", at));
         return expired;

@@ -196,6 +196,16 @@ public static class AlertsBenchCommand
             added latency (ms)        p50 {Pct(latencies, 0.5):F1}  p99 {Pct(latencies, 0.99):F1}  max {latencies.DefaultIfEmpty().Max():F1}  (gate acceptance to receipt, {latencies.Count} deliveries outside failovers)
             receiver log              {Path.Combine(baseDir, "notifications.log")}
             """);
+        // what the receiver got for the first alerts with a lost cycle: where to look
+        foreach (var name in lost.Select(l => l[..l.IndexOf('@')]).Distinct().Take(3))
+        {
+            System.Console.WriteLine($"\n{name}, as the receiver got it (time, status, the alert's start):");
+            foreach (var d in deliveries.Where(d => d.Alerts.Any(a => a.Name == name)))
+            {
+                var a = d.Alerts.First(a => a.Name == name);
+                System.Console.WriteLine($"  {d.At:HH:mm:ss.fff} {a.Status,-8} since {a.StartsAt:HH:mm:ss.fff}  {d.Reason} by {d.Node} (epoch {d.Epoch})");
+            }
+        }
         return lost.Count == 0 && report.DoubledByContent.Count == 0 && twoMasters == 0 ? 0 : 1;
     }
 

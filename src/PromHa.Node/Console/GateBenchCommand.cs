@@ -7,9 +7,10 @@ namespace PromHa.Node.Console;
 
 /// <summary>
 /// `promha bench gate`: the gate's decision over days. Fills an outbox (the real OutboxStore, on
-/// disk) with a day of flapping alerts as three Alertmanagers would hand them over (each
-/// notification and a copy of most), prunes it as the node's housekeeping does, then times what the
-/// master does per notification: take the deliverable ones, decide (DeliveryDecision), settle.
+/// disk) with two days of flapping alerts as three Alertmanagers would hand them over (each
+/// notification and a copy of most), times what the master does per notification with all of it
+/// stored (take the deliverable ones, decide with DeliveryDecision, settle), then prunes it to the
+/// retention as the node's housekeeping does.
 /// </summary>
 public static class GateBenchCommand
 {
@@ -17,7 +18,7 @@ public static class GateBenchCommand
     {
         var notifications = new Option<int>("--notifications") { Description = "Notifications stored over the simulated day", DefaultValueFactory = _ => 100_000 };
         var groups = new Option<int>("--groups") { Description = "Alert groups (each one flapping alert)", DefaultValueFactory = _ => 200 };
-        var hours = new Option<int>("--hours") { Description = "Simulated history", DefaultValueFactory = _ => 24 };
+        var hours = new Option<int>("--hours") { Description = "Simulated history (the outbox keeps --retention-hours of it)", DefaultValueFactory = _ => 48 };
         var retention = new Option<int>("--retention-hours") { Description = "alerts.retentionHours", DefaultValueFactory = _ => 24 };
         var cmd = new Command("gate", "Time the gate's per-notification decision on an outbox holding a day of flapping alerts")
             { notifications, groups, hours, retention };
@@ -94,7 +95,7 @@ public static class GateBenchCommand
             }
             decide.Sort();
             var prune = Stopwatch.StartNew();
-            store.Prune(end + TimeSpan.FromMinutes(5) - retention);
+            store.Prune(end + TimeSpan.FromMinutes(5) - retention); // the node's housekeeping, every 10 s
             var pruned = prune.Elapsed;
             var left = store.Recent(int.MaxValue).Count;
             System.Console.WriteLine($"""

@@ -97,6 +97,44 @@ public sealed class OutboxStoreTests : IDisposable
         Assert.Empty(store.Ended(With("m", ["z@1"], [])));
     }
 
+    /// <summary>An outbox written before the pending flag and the groups' last deliveries were kept opens with both filled in.</summary>
+    [Fact]
+    public void An_outbox_from_before_the_pending_index_and_last_deliveries_opens_with_them()
+    {
+        var path = Path.Combine(_dir, "old.db");
+        using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = $"""
+                CREATE TABLE notifications (
+                    id TEXT PRIMARY KEY, receiver TEXT NOT NULL, target INTEGER NOT NULL, group_key TEXT NOT NULL,
+                    dedup_key TEXT NOT NULL, firing TEXT NOT NULL, resolved TEXT NOT NULL, payload BLOB NOT NULL,
+                    accepted_at INTEGER NOT NULL, accepted_by TEXT NOT NULL, epoch INTEGER NOT NULL);
+                CREATE TABLE outcomes (
+                    id TEXT PRIMARY KEY, state INTEGER NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL, epoch INTEGER NOT NULL,
+                    at INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT);
+                INSERT INTO notifications VALUES ('a', 'chat', 0, 'g', 'k1', 'x', '', x'', {T0.ToUnixTimeMilliseconds()}, 'node-a', 1);
+                INSERT INTO notifications VALUES ('b', 'chat', 0, 'g', 'k2', 'x', '', x'', {T0.AddSeconds(1).ToUnixTimeMilliseconds()}, 'node-a', 1);
+                INSERT INTO notifications VALUES ('c', 'chat', 0, 'g', 'k3', '', 'x', x'', {T0.AddSeconds(2).ToUnixTimeMilliseconds()}, 'node-a', 1);
+                INSERT INTO outcomes VALUES ('a', 1, 'first', 'node-a', 1, {T0.AddSeconds(5).ToUnixTimeMilliseconds()}, 1, NULL);
+                INSERT INTO outcomes VALUES ('b', 2, 'duplicate', 'node-a', 1, {T0.AddSeconds(6).ToUnixTimeMilliseconds()}, 0, NULL);
+                """;
+            cmd.ExecuteNonQuery();
+        }
+        using var store = new OutboxStore(path);
+        Assert.Equal(["c"], store.Pending().Select(r => r.Id));
+        Assert.Equal("a", store.LastDeliveredOfGroup("chat", 0, "g")!.Id);
+        Assert.Equal(1, store.Backlog()["chat"].Count);
+        store.Settle(Done("c", DeliveryState.Delivered, T0.AddSeconds(7)));
+        Assert.Empty(store.Pending());
+        Assert.Equal("c", store.LastDeliveredOfGroup("chat", 0, "g")!.Id);
+        // an older delivery learnt later (anti-entropy) does not move the group's entry back
+        store.Add(Rec("d", "k4", T0.AddSeconds(-10)));
+        store.Settle(Done("d", DeliveryState.Delivered, T0.AddSeconds(1)));
+        Assert.Equal("c", store.LastDeliveredOfGroup("chat", 0, "g")!.Id);
+    }
+
     [Fact]
     public void Anti_entropy_pages_carry_every_pending_and_recently_settled_notification_in_order()
     {
