@@ -99,7 +99,7 @@ public static class GateBenchCommand
             var pruned = prune.Elapsed;
             var left = store.Recent(int.MaxValue).Count;
             System.Console.WriteLine($"""
-                per notification: take + decide + settle  p50 {Pct(decide, 0.5):F3} ms  p99 {Pct(decide, 0.99):F3} ms  max {decide[^1]:F3} ms  ({decide.Count} notifications)
+                per notification: take + decide + settle  p50 {AlertsBenchCommand.Pct(decide, 0.5):F3} ms  p99 {AlertsBenchCommand.Pct(decide, 0.99):F3} ms  max {decide[^1]:F3} ms  ({decide.Count} notifications)
                 retention {retention.TotalHours:F0} h: pruned in {pruned.TotalMilliseconds:F0} ms, {left:N0} notifications left (each group's last delivered one is kept)
                 """);
             return 0;
@@ -121,5 +121,4 @@ public static class GateBenchCommand
         new(Guid.CreateVersion7(at).ToString("N"), "pager", 0, $"{{}}:{{alertname=\"Flap{group}\"}}",
             DeliveryDecision.DedupKey("pager", 0, $"{{}}:{{alertname=\"Flap{group}\"}}", firing, resolved), firing, resolved, payload, at, by, 1);
 
-    private static double Pct(List<double> sorted, double p) => sorted.Count == 0 ? 0 : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
 }
