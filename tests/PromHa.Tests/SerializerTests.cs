@@ -74,7 +74,20 @@ public class SerializerTests : IDisposable
     ];
 
     private static readonly NotificationRecord Notification = new("n1", "pager", 0, "{}:{alertname=\"X\"}", Hash, ["fp1@1764547200000"], ["fp2@1764547100000"],
-        [31, 139, 8, 0], DateTimeOffset.UnixEpoch, "a", 3);
+        [31, 139, 8, 0], DateTimeOffset.UnixEpoch, "a", 3, ["fp2@1764547150000"]);
+
+    /// <summary>A node from before resolved alerts carried their end sends records without it: read, with no ends.</summary>
+    [Fact]
+    public void A_notification_record_without_ends_from_an_older_node_is_read()
+    {
+        var serializer = _system.Serialization.FindSerializerFor(Notification);
+        var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, Notification);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(serializer.ToBinary(Notification))!.AsObject();
+        Assert.True(json.Remove("Ends") || json.Remove("ends"), json.ToJsonString());
+        var back = (NotificationRecord)_system.Serialization.Deserialize(System.Text.Encoding.UTF8.GetBytes(json.ToJsonString()), serializer.Identifier, manifest);
+        Assert.Null(back.Ends);
+        Assert.Equal(Notification.Resolved, back.Resolved);
+    }
 
     private static readonly DeliveryOutcome DuplicateOutcome = new("n3", DeliveryState.Duplicate, "copy", "a", 3, DateTimeOffset.UnixEpoch, 0, null, "n1");
 

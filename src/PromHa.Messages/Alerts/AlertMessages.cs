@@ -7,6 +7,8 @@ namespace PromHa.Messages.Alerts;
 /// deduplicates by, the start tells a new firing of an alert from the old one. The dedup key is the
 /// notification's content: receiver, webhook, group key and those sorted sets. The payload is the
 /// webhook body as Alertmanager sent it, gzip-compressed (a remoting frame holds 128,000 bytes).
+/// <see cref="Ends"/> says when each resolved alert ended, as `fingerprint@endsAt` (unix ms; empty in
+/// records from before it): a replica's "still firing" that began before that end is the old firing.
 /// </summary>
 public sealed record NotificationRecord(
     string Id,
@@ -19,7 +21,8 @@ public sealed record NotificationRecord(
     byte[] Payload,
     DateTimeOffset AcceptedAt,
     string AcceptedBy,
-    long Epoch) : IPromHaMessage;
+    long Epoch,
+    IReadOnlyList<string>? Ends = null) : IPromHaMessage;
 
 /// <summary>What happened to a notification: delivered, a duplicate that was not sent, or given up after the retry limit.</summary>
 public enum DeliveryState { Pending, Delivered, Duplicate, Failed }

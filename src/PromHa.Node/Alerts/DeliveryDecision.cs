@@ -56,15 +56,15 @@ public static class DeliveryDecision
     /// <param name="lastOfGroup">the group's last delivered notification (Alertmanager's log entry), if any</param>
     /// <param name="sameContent">a delivered notification of the group with r's dedup key, the one accepted closest to r</param>
     /// <param name="sendResolved">the webhook's send_resolved: without it Alertmanager logs resolutions it never sends</param>
-    /// <param name="ended">r's firing alerts that a delivered notification of the group already reported resolved</param>
+    /// <param name="ended">r's firing alerts that began before a delivered notification of the group reported them ended</param>
     public static Decision Decide(NotificationRecord r, NotificationRecord? lastOfGroup, NotificationRecord? sameContent,
         TimeSpan repeatInterval, bool sendResolved, long currentEpoch, IReadOnlySet<string>? ended = null)
     {
         var window = repeatInterval * CopyWindow;
         if (sameContent is not null && (r.AcceptedAt - sameContent.AcceptedAt).Duration() < window)
             return new Decision(false, sameContent.AcceptedBy == r.AcceptedBy ? DeliveryReasons.Retry : DeliveryReasons.Copy, sameContent.Id);
-        // A firing that ended does not begin again (a new firing has a new start): an Alertmanager
-        // that merged a lagging replica's "still firing" after the resolution says it fires. Not news.
+        // A firing that ended does not begin again (a new firing starts after the end): an Alertmanager
+        // that merged a lagging or restarted replica's "still firing" after the resolution says it fires. Not news.
         var stale = ended is { Count: > 0 } ? r.Firing.Where(ended.Contains).ToList() : [];
         var news = stale.Count == 0 ? r : r with { Firing = r.Firing.Except(stale).ToList() };
         var why = NeedsUpdate(news, lastOfGroup, sendResolved, window);
@@ -93,7 +93,7 @@ public static class DeliveryDecision
         }
         // Without send_resolved the log entry holds resolutions the receiver never saw: an alert
         // firing since another time than the entry's fired again after one of them.
-        if (!sendResolved && r.Firing.Any(a => !entry.Firing.Contains(a) && HasStart(a))) return DeliveryReasons.Refired;
+        if (!sendResolved && r.Firing.Any(a => !entry.Firing.Contains(a) && HasTime(a))) return DeliveryReasons.Refired;
         if (r.Firing.Count == 0) return entry.Firing.Count > 0 ? DeliveryReasons.Resolved : null;
         if (sendResolved)
         {
@@ -112,7 +112,11 @@ public static class DeliveryDecision
 
     public static string Fingerprint(string alert) => alert.IndexOf('@') is var at and >= 0 ? alert[..at] : alert;
 
-    private static bool HasStart(string alert) => alert.Contains('@');
+    /// <summary>Whether an alert (fingerprint@unix-ms) carries its time: records from before 2026-12 do not.</summary>
+    public static bool HasTime(string alert) => alert.Contains('@');
+
+    /// <summary>The time (unix ms) an alert carries after its fingerprint.</summary>
+    public static long Time(string alert) => long.Parse(alert.AsSpan(alert.IndexOf('@') + 1), System.Globalization.CultureInfo.InvariantCulture);
 
     private static HashSet<string> Fingerprints(IEnumerable<string> alerts) => alerts.Select(Fingerprint).ToHashSet(StringComparer.Ordinal);
 

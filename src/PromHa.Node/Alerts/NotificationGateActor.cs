@@ -146,7 +146,7 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
             return;
         }
         string groupKey;
-        List<string> firing = [], resolved = [];
+        List<string> firing = [], resolved = [], ends = [];
         try
         {
             using var doc = JsonDocument.Parse(a.Body);
@@ -156,7 +156,10 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
                 var fp = alert.TryGetProperty("fingerprint", out var f) && f.GetString() is { Length: > 0 } s ? s : LabelsHash(alert);
                 DateTimeOffset? startsAt = alert.TryGetProperty("startsAt", out var sa) && sa.ValueKind == JsonValueKind.String &&
                                            sa.TryGetDateTimeOffset(out var start) ? start : null;
-                (alert.TryGetProperty("status", out var st) && st.GetString() == "resolved" ? resolved : firing).Add(DeliveryDecision.Alert(fp, startsAt));
+                var isResolved = alert.TryGetProperty("status", out var st) && st.GetString() == "resolved";
+                (isResolved ? resolved : firing).Add(DeliveryDecision.Alert(fp, startsAt));
+                if (isResolved && alert.TryGetProperty("endsAt", out var ea) && ea.ValueKind == JsonValueKind.String && ea.TryGetDateTimeOffset(out var end))
+                    ends.Add(DeliveryDecision.Alert(fp, end));
             }
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
@@ -166,6 +169,7 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
         }
         firing.Sort(StringComparer.Ordinal);
         resolved.Sort(StringComparer.Ordinal);
+        ends.Sort(StringComparer.Ordinal);
         var payload = Gzip(a.Body);
         if (payload.Length > MaxCompressedPayload)
         {
@@ -175,7 +179,7 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
         }
         var record = new NotificationRecord(Guid.CreateVersion7().ToString("N"), a.Receiver, a.Target, groupKey,
             DeliveryDecision.DedupKey(a.Receiver, a.Target, groupKey, firing, resolved), firing, resolved, payload,
-            DateTimeOffset.UtcNow, _s.Node.Name, _view.Current.Epoch);
+            DateTimeOffset.UtcNow, _s.Node.Name, _view.Current.Epoch, ends);
         var size = ClusterSize();
         var log = _records;
         var logger = _log;

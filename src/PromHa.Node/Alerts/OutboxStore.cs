@@ -36,12 +36,17 @@ public sealed class OutboxStore : IDisposable
                 id TEXT PRIMARY KEY, state INTEGER NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL, epoch INTEGER NOT NULL,
                 at INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT);
             CREATE INDEX IF NOT EXISTS outcomes_at ON outcomes (at);
-            -- alerts (fingerprint@start) a delivered notification told the receiver were resolved, per group
-            CREATE TABLE IF NOT EXISTS ended (
-                receiver TEXT NOT NULL, target INTEGER NOT NULL, group_key TEXT NOT NULL, alert TEXT NOT NULL, at INTEGER NOT NULL,
-                PRIMARY KEY (receiver, target, group_key, alert)) WITHOUT ROWID;
-            CREATE INDEX IF NOT EXISTS ended_at ON ended (at);
+            -- per group, the alerts a delivered notification told the receiver were resolved: when the
+            -- latest such firing ended (ends), and when that was delivered (at, for the retention)
+            DROP TABLE IF EXISTS ended;
+            CREATE TABLE IF NOT EXISTS ended_alerts (
+                receiver TEXT NOT NULL, target INTEGER NOT NULL, group_key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+                ends INTEGER NOT NULL, at INTEGER NOT NULL,
+                PRIMARY KEY (receiver, target, group_key, fingerprint)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS ended_alerts_at ON ended_alerts (at);
             """);
+        // outboxes from before notifications said when their resolved alerts ended
+        if (!HasColumn("notifications", "ends")) Exec("ALTER TABLE notifications ADD COLUMN ends TEXT NOT NULL DEFAULT ''");
         // outboxes from before outcomes named the delivery a duplicate duplicates
         if (!HasColumn("outcomes", "duplicate_of")) Exec("ALTER TABLE outcomes ADD COLUMN duplicate_of TEXT");
         // What the gate reads for every notification is kept where it is found at once, not by
@@ -75,11 +80,11 @@ public sealed class OutboxStore : IDisposable
     {
         var added = Exec("""
                          INSERT OR IGNORE INTO notifications
-                             (id, receiver, target, group_key, dedup_key, firing, resolved, payload, accepted_at, accepted_by, epoch, settled)
+                             (id, receiver, target, group_key, dedup_key, firing, resolved, payload, accepted_at, accepted_by, epoch, settled, ends)
                          VALUES ($id, $receiver, $target, $group, $dedup, $firing, $resolved, $payload, $at, $by, $epoch,
-                                 EXISTS (SELECT 1 FROM outcomes WHERE id = $id))
+                                 EXISTS (SELECT 1 FROM outcomes WHERE id = $id), $ends)
                          """,
-            ("$id", r.Id), ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$dedup", r.DedupKey),
+            ("$ends", string.Join('\n', r.Ends ?? [])), ("$id", r.Id), ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$dedup", r.DedupKey),
             ("$firing", string.Join('\n', r.Firing)), ("$resolved", string.Join('\n', r.Resolved)), ("$payload", r.Payload),
             ("$at", r.AcceptedAt.ToUnixTimeMilliseconds()), ("$by", r.AcceptedBy), ("$epoch", r.Epoch)) > 0;
         // its outcome came first (anti-entropy)
@@ -99,18 +104,33 @@ public sealed class OutboxStore : IDisposable
              WHERE excluded.at > last_delivered.at OR (excluded.at = last_delivered.at AND excluded.accepted_at >= last_delivered.accepted_at)
              """, ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$id", r.Id), ("$at", at.ToUnixTimeMilliseconds()),
             ("$accepted", r.AcceptedAt.ToUnixTimeMilliseconds()));
-        foreach (var alert in r.Resolved.Where(a => a.Contains('@')))
-            Exec("INSERT OR REPLACE INTO ended VALUES ($receiver, $target, $group, $alert, $at)",
-                ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$alert", alert), ("$at", at.ToUnixTimeMilliseconds()));
+        var ends = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var e in (r.Ends ?? []).Where(DeliveryDecision.HasTime)) ends[DeliveryDecision.Fingerprint(e)] = DeliveryDecision.Time(e);
+        foreach (var alert in r.Resolved.Where(DeliveryDecision.HasTime))
+        {
+            var fp = DeliveryDecision.Fingerprint(alert);
+            // without its end (an older record) the firing is known to have begun at its start
+            var end = ends.TryGetValue(fp, out var e) ? e : DeliveryDecision.Time(alert) + 1;
+            Exec("""
+                 INSERT INTO ended_alerts VALUES ($receiver, $target, $group, $fp, $ends, $at)
+                 ON CONFLICT (receiver, target, group_key, fingerprint) DO UPDATE SET ends = MAX(ends, excluded.ends), at = MAX(at, excluded.at)
+                 """, ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$fp", fp), ("$ends", end),
+                ("$at", at.ToUnixTimeMilliseconds()));
+        }
     }
 
-    /// <summary>Which of a notification's firing alerts its group's receiver was already told resolved (the same alert, the same start).</summary>
+    /// <summary>
+    /// Which of a notification's firing alerts began before the group's receiver was told they ended:
+    /// a replica's view of the firing that is over (a new firing begins after the end; Prometheus
+    /// gives it a new start).
+    /// </summary>
     public IReadOnlySet<string> Ended(NotificationRecord r)
     {
         var ended = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var alert in r.Firing.Where(a => a.Contains('@')))
-            if (Scalar("SELECT 1 FROM ended WHERE receiver = $receiver AND target = $target AND group_key = $group AND alert = $alert",
-                    ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$alert", alert)) is not null)
+        foreach (var alert in r.Firing.Where(DeliveryDecision.HasTime))
+            if (Scalar("SELECT ends FROM ended_alerts WHERE receiver = $receiver AND target = $target AND group_key = $group AND fingerprint = $fp",
+                    ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$fp", DeliveryDecision.Fingerprint(alert))) is long end &&
+                DeliveryDecision.Time(alert) < end)
                 ended.Add(alert);
         return ended;
     }
@@ -235,7 +255,7 @@ public sealed class OutboxStore : IDisposable
                                              """, ("$at", at)));
         Exec("DELETE FROM notifications WHERE accepted_at < $at AND id NOT IN (SELECT id FROM last_delivered)", ("$at", at));
         Exec("DELETE FROM outcomes WHERE at < $at AND id NOT IN (SELECT id FROM notifications)", ("$at", at));
-        Exec("DELETE FROM ended WHERE at < $at", ("$at", at));
+        Exec("DELETE FROM ended_alerts WHERE at < $at", ("$at", at));
         return expired;
     }
 
@@ -271,7 +291,7 @@ public sealed class OutboxStore : IDisposable
         while (r.Read())
             list.Add(new NotificationRecord(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetString(3), r.GetString(4),
                 Split(r.GetString(5)), Split(r.GetString(6)), (byte[])r["payload"],
-                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(8)), r.GetString(9), r.GetInt64(10)));
+                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(8)), r.GetString(9), r.GetInt64(10), Split((string)r["ends"])));
         return list;
     }
 

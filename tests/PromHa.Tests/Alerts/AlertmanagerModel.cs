@@ -1,7 +1,7 @@
 namespace PromHa.Tests.Alerts;
 
-/// <summary>One alert in a notification: its fingerprint, firing or resolved, and since when it fires.</summary>
-public sealed record ModelAlert(string Fingerprint, bool Resolved, DateTimeOffset StartsAt)
+/// <summary>One alert in a notification: its fingerprint, firing or resolved, since when it fires and, resolved, when it ended.</summary>
+public sealed record ModelAlert(string Fingerprint, bool Resolved, DateTimeOffset StartsAt, DateTimeOffset? EndsAt = null)
 {
     public override string ToString() => $"{Fingerprint}{(Resolved ? "-" : "+")}{StartsAt.ToUnixTimeSeconds() % 100000}";
 }
@@ -67,7 +67,7 @@ public sealed class AlertmanagerModel(bool sendResolved, TimeSpan repeatInterval
         if (NeedsUpdate(entry, firing, resolved, now) is { } reason)
         {
             var payload = alerts.Values.Where(a => sendResolved || a.EndsAt is null)
-                .Select(a => new ModelAlert(a.Fingerprint, a.EndsAt is not null, a.StartsAt)).ToList();
+                .Select(a => new ModelAlert(a.Fingerprint, a.EndsAt is not null, a.StartsAt, a.EndsAt)).ToList();
             // RetryStage: with nothing firing and no send_resolved, nothing goes out, yet it is logged
             if (sendResolved || firing.Count > 0) sent = new ModelNotification(group, payload, reason, now);
             _log[group] = new Entry(firing, resolved, now);

@@ -146,9 +146,10 @@ public static class GateSimulation
         {
             var firing = n.Alerts.Where(a => !a.Resolved).Select(a => DeliveryDecision.Alert(a.Fingerprint, a.StartsAt)).Order(StringComparer.Ordinal).ToList();
             var resolved = n.Alerts.Where(a => a.Resolved).Select(a => DeliveryDecision.Alert(a.Fingerprint, a.StartsAt)).Order(StringComparer.Ordinal).ToList();
+            var ends = n.Alerts.Where(a => a.EndsAt is not null).Select(a => DeliveryDecision.Alert(a.Fingerprint, a.EndsAt)).Order(StringComparer.Ordinal).ToList();
             var id = $"{++_ids:D4}";
             _store.Add(new NotificationRecord(id, Receiver, 0, n.Group, DeliveryDecision.DedupKey(Receiver, 0, n.Group, firing, resolved),
-                firing, resolved, Encoding.UTF8.GetBytes(n.Content), at, $"node-{alertmanager}", _epoch));
+                firing, resolved, Encoding.UTF8.GetBytes(n.Content), at, $"node-{alertmanager}", _epoch, ends));
         }
 
         /// <summary>The master delivers every deliverable notification, group by group, in order.</summary>

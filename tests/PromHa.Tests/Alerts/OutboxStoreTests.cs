@@ -97,6 +97,31 @@ public sealed class OutboxStoreTests : IDisposable
         Assert.Empty(store.Ended(With("m", ["z@1"], [])));
     }
 
+    /// <summary>
+    /// Seen end to end: a node restarted while x fired, its fresh Prometheus fired x with a later start;
+    /// after the resolution its "still firing" reached an Alertmanager, which sent x firing with that start.
+    /// It began before the end the receiver was told: the old firing. One that begins after is new.
+    /// </summary>
+    [Fact]
+    public void A_firing_that_began_before_the_reported_end_is_over_one_that_began_after_is_new()
+    {
+        using var store = new OutboxStore(Path.Combine(_dir, "outbox.db"));
+        store.Add(new NotificationRecord("r", "chat", 0, "g", "r", [], ["x@1000"], [], T0, "node-a", 1, ["x@5000"]));
+        store.Settle(Done("r", DeliveryState.Delivered, T0));
+        NotificationRecord Firing(string alert) => new("f", "chat", 0, "g", "f", [alert], [], [], T0, "node-b", 1);
+        Assert.Equal(["x@3000"], store.Ended(Firing("x@3000")));
+        Assert.Empty(store.Ended(Firing("x@6000")));
+        // a later resolution of a later firing moves the end on; an earlier one does not move it back
+        store.Add(new NotificationRecord("r2", "chat", 0, "g", "r2", [], ["x@6000"], [], T0, "node-a", 1, ["x@9000"]));
+        store.Settle(Done("r2", DeliveryState.Delivered, T0));
+        store.Add(new NotificationRecord("r3", "chat", 0, "g", "r3", [], ["x@1000"], [], T0, "node-c", 1, ["x@5000"]));
+        store.Settle(Done("r3", DeliveryState.Delivered, T0));
+        Assert.Equal(["x@8000"], store.Ended(Firing("x@8000")));
+        Assert.Empty(store.Ended(Firing("x@9500")));
+        // the ends travel with the record and survive a reopen
+        Assert.Equal(["x@9000"], store.Get("r2")!.Ends!);
+    }
+
     /// <summary>An outbox written before the pending flag and the groups' last deliveries were kept opens with both filled in.</summary>
     [Fact]
     public void An_outbox_from_before_the_pending_index_and_last_deliveries_opens_with_them()
