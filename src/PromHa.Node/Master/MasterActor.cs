@@ -361,10 +361,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.MemberUp>(e => OnMemberUp(e.Member));
         Receive<ClusterEvent.MemberRemoved>(e =>
         {
-            OnMemberGone(e.Member);
+            OnMemberGone(e.Member, left: e.PreviousStatus is MemberStatus.Exiting or MemberStatus.Leaving);
             afterLoss?.Invoke();
         });
-        Receive<ClusterEvent.MemberExited>(e => OnMemberGone(e.Member));
+        Receive<ClusterEvent.MemberExited>(e => OnMemberGone(e.Member, left: true));
         Receive<ClusterEvent.MemberLeft>(_ => { });
         Receive<ClusterEvent.IMemberEvent>(_ => { });
         Receive<ClusterEvent.UnreachableMember>(e =>
@@ -401,7 +401,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// <summary>Address and UID: a node restarted on the same address is another incarnation.</summary>
     private static string Incarnation(Member m) => LedgerMembers.Incarnation(m);
 
-    private void OnMemberGone(Member m)
+    private void OnMemberGone(Member m, bool left)
     {
         if (MemberRoles.NodeName(m) is not { } name) return;
         // A node that restarted under the same name is already known as its new incarnation.
@@ -409,7 +409,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _addresses.Remove(name);
         _heads.Remove(name);
         _log.Info("Member {0} ({1}) left the cluster", name, m.Address);
-        _state = _state.Observe(new MemberGone(name), Clock.Now);
+        _state = _state.Observe(new MemberGone(name, left), Clock.Now);
     }
 
     private void Observe(Member m, Observation o)

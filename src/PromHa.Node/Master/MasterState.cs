@@ -36,7 +36,8 @@ public sealed record MemberView(
 /// <summary>Inputs the singleton observes: cluster membership, reachability and health.</summary>
 public abstract record Observation;
 public sealed record MemberUp(string Name, bool Witness, int Age, string Incarnation = "") : Observation;
-public sealed record MemberGone(string Name) : Observation;
+/// <param name="Left">it left on purpose (promha cluster leave, a stopped service): forgotten; otherwise (downed) shown as gone</param>
+public sealed record MemberGone(string Name, bool Left = false) : Observation;
 public sealed record MemberReachability(string Name, bool Reachable) : Observation;
 public sealed record HealthReported(NodeHealth Health) : Observation;
 /// <summary>How many configured seeds that are not members answer on their cluster port.</summary>
@@ -78,8 +79,18 @@ public sealed record MasterState(
     string? ForcedMaster = null,
     ImmutableHashSet<string>? Dead = null,
     DateTimeOffset MasterHeardAt = default,
-    DateTimeOffset SilenceClockFrom = default)
+    DateTimeOffset SilenceClockFrom = default,
+    ImmutableDictionary<string, (MemberView View, DateTimeOffset At)>? Gone = null)
 {
+    /// <summary>
+    /// Members that were downed (crashed, cut off), with when: shown, never counted. A node at 3 a.m.
+    /// that is dead is a row that says so, not a row that vanished. Kept for <see cref="GoneKeptFor"/>.
+    /// </summary>
+    public ImmutableDictionary<string, (MemberView View, DateTimeOffset At)> GoneMembers =>
+        Gone ?? ImmutableDictionary<string, (MemberView, DateTimeOffset)>.Empty;
+
+    public static readonly TimeSpan GoneKeptFor = TimeSpan.FromDays(1);
+
     /// <summary>Incarnations proven dead by their refused ports (<see cref="Cluster.PeerCrashActor"/>).</summary>
     public ImmutableHashSet<string> DeadIncarnations => Dead ?? ImmutableHashSet<string>.Empty;
 
@@ -143,13 +154,20 @@ public sealed record MasterState(
         },
         MemberUp up => this with
         {
+            Gone = GoneMembers.Remove(up.Name),
             EverSawOthers = EverSawOthers || up.Name != SelfNode,
             Members = Members.SetItem(up.Name,
                 Members.TryGetValue(up.Name, out var existing)
                     ? existing with { Witness = up.Witness, Age = up.Age, Incarnation = up.Incarnation, Reachable = true }
                     : new MemberView(up.Name, up.Witness, up.Age, up.Incarnation)),
         },
-        MemberGone gone => this with { Members = Members.Remove(gone.Name) },
+        MemberGone gone => this with
+        {
+            Members = Members.Remove(gone.Name),
+            Gone = !gone.Left && Members.TryGetValue(gone.Name, out var was)
+                ? GoneMembers.SetItem(gone.Name, (was with { Reachable = false }, now))
+                : GoneMembers.Remove(gone.Name),
+        },
         MemberReachability r when Members.TryGetValue(r.Name, out var m) =>
             this with { Members = Members.SetItem(r.Name, m with { Reachable = r.Reachable }) },
         HealthReported h when Members.TryGetValue(h.Health.Node, out var m) =>
@@ -439,13 +457,16 @@ public sealed record MasterState(
     }
 
     public IReadOnlyList<NodeHealthView> HealthViews(DateTimeOffset now) =>
-        Members.Values.OrderBy(m => m.Name, StringComparer.Ordinal).Select(m => new NodeHealthView(
-            m.Name, m.Witness, m.Reachable,
-            !m.Witness && IsHealthy(m, now),
-            m.Health?.AlertmanagerHealthy ?? false,
-            m.HealthAt is { } at ? Math.Round((now - at).TotalSeconds, 1) : null,
-            m.Health?.Detail,
-            PrometheusUrl: m.Health?.PrometheusUrl,
-            ApiUrl: m.Health?.ApiUrl,
-            AlertmanagerUrl: m.Health?.AlertmanagerUrl)).ToList();
+        Members.Values.Select(m => View(m, !m.Witness && IsHealthy(m, now), m.Health?.AlertmanagerHealthy ?? false, m.Health?.Detail, now))
+            .Concat(GoneMembers.Where(g => now - g.Value.At < GoneKeptFor && !Members.ContainsKey(g.Key))
+                .Select(g => View(g.Value.View, false, false, $"not a member since {g.Value.At:yyyy-MM-dd HH:mm:ss}Z (downed: crashed or cut off)", now)))
+            .OrderBy(v => v.Node, StringComparer.Ordinal).ToList();
+
+    private static NodeHealthView View(MemberView m, bool healthy, bool alertmanagerHealthy, string? detail, DateTimeOffset now) => new(
+        m.Name, m.Witness, m.Reachable, healthy, alertmanagerHealthy,
+        m.HealthAt is { } at ? Math.Round((now - at).TotalSeconds, 1) : null,
+        detail,
+        PrometheusUrl: m.Health?.PrometheusUrl,
+        ApiUrl: m.Health?.ApiUrl,
+        AlertmanagerUrl: m.Health?.AlertmanagerUrl);
 }

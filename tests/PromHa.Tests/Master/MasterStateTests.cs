@@ -248,6 +248,28 @@ public class MasterStateTests
         Assert.True(survivor.HasQuorum);
     }
 
+    /// <summary>Seen in CI: the page lost the killed master's row once the cluster removed it. A downed node stays a row that says so.</summary>
+    [Fact]
+    public void A_downed_member_is_shown_gone_and_never_counted_one_that_left_is_forgotten()
+    {
+        var s = Cluster("a", "a", "b", "c");
+        var quorum = s.ClusterSize;
+        var downed = s.Observe(new MemberGone("b"), At(1)).Observe(new MemberGone("c", Left: true), At(1));
+        var views = downed.HealthViews(At(2));
+        Assert.Equal(["a", "b"], views.Select(v => v.Node));
+        var b = views[1];
+        Assert.False(b.Reachable || b.PrometheusHealthy || b.AlertmanagerHealthy);
+        Assert.Contains("not a member since", b.Detail);
+        Assert.False(downed.Members.ContainsKey("b"));
+        Assert.True(downed.ClusterSize <= quorum);
+        // back under its name: a member again, once
+        var back = downed.Observe(new MemberUp("b", false, 5, "b#2"), At(3)).Observe(new HealthReported(Healthy("b")), At(3));
+        Assert.Equal(["a", "b"], back.HealthViews(At(3)).Select(v => v.Node));
+        Assert.True(back.HealthViews(At(3))[1].Reachable);
+        // a day later a node that never came back is no longer shown
+        Assert.Equal(["a"], downed.HealthViews(At(1) + MasterState.GoneKeptFor).Select(v => v.Node));
+    }
+
     [Fact]
     public void A_master_restarted_under_its_name_loses_the_role_to_a_standby()
     {
