@@ -22,7 +22,11 @@ public static class DeliveryReasons
     public const string WithinRepeat = "within-repeat";
     /// <summary>Only alerts the receiver never heard of as firing, now resolved (Alertmanager does not send those either).</summary>
     public const string NothingNew = "nothing-new";
-    /// <summary>An alert the receiver was told resolved, firing again with the same start: one replica's late view, not a new firing.</summary>
+    /// <summary>
+    /// Only alerts of a firing the receiver was told ended: one replica's late "still firing" (it began
+    /// before the end), or that resolution again (Prometheus resends resolved alerts, and an
+    /// Alertmanager that already dropped the alert from its group takes it in anew).
+    /// </summary>
     public const string Stale = "stale";
 }
 
@@ -56,7 +60,7 @@ public static class DeliveryDecision
     /// <param name="lastOfGroup">the group's last delivered notification (Alertmanager's log entry), if any</param>
     /// <param name="sameContent">a delivered notification of the group with r's dedup key, the one accepted closest to r</param>
     /// <param name="sendResolved">the webhook's send_resolved: without it Alertmanager logs resolutions it never sends</param>
-    /// <param name="ended">r's firing alerts that began before a delivered notification of the group reported them ended</param>
+    /// <param name="ended">r's alerts, firing or resolved, that began before a delivered notification of the group reported them ended</param>
     public static Decision Decide(NotificationRecord r, NotificationRecord? lastOfGroup, NotificationRecord? sameContent,
         TimeSpan repeatInterval, bool sendResolved, long currentEpoch, IReadOnlySet<string>? ended = null)
     {
@@ -65,11 +69,16 @@ public static class DeliveryDecision
             return new Decision(false, sameContent.AcceptedBy == r.AcceptedBy ? DeliveryReasons.Retry : DeliveryReasons.Copy, sameContent.Id);
         // A firing that ended does not begin again (a new firing starts after the end): an Alertmanager
         // that merged a lagging or restarted replica's "still firing" after the resolution says it fires. Not news.
+        // Nor is a resolution the receiver already had: seen end to end, Prometheus resent x resolved,
+        // the Alertmanager took it into the group again and, its log entry being a later notification,
+        // sent it once more.
         var stale = ended is { Count: > 0 } ? r.Firing.Where(ended.Contains).ToList() : [];
-        var news = stale.Count == 0 ? r : r with { Firing = r.Firing.Except(stale).ToList() };
+        var told = ended is { Count: > 0 } ? r.Resolved.Where(ended.Contains).ToList() : [];
+        var news = stale.Count + told.Count == 0 ? r
+            : r with { Firing = r.Firing.Except(stale).ToList(), Resolved = r.Resolved.Except(told).ToList() };
         var why = NeedsUpdate(news, lastOfGroup, sendResolved, window);
         if (why is not null) return new Decision(true, r.Epoch < currentEpoch ? DeliveryReasons.AfterFailover : why);
-        if (stale.Count > 0) return new Decision(false, DeliveryReasons.Stale, lastOfGroup?.Id);
+        if (stale.Count + told.Count > 0) return new Decision(false, DeliveryReasons.Stale, lastOfGroup?.Id);
         if (lastOfGroup is null) return new Decision(false, DeliveryReasons.NothingNew);
         // the last one's alerts by Alertmanager's hash, seen from another replica a moment apart: a copy
         if (SameAlerts(r.Firing, lastOfGroup.Firing) && SameAlerts(r.Resolved, lastOfGroup.Resolved))

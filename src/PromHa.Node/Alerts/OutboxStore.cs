@@ -112,7 +112,7 @@ public sealed class OutboxStore : IDisposable
             // without its end (an older record) the firing is known to have begun at its start
             var end = ends.TryGetValue(fp, out var e) ? e : DeliveryDecision.Time(alert) + 1;
             Exec("""
-                 INSERT INTO ended_alerts VALUES ($receiver, $target, $group, $fp, $ends, $at)
+                 INSERT INTO ended_alerts (receiver, target, group_key, fingerprint, ends, at) VALUES ($receiver, $target, $group, $fp, $ends, $at)
                  ON CONFLICT (receiver, target, group_key, fingerprint) DO UPDATE SET ends = MAX(ends, excluded.ends), at = MAX(at, excluded.at)
                  """, ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$fp", fp), ("$ends", end),
                 ("$at", at.ToUnixTimeMilliseconds()));
@@ -120,14 +120,14 @@ public sealed class OutboxStore : IDisposable
     }
 
     /// <summary>
-    /// Which of a notification's firing alerts began before the group's receiver was told they ended:
-    /// a replica's view of the firing that is over (a new firing begins after the end; Prometheus
-    /// gives it a new start).
+    /// Which of a notification's alerts (firing or resolved) began before the group's receiver was
+    /// told they ended: a replica's view of the firing that is over, or its resolution again (a new
+    /// firing begins after the end; Prometheus gives it a new start).
     /// </summary>
     public IReadOnlySet<string> Ended(NotificationRecord r)
     {
         var ended = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var alert in r.Firing.Where(DeliveryDecision.HasTime))
+        foreach (var alert in r.Firing.Concat(r.Resolved).Where(DeliveryDecision.HasTime))
             if (Scalar("SELECT ends FROM ended_alerts WHERE receiver = $receiver AND target = $target AND group_key = $group AND fingerprint = $fp",
                     ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$fp", DeliveryDecision.Fingerprint(alert))) is long end &&
                 DeliveryDecision.Time(alert) < end)

@@ -118,6 +118,8 @@ public sealed class OutboxStoreTests : IDisposable
         store.Settle(Done("r3", DeliveryState.Delivered, T0));
         Assert.Equal(["x@8000"], store.Ended(Firing("x@8000")));
         Assert.Empty(store.Ended(Firing("x@9500")));
+        // that resolution again (Prometheus resends it) began before the end too: the receiver had it
+        Assert.Equal(["x@6000"], store.Ended(new NotificationRecord("z", "chat", 0, "g", "z", [], ["x@6000"], [], T0, "node-b", 1, ["x@9000"])));
         // the ends travel with the record and survive a reopen
         Assert.Equal(["x@9000"], store.Get("r2")!.Ends!);
     }
