@@ -89,10 +89,21 @@ public class AlertTests(ITestOutputHelper output)
             // PromHa's own alerts fire too (the master changed, a node is missing): count the trigger's
             var all = sink.Deliveries.Where(d => d.Alerts.Any(a => a.Alert == "DemoTrigger")).ToList();
             output.WriteLine(sink.Describe());
-            // every notification once, each first sent for its reason; the silenced alert never
+            // every notification once, each first sent for its reason; the silenced alert never.
+            // One thing is not the gate's to hide: a replica whose scrape of the trigger failed (a busy
+            // host) resolves `a` in every Alertmanager, which take a resolution from any replica, and
+            // fires it again a scrape later (seen in CI). Such a pair is allowed only when a replica's
+            // Prometheus recorded the failed scrape.
+            var flaps = all.Count(d => d.Name == "a" && d.Status == "firing") - 1;
+            if (flaps > 0)
+            {
+                var failed = await TriggerScrapeFailed(c);
+                Assert.True(failed.Count > 0, $"`a` fired {flaps + 1} times, and no replica's scrape of the trigger failed\n{sink.Describe()}");
+                output.WriteLine($"`a` resolved and fired again {flaps} time(s): the trigger's scrape failed on {string.Join(", ", failed)}");
+            }
             foreach (var (name, status) in new[] { ("a", "firing"), ("a", "resolved"), ("b", "firing"), ("b", "resolved") })
-                Assert.Single(all, d => d.Name == name && d.Status == status);
-            Assert.Equal(4, all.Count);
+                Assert.Equal(name == "a" ? 1 + flaps : 1, all.Count(d => d.Name == name && d.Status == status));
+            Assert.Equal(4 + 2 * flaps, all.Count);
             Assert.DoesNotContain(all, d => d.Alerts.Any(a => a.Name == "quiet"));
             Assert.Equal(all.Count, all.Select(d => d.Id).Distinct().Count());
             // the old master's deliveries all came before the new one's first, and the epochs only rise
@@ -110,7 +121,7 @@ public class AlertTests(ITestOutputHelper output)
             // moved (a killed promha is replaced in well under a second now, before Alertmanager
             // hands the change to anyone): either reason, never another.
             Assert.Contains(all, d => d.Node == next.Name && d.Reason is "after-failover" or "first");
-            Assert.All(all, d => Assert.Contains(d.Reason, new[] { "first", "after-failover", "resolved" }));
+            Assert.All(all, d => Assert.Contains(d.Reason, flaps > 0 ? ["first", "after-failover", "resolved", "refired"] : new[] { "first", "after-failover", "resolved" }));
             Assert.Equal(("resolved", next.Name), (all[^1].Reason, all[^1].Node));
             // the change of master is an alert like any other, delivered once, naming both nodes
             await c.WaitUntil(() => Task.FromResult(sink.Deliveries.Any(d => d.Alerts.Any(a => a.Alert == "PromHaMasterChanged"))), Generous, default,
@@ -292,6 +303,18 @@ public class AlertTests(ITestOutputHelper output)
     private static async Task<string> PrometheusReloadedAt(LocalNode n) =>
         System.Text.RegularExpressions.Regex.Match(await Get($"{n.PrometheusUrl}/metrics"),
             @"^prometheus_config_last_reload_success_timestamp_seconds (\S+)", System.Text.RegularExpressions.RegexOptions.Multiline).Groups[1].Value;
+
+    /// <summary>The nodes whose Prometheus recorded a failed scrape of the trigger in the last 10 minutes.</summary>
+    private static async Task<List<string>> TriggerScrapeFailed(LocalCluster c)
+    {
+        var failed = new List<string>();
+        foreach (var n in c.Nodes.Where(n => !n.Witness))
+        {
+            var text = await Try($"{n.PrometheusUrl}/api/v1/query?query={Uri.EscapeDataString("min_over_time(up{job=\"trigger\"}[10m])")}");
+            if (text.Contains("\"0\"]")) failed.Add(n.Name);
+        }
+        return failed;
+    }
 
     /// <summary>Every Prometheus sends to every node's Alertmanager.</summary>
     internal static async Task WaitForAllAlertmanagers(LocalCluster c)

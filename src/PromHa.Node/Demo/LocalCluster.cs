@@ -261,9 +261,6 @@ public sealed class LocalCluster : IAsyncDisposable
         var promhaRules = Path.Combine(ConfDir, "business", "promha", "rule");
         Directory.CreateDirectory(promhaRules);
         File.WriteAllText(Path.Combine(promhaRules, "promha.rules"), ShippedRules());
-        // keep_firing_for: every replica's Prometheus sends to every Alertmanager, and Alertmanager
-        // takes a resolution from any of them; one replica's missed scrape (a busy host) would
-        // resolve the alert for all and fire it again a second later (seen in CI).
         if (alerting?.TriggerTarget is not null)
             File.WriteAllText(Path.Combine(ruleDir, "trigger.rules"), """
                 groups:
@@ -271,7 +268,6 @@ public sealed class LocalCluster : IAsyncDisposable
                     rules:
                       - alert: DemoTrigger
                         expr: promha_demo_trigger == 1
-                        keep_firing_for: 3s
                         labels:
                           severity: page
                         annotations:
