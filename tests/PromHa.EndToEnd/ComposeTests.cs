@@ -34,10 +34,22 @@ public class ComposeTests(DockerLab lab, ITestOutputHelper output) : IClassFixtu
         /// <summary>The services' last log lines when the test failed, then everything removed, volumes included.</summary>
         public async Task Down(bool passed, ITestOutputHelper output)
         {
-            // A node that cannot join logs two InitJoin lines every 5 s on each seed: they would fill the tail.
+            // A node that cannot join logs two InitJoin lines every 5 s on each seed: they would fill the
+            // tail. The whole log is kept as an artifact, and the last InitJoin lines of each service are
+            // shown apart (whether the seeds heard a restarted node and answered it).
             if (!passed)
-                output.WriteLine(string.Join('\n', (await lab.ComposeRun(Project, File, Env, ["logs", "--no-color", "--tail", "400"], check: false)).Stdout
-                    .Split('\n').Where(l => !l.Contains("InitJoin"))));
+            {
+                var all = (await lab.ComposeRun(Project, File, Env, ["logs", "--no-color"], check: false)).Stdout.Split('\n');
+                var dir = Path.Combine(AppContext.BaseDirectory, "artifacts", "compose");
+                Directory.CreateDirectory(dir);
+                var file = Path.Combine(dir, $"{Project}.log");
+                await System.IO.File.WriteAllLinesAsync(file, all);
+                output.WriteLine($"the whole log: {file}");
+                output.WriteLine(string.Join('\n', all.Where(l => !l.Contains("InitJoin")).TakeLast(400)));
+                output.WriteLine("--- the last InitJoin lines of each service ---");
+                foreach (var service in all.Where(l => l.Contains("InitJoin")).GroupBy(l => l.Split('|')[0].Trim()))
+                    output.WriteLine(string.Join('\n', service.TakeLast(6)));
+            }
             await lab.ComposeRun(Project, File, Env, ["down", "-v", "-t", "5"], check: false);
         }
     }
