@@ -131,15 +131,6 @@ public sealed class ManagedServer
     /// host with this node's gossip port (one node per host, the same port everywhere).
     /// </summary>
     public List<string> ClusterPeers { get; set; } = [];
-    /// <summary>
-    /// Alertmanager only: --cluster.peer-timeout, how long the n-th Alertmanager waits (times n-1)
-    /// for the first to send before it sends itself. 3 s, not Alertmanager's 15 s: the gate drops
-    /// the copies a short wait makes, while a long one is a window in which the first Alertmanager
-    /// dying with its host delays its groups' notifications, and loses them when the group changes
-    /// meanwhile (the next one then finds nothing new against its log; measured with promha bench
-    /// alerts). Empty: Alertmanager's default. A --cluster.peer-timeout in extraArgs wins.
-    /// </summary>
-    public string PeerTimeout { get; set; } = "3s";
 }
 
 /// <summary>Operator scripts run when this node's role changes (keepalived's notify_master/notify_backup).</summary>

@@ -35,10 +35,7 @@ public sealed record ServerLaunch(string Name, string Binary, IReadOnlyList<stri
 
     public static IEnumerable<string> Gossip(ManagedServer am) => am.ClusterListen is "" or "off"
         ? ["--cluster.listen-address="]
-        : [$"--cluster.listen-address={am.ClusterListen}", .. am.ClusterPeers.Select(p => $"--cluster.peer={p}"),
-            // Alertmanager refuses a flag given twice: the operator's own wins
-            .. am.PeerTimeout is { Length: > 0 } t && !am.ExtraArgs.Any(a => a.StartsWith("--cluster.peer-timeout", StringComparison.Ordinal))
-                ? [$"--cluster.peer-timeout={t}"] : Array.Empty<string>()];
+        : [$"--cluster.listen-address={am.ClusterListen}", .. am.ClusterPeers.Select(p => $"--cluster.peer={p}")];
 }
 
 /// <summary>
