@@ -13,6 +13,8 @@ if [ "${1:-}" = "--tests" ]; then
   [ -x /usr/sbin/dockerd ] || need+=(docker.io)
   [ -x /usr/bin/docker-compose ] || need+=(docker-compose)
   [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+  # the network-fault tests reject and drop packets with iptables inside their namespaces
+  [ -x /usr/sbin/iptables ] || need+=(iptables)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -82,6 +82,12 @@ public static class NodeHost
         app.UseApiErrors();
         app.MapWebPage();
         app.MapPromHaEndpoints();
+        // the peers' proof that this process exited (PeerCrashActor)
+        app.MapLifeLine(() =>
+        {
+            var self = Akka.Cluster.Cluster.Get(app.Services.GetRequiredService<Akka.Actor.ActorSystem>()).SelfUniqueAddress;
+            return $"{self.Address}#{self.Uid}";
+        });
         app.MapGateEndpoints();
         app.MapMasterProxy();
         app.MapMetrics("/metrics");
@@ -148,7 +154,7 @@ public static class NodeHost
                 if (tls is not null) TlsHandshakeVeto.Install(system);
             })
             .AddLedgerActor(s.Node.Name, view, timings.LeaseDuration)
-            .AddPeerCrashActor(view, deaths)
+            .AddPeerCrashActor(view, deaths, new Console.ApiAccess(CaFile: s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null))
             .AddMasterActor(s.Node.Name, timings, peers, deaths)
             .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, peers)
             .AddSplitBrainWatchActor(s, view, peers)

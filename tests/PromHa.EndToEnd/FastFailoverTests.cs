@@ -7,7 +7,7 @@ namespace PromHa.EndToEnd;
 
 /// <summary>
 /// Which path a failover took, on three real promha nodes beside real Prometheus servers: a killed
-/// master's promha is proven dead by its refused ports and replaced without waiting for the failure
+/// master's promha is proven dead by its lifeline (the kernel ended it with a FIN) and replaced without waiting for the failure
 /// detector or the lease (the history says master-process-died), also when it ran the singleton; a
 /// SIGSTOPped master is replaced on the lease path, never answers 200 beside the new master, and
 /// comes back as a standby after SIGCONT. Timings are the benchmark's (`promha bench failover`).

@@ -195,6 +195,24 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
                 run.HealAll();
             });
 
+    /// <summary>
+    /// A firewall on the master that resets every TCP connection on its cluster link (what `ufw
+    /// reject` does), while the observer still reaches its HTTP port on its other link: its peers
+    /// see both its ports refuse, exactly as if its process had died. A refusal is evidence a
+    /// firewall forges, so the role may move only once the old master's lease is over.
+    /// </summary>
+    [Fact, CaseOrder(2)]
+    public Task A_firewall_rejecting_with_resets_at_the_master_moves_the_role_without_two_masters() =>
+        RunCase("reject TCP with resets on the master's link", Kind.Master, MasterNotHostingSingleton,
+            (run, target) => FaultFor(run, target!, LinkFault.RejectTcpReset, MasterCut));
+
+    protected static async Task FaultFor(CaseRun run, LocalNode target, LinkFault fault, TimeSpan howLong)
+    {
+        run.Apply(target, fault);
+        await Task.Delay(howLong);
+        run.Clear(target);
+    }
+
     protected static async Task CutFor(CaseRun run, LocalNode target, TimeSpan howLong)
     {
         run.Cut(target);
@@ -367,6 +385,22 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             lab.Heal(n);
             LastHeal = DateTimeOffset.Now;
             observer.Mark($"healed {n.Name}'s cluster link");
+        }
+
+        /// <summary>A packet filter on the node's cluster link (the link itself stays up).</summary>
+        public void Apply(LocalNode n, LinkFault fault)
+        {
+            lab.Apply(n, fault);
+            Cuts++;
+            FirstCut ??= DateTimeOffset.Now;
+            observer.Mark($"{fault} on {n.Name}'s cluster link");
+        }
+
+        public void Clear(LocalNode n)
+        {
+            lab.Clear(n);
+            LastHeal = DateTimeOffset.Now;
+            observer.Mark($"cleared {n.Name}'s cluster link");
         }
 
         public void CutAll()

@@ -1,123 +1,124 @@
-using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Hosting;
-using Akka.Remote;
+using PromHa.Node.Console;
 using PromHa.Messages.Roles;
 using PromHa.Node.Replication;
 
 namespace PromHa.Node.Cluster;
 
 /// <summary>
-/// Tells a crashed peer from a silent one. When a connection to a member drops (the remoting layer
-/// reports it disassociated), this actor connects to the member's cluster port and, when
-/// known, its HTTP port. A live promha never refuses its own ports; a process that died with its host
-/// still up leaves them unbound, and the host's kernel answers with a reset at once. Both refused,
-/// twice, 100 ms apart: that incarnation is gone. This node publishes <see cref="PeerProvenDead"/>
-/// locally, so that the master singleton voids a dead master's lease instead of waiting it out, and
-/// downs it (the singletons move off it at once when it was the oldest member). A cut link, a paused
-/// process or a lost host drop packets silently or time out, which proves nothing: those stay on
-/// the failure detector and the lease. A firewall that rejects (TCP reset) on both ports would look
-/// the same as a dead process (see the README, "Fast failover").
+/// Tells a crashed peer from a silent one. This node holds a <see cref="LifeLine"/> to every other
+/// member's API port; when the member's process exits, its kernel ends that stream with a FIN, and
+/// this node publishes <see cref="PeerProvenDead"/> locally, so that the master singleton voids a
+/// dead master's lease instead of waiting it out, and downs it (the singletons move off it at once
+/// when it was the oldest member). Refused connections are not evidence: a firewall that rejects
+/// (tcp-reset or ICMP) forges them for a process that still runs and still answers /primary on
+/// another link. A cut link, a paused process, a lost host, a rejecting firewall: those stay on the
+/// failure detector and the lease.
 /// </summary>
-public sealed class PeerCrashActor : ReceiveActor
+public sealed class PeerCrashActor : ReceiveActor, IWithTimers
 {
     public const string Name = "peer-crash";
-    private static readonly TimeSpan Recheck = TimeSpan.FromMilliseconds(100);
-    private const int Attempts = 5;
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromMilliseconds(300);
+    private static readonly TimeSpan Retry = TimeSpan.FromSeconds(1);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly NodeView _view;
     private readonly PeerDeaths _deaths;
-    /// <summary>
-    /// Each incarnation is probed once, right after its connection dropped: the failed reconnects
-    /// that follow are not probed, so that a process restarted on the same port is not hit by
-    /// connections without a TLS handshake while it joins.
-    /// </summary>
-    private readonly HashSet<UniqueAddress> _probed = [];
+    private readonly ApiAccess _access;
+    /// <summary>One lifeline per member incarnation, held until it ends or the incarnation leaves.</summary>
+    private readonly Dictionary<UniqueAddress, CancellationTokenSource> _lines = [];
 
-    public PeerCrashActor(NodeView view, PeerDeaths deaths)
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public PeerCrashActor(NodeView view, PeerDeaths deaths, ApiAccess access)
     {
         _view = view;
         _deaths = deaths;
-        Receive<DisassociatedEvent>(e => Suspect(e.RemoteAddress));
+        _access = access;
+        Receive<ClusterEvent.IMemberEvent>(_ => Reconcile());
+        Receive<Tick>(_ => Reconcile());
         Receive<Verdict>(OnVerdict);
     }
 
-    private sealed record Verdict(UniqueAddress Member, string Name, string? Evidence);
+    private sealed record Verdict(UniqueAddress Member, string Name, string Evidence);
+
+    private sealed class Tick
+    {
+        public static readonly Tick Instance = new();
+    }
 
     protected override void PreStart()
     {
-        Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
+        _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IMemberEvent));
+        // the API URLs arrive with the master's status, after the members
+        Timers.StartPeriodicTimer("reconcile", Tick.Instance, Retry);
     }
 
-    protected override void PostStop() => Context.System.EventStream.Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        _cluster.Unsubscribe(Self);
+        foreach (var cts in _lines.Values) cts.Cancel();
+    }
 
     private static bool Serving(Member m) =>
         m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining or MemberStatus.Leaving;
 
-    private void Suspect(Address address)
+    private void Reconcile()
     {
-        if (address == _cluster.SelfAddress) return;
-        var member = _cluster.State.Members.FirstOrDefault(m => m.Address == address);
-        if (member is null || !Serving(member) || MemberRoles.NodeName(member) is not { } name) return;
-        // forget incarnations that are no longer members, then probe this one once
-        _probed.IntersectWith(_cluster.State.Members.Select(m => m.UniqueAddress));
-        if (!_probed.Add(member.UniqueAddress)) return;
-        var api = _view.Current.Status?.Nodes.FirstOrDefault(n => n.Node == name)?.ApiUrl is { } url &&
-                  Uri.TryCreate(url, UriKind.Absolute, out var u) ? (u.Host, u.Port) : ((string, int)?)null;
-        Prove(member.UniqueAddress, name, api).PipeTo(Self);
+        var members = _cluster.State.Members.Where(Serving).ToDictionary(m => m.UniqueAddress);
+        foreach (var gone in _lines.Keys.Where(k => !members.ContainsKey(k)).ToList())
+        {
+            _lines[gone].Cancel();
+            _lines.Remove(gone);
+        }
+        foreach (var m in members.Values)
+        {
+            if (m.UniqueAddress.Equals(_cluster.SelfUniqueAddress) || _lines.ContainsKey(m.UniqueAddress)) continue;
+            if (MemberRoles.NodeName(m) is not { } name || ApiOf(name) is null) continue;
+            var cts = new CancellationTokenSource();
+            _lines[m.UniqueAddress] = cts;
+            Hold(m.UniqueAddress, name, LedgerMembers.Incarnation(m), Self, cts.Token);
+        }
     }
 
-    /// <summary>
-    /// Two refusals in a row prove it. A process being killed drops its connections a moment before
-    /// its listening sockets close, so a port that still accepts right after the drop is asked again
-    /// a few times before that counts as alive.
-    /// </summary>
-    private static async Task<Verdict> Prove(UniqueAddress member, string name, (string Host, int Port)? api)
-    {
-        var host = member.Address.Host!;
-        var port = member.Address.Port!.Value;
-        var refusedInARow = 0;
-        for (var i = 0; i < Attempts && refusedInARow < 2; i++)
-        {
-            if (i > 0) await Task.Delay(Recheck);
-            var refused = await Refused(host, port) && (api is not { } a || await Refused(a.Host, a.Port));
-            // accepted once more after the first try: alive (its link dropped for another reason)
-            if (!refused && i > 0) break;
-            refusedInARow = refused ? refusedInARow + 1 : 0;
-        }
-        if (refusedInARow < 2) return new Verdict(member, name, null);
-        var ports = api is { } p ? $"cluster port {host}:{port} and HTTP port {p.Host}:{p.Port}" : $"cluster port {host}:{port}";
-        return new Verdict(member, name, $"{ports} refused connections twice, {Recheck.TotalMilliseconds:F0} ms apart");
-    }
+    private string? ApiOf(string name) => _view.Current.Status?.Nodes.FirstOrDefault(n => n.Node == name)?.ApiUrl is { Length: > 0 } url ? url : null;
 
-    /// <summary>Only a refusal (the host answered: nothing listens there) counts; a timeout or an unreachable network proves nothing.</summary>
-    private static async Task<bool> Refused(string host, int port)
+    /// <summary>Holds the member's lifeline, again after each loss, until it proves the member gone, says bye or is cancelled.</summary>
+    private async void Hold(UniqueAddress member, string name, string incarnation, IActorRef self, CancellationToken ct)
     {
-        using var cts = new CancellationTokenSource(ConnectTimeout);
-        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        try
+        var log = _log;
+        var losses = 0;
+        var opened = false;
+        while (!ct.IsCancellationRequested)
         {
-            await socket.ConnectAsync(host, port, cts.Token);
-            return false;
-        }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
-        {
-            return true;
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
-        {
-            return false;
+            var outcome = ApiOf(name) is { } api
+                ? await LifeLine.Hold(api, incarnation, _access, ct, opened: () =>
+                {
+                    if (!opened) log.Info("Lifeline to {0} ({1}) open at {2}: its process exiting will be seen at once", name, incarnation, api);
+                    opened = true;
+                })
+                : new LifeLine.Outcome(LifeLine.End.Lost, "no API URL known", false);
+            switch (outcome.End)
+            {
+                case LifeLine.End.Died:
+                    self.Tell(new Verdict(member, name, outcome.Detail));
+                    return;
+                case LifeLine.End.Bye:
+                case LifeLine.End.OtherIncarnation:
+                    log.Debug("Lifeline to {0} ({1}) ended: {2}", name, incarnation, outcome.Detail);
+                    return;
+            }
+            if (outcome.WasOpen || ++losses == 3) log.Debug("Lifeline to {0} lost: {1}; again in {2} s", name, outcome.Detail, Retry.TotalSeconds);
+            try { await Task.Delay(Retry, ct); }
+            catch (OperationCanceledException) { return; }
         }
     }
 
     private void OnVerdict(Verdict v)
     {
-        if (v.Evidence is null) return;
         // the same incarnation, still a member: not one that restarted meanwhile, not one that left
         var member = _cluster.State.Members.FirstOrDefault(m => m.UniqueAddress.Equals(v.Member));
         if (member is null || !Serving(member)) return;
@@ -137,6 +138,6 @@ public sealed class PeerCrashActor : ReceiveActor
 
 public static class PeerCrashActorHostingExtensions
 {
-    public static AkkaConfigurationBuilder AddPeerCrashActor(this AkkaConfigurationBuilder builder, NodeView view, PeerDeaths deaths) =>
-        builder.WithActors((system, _) => system.ActorOf(Props.Create(() => new PeerCrashActor(view, deaths)), PeerCrashActor.Name));
+    public static AkkaConfigurationBuilder AddPeerCrashActor(this AkkaConfigurationBuilder builder, NodeView view, PeerDeaths deaths, ApiAccess access) =>
+        builder.WithActors((system, _) => system.ActorOf(Props.Create(() => new PeerCrashActor(view, deaths, access)), PeerCrashActor.Name));
 }

@@ -141,10 +141,66 @@ public sealed class NetnsLab : IDisposable
         for (var i = 1; i <= Count; i++) Cut(i);
     }
 
+    /// <summary>Every link up and every filter gone.</summary>
     public void HealAll()
     {
-        for (var i = 1; i <= Count; i++) Heal(i);
+        for (var i = 1; i <= Count; i++) Clear(i);
     }
+
+    /// <summary>
+    /// Applies a packet filter to node i's cluster link inside its namespace (iptables, which works in
+    /// namespaces here; this kernel has no netem). The link stays up: the fault is what the filter
+    /// does with the packets. <see cref="Clear"/> removes it.
+    /// </summary>
+    public void Apply(int i, LinkFault fault)
+    {
+        if (fault == LinkFault.Down)
+        {
+            Cut(i);
+            return;
+        }
+        var link = NodeClusterLink(i);
+        string[][] rules = fault switch
+        {
+            LinkFault.Drop => [["INPUT", "-i", link, "-j", "DROP"], ["OUTPUT", "-o", link, "-j", "DROP"]],
+            // what `ufw reject` does for TCP: established connections are reset too
+            LinkFault.RejectTcpReset => [["INPUT", "-i", link, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"]],
+            LinkFault.RejectPortUnreachable => [["INPUT", "-i", link, "-p", "tcp", "-j", "REJECT", "--reject-with", "icmp-port-unreachable"]],
+            LinkFault.RejectHostProhibited => [["INPUT", "-i", link, "-p", "tcp", "-j", "REJECT", "--reject-with", "icmp-host-prohibited"]],
+            LinkFault.DropInbound => [["INPUT", "-i", link, "-j", "DROP"]],
+            LinkFault.DropOutbound => [["OUTPUT", "-o", link, "-j", "DROP"]],
+            LinkFault.Loss30 =>
+            [
+                ["INPUT", "-i", link, "-m", "statistic", "--mode", "random", "--probability", "0.3", "-j", "DROP"],
+                ["OUTPUT", "-o", link, "-m", "statistic", "--mode", "random", "--probability", "0.3", "-j", "DROP"],
+            ],
+            _ => throw new ArgumentOutOfRangeException(nameof(fault), fault, null),
+        };
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            foreach (var rule in rules) Run(["netns", "exec", Namespace(Check(i)), Iptables, "-I", .. rule]);
+            _cut[i] = true;
+        }
+    }
+
+    /// <summary>Removes every filter from node i's namespace and puts its cluster link up.</summary>
+    public void Clear(int i)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (File.Exists(Iptables))
+                foreach (var chain in new[] { "INPUT", "OUTPUT" }) TryRun("netns", "exec", Namespace(Check(i)), Iptables, "-F", chain);
+        }
+        Heal(i);
+    }
+
+    public void Apply(LocalNode n, LinkFault fault) => Apply(IndexOf(n), fault);
+    public void Clear(LocalNode n) => Clear(IndexOf(n));
+
+    /// <summary>Debian's iptables (package iptables; nf_tables underneath).</summary>
+    public static string Iptables => new[] { "/usr/sbin/iptables", "/sbin/iptables" }.FirstOrDefault(File.Exists) ?? "/usr/sbin/iptables";
 
     public bool IsCut(int i)
     {
@@ -272,6 +328,27 @@ public sealed class NetnsLab : IDisposable
 
     [DllImport("libc", SetLastError = false)]
     private static extern uint geteuid();
+}
+
+/// <summary>What a node's cluster link does wrong (<see cref="NetnsLab.Apply(int, LinkFault)"/>).</summary>
+public enum LinkFault
+{
+    /// <summary>The link is down (`ip link set down` on the hub's end).</summary>
+    Down,
+    /// <summary>Every packet in and out is dropped silently.</summary>
+    Drop,
+    /// <summary>Inbound TCP is answered with a reset (`ufw reject`).</summary>
+    RejectTcpReset,
+    /// <summary>Inbound TCP is answered with ICMP port unreachable (iptables' REJECT default).</summary>
+    RejectPortUnreachable,
+    /// <summary>Inbound TCP is answered with ICMP host prohibited (firewalld's default reject).</summary>
+    RejectHostProhibited,
+    /// <summary>Only inbound packets are dropped: the node still sends.</summary>
+    DropInbound,
+    /// <summary>Only outbound packets are dropped: the node still receives.</summary>
+    DropOutbound,
+    /// <summary>30 % of packets each way are dropped at random.</summary>
+    Loss30,
 }
 
 /// <summary>The network namespace lab cannot be built (or used): the message says why.</summary>
