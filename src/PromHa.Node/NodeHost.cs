@@ -122,6 +122,7 @@ public static class NodeHost
 
         var peers = OtherSeeds(s);
         var deaths = new PeerDeaths();
+        var outsiders = new OutsiderProbe(peers);
         var timings = new MasterTimings(
             TimeSpan.FromMilliseconds(s.Timing.LeaseMs),
             TimeSpan.FromMilliseconds(s.Timing.LeaseMarginMs),
@@ -155,8 +156,8 @@ public static class NodeHost
             })
             .AddLedgerActor(s.Node.Name, view, timings.LeaseDuration)
             .AddPeerCrashActor(view, deaths, new Console.ApiAccess(CaFile: s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null))
-            .AddMasterActor(s.Node.Name, timings, peers, deaths)
-            .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, peers)
+            .AddMasterActor(s.Node.Name, timings, outsiders, deaths)
+            .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, outsiders)
             .AddSplitBrainWatchActor(s, view, peers)
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes)
             .AddHealthProbeActor(s, view)

@@ -27,7 +27,7 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly IActorRef _mediator = DistributedPubSub.Get(Context.System).Mediator;
     private readonly string _self;
-    private readonly IReadOnlyList<string> _seeds;
+    private readonly OutsiderProbe _outsiders;
     private readonly LedgerMembers _members;
     private readonly ReplicatedLog<ConfigVersionCommitted, ConfigRecorded> _ledgers;
     private readonly Queue<(SubmitCandidate Candidate, IActorRef ReplyTo)> _waiting = new();
@@ -36,10 +36,10 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
     private int _aliveOutsiders;
     private DateTimeOffset _started;
 
-    public ConfigVersionsActor(string self, int configuredNodes, IReadOnlyList<string> seeds)
+    public ConfigVersionsActor(string self, int configuredNodes, OutsiderProbe outsiders)
     {
         _self = self;
-        _seeds = seeds;
+        _outsiders = outsiders;
         _members = new LedgerMembers(configuredNodes);
         _ledgers = new ReplicatedLog<ConfigVersionCommitted, ConfigRecorded>(
             new LogSpec<ConfigVersionCommitted, ConfigRecorded>(
@@ -187,8 +187,7 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
         {
             // only a pair node alone in a cluster that never held its peer can be on an island
             if (_members.Size > 2 || _members.Count > 1 || _members.EverSawOthers) return;
-            TieBreakerLease.CountReachable(ClusterAddresses.MissingSeeds(_cluster, _seeds), TimeSpan.FromMilliseconds(500))
-                .PipeTo(Self, success: n => new OutsidersAlive(n));
+            _outsiders.AliveOutsiders(_cluster).PipeTo(Self, success: n => new OutsidersAlive(n));
         });
     }
 
@@ -300,8 +299,8 @@ public sealed class ConfigVersionsProxyKey;
 public static class ConfigVersionsActorHostingExtensions
 {
     public static AkkaConfigurationBuilder AddConfigVersionsActor(this AkkaConfigurationBuilder builder, string selfNode,
-        int configuredNodes, IReadOnlyList<string> seeds) =>
+        int configuredNodes, OutsiderProbe outsiders) =>
         builder.WithSingleton<ConfigVersionsProxyKey>(ConfigVersionsActor.SingletonName,
-            Props.Create(() => new ConfigVersionsActor(selfNode, configuredNodes, seeds)),
+            Props.Create(() => new ConfigVersionsActor(selfNode, configuredNodes, outsiders)),
             new ClusterSingletonOptions(), createProxyToo: true);
 }

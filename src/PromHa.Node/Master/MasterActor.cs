@@ -33,8 +33,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly IActorRef _mediator = DistributedPubSub.Get(Context.System).Mediator;
-    private readonly Dictionary<string, Address> _addresses = new();
-    private readonly Dictionary<string, LedgerHead> _heads = new();
+    /// <summary>Addresses, incarnations and ledger heads of the members, as ConfigVersionsActor keeps them too.</summary>
+    private readonly LedgerMembers _members;
     private MasterState _state;
     private int _nextAge;
     private bool _committing;
@@ -47,17 +47,18 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private static readonly TimeSpan StallAfter = TickInterval * 3;
     private DateTimeOffset _lastDecideAt;
 
-    private readonly IReadOnlyList<string> _seeds;
+    private readonly OutsiderProbe _outsiders;
     private readonly ReplicatedLog<MasterChanged, Recorded> _ledgers;
     /// <summary>Pause and resume: the same ledgers, the same majority rule.</summary>
     private readonly ReplicatedLog<MaintenanceChanged, MaintenanceRecorded> _maintenanceLog;
     private bool _maintenanceBusy;
     private long _maintenanceNumbered;
 
-    public MasterActor(string selfNode, MasterTimings timings, IReadOnlyList<string> seeds, PeerDeaths deaths)
+    public MasterActor(string selfNode, MasterTimings timings, OutsiderProbe outsiders, PeerDeaths deaths)
     {
         _state = MasterState.Initial(selfNode, timings) with { Dead = deaths.Snapshot().ToImmutableHashSet() };
-        _seeds = seeds;
+        _outsiders = outsiders;
+        _members = new LedgerMembers(timings.ConfiguredNodes);
         _ledgers = new ReplicatedLog<MasterChanged, Recorded>(
             new LogSpec<MasterChanged, Recorded>(
                 c => new RecordMasterChanged(c),
@@ -139,13 +140,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<AskLedgers>(_ =>
         {
             if (Clock.Now - _recoveryStarted > TimeSpan.FromSeconds(5))
-                _log.Warning("Master singleton still waiting for the ledgers of {0}", string.Join(", ", MissingHeads()));
+                _log.Warning("Master singleton still waiting for the ledgers of {0}", string.Join(", ", _members.MissingHeads()));
             AskMissingHeads();
         });
         Receive<LedgerHead>(h =>
         {
-            _heads[h.Node] = h;
-            if (MissingHeads().Count == 0) FinishRecovery();
+            _members.Head(h);
+            if (_members.MissingHeads().Count == 0) FinishRecovery();
         });
         Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Clock.Now));
         // No answer rather than a denial: the master keeps the lease the previous singleton granted
@@ -168,44 +169,39 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private bool KnowsLatestEpoch(bool forLease)
     {
         var size = _state.ClusterSize;
-        return (forLease && size <= 2) || Quorum.KnowsLatest(_state.Members.Keys.Count(_heads.ContainsKey), MissingHeads().Count, size);
+        return (forLease && size <= 2) || _members.KnowsLatest;
     }
 
-    private void AskMissingHeads() =>
-        _ledgers.AskHeads(MissingHeads().Select(n => _addresses.GetValueOrDefault(n)).OfType<Address>(), Self);
-
-    private List<string> MissingHeads() =>
-        _state.Members.Values.Where(m => m.Reachable).Select(m => m.Name)
-            .Append(_state.SelfNode).Distinct()
-            .Where(n => !_heads.ContainsKey(n)).ToList();
+    private void AskMissingHeads() => _ledgers.AskHeads(_members.AddressesOf(_members.MissingHeads()), Self);
 
     private void FinishRecovery()
     {
-        var best = _heads.Values.Where(h => h.Last is not null).MaxBy(h => h.Epoch);
+        var heads = _members.Heads;
+        var best = heads.Where(h => h.Last is not null).MaxBy(h => h.Epoch);
         // The newest epoch on fewer ledgers than a majority may never have been committed (its
         // singleton crashed before it could discard it): it counts only once journaled again.
-        var holders = best is null ? 0 : _heads.Values.Count(h => h.Epoch >= best.Epoch);
+        var holders = best is null ? 0 : heads.Count(h => h.Epoch >= best.Epoch);
         MasterChanged? unconfirmed = null;
         if (best?.Last is { } newest && _state.ClusterSize > 2 && !_state.IsMajority(holders))
         {
             unconfirmed = newest;
-            best = _heads.Values.Where(h => h.Last is not null && h.Epoch < newest.Epoch).MaxBy(h => h.Epoch);
+            best = heads.Where(h => h.Last is not null && h.Epoch < newest.Epoch).MaxBy(h => h.Epoch);
         }
         _state = _state.Recover(best?.Last, Clock.Now);
         // Maintenance: the newest change any ledger read holds (a committed one is on a majority,
         // so at least one of the ledgers read has it); numbers discarded are not used again.
-        _state = _state with { Maintenance = _heads.Values.Select(h => h.Maintenance).OfType<MaintenanceChanged>().MaxBy(m => m.Seq) };
-        _maintenanceNumbered = _heads.Values.Select(h => Math.Max(h.Maintenance?.Seq ?? 0, h.DiscardedMaintenance)).DefaultIfEmpty(0).Max();
+        _state = _state with { Maintenance = heads.Select(h => h.Maintenance).OfType<MaintenanceChanged>().MaxBy(m => m.Seq) };
+        _maintenanceNumbered = heads.Select(h => Math.Max(h.Maintenance?.Seq ?? 0, h.DiscardedMaintenance)).DefaultIfEmpty(0).Max();
         if (_state.Paused) _log.Warning("The cluster is paused (since {0:u}, by {1}): no automatic failover", _state.Maintenance!.At, _state.Maintenance.By);
         // numbers a predecessor discarded are never handed out again
-        _state = _state with { NumberedUpTo = Math.Max(_state.NumberedUpTo, _heads.Values.Select(h => h.DiscardedEpoch).DefaultIfEmpty(0).Max()) };
+        _state = _state with { NumberedUpTo = Math.Max(_state.NumberedUpTo, heads.Select(h => h.DiscardedEpoch).DefaultIfEmpty(0).Max()) };
         _announced = best?.Last;
         _log.Info("Master singleton recovered: epoch {0}, master {1} (ledgers of {2})",
-            _state.Epoch, _state.Master ?? "none", string.Join(",", _heads.Keys.Order()));
+            _state.Epoch, _state.Master ?? "none", string.Join(",", heads.Select(h => h.Node).Order()));
         // A local ledger that is behind copies the missing changes from the one that is ahead.
-        if (_heads.TryGetValue(_state.SelfNode, out var own))
+        if (_members.HeadOf(_state.SelfNode) is { } own)
         {
-            if (best is not null && own.Epoch < best.Epoch && _addresses.TryGetValue(best.Node, out var bestAddress))
+            if (best is not null && own.Epoch < best.Epoch && _members.AddressOf(best.Node) is { } bestAddress)
                 _ledgers.Ledger(bestAddress).Tell(new LedgerSync(_state.SelfNode, own.Epoch, own.ConfigVersion), LocalLedger());
         }
         Become(Active);
@@ -276,7 +272,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             _state = state;
             var what = req.Failover ? req.Force ? "Forced failover" : "Failover" : "Switchover";
             _log.Info("{0} requested: {1} -> {2}", what, _state.Master ?? "(no master)", _state.SwitchoverTarget);
-            if (_state.Master is { } current && _addresses.TryGetValue(current, out var masterAddress))
+            if (_state.Master is { } current && _members.AddressOf(current) is { } masterAddress)
                 Context.ActorSelection(new RootActorPath(masterAddress) / "user" / RoleActor.Name)
                     .Tell(new RevokeLease(_state.Epoch, current));
             Sender.Tell(new SwitchoverResult(true, _state.Master is null
@@ -299,33 +295,33 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         var knewLatest = KnowsLatestEpoch(forLease: false);
         if (h.Epoch <= _state.Epoch || h.Last is not { } newer)
         {
-            _heads[h.Node] = h;
+            _members.Head(h);
             return;
         }
         if (_state.ClusterSize <= 2)
         {
-            _heads[h.Node] = h;
+            _members.Head(h);
             _log.Warning("Learned epoch {0} (master {1}) from {2}'s ledger; adopting it", h.Epoch, newer.Node, h.Node);
             _state = _state.Recover(newer, Clock.Now);
             _announced = newer;
-            if (_addresses.TryGetValue(h.Node, out var from))
+            if (_members.AddressOf(h.Node) is { } from)
                 _ledgers.Ledger(from).Tell(new LedgerSync(_state.SelfNode, 0, 0), LocalLedger());
             Publish(Status());
             return;
         }
         if (knewLatest)
         {
-            _heads[h.Node] = h with { Epoch = _state.Epoch, Last = _announced };
+            _members.Head(h with { Epoch = _state.Epoch, Last = _announced });
             var why = $"found only on {h.Node}'s ledger after epoch {_state.Epoch} was read from a majority: never committed";
             _log.Warning("Epoch {0} ({1} as master) {2}; dropping it there", newer.Epoch, newer.Node, why);
             _state = _state with { NumberedUpTo = Math.Max(_state.NumberedUpTo, newer.Epoch) };
-            if (_addresses.TryGetValue(h.Node, out var at))
+            if (_members.AddressOf(h.Node) is { } at)
                 _ledgers.Ledger(at).Tell(new DiscardMasterChanged(newer.Epoch, why, newer.Node), ActorRefs.NoSender);
             return;
         }
         // a decision in flight first; the head is asked again on the next round
         if (_committing) return;
-        _heads[h.Node] = h;
+        _members.Head(h);
         Confirm(newer, $"learned epoch {newer.Epoch} from {h.Node}'s ledger before a majority was read");
     }
 
@@ -349,8 +345,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             // Only a node alone or without a majority needs to know whether its configured peers are
             // up outside its cluster.
             if (_state.Members.Count > 1 && _state.HasQuorum) return;
-            Cluster.TieBreakerLease.CountReachable(ClusterAddresses.MissingSeeds(_cluster, _seeds), TimeSpan.FromMilliseconds(500))
-                .PipeTo(Self, success: n => new OutsidersAlive(n));
+            _outsiders.AliveOutsiders(_cluster).PipeTo(Self, success: n => new OutsidersAlive(n));
         });
         Receive<OutsidersAlive>(a =>
         {
@@ -369,10 +364,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.IMemberEvent>(_ => { });
         Receive<ClusterEvent.UnreachableMember>(e =>
         {
+            _members.Reachability(e.Member, false);
             Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, false));
             afterLoss?.Invoke();
         });
-        Receive<ClusterEvent.ReachableMember>(e => Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, true)));
+        Receive<ClusterEvent.ReachableMember>(e =>
+        {
+            _members.Reachability(e.Member, true);
+            Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, true));
+        });
         Receive<PeerProvenDead>(d =>
         {
             _state = _state.Observe(new MemberDied(d.Node, d.Incarnation), Clock.Now);
@@ -386,15 +386,17 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             OnMemberUp(m);
         foreach (var m in s.Unreachable)
             if (MemberRoles.NodeName(m) is { } name)
+            {
+                _members.Reachability(m, false);
                 _state = _state.Observe(new MemberReachability(name, false), Clock.Now);
+            }
     }
 
     private void OnMemberUp(Member m)
     {
         if (MemberRoles.NodeName(m) is not { } name) return;
         // A new incarnation (restarted node) has a ledger of its own to read.
-        if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != Incarnation(m)) _heads.Remove(name);
-        _addresses[name] = m.Address;
+        _members.Up(m, _state.SelfNode);
         _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++, Incarnation(m)), Clock.Now);
     }
 
@@ -406,8 +408,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (MemberRoles.NodeName(m) is not { } name) return;
         // A node that restarted under the same name is already known as its new incarnation.
         if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != Incarnation(m)) return;
-        _addresses.Remove(name);
-        _heads.Remove(name);
+        _members.Gone(m);
         _log.Info("Member {0} ({1}) left the cluster", name, m.Address);
         _state = _state.Observe(new MemberGone(name, left), Clock.Now);
     }
@@ -498,7 +499,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (before.Revoking || !_state.Revoking || _state.Master is not { } master) return;
         var problem = _state.MasterProblem(now);
         if (problem is not (MasterState.PrometheusDown or "prometheus-unhealthy")) return;
-        if (!_addresses.TryGetValue(master, out var address)) return;
+        if (_members.AddressOf(master) is not { } address) return;
         _log.Info("Asking {0} to give up the master lease of epoch {1} ({2})", master, _state.Epoch, problem);
         Context.ActorSelection(new RootActorPath(address) / "user" / RoleActor.Name).Tell(new RevokeLease(_state.Epoch, master));
     }
@@ -596,29 +597,20 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _mediator.Tell(new Publish(Topics.Roles, message));
     }
 
-    /// <summary>Members that are joining or up and reachable from here.</summary>
+    /// <summary>Members that are joining or up and reachable from here; a member proven dead, or a master silent past its lease, answers no ledger ask either.</summary>
     private IEnumerable<Address> LiveMembers()
     {
-        var state = _cluster.State;
-        // Also what this actor was told is unreachable: Cluster.State may not show it yet when a
-        // decision is taken right on the UnreachableMember event, and asking a dead ledger waits
-        // out the replication timeout.
-        // A member proven dead, or a master silent past its lease, answers no ledger ask either.
         var now = Clock.Now;
-        var unreachable = _state.Members.Values
-            .Where(m => !m.Reachable || _state.IsProvenDead(m.Name) || (m.Name == _state.Master && _state.MasterSilent(now)))
-            .Select(m => _addresses.GetValueOrDefault(m.Name)).OfType<Address>().ToHashSet();
-        return state.Members
-            .Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up &&
-                        !state.Unreachable.Contains(m) && !unreachable.Contains(m.Address))
-            .Select(m => m.Address);
+        return _members.Live(_cluster, _state.Members.Values
+            .Where(m => _state.IsProvenDead(m.Name) || (m.Name == _state.Master && _state.MasterSilent(now)))
+            .Select(m => m.Name));
     }
 
     /// <summary>Only what is journaled and announced: never a decision still being written.</summary>
     private MasterStatus Status() => new(
         _announced?.Epoch ?? 0, _announced?.Node, _state.SelfNode, _cluster.SelfAddress.ToString(), _state.Recovered,
         _state.HealthViews(Clock.Now)
-            .Select(v => _addresses.TryGetValue(v.Node, out var a) ? v with { Address = ClusterAddresses.HostPort(a) } : v).ToList(),
+            .Select(v => _members.AddressOf(v.Node) is { } a ? v with { Address = ClusterAddresses.HostPort(a) } : v).ToList(),
         DateTimeOffset.UtcNow,
         _announced is not null && _state.Master == _announced.Node && _state.Epoch == _announced.Epoch ? _state.LeaseExpiresAt : null,
         _state.Maintenance);
@@ -630,8 +622,8 @@ public sealed class MasterProxyKey;
 public static class MasterActorHostingExtensions
 {
     public static AkkaConfigurationBuilder AddMasterActor(this AkkaConfigurationBuilder builder, string selfNode,
-        MasterTimings timings, IReadOnlyList<string> seeds, PeerDeaths deaths) =>
+        MasterTimings timings, OutsiderProbe outsiders, PeerDeaths deaths) =>
         builder.WithSingleton<MasterProxyKey>(MasterActor.SingletonName,
-            Props.Create(() => new MasterActor(selfNode, timings, seeds, deaths)),
+            Props.Create(() => new MasterActor(selfNode, timings, outsiders, deaths)),
             new ClusterSingletonOptions(), createProxyToo: true);
 }

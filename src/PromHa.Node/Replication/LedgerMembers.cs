@@ -54,6 +54,8 @@ public sealed class LedgerMembers(int configured)
 
     public IReadOnlyCollection<LedgerHead> Heads => _heads.Values;
 
+    public LedgerHead? HeadOf(string name) => _heads.GetValueOrDefault(name);
+
     public List<string> MissingHeads() =>
         _members.Where(m => m.Value.Reachable && !_heads.ContainsKey(m.Key)).Select(m => m.Key).ToList();
 
@@ -65,11 +67,17 @@ public sealed class LedgerMembers(int configured)
     /// <summary>Whether the heads read so far must include the latest record (see <see cref="Quorum.KnowsLatest"/>).</summary>
     public bool KnowsLatest => Quorum.KnowsLatest(_members.Keys.Count(_heads.ContainsKey), MissingHeads().Count, Size);
 
-    /// <summary>Reachable members that are joining or up, by the cluster's state and this actor's own view.</summary>
-    public IReadOnlyCollection<Address> Live(Akka.Cluster.Cluster cluster)
+    /// <summary>
+    /// Reachable members that are joining or up, by the cluster's state and this actor's own view
+    /// (Cluster.State may not show an unreachable member yet when a decision is taken right on the
+    /// UnreachableMember event, and asking a dead ledger waits out the replication timeout), less
+    /// <paramref name="silent"/>: members the caller knows answer no ask.
+    /// </summary>
+    public IReadOnlyCollection<Address> Live(Akka.Cluster.Cluster cluster, IEnumerable<string>? silent = null)
     {
         var state = cluster.State;
-        var unreachable = _members.Values.Where(e => !e.Reachable).Select(e => e.Address).ToHashSet();
+        var unreachable = _members.Values.Where(e => !e.Reachable).Select(e => e.Address)
+            .Concat(AddressesOf(silent ?? [])).ToHashSet();
         return state.Members
             .Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up &&
                         !state.Unreachable.Contains(m) && !unreachable.Contains(m.Address))
