@@ -27,9 +27,10 @@ internal static class PartitionBench
 
     /// <summary>One case's figures. <paramref name="MasterCut"/>: the case cuts the master (so it may move).</summary>
     public sealed record Case(string Name, string Target, bool MasterCut, double LongestWithoutMaster, bool Moved, int TwoMasters,
-        double? SettledAfterHeal, string? Error)
+        double? SettledAfterHeal, string? Error, double? RejoinedAfter = null, double? MasterAfterHeal = null)
     {
-        public int Anomalies => TwoMasters + (Error is null ? 0 : 1) + (Moved && !MasterCut ? 1 : 0);
+        public int Anomalies => TwoMasters + (Error is null ? 0 : 1) + (Moved && !MasterCut ? 1 : 0) +
+                                (RejoinedAfter is { } r && r > RejoinWithin.TotalSeconds ? 1 : 0);
     }
 
     public sealed record Section(IReadOnlyList<Case> Cases, string? Skipped = null, string? Failed = null)
@@ -48,6 +49,8 @@ internal static class PartitionBench
                 Say($"partition: {c.Name.PadRight(width)}   longest without a master {F(c.LongestWithoutMaster, "0.00"),5} s   " +
                     $"master moved: {(c.Moved ? "yes" : "no ")}{(c.Moved && !c.MasterCut ? " (ANOMALY: it was not cut)" : "")}   " +
                     $"two masters: {c.TwoMasters}   " +
+                    (c.MasterAfterHeal is { } mh ? $"a master {F(mh, "0.0")} s after the heal   " : "") +
+                    (c.RejoinedAfter is { } r ? $"standby again after {F(r, "0.0")} s{(r > RejoinWithin.TotalSeconds ? " (ANOMALY: over 15 s)" : "")}   " : "") +
                     (c.SettledAfterHeal is { } s ? $"settled after heal {F(s, "0.0")} s" : "did not settle") +
                     (c.Error is null ? "" : $"   ERROR {c.Error}"));
             if (Failed is not null) Say($"partition cases failed: {Failed}");
@@ -57,42 +60,68 @@ internal static class PartitionBench
     public static Section NotRoot() =>
         new([], Skipped: "they need root and network namespaces (run `promha bench failover` as root; --no-partitions to leave them out)");
 
-    /// <summary>Builds the lab and the cluster, runs every case once, and stops everything by PID, also on failure or cancel.</summary>
-    public static async Task<Section> Run(string baseDir, LocalClusterOptions template, CancellationToken ct)
+    /// <summary>How long a fault on the master lasts: past the downing (failure detector ~3.5 s + stable-after 3 s).</summary>
+    private static readonly TimeSpan FaultFor = TimeSpan.FromSeconds(10);
+    /// <summary>A flapping link: down and up with these half-periods for <see cref="FlapLong"/>.</summary>
+    private static readonly TimeSpan[] FlapPeriods = [TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(15)];
+    private static readonly TimeSpan FlapLong = TimeSpan.FromSeconds(60);
+    /// <summary>A node killed and started again at once must be a standby within this (issue: containers that come back).</summary>
+    private static readonly TimeSpan RejoinWithin = TimeSpan.FromSeconds(15);
+
+    /// <summary>Every fault a packet filter can make on the master's cluster link, as the tests' lab applies them.</summary>
+    private static readonly LinkFault[] MasterFaults =
+    [
+        LinkFault.Drop, LinkFault.RejectTcpReset, LinkFault.RejectPortUnreachable, LinkFault.RejectHostProhibited,
+        LinkFault.DropInbound, LinkFault.DropOutbound, LinkFault.Loss30,
+    ];
+
+    /// <summary>Runs the cases in both topologies (3 nodes; a pair and a witness), one lab and cluster each.</summary>
+    public static async Task<Section> Run(string baseDir, LocalClusterOptions template, CancellationToken ct, bool matrix = true)
     {
         var cases = new List<Case>();
-        Say($"partition cases: building the network namespace lab '{LabPrefix}' for 3 nodes");
+        foreach (var (data, witnesses, topology) in new[] { (3, 0, "3 nodes"), (2, 1, "pair + witness") })
+        {
+            var failed = await RunTopology(baseDir, template, data, witnesses, topology, matrix, cases, ct);
+            if (failed is not null) return new Section(cases, Failed: failed);
+        }
+        return new Section(cases);
+    }
+
+    private static async Task<string?> RunTopology(string baseDir, LocalClusterOptions template, int data, int witnesses, string topology,
+        bool matrix, List<Case> cases, CancellationToken ct)
+    {
+        Say($"partition cases [{topology}]: building the network namespace lab '{LabPrefix}' for {data + witnesses} nodes");
         NetnsLab lab;
         try
         {
-            lab = NetnsLab.Create(3, LabPrefix, waitForLock: TimeSpan.FromMinutes(2));
+            lab = NetnsLab.Create(data + witnesses, LabPrefix, waitForLock: TimeSpan.FromMinutes(2));
         }
         catch (Exception e) when (e is NetnsLabException or IOException or UnauthorizedAccessException)
         {
             Say($"  the lab could not be built: {e.Message}");
-            return new Section(cases, Failed: $"the network namespace lab could not be built: {e.Message}");
+            return $"the network namespace lab could not be built: {e.Message}";
         }
         LocalCluster? cluster = null;
         try
         {
             var options = template with
             {
-                Nodes = 3,
-                Witnesses = 0,
+                Nodes = data,
+                Witnesses = witnesses,
                 Servers = LocalServers.Supervised,
                 Alertmanager = false,
                 Netns = lab,
             };
-            cluster = LocalCluster.Create(Path.Combine(baseDir, "partitions"), options);
-            Say("partition cases: starting 3 nodes (supervised Prometheus) in the lab");
+            cluster = LocalCluster.Create(Path.Combine(baseDir, $"partitions-{data}-{witnesses}"), options);
+            Say($"partition cases [{topology}]: starting the nodes (supervised Prometheus) in the lab");
             await cluster.StartAll(ct);
-            var run = new Runner(cluster, lab, ct);
+            var run = new Runner(cluster, lab, topology, ct);
             cases.Add(await run.Case($"cut the master's link ({MasterCut.TotalSeconds:F0} s)", true, run.MasterNotHostingSingleton,
-                t => run.CutFor(t!, MasterCut)));
+                t => run.FaultFor(t!, LinkFault.Down, MasterCut)));
             cases.Add(await run.Case($"cut a standby's link ({StandbyCut.TotalSeconds:F0} s)", false, run.PlainStandby,
-                t => run.CutFor(t!, StandbyCut)));
+                t => run.FaultFor(t!, LinkFault.Down, StandbyCut)));
             cases.Add(await run.Case($"cut the singleton's host, not master ({StandbyCut.TotalSeconds:F0} s)", false, run.SingletonHostNotMaster,
-                t => run.CutFor(t!, StandbyCut)));
+                t => run.FaultFor(t!, LinkFault.Down, StandbyCut)));
             cases.Add(await run.Case($"cut every link ({AllCut.TotalSeconds:F0} s)", true, s => Task.FromResult(((LocalNode?)null, s)),
                 async _ =>
                 {
@@ -100,13 +129,24 @@ internal static class PartitionBench
                     await Task.Delay(AllCut, ct);
                 }));
             cases.Add(await run.Case($"flap a standby's link every {FlapEvery.TotalSeconds:F0} s for {FlapFor.TotalSeconds:F0} s", false,
-                run.PlainStandby, t => run.Flap(t!)));
-            return new Section(cases);
+                run.PlainStandby, t => run.Flap(t!, FlapEvery, FlapFor)));
+            if (matrix)
+            {
+                foreach (var fault in MasterFaults)
+                    cases.Add(await run.Case($"{fault} on the master's link ({FaultFor.TotalSeconds:F0} s)", true, run.MasterNotHostingSingleton,
+                        t => run.FaultFor(t!, fault, FaultFor)));
+                foreach (var period in FlapPeriods)
+                    cases.Add(await run.Case($"flap the master's link every {period.TotalSeconds:F0} s for {FlapLong.TotalSeconds:F0} s", true,
+                        run.MasterNotHostingSingleton, t => run.Flap(t!, period, FlapLong)));
+                cases.Add(await run.Case("kill -9 the master's promha and start it again at once", true, run.MasterNotHostingSingleton,
+                    t => run.RestartAtOnce(t!)));
+            }
+            return null;
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             Say($"  partition cases stopped: {e.Message.Split('\n')[0]}");
-            return new Section(cases, Failed: $"{e.GetType().Name}: {e.Message.Split('\n')[0]}");
+            return $"[{topology}] {e.GetType().Name}: {e.Message.Split('\n')[0]}";
         }
         finally
         {
@@ -114,7 +154,7 @@ internal static class PartitionBench
             {
                 if (cluster is not null)
                 {
-                    Say("partition cases: stopping the cluster by PID");
+                    Say($"partition cases [{topology}]: stopping the cluster by PID");
                     // kill -9 by PID (no graceful leave needed), then the servers by their pid files
                     foreach (var n in cluster.Nodes) cluster.Kill(n);
                     await cluster.DisposeAsync();
@@ -134,13 +174,18 @@ internal static class PartitionBench
     /// <summary>One cluster of every node, all Up and reachable, exactly one master that every node names.</summary>
     private sealed record Settled(LocalNode Master, string? SingletonNode, TimeSpan Took);
 
-    private sealed class Runner(LocalCluster c, NetnsLab lab, CancellationToken ct)
+    private sealed class Runner(LocalCluster c, NetnsLab lab, string topology, CancellationToken ct)
     {
+        /// <summary>Set by a case that restarts a node: how long until it was a standby in every node's view.</summary>
+        private double? _rejoined;
+
         private LocalNode Node(string? name) => c.Nodes.Single(n => n.Name == name);
 
         public async Task<Case> Case(string name, bool masterCut, Func<Settled, Task<(LocalNode? Target, Settled Before)>> choose,
             Func<LocalNode?, Task> act)
         {
+            name = $"[{topology}] {name}";
+            _rejoined = null;
             var (target, before) = await choose(await SettleOrRepair());
             Say($"partition: {name}: master {before.Master.Name}, singleton on {before.SingletonNode}" +
                 (target is null ? "" : $", target {target.Name}"));
@@ -170,31 +215,55 @@ internal static class PartitionBench
             await observer.StopAsync();
             var rounds = observer.Rounds;
             var result = new Case(name, target?.Name ?? "all", masterCut, LongestWithoutMaster(rounds).TotalSeconds,
-                after is not null && after.Master != before.Master, rounds.Count(r => r.Masters >= 2), after?.Took.TotalSeconds, error);
+                after is not null && after.Master != before.Master, rounds.Count(r => r.Masters >= 2), after?.Took.TotalSeconds, error, _rejoined,
+                MasterAfterHeal(rounds, observer.MarkTime("healed")));
             Say($"  {rounds.Count} polls; longest without a master {F(result.LongestWithoutMaster, "0.00")} s; master {before.Master.Name} -> " +
                 $"{after?.Master.Name ?? "?"}; two masters at {result.TwoMasters} polls; " +
                 (after is null ? error : $"settled {F(after.Took.TotalSeconds, "0.0")} s after the heal"));
             return result;
         }
 
-        public async Task CutFor(LocalNode target, TimeSpan howLong)
+        public async Task FaultFor(LocalNode target, LinkFault fault, TimeSpan howLong)
         {
-            lab.Cut(target);
+            lab.Apply(target, fault);
             await Task.Delay(howLong, ct);
-            lab.Heal(target);
+            lab.Clear(target);
         }
 
-        /// <summary>Down for FlapEvery, up for FlapEvery, ... for FlapFor in all, ending up.</summary>
-        public async Task Flap(LocalNode target)
+        /// <summary>Down for <paramref name="every"/>, up for as long, ... for <paramref name="total"/> in all, ending up.</summary>
+        public async Task Flap(LocalNode target, TimeSpan every, TimeSpan total)
         {
             var sw = Stopwatch.StartNew();
-            while (sw.Elapsed + FlapEvery <= FlapFor)
+            while (sw.Elapsed + every <= total)
             {
                 lab.Cut(target);
-                await Task.Delay(FlapEvery, ct);
+                await Task.Delay(every, ct);
                 lab.Heal(target);
-                if (sw.Elapsed + FlapEvery > FlapFor) break;
-                await Task.Delay(FlapEvery, ct);
+                if (sw.Elapsed + every > total) break;
+                await Task.Delay(every, ct);
+            }
+        }
+
+        /// <summary>kill -9 and start at once on the same address, as a container restart or systemd does; times the rejoin.</summary>
+        public async Task RestartAtOnce(LocalNode target)
+        {
+            var sw = Stopwatch.StartNew();
+            c.Kill(target);
+            c.StartNode(target);
+            try
+            {
+                await c.WaitUntil(async () =>
+                {
+                    var statuses = await Task.WhenAll(c.Nodes.Select(c.Status));
+                    return statuses.All(st => st is not null && st.Members.Count == c.Nodes.Count &&
+                                              st.Members.All(m => m.Status == "Up" && m.Reachable)) &&
+                           statuses.First(st => st!.Node == target.Name)!.Master is { } m && m != target.Name;
+                }, TimeSpan.FromSeconds(90), ct, $"{target.Name} to be a standby again");
+                _rejoined = sw.Elapsed.TotalSeconds;
+            }
+            catch (TimeoutException)
+            {
+                _rejoined = sw.Elapsed.TotalSeconds;
             }
         }
 
@@ -202,20 +271,24 @@ internal static class PartitionBench
         public async Task<(LocalNode?, Settled)> MasterNotHostingSingleton(Settled s)
         {
             if (s.Master.Name != s.SingletonNode) return (s.Master, s);
-            s = await SwitchTo(s, c.Nodes.First(n => n != s.Master));
+            s = await SwitchTo(s, c.Nodes.First(n => n != s.Master && !n.Witness));
             return (s.Master, s);
         }
 
         /// <summary>A node that is neither master nor the singleton's host.</summary>
-        public Task<(LocalNode?, Settled)> PlainStandby(Settled s) =>
-            Task.FromResult<(LocalNode?, Settled)>((c.Nodes.First(n => n != s.Master && n.Name != s.SingletonNode), s));
+        public async Task<(LocalNode?, Settled)> PlainStandby(Settled s)
+        {
+            bool Plain(LocalNode n, Settled st) => !n.Witness && n != st.Master && n.Name != st.SingletonNode;
+            if (!c.Nodes.Any(n => Plain(n, s))) s = await SwitchTo(s, Node(s.SingletonNode));
+            return (c.Nodes.First(n => Plain(n, s)), s);
+        }
 
         /// <summary>The singleton's host, after a switchover away from it when it is the master.</summary>
         public async Task<(LocalNode?, Settled)> SingletonHostNotMaster(Settled s)
         {
             var host = Node(s.SingletonNode);
             if (host != s.Master) return (host, s);
-            s = await SwitchTo(s, c.Nodes.First(n => n != host));
+            s = await SwitchTo(s, c.Nodes.First(n => n != host && !n.Witness));
             return (Node(s.SingletonNode), s);
         }
 
@@ -280,6 +353,15 @@ internal static class PartitionBench
             }, timeout, ct, $"one cluster of all {c.Nodes.Count} nodes, all Up, with exactly one master");
             return found!;
         }
+    }
+
+    /// <summary>When no node was master at the heal: how long after it the first one answered 200.</summary>
+    private static double? MasterAfterHeal(IReadOnlyList<ObserverRound> rounds, DateTimeOffset? healed)
+    {
+        if (healed is not { } h) return null;
+        var atHeal = rounds.LastOrDefault(r => r.At <= h);
+        if (atHeal is null || atHeal.Masters > 0) return null;
+        return rounds.FirstOrDefault(r => r.At > h && r.Masters > 0) is { } first ? (first.At - h).TotalSeconds : null;
     }
 
     /// <summary>The longest stretch of observer rounds in which no node answered 200.</summary>
