@@ -13,7 +13,9 @@ namespace PromHa.Node.Cluster;
 /// <see cref="Beat"/>. When the process exits (kill -9, a crash, OOM), its kernel closes the socket
 /// with a FIN in the middle of the response: that proves the incarnation gone, and it is the one thing
 /// a network cannot forge. A firewall that rejects answers with resets or ICMP, a cut link or a lost
-/// host with silence, a paused process with silence; none of them end a TCP stream in order.
+/// host with silence, a paused process with silence; none of them end a TCP stream in order. The
+/// end counts only when this host's kernel holds the socket in CLOSE_WAIT (a FIN received), not when
+/// it gave the connection up itself (this host's own packets dropped by a filter).
 /// A graceful shutdown says "bye" first, and proves nothing (the node leaves and hands over).
 /// </summary>
 public static class LifeLine
@@ -103,7 +105,7 @@ public static class LifeLine
                 socket.Dispose();
                 throw;
             }
-            return tap = new Tap(new NetworkStream(socket, ownsSocket: true));
+            return tap = new Tap(socket);
         };
         using var http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
         var open = false;
@@ -134,7 +136,7 @@ public static class LifeLine
         catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException or SocketException)
         {
             if (ct.IsCancellationRequested) return new(End.Lost, "stopped watching", open);
-            if (open && tap is { Eof: true, Reset: false })
+            if (open && tap is { ClosedByPeer: true, Reset: false })
                 return new(End.Died, $"the lifeline from {apiUrl} ended with a FIN mid-response (its process exited)", true);
             var why = e is OperationCanceledException ? $"silent for {quiet.TotalSeconds:F0} s"
                 : tap?.Reset == true ? "reset" : e.InnerException?.Message ?? e.Message;
@@ -142,11 +144,33 @@ public static class LifeLine
         }
     }
 
-    /// <summary>The raw TCP stream under TLS and HTTP, telling an orderly end (FIN) from a reset.</summary>
-    private sealed class Tap(NetworkStream inner) : Stream
+    /// <summary>
+    /// Whether the peer's kernel sent this socket a FIN: Linux then holds the connection in CLOSE_WAIT
+    /// until this side closes. A read that returns 0 is not enough on its own: a connection this
+    /// host's kernel gave up on (its own outbound packets dropped by a filter, retransmissions
+    /// failing) also reads as an end, in state CLOSE, with nothing received from the peer.
+    /// </summary>
+    public static bool ClosedByPeer(Socket socket)
     {
-        private volatile bool _eof, _reset;
-        public bool Eof => _eof;
+        const int tcpInfo = 11, closeWait = 8;
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            var info = new byte[104];
+            return socket.GetRawSocketOption(6 /* IPPROTO_TCP */, tcpInfo, info) > 0 && info[0] == closeWait;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or PlatformNotSupportedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The raw TCP stream under TLS and HTTP, telling a FIN from the peer from a reset or a local abort.</summary>
+    private sealed class Tap(Socket socket) : Stream
+    {
+        private readonly NetworkStream inner = new(socket, ownsSocket: true);
+        private volatile bool _closedByPeer, _reset;
+        public bool ClosedByPeer => _closedByPeer;
         public bool Reset => _reset;
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
@@ -154,7 +178,7 @@ public static class LifeLine
             try
             {
                 var n = await inner.ReadAsync(buffer, cancellationToken);
-                if (n == 0 && buffer.Length > 0) _eof = true;
+                if (n == 0 && buffer.Length > 0) _closedByPeer = LifeLine.ClosedByPeer(socket);
                 return n;
             }
             catch (IOException e) when (e.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted })

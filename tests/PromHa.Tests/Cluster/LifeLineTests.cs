@@ -138,3 +138,42 @@ public class LifeLineTests
         Assert.False(o.WasOpen);
     }
 }
+
+/// <summary>The kernel's word on who ended a connection: CLOSE_WAIT only after the peer's FIN.</summary>
+public class ClosedByPeerTests
+{
+    private static (Socket Client, Socket Server) Pair()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var client = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        client.Connect((IPEndPoint)listener.LocalEndpoint);
+        return (client, listener.AcceptSocket());
+    }
+
+    [Fact]
+    public void A_fin_from_the_peer_is_seen()
+    {
+        var (client, server) = Pair();
+        using (client)
+        {
+            server.Close();
+            Assert.Equal(0, client.Receive(new byte[16]));
+            Assert.True(LifeLine.ClosedByPeer(client));
+        }
+    }
+
+    [Fact]
+    public void An_end_this_side_made_itself_is_not_the_peer_closing()
+    {
+        var (client, server) = Pair();
+        using (client)
+        using (server)
+        {
+            // reads now return 0, with nothing received from the peer
+            client.Shutdown(SocketShutdown.Receive);
+            Assert.Equal(0, client.Receive(new byte[16]));
+            Assert.False(LifeLine.ClosedByPeer(client));
+        }
+    }
+}
