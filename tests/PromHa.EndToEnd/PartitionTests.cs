@@ -160,7 +160,8 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     /// master is cut and another node must be master once the cluster settled; NonMaster: a node
     /// that is not master is cut and the master must stay, answering 200 throughout; All: every link.
     /// </summary>
-    protected enum Kind { Master, MasterLate, NonMaster, All }
+    /// Restart: the master is killed and started again at once; another node must take over.
+    protected enum Kind { Master, MasterLate, NonMaster, All, Restart }
 
     [Fact, CaseOrder(1)]
     public Task Cutting_the_masters_link_moves_the_role_to_the_majority_side() => CutTheMaster();
@@ -205,6 +206,38 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     public Task A_firewall_rejecting_with_resets_at_the_master_moves_the_role_without_two_masters() =>
         RunCase("reject TCP with resets on the master's link", Kind.Master, MasterNotHostingSingleton,
             (run, target) => FaultFor(run, target!, LinkFault.RejectTcpReset, MasterCut));
+
+    /// <summary>
+    /// Every packet on the master's cluster link dropped by a filter rather than the link set down:
+    /// ARP still answers and the node's own sends fail at once (EPERM), the rest is silence.
+    /// </summary>
+    [Fact, CaseOrder(2)]
+    public Task A_firewall_dropping_everything_at_the_master_moves_the_role_to_the_majority_side() =>
+        RunCase("drop every packet on the master's link", Kind.Master, MasterNotHostingSingleton,
+            (run, target) => FaultFor(run, target!, LinkFault.Drop, MasterCut));
+
+    /// <summary>
+    /// The master's promha killed and started again at once on the same address (a container or
+    /// systemd restart): the role moves on the lifeline's proof, and the new incarnation is a standby
+    /// again; the time it took is in the report (`promha bench failover --partitions-only` measures it).
+    /// </summary>
+    [Fact, CaseOrder(7)]
+    public Task A_master_killed_and_started_again_at_once_comes_back_as_a_standby() =>
+        RunCase("kill -9 the master's promha and start it again at once", Kind.Restart, MasterNotHostingSingleton,
+            async (run, target) =>
+            {
+                run.Restart(target!);
+                await C.WaitUntil(async () =>
+                {
+                    var statuses = await Task.WhenAll(C.Nodes.Select(C.Status));
+                    return statuses.All(st => st is not null && st.Members.Count == C.Nodes.Count && st.Members.All(m => m.Status == "Up" && m.Reachable)) &&
+                           statuses[C.Nodes.ToList().IndexOf(target!)]!.Master is { } m && m != target!.Name;
+                }, RestartedWithin, default, $"{target!.Name} to be a standby again after its restart");
+                run.Rejoined(target!);
+            });
+
+    /// <summary>A restarted node is a standby again well within 15 s (measured 2-6 s); twice that before it counts as never.</summary>
+    private static readonly TimeSpan RestartedWithin = TimeSpan.FromSeconds(30);
 
     protected static async Task FaultFor(CaseRun run, LocalNode target, LinkFault fault, TimeSpan howLong)
     {
@@ -366,7 +399,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     }
 
     /// <summary>Cuts and heals through the lab, each marked in the observer's timeline.</summary>
-    protected sealed class CaseRun(PrimaryObserver observer, NetnsLab lab)
+    protected sealed class CaseRun(PrimaryObserver observer, NetnsLab lab, LocalCluster cluster)
     {
         public DateTimeOffset? FirstCut { get; private set; }
         public DateTimeOffset? LastHeal { get; private set; }
@@ -403,6 +436,22 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             observer.Mark($"cleared {n.Name}'s cluster link");
         }
 
+        /// <summary>kill -9 and start again at once, on the same address.</summary>
+        public void Restart(LocalNode n)
+        {
+            Cuts++;
+            FirstCut ??= DateTimeOffset.Now;
+            observer.Mark($"kill -9 {n.Name} and start it again");
+            cluster.Kill(n);
+            cluster.StartNode(n);
+        }
+
+        public void Rejoined(LocalNode n)
+        {
+            LastHeal = DateTimeOffset.Now;
+            observer.Mark($"{n.Name} is a standby again, {(LastHeal - FirstCut)!.Value.TotalSeconds:F1} s after its restart");
+        }
+
         public void CutAll()
         {
             lab.CutAll();
@@ -434,7 +483,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
         var restarts = C.Nodes.ToDictionary(n => n, n => (n.Restarts, n.Exits.Count));
 
         await using var observer = new PrimaryObserver(C.Nodes);
-        var run = new CaseRun(observer, fx.Lab);
+        var run = new CaseRun(observer, fx.Lab, C);
         observer.Start();
         var failures = new List<(string What, DateTimeOffset? At)>();
         Settled? after = null;
@@ -490,11 +539,11 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             }
         }
         TimeSpan? failover = null;
-        if (kind is Kind.Master or Kind.MasterLate && run.FirstCut is { } cutAt && run.LastHeal is { } healAt)
+        if (kind is Kind.Master or Kind.MasterLate or Kind.Restart && run.FirstCut is { } cutAt && run.LastHeal is { } healAt)
         {
             var first = rounds.FirstOrDefault(r => r.At >= cutAt && r.Codes.Where((c, i) => i != masterIndex && c == 200).Any());
             failover = first?.At - cutAt;
-            if (kind == Kind.Master && (first is null || first.At > healAt))
+            if (kind is Kind.Master or Kind.Restart && (first is null || first.At > healAt))
                 failures.Add(($"no other node became master during the {(healAt - cutAt).TotalSeconds:F0} s that {before.Master.Name}'s link was cut " +
                               "(the majority side must fail over)", healAt));
             if (kind == Kind.MasterLate && after is not null && after.Master == before.Master)
