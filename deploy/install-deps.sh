@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's Prometheus, Alertmanager and node_exporter when they are missing; with --tests also
-# chromium, for the tests of the web page (Playwright drives Debian's browser), and Docker (engine,
+# chromium, for the tests of the web page (Playwright drives Debian's browser), iptables for the network-fault tests, and Docker (engine,
 # docker-compose, debootstrap) for the tests of the image and the compose demos. Starts no daemon:
 # PromHa (or the tests) start them as their own processes; the Docker test runs a dockerd of its own.
 set -euo pipefail
