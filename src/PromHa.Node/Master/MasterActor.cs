@@ -534,8 +534,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         }
         // The old master may still count vouches from before these ledgers took the new epoch:
         // announcing only once a majority's have run out keeps two masters from overlapping.
-        // A previous master proven dead cannot use its vouches.
-        var wait = _beforeDecision?.MasterProvenDead == true
+        // A previous master proven dead, or restarted on its own address, cannot use its vouches.
+        var wait = _beforeDecision is { MasterProvenDead: true } or { MasterRestartedInPlace: true }
             ? TimeSpan.Zero
             : _state.VouchesRunOutIn(acks.Select(a => TimeSpan.FromMilliseconds(a.VouchRemainingMs)).ToList());
         var announce = new Announce(change, acks.Count, asked);

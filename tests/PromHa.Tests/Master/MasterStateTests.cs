@@ -289,6 +289,30 @@ public class MasterStateTests
     }
 
     [Fact]
+    public void A_master_restarted_on_its_own_address_is_replaced_without_waiting_out_its_lease()
+    {
+        var s = MasterState.Initial("a", Timings).Recover(null, At(0))
+            .Observe(new MemberUp("a", false, 0, "tcp://a:1#1"), At(0)).Observe(new HealthReported(Healthy("a")), At(0))
+            .Observe(new MemberUp("b", false, 1, "tcp://b:1#1"), At(0)).Observe(new HealthReported(Healthy("b")), At(0))
+            .Observe(new MemberUp("c", false, 2, "tcp://c:1#1"), At(0)).Observe(new HealthReported(Healthy("c")), At(0));
+        (s, var first) = s.Decide(At(0.1));
+        Assert.Equal("b", first?.Node);
+        s = s.Renew("b", 1, At(1)).State;
+        Assert.True(s.LeaseRunning(At(1.5)));
+        // b's port is held by a new process: the one granted the lease is gone
+        s = s.Observe(new MemberUp("b", false, 3, "tcp://b:1#2"), At(1.5)).Observe(new HealthReported(Healthy("b")), At(1.5));
+        Assert.True(s.MasterRestartedInPlace);
+        var (_, change) = s.Decide(At(1.5));
+        Assert.Equal("master-restarted", change?.Reason);
+        Assert.Equal("c", change?.Node);
+
+        // on another address it could be a second process under the same name: the lease is waited out
+        var moved = s.Observe(new MemberUp("b", false, 4, "tcp://b:2#3"), At(1.5));
+        Assert.False(moved.MasterRestartedInPlace);
+        Assert.Null(moved.Decide(At(1.6)).Change);
+    }
+
+    [Fact]
     public void A_pair_keeps_deciding_with_one_side_unreachable()
     {
         var pair = MasterState.Initial("a", Timings with { ConfiguredNodes = 2 }).Recover(null, At(0));
