@@ -159,6 +159,7 @@ public static class NodeHost
             .AddMasterActor(s.Node.Name, timings, outsiders, deaths)
             .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, outsiders)
             .AddSplitBrainWatchActor(s, view, peers)
+            .AddSingletonWatchActor()
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes)
             .AddHealthProbeActor(s, view)
             .AddReloaderActor(s)

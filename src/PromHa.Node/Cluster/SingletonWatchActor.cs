@@ -1,0 +1,105 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Akka.Hosting;
+using PromHa.Node.Config;
+using PromHa.Node.Master;
+
+namespace PromHa.Node.Cluster;
+
+/// <summary>
+/// The singletons must run on the oldest member. A first seed restarted while its old cluster still
+/// had a member forms a new cluster, and that member, becoming oldest in the old one, sends a
+/// hand-over to the old incarnation's address, which the new incarnation takes: its singleton manager
+/// hands over to a node outside its cluster and is done for good, so its cluster has no singleton and
+/// no master (seen in the partition benchmark with a master's link flapping every 5 s: no master for
+/// 155 s). This actor checks, on the oldest member only, that both singletons run here; missing for
+/// <see cref="StuckAfter"/> while the cluster is stable, the node restarts (exit 75) so that the next
+/// oldest member takes them up and this node rejoins as a new incarnation.
+/// </summary>
+public sealed class SingletonWatchActor : ReceiveActor, IWithTimers
+{
+    public const string Name = "singleton-watch";
+    private static readonly TimeSpan Every = TimeSpan.FromSeconds(1);
+    /// <summary>Longer than a normal hand-over (a crashed oldest member: ~4 s; waiting out a lease: ~3 s more).</summary>
+    public static readonly TimeSpan StuckAfter = TimeSpan.FromSeconds(15);
+    private static readonly string[] Singletons =
+        [$"/user/{MasterActor.SingletonName}/{MasterActor.SingletonName}", $"/user/{ConfigVersionsActor.SingletonName}/{ConfigVersionsActor.SingletonName}"];
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
+    private DateTimeOffset? _missingSince;
+    private bool _restarting;
+
+    public SingletonWatchActor()
+    {
+        Receive<Check>(_ => OnCheck());
+        Receive<ActorIdentity>(_ => { });
+        Receive<Found>(OnFound);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private sealed record Check
+    {
+        public static readonly Check Instance = new();
+    }
+
+    private sealed record Found(string[] Missing);
+
+    protected override void PreStart() => Timers.StartPeriodicTimer("check", Check.Instance, Every);
+
+    /// <summary>This node is Up, the oldest Up member, and every member is Up and reachable: the singletons belong here now.</summary>
+    private bool OldestOfStableCluster()
+    {
+        var state = _cluster.State;
+        if (state.Unreachable.Count > 0 || state.Members.Any(m => m.Status != MemberStatus.Up)) return false;
+        var oldest = state.Members.OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
+        return oldest is not null && oldest.UniqueAddress.Equals(_cluster.SelfUniqueAddress);
+    }
+
+    private void OnCheck()
+    {
+        if (_restarting) return;
+        if (!OldestOfStableCluster())
+        {
+            _missingSince = null;
+            return;
+        }
+        var selections = Singletons.Select(p => (Path: p, Selection: Context.ActorSelection(p))).ToList();
+        Task.WhenAll(selections.Select(async s =>
+            {
+                try
+                {
+                    var id = await s.Selection.Ask<ActorIdentity>(new Identify(s.Path), TimeSpan.FromSeconds(1));
+                    return id.Subject is null ? s.Path : null;
+                }
+                catch (AskTimeoutException) { return s.Path; }
+            }))
+            .PipeTo(Self, success: r => new Found(r.OfType<string>().ToArray()));
+    }
+
+    private void OnFound(Found f)
+    {
+        if (_restarting) return;
+        if (f.Missing.Length == 0 || !OldestOfStableCluster())
+        {
+            _missingSince = null;
+            return;
+        }
+        var now = DateTimeOffset.UtcNow;
+        _missingSince ??= now;
+        if (now - _missingSince.Value < StuckAfter) return;
+        _restarting = true;
+        _log.Error("This node is the oldest member of a stable cluster but {0} has not run here for {1:F0} s " +
+                   "(its singleton manager handed over to a node outside this cluster); restarting so that the next oldest member runs it",
+            string.Join(" and ", f.Missing), (now - _missingSince.Value).TotalSeconds);
+        CoordinatedShutdown.Get(Context.System).Run(RestartNode.Reason);
+    }
+}
+
+public static class SingletonWatchActorHostingExtensions
+{
+    public static AkkaConfigurationBuilder AddSingletonWatchActor(this AkkaConfigurationBuilder builder) =>
+        builder.WithActors((system, _) => system.ActorOf(Props.Create(() => new SingletonWatchActor()), SingletonWatchActor.Name));
+}
