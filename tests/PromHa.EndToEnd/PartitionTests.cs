@@ -227,12 +227,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             async (run, target) =>
             {
                 run.Restart(target!);
-                await C.WaitUntil(async () =>
-                {
-                    var statuses = await Task.WhenAll(C.Nodes.Select(C.Status));
-                    return statuses.All(st => st is not null && st.Members.Count == C.Nodes.Count && st.Members.All(m => m.Status == "Up" && m.Reachable)) &&
-                           statuses[C.Nodes.ToList().IndexOf(target!)]!.Master is { } m && m != target!.Name;
-                }, RestartedWithin, default, $"{target!.Name} to be a standby again after its restart");
+                await C.WaitForStandbyAgain(target!, RestartedWithin);
                 run.Rejoined(target!);
             });
 

@@ -76,19 +76,19 @@ internal static class PartitionBench
     ];
 
     /// <summary>Runs the cases in both topologies (3 nodes; a pair and a witness), one lab and cluster each.</summary>
-    public static async Task<Section> Run(string baseDir, LocalClusterOptions template, CancellationToken ct, bool matrix = true)
+    public static async Task<Section> Run(string baseDir, LocalClusterOptions template, CancellationToken ct)
     {
         var cases = new List<Case>();
         foreach (var (data, witnesses, topology) in new[] { (3, 0, "3 nodes"), (2, 1, "pair + witness") })
         {
-            var failed = await RunTopology(baseDir, template, data, witnesses, topology, matrix, cases, ct);
+            var failed = await RunTopology(baseDir, template, data, witnesses, topology, cases, ct);
             if (failed is not null) return new Section(cases, Failed: failed);
         }
         return new Section(cases);
     }
 
     private static async Task<string?> RunTopology(string baseDir, LocalClusterOptions template, int data, int witnesses, string topology,
-        bool matrix, List<Case> cases, CancellationToken ct)
+        List<Case> cases, CancellationToken ct)
     {
         Say($"partition cases [{topology}]: building the network namespace lab '{LabPrefix}' for {data + witnesses} nodes");
         NetnsLab lab;
@@ -130,17 +130,14 @@ internal static class PartitionBench
                 }));
             cases.Add(await run.Case($"flap a standby's link every {FlapEvery.TotalSeconds:F0} s for {FlapFor.TotalSeconds:F0} s", false,
                 run.PlainStandby, t => run.Flap(t!, FlapEvery, FlapFor)));
-            if (matrix)
-            {
-                foreach (var fault in MasterFaults)
-                    cases.Add(await run.Case($"{fault} on the master's link ({FaultFor.TotalSeconds:F0} s)", true, run.MasterNotHostingSingleton,
-                        t => run.FaultFor(t!, fault, FaultFor)));
-                foreach (var period in FlapPeriods)
-                    cases.Add(await run.Case($"flap the master's link every {period.TotalSeconds:F0} s for {FlapLong.TotalSeconds:F0} s", true,
-                        run.MasterNotHostingSingleton, t => run.Flap(t!, period, FlapLong)));
-                cases.Add(await run.Case("kill -9 the master's promha and start it again at once", true, run.MasterNotHostingSingleton,
-                    t => run.RestartAtOnce(t!)));
-            }
+            foreach (var fault in MasterFaults)
+                cases.Add(await run.Case($"{fault} on the master's link ({FaultFor.TotalSeconds:F0} s)", true, run.MasterNotHostingSingleton,
+                    t => run.FaultFor(t!, fault, FaultFor)));
+            foreach (var period in FlapPeriods)
+                cases.Add(await run.Case($"flap the master's link every {period.TotalSeconds:F0} s for {FlapLong.TotalSeconds:F0} s", true,
+                    run.MasterNotHostingSingleton, t => run.Flap(t!, period, FlapLong)));
+            cases.Add(await run.Case("kill -9 the master's promha and start it again at once", true, run.MasterNotHostingSingleton,
+                t => run.RestartAtOnce(t!)));
             return null;
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
@@ -252,13 +249,7 @@ internal static class PartitionBench
             c.StartNode(target);
             try
             {
-                await c.WaitUntil(async () =>
-                {
-                    var statuses = await Task.WhenAll(c.Nodes.Select(c.Status));
-                    return statuses.All(st => st is not null && st.Members.Count == c.Nodes.Count &&
-                                              st.Members.All(m => m.Status == "Up" && m.Reachable)) &&
-                           statuses.First(st => st!.Node == target.Name)!.Master is { } m && m != target.Name;
-                }, TimeSpan.FromSeconds(90), ct, $"{target.Name} to be a standby again");
+                await c.WaitForStandbyAgain(target, TimeSpan.FromSeconds(90), ct);
                 _rejoined = sw.Elapsed.TotalSeconds;
             }
             catch (TimeoutException)

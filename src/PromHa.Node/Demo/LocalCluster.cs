@@ -520,6 +520,18 @@ public sealed class LocalCluster : IAsyncDisposable
         return found!;
     }
 
+    /// <summary>
+    /// Waits until <paramref name="n"/> (restarted) is a standby again: every node sees all members
+    /// Up and reachable, and <paramref name="n"/> names another node as master.
+    /// </summary>
+    public Task WaitForStandbyAgain(LocalNode n, TimeSpan timeout, CancellationToken ct = default) =>
+        WaitUntil(async () =>
+        {
+            var statuses = await Task.WhenAll(Nodes.Select(Status));
+            return statuses.All(st => st is not null && st.Members.Count == Nodes.Count && st.Members.All(m => m.Status == "Up" && m.Reachable)) &&
+                   statuses[Nodes.ToList().IndexOf(n)]!.Master is { } m && m != n.Name;
+        }, timeout, ct, $"{n.Name} to be a standby again after its restart");
+
     public async Task WaitUntil(Func<Task<bool>> condition, TimeSpan timeout, CancellationToken ct, string what)
     {
         var sw = Stopwatch.StartNew();
