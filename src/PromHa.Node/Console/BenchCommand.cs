@@ -35,17 +35,18 @@ public static class BenchCommand
         var cpuSeconds = new Option<int>("--cpu-seconds") { Description = "Length of the CPU window (CPU time is counted in 10 ms ticks)", DefaultValueFactory = _ => 30 };
         var noPartitions = new Option<bool>("--no-partitions") { Description = "Skip the partition cases (run as root, they cut nodes' links in network namespaces)" };
         var partitionsOnly = new Option<bool>("--partitions-only") { Description = "Only the partition cases (root): skip the failover scenarios and the idle figures" };
+        var cases = new Option<string>("--cases") { Description = "Only the partition cases whose name contains one of these texts, '|' between them, e.g. 'cut every link|pair + witness] Drop'" };
         var layouts = new Option<string>("--layouts")
         {
             Description = "Comma-separated layouts to measure: three, supervised, pair-witness, pair-tiebreaker",
             DefaultValueFactory = _ => "three,supervised,pair-witness,pair-tiebreaker",
         };
         var failover = new Command("failover", "Measure failover, switchover, memory and idle CPU on a local cluster, and partitions as root")
-            { rounds, nodes, dir, keep, env, idleOnly, idleSeconds, cpuSeconds, noTls, noPartitions, partitionsOnly, layouts };
+            { rounds, nodes, dir, keep, env, idleOnly, idleSeconds, cpuSeconds, noTls, noPartitions, partitionsOnly, layouts, cases };
         failover.SetAction((p, ct) => Failover(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(layouts)!, p.GetValue(dir), p.GetValue(keep),
             p.GetValue(env) ?? [], p.GetValue(idleOnly), !p.GetValue(noTls), TimeSpan.FromSeconds(p.GetValue(idleSeconds)),
             TimeSpan.FromSeconds(Math.Max(1, p.GetValue(cpuSeconds))),
-            p.GetValue(partitionsOnly) ? Partitions.Only : p.GetValue(noPartitions) || p.GetValue(idleOnly) ? Partitions.None : Partitions.After, ct));
+            p.GetValue(partitionsOnly) ? Partitions.Only : p.GetValue(noPartitions) || p.GetValue(idleOnly) ? Partitions.None : Partitions.After, p.GetValue(cases), ct));
         return new Command("bench", "Benchmarks on real local processes") { failover, ConfigBenchCommand.Create(), AlertsBenchCommand.Create(), GateBenchCommand.Create() };
     }
 
@@ -81,7 +82,7 @@ public static class BenchCommand
     private enum Partitions { None, After, Only }
 
     private static async Task<int> Failover(int rounds, int nodes, string layouts, string? dir, bool keep, string[] env, bool idleOnly, bool tls,
-        TimeSpan idleFor, TimeSpan cpuWindow, Partitions partitions, CancellationToken ct)
+        TimeSpan idleFor, TimeSpan cpuWindow, Partitions partitions, string? only, CancellationToken ct)
     {
         var nodeEnv = new Dictionary<string, string>();
         foreach (var kv in env)
@@ -150,7 +151,7 @@ public static class BenchCommand
             }
             if (partitions != Partitions.None)
                 partitionSection = Environment.IsPrivilegedProcess
-                    ? await PartitionBench.Run(baseDir, options, ct)
+                    ? await PartitionBench.Run(baseDir, options, only, ct)
                     : PartitionBench.NotRoot();
             keepLogs = (results?.Anomalies ?? 0) + (partitionSection?.Anomalies ?? 0) > 0;
         }

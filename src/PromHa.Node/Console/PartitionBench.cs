@@ -27,9 +27,10 @@ internal static class PartitionBench
 
     /// <summary>One case's figures. <paramref name="MasterCut"/>: the case cuts the master (so it may move).</summary>
     public sealed record Case(string Name, string Target, bool MasterCut, double LongestWithoutMaster, bool Moved, int TwoMasters,
-        double? SettledAfterHeal, string? Error, double? RejoinedAfter = null, double? MasterAfterHeal = null)
+        double? SettledAfterHeal, string? Error, double? RejoinedAfter = null, double? MasterAfterHeal = null,
+        IReadOnlyList<string>? PrometheusRestarted = null)
     {
-        public int Anomalies => TwoMasters + (Error is null ? 0 : 1) + (Moved && !MasterCut ? 1 : 0) +
+        public int Anomalies => TwoMasters + (Error is null ? 0 : 1) + (Moved && !MasterCut ? 1 : 0) + (PrometheusRestarted?.Count ?? 0) +
                                 (RejoinedAfter is { } r && r > RejoinWithin.TotalSeconds ? 1 : 0);
     }
 
@@ -52,6 +53,7 @@ internal static class PartitionBench
                     (c.MasterAfterHeal is { } mh ? $"a master {F(mh, "0.0")} s after the heal   " : "") +
                     (c.RejoinedAfter is { } r ? $"standby again after {F(r, "0.0")} s{(r > RejoinWithin.TotalSeconds ? " (ANOMALY: over 15 s)" : "")}   " : "") +
                     (c.SettledAfterHeal is { } s ? $"settled after heal {F(s, "0.0")} s" : "did not settle") +
+                    (c.PrometheusRestarted is { Count: > 0 } pr ? $"   ANOMALY: Prometheus restarted on {string.Join(", ", pr)}" : "") +
                     (c.Error is null ? "" : $"   ERROR {c.Error}"));
             if (Failed is not null) Say($"partition cases failed: {Failed}");
         }
@@ -76,19 +78,19 @@ internal static class PartitionBench
     ];
 
     /// <summary>Runs the cases in both topologies (3 nodes; a pair and a witness), one lab and cluster each.</summary>
-    public static async Task<Section> Run(string baseDir, LocalClusterOptions template, CancellationToken ct)
+    public static async Task<Section> Run(string baseDir, LocalClusterOptions template, string? only, CancellationToken ct)
     {
         var cases = new List<Case>();
         foreach (var (data, witnesses, topology) in new[] { (3, 0, "3 nodes"), (2, 1, "pair + witness") })
         {
-            var failed = await RunTopology(baseDir, template, data, witnesses, topology, cases, ct);
+            var failed = await RunTopology(baseDir, template, data, witnesses, topology, only, cases, ct);
             if (failed is not null) return new Section(cases, Failed: failed);
         }
         return new Section(cases);
     }
 
     private static async Task<string?> RunTopology(string baseDir, LocalClusterOptions template, int data, int witnesses, string topology,
-        List<Case> cases, CancellationToken ct)
+        string? only, List<Case> cases, CancellationToken ct)
     {
         Say($"partition cases [{topology}]: building the network namespace lab '{LabPrefix}' for {data + witnesses} nodes");
         NetnsLab lab;
@@ -115,28 +117,31 @@ internal static class PartitionBench
             cluster = LocalCluster.Create(Path.Combine(baseDir, $"partitions-{data}-{witnesses}"), options);
             Say($"partition cases [{topology}]: starting the nodes (supervised Prometheus) in the lab");
             await cluster.StartAll(ct);
-            var run = new Runner(cluster, lab, topology, ct);
-            cases.Add(await run.Case($"cut the master's link ({MasterCut.TotalSeconds:F0} s)", true, run.MasterNotHostingSingleton,
+            var run = new Runner(cluster, lab, topology, only, ct);
+            Keep(cases, await run.Case($"cut the master's link ({MasterCut.TotalSeconds:F0} s)", true, run.MasterNotHostingSingleton,
                 t => run.FaultFor(t!, LinkFault.Down, MasterCut)));
-            cases.Add(await run.Case($"cut a standby's link ({StandbyCut.TotalSeconds:F0} s)", false, run.PlainStandby,
+            Keep(cases, await run.Case($"cut a standby's link ({StandbyCut.TotalSeconds:F0} s)", false, run.PlainStandby,
                 t => run.FaultFor(t!, LinkFault.Down, StandbyCut)));
-            cases.Add(await run.Case($"cut the singleton's host, not master ({StandbyCut.TotalSeconds:F0} s)", false, run.SingletonHostNotMaster,
+            Keep(cases, await run.Case($"cut the singleton's host, not master ({StandbyCut.TotalSeconds:F0} s)", false, run.SingletonHostNotMaster,
                 t => run.FaultFor(t!, LinkFault.Down, StandbyCut)));
-            cases.Add(await run.Case($"cut every link ({AllCut.TotalSeconds:F0} s)", true, s => Task.FromResult(((LocalNode?)null, s)),
+            Keep(cases, await run.Case($"cut every link ({AllCut.TotalSeconds:F0} s)", true, s => Task.FromResult(((LocalNode?)null, s)),
                 async _ =>
                 {
                     lab.CutAll();
                     await Task.Delay(AllCut, ct);
                 }));
-            cases.Add(await run.Case($"flap a standby's link every {FlapEvery.TotalSeconds:F0} s for {FlapFor.TotalSeconds:F0} s", false,
+            Keep(cases, await run.Case($"flap a standby's link every {FlapEvery.TotalSeconds:F0} s for {FlapFor.TotalSeconds:F0} s", false,
                 run.PlainStandby, t => run.Flap(t!, FlapEvery, FlapFor)));
             foreach (var fault in MasterFaults)
-                cases.Add(await run.Case($"{fault} on the master's link ({FaultFor.TotalSeconds:F0} s)", true, run.MasterNotHostingSingleton,
+                Keep(cases, await run.Case($"{fault} on the master's link ({FaultFor.TotalSeconds:F0} s)", true, run.MasterNotHostingSingleton,
                     t => run.FaultFor(t!, fault, FaultFor)));
             foreach (var period in FlapPeriods)
-                cases.Add(await run.Case($"flap the master's link every {period.TotalSeconds:F0} s for {FlapLong.TotalSeconds:F0} s", true,
+                Keep(cases, await run.Case($"flap the master's link every {period.TotalSeconds:F0} s for {FlapLong.TotalSeconds:F0} s", true,
                     run.MasterNotHostingSingleton, t => run.Flap(t!, period, FlapLong)));
-            cases.Add(await run.Case("kill -9 the master's promha and start it again at once", true, run.MasterNotHostingSingleton,
+            Keep(cases, await run.Case("kill -9 the master's promha and start it again at once", true, run.MasterNotHostingSingleton,
+                t => run.RestartAtOnce(t!)));
+            // the oldest member hosts the singletons: in a pair + witness often the witness
+            Keep(cases, await run.Case("kill -9 the singleton's host (not master) and start it again at once", false, run.SingletonHostNotMaster,
                 t => run.RestartAtOnce(t!)));
             return null;
         }
@@ -164,6 +169,11 @@ internal static class PartitionBench
         }
     }
 
+    private static void Keep(List<Case> cases, Case? c)
+    {
+        if (c is not null) cases.Add(c);
+    }
+
     private static void Say(string line) => System.Console.WriteLine(line);
 
     private static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
@@ -171,21 +181,24 @@ internal static class PartitionBench
     /// <summary>One cluster of every node, all Up and reachable, exactly one master that every node names.</summary>
     private sealed record Settled(LocalNode Master, string? SingletonNode, TimeSpan Took);
 
-    private sealed class Runner(LocalCluster c, NetnsLab lab, string topology, CancellationToken ct)
+    private sealed class Runner(LocalCluster c, NetnsLab lab, string topology, string? only, CancellationToken ct)
     {
         /// <summary>Set by a case that restarts a node: how long until it was a standby in every node's view.</summary>
         private double? _rejoined;
 
         private LocalNode Node(string? name) => c.Nodes.Single(n => n.Name == name);
 
-        public async Task<Case> Case(string name, bool masterCut, Func<Settled, Task<(LocalNode? Target, Settled Before)>> choose,
+        public async Task<Case?> Case(string name, bool masterCut, Func<Settled, Task<(LocalNode? Target, Settled Before)>> choose,
             Func<LocalNode?, Task> act)
         {
             name = $"[{topology}] {name}";
+            if (only is not null && !only.Split('|').Any(o => name.Contains(o, StringComparison.OrdinalIgnoreCase))) return null;
             _rejoined = null;
             var (target, before) = await choose(await SettleOrRepair());
             Say($"partition: {name}: master {before.Master.Name}, singleton on {before.SingletonNode}" +
                 (target is null ? "" : $", target {target.Name}"));
+            // Prometheus is supervised detached: no fault, no promha restart may restart it
+            var pidsBefore = c.Nodes.ToDictionary(n => n.Name, LocalCluster.PrometheusPid);
             await using var observer = new PrimaryObserver(c.Nodes);
             observer.Start();
             Settled? after = null;
@@ -210,13 +223,16 @@ internal static class PartitionBench
                 error = $"did not settle within {SettleTimeout.TotalSeconds:F0} s after the heal: {e.Message.Split('\n')[0]}";
             }
             await observer.StopAsync();
+            var restarted = c.Nodes.Where(n => pidsBefore[n.Name] is not null && LocalCluster.PrometheusPid(n) != pidsBefore[n.Name])
+                .Select(n => $"{n.Name} (PID {pidsBefore[n.Name]} -> {LocalCluster.PrometheusPid(n)?.ToString(CultureInfo.InvariantCulture) ?? "none"})").ToList();
             var rounds = observer.Rounds;
             var result = new Case(name, target?.Name ?? "all", masterCut, LongestWithoutMaster(rounds).TotalSeconds,
                 after is not null && after.Master != before.Master, rounds.Count(r => r.Masters >= 2), after?.Took.TotalSeconds, error, _rejoined,
-                MasterAfterHeal(rounds, observer.MarkTime("healed")));
+                MasterAfterHeal(rounds, observer.MarkTime("healed")), restarted);
             Say($"  {rounds.Count} polls; longest without a master {F(result.LongestWithoutMaster, "0.00")} s; master {before.Master.Name} -> " +
                 $"{after?.Master.Name ?? "?"}; two masters at {result.TwoMasters} polls; " +
-                (after is null ? error : $"settled {F(after.Took.TotalSeconds, "0.0")} s after the heal"));
+                (after is null ? error : $"settled {F(after.Took.TotalSeconds, "0.0")} s after the heal") +
+                (restarted.Count > 0 ? $"; Prometheus restarted on {string.Join(", ", restarted)}" : "; Prometheus kept its PID on every node"));
             return result;
         }
 

@@ -437,6 +437,22 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>The PID of the node's Prometheus: the external process, or the one its pid file names (null: none running).</summary>
+    public static int? PrometheusPid(LocalNode n)
+    {
+        if (n.Witness) return null;
+        if (n.ExternalPrometheus is { } p) return p.HasExited ? null : p.Id;
+        var pidFile = Path.Combine(n.DataDir, "prometheus.pid");
+        try
+        {
+            return File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var pid) && DetachedServer.IsRunning(pid) ? pid : null;
+        }
+        catch (IOException)
+        {
+            return null; // being rewritten
+        }
+    }
+
     /// <summary>
     /// kill -9 the node's whole host: promha and the Prometheus and Alertmanager it supervises (their
     /// pid files), as when the machine dies. Its disk stays: started again, the node finds its data.
