@@ -223,8 +223,9 @@ internal static class PartitionBench
                 error = $"did not settle within {SettleTimeout.TotalSeconds:F0} s after the heal: {e.Message.Split('\n')[0]}";
             }
             await observer.StopAsync();
-            var restarted = c.Nodes.Where(n => pidsBefore[n.Name] is not null && LocalCluster.PrometheusPid(n) != pidsBefore[n.Name])
-                .Select(n => $"{n.Name} (PID {pidsBefore[n.Name]} -> {LocalCluster.PrometheusPid(n)?.ToString(CultureInfo.InvariantCulture) ?? "none"})").ToList();
+            var restarted = c.Nodes.Select(n => (n.Name, Before: pidsBefore[n.Name], After: LocalCluster.PrometheusPid(n)))
+                .Where(p => p.Before is not null && p.After != p.Before)
+                .Select(p => $"{p.Name} (PID {p.Before} -> {p.After?.ToString(CultureInfo.InvariantCulture) ?? "none"})").ToList();
             var rounds = observer.Rounds;
             var result = new Case(name, target?.Name ?? "all", masterCut, LongestWithoutMaster(rounds).TotalSeconds,
                 after is not null && after.Master != before.Master, rounds.Count(r => r.Masters >= 2), after?.Took.TotalSeconds, error, _rejoined,
