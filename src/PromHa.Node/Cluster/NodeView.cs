@@ -109,6 +109,8 @@ public static class NodeMetrics
     public static readonly Gauge SplitBrain = Metrics.CreateGauge("promha_split_brain",
         "1 while this node sees another master outside its cluster (a pure pair whose link was cut); the lower epoch rejoins as standby when the link returns.");
     public static readonly Gauge LeaseDenials = Metrics.CreateGauge("promha_lease_denied", "1 while the singleton refuses this node's lease.");
+    public static readonly Gauge LifelineOpen = Metrics.CreateGauge("promha_peer_lifeline_open",
+        "1 while this node holds an open lifeline to the peer's API: the peer's process exiting is seen at once (fast failover); 0 while it is being opened again.", "peer");
     public static readonly Gauge Paused = Metrics.CreateGauge("promha_paused",
         "1 while the cluster is paused (maintenance): the role moves only on an operator's switchover or failover.");
 }

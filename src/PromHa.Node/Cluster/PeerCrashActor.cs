@@ -99,8 +99,10 @@ public sealed class PeerCrashActor : ReceiveActor, IWithTimers
                 {
                     if (!opened) log.Info("Lifeline to {0} ({1}) open at {2}: its process exiting will be seen at once", name, incarnation, api);
                     opened = true;
+                    Gauge(name, incarnation, true);
                 })
                 : new LifeLine.Outcome(LifeLine.End.Lost, "no API URL known", false);
+            Gauge(name, incarnation, false);
             switch (outcome.End)
             {
                 case LifeLine.End.Died:
@@ -115,6 +117,16 @@ public sealed class PeerCrashActor : ReceiveActor, IWithTimers
             try { await Task.Delay(Retry, ct); }
             catch (OperationCanceledException) { return; }
         }
+    }
+
+    /// <summary>Which incarnation of each peer the lifeline gauge speaks for: a line of an incarnation that left must not clear its successor's.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> GaugeOwner = new();
+
+    private static void Gauge(string name, string incarnation, bool open)
+    {
+        if (open) GaugeOwner[name] = incarnation;
+        else if (!GaugeOwner.TryGetValue(name, out var owner) || owner != incarnation) return;
+        NodeMetrics.LifelineOpen.WithLabels(name).Set(open ? 1 : 0);
     }
 
     private void OnVerdict(Verdict v)
