@@ -20,6 +20,7 @@ internal static class PartitionBench
     private static readonly TimeSpan MasterCut = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan StandbyCut = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan AllCut = TimeSpan.FromSeconds(12);
+    private static readonly TimeSpan AllCutLong = TimeSpan.FromSeconds(25);
     private static readonly TimeSpan FlapFor = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan FlapEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(120);
@@ -124,12 +125,15 @@ internal static class PartitionBench
                 t => run.FaultFor(t!, LinkFault.Down, StandbyCut)));
             Keep(cases, await run.Case($"cut the singleton's host, not master ({StandbyCut.TotalSeconds:F0} s)", false, run.SingletonHostNotMaster,
                 t => run.FaultFor(t!, LinkFault.Down, StandbyCut)));
-            Keep(cases, await run.Case($"cut every link ({AllCut.TotalSeconds:F0} s)", true, s => Task.FromResult(((LocalNode?)null, s)),
-                async _ =>
-                {
-                    lab.CutAll();
-                    await Task.Delay(AllCut, ct);
-                }));
+            // 12 s: the nodes, downed while cut, are restarting at the heal; 25 s: they are started
+            // again and waiting for it.
+            foreach (var cut in new[] { AllCut, AllCutLong })
+                Keep(cases, await run.Case($"cut every link ({cut.TotalSeconds:F0} s)", true, s => Task.FromResult(((LocalNode?)null, s)),
+                    async _ =>
+                    {
+                        lab.CutAll();
+                        await Task.Delay(cut, ct);
+                    }));
             Keep(cases, await run.Case($"flap a standby's link every {FlapEvery.TotalSeconds:F0} s for {FlapFor.TotalSeconds:F0} s", false,
                 run.PlainStandby, t => run.Flap(t!, FlapEvery, FlapFor)));
             foreach (var fault in MasterFaults)
