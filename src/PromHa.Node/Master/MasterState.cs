@@ -80,7 +80,8 @@ public sealed record MasterState(
     ImmutableHashSet<string>? Dead = null,
     DateTimeOffset MasterHeardAt = default,
     DateTimeOffset SilenceClockFrom = default,
-    ImmutableDictionary<string, (MemberView View, DateTimeOffset At)>? Gone = null)
+    ImmutableDictionary<string, (MemberView View, DateTimeOffset At)>? Gone = null,
+    bool MasterReleased = false)
 {
     /// <summary>
     /// Members that were downed (crashed, cut off), with when: shown, never counted. A node at 3 a.m.
@@ -277,6 +278,9 @@ public sealed record MasterState(
             Master != ForcedMaster) return PrometheusDown;
         // a master forced on by an operator is kept whatever its Prometheus's health says (the operator knows better)
         if (m.UnhealthySince is { } since && now - since >= Timings.UnhealthyAfter && Master != ForcedMaster) return "prometheus-unhealthy";
+        // It gave its lease back unasked, with nothing else wrong: a graceful stop, which leaves the
+        // cluster next. Waiting for it to be gone raced the silence clock ("master-silent", CI).
+        if (MasterReleased) return "master-left";
         if (MasterSilent(now)) return "master-silent";
         if (m.HealthAt is { } at && now - at > Timings.HealthStaleAfter + Timings.UnhealthyAfter) return "health-reports-stopped";
         return null;
@@ -396,6 +400,7 @@ public sealed record MasterState(
                 ForceTarget = false,
                 Requested = null,
                 ForcedMaster = change.Reason == ForcedFailover ? change.Node : null,
+                MasterReleased = false,
                 MasterIncarnation = change.Incarnation ?? (Members.TryGetValue(change.Node, out var m) ? m.Incarnation : null),
             };
 
@@ -415,7 +420,7 @@ public sealed record MasterState(
     /// <summary>The master gave the lease back (switchover or graceful shutdown): no need to wait it out.</summary>
     public MasterState Released(string node, long epoch, DateTimeOffset now) =>
         node == Master && epoch == Epoch
-            ? this with { LeaseExpiresAt = now - Timings.LeaseMargin, Revoking = true }
+            ? this with { LeaseExpiresAt = now - Timings.LeaseMargin, Revoking = true, MasterReleased = true }
             : this;
 
     public (MasterState State, string? Error) RequestSwitchover(string? target, DateTimeOffset now)

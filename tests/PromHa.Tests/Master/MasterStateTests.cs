@@ -340,6 +340,21 @@ public class MasterStateTests
     }
 
     [Fact]
+    public void A_master_that_gives_its_lease_back_unasked_is_replaced_at_once_as_one_that_left()
+    {
+        // a graceful stop: the master steps down first, then leaves the cluster
+        var s = Renewed(WithMaster(Cluster("a", "a", "b", "c"), "b", at: 0), 0.9);
+        Assert.Null(s.Decide(At(1)).Change);
+        var (after, change) = s.Released("b", 1, At(1)).Decide(At(1));
+        Assert.Equal("master-left", change?.Reason);
+        Assert.NotEqual("b", change?.Node);
+        Assert.False(after.MasterReleased); // the new reign has given nothing back
+        // a release of another epoch or node changes nothing
+        Assert.Null(s.Released("b", 0, At(1)).Decide(At(1)).Change);
+        Assert.Null(s.Released("c", 1, At(1)).Decide(At(1)).Change);
+    }
+
+    [Fact]
     public void Switchover_to_an_ineligible_node_is_refused_with_a_reason()
     {
         var s = WithMaster(Cluster("a", "a", "b"), "b");
