@@ -155,6 +155,7 @@ public static class NodeHost
                 if (tls is not null) TlsHandshakeVeto.Install(system);
             })
             .AddJoinPacerActor()
+            .AddMembershipActor(s.Node.Name)
             .AddLedgerActor(s.Node.Name, view, timings.LeaseDuration)
             .AddPeerCrashActor(view, deaths, new Console.ApiAccess(CaFile: s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null))
             .AddMasterActor(s.Node.Name, timings, outsiders, deaths)

@@ -2,6 +2,7 @@ using PromHa.Messages.Alerts;
 using Akka.Actor;
 using Akka.Configuration;
 using PromHa.Messages;
+using PromHa.Messages.Cluster;
 using PromHa.Messages.Config;
 using PromHa.Messages.Health;
 using PromHa.Messages.Ledger;
@@ -71,6 +72,8 @@ public class SerializerTests : IDisposable
         new DiscardNotification("n1", "no majority"),
         new GetOutbox(DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "n1"),
         new OutboxContents("a", [Notification], [DuplicateOutcome], More: true),
+        new GetMembership("akka.ssl.tcp://promha@10.77.0.1:4053#42"),
+        new Membership("b", 2, false),
     ];
 
     private static readonly NotificationRecord Notification = new("n1", "pager", 0, "{}:{alertname=\"X\"}", Hash, ["fp1@1764547200000"], ["fp2@1764547100000"],

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Akka.Actor;
 using Akka.Serialization;
 using PromHa.Messages.Alerts;
+using PromHa.Messages.Cluster;
 using PromHa.Messages.Config;
 using PromHa.Messages.Health;
 using PromHa.Messages.Ledger;
@@ -77,6 +78,8 @@ public sealed class PromHaSerializer(ExtendedActorSystem system) : SerializerWit
         ("ledger.record-maintenance.v1", typeof(RecordMaintenance)),
         ("ledger.maintenance-recorded.v1", typeof(MaintenanceRecorded)),
         ("ledger.discard-maintenance.v1", typeof(DiscardMaintenance)),
+        ("cluster.get-membership.v1", typeof(GetMembership)),
+        ("cluster.membership.v1", typeof(Membership)),
     ];
 
     private static readonly FrozenDictionary<Type, string> ManifestByType =

@@ -1,3 +1,7 @@
+using Akka.Actor;
+using PromHa.Messages.Cluster;
+using PromHa.Node.Replication;
+
 namespace PromHa.Node.Cluster;
 
 /// <summary>
@@ -10,6 +14,7 @@ public sealed class OutsiderProbe(IReadOnlyList<string> seeds)
 {
     private static readonly TimeSpan Fresh = TimeSpan.FromMilliseconds(900);
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(2);
     private readonly object _lock = new();
     private Task<int>? _last;
     private long _startedAt;
@@ -24,4 +29,34 @@ public sealed class OutsiderProbe(IReadOnlyList<string> seeds)
             return _last = TieBreakerLease.CountReachable(ClusterAddresses.MissingSeeds(cluster, seeds), ConnectTimeout);
         }
     }
+
+    /// <summary>
+    /// A missing configured node that is Up in a cluster of a majority of the configured nodes, one
+    /// that does not hold this incarnation: proof that this node is on an island (two clusters
+    /// cannot both hold a majority). Null when none says so, answers or is asked.
+    /// </summary>
+    public async Task<Membership?> MajorityElsewhere(ActorSystem system, Akka.Cluster.Cluster cluster, int configuredNodes)
+    {
+        var self = cluster.SelfMember;
+        var asker = LedgerMembers.Incarnation(self);
+        var asks = ClusterAddresses.MissingSeeds(cluster, seeds).Select(async seed =>
+        {
+            if (!Settings.SettingsLoader.TryHostPort(seed, out var host, out var port)) return null;
+            var at = new Address(self.Address.Protocol, self.Address.System, host, port);
+            try
+            {
+                return await system.ActorSelection(new RootActorPath(at) / "user" / MembershipActor.Name)
+                    .Ask<Membership>(new GetMembership(asker), AskTimeout);
+            }
+            catch (Exception)
+            {
+                return null; // not answering says nothing
+            }
+        });
+        var replies = await Task.WhenAll(asks);
+        return replies.FirstOrDefault(m => m is not null && ProvesIsland(m, configuredNodes));
+    }
+
+    /// <summary>Up in a cluster of a majority of the configured nodes, without the asker's incarnation.</summary>
+    public static bool ProvesIsland(Membership m, int configuredNodes) => !m.HoldsAsker && m.UpMembers * 2 > configuredNodes;
 }

@@ -9,6 +9,7 @@ using Akka.Hosting;
 using PromHa.Messages.Config;
 using PromHa.Messages.Health;
 using PromHa.Messages.Ledger;
+using PromHa.Messages.Cluster;
 using PromHa.Messages.Roles;
 using PromHa.Node.Cluster;
 using PromHa.Node.Replication;
@@ -43,6 +44,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private MasterChanged? _announced; // the last change that was journaled and published
     private DateTimeOffset _recoveryStarted;
     private DateTimeOffset? _noQuorumSince;
+    private bool _leavingIsland;
     private static readonly TimeSpan IslandTimeout = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan StallAfter = TickInterval * 3;
     private DateTimeOffset _lastDecideAt;
@@ -101,6 +103,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// <summary>A committed change whose old reign's vouches have run out: announce it now.</summary>
     private sealed record Announce(MasterChanged Change, int Acks, int Asked);
 
+
+    /// <summary>What a configured node outside this cluster said of its own: <see cref="Membership"/> when it holds a majority without this node.</summary>
+    private sealed record MajorityElsewhere(Membership? By);
 
     private sealed record ProbeOutsiders
     {
@@ -352,6 +357,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             if (a.Count > 0 && !_state.EverSawOthers && _state.AliveOutsiders == 0)
                 _log.Warning("This node is alone in its cluster while {0} other configured node(s) are up: it will not take the master role", a.Count);
             _state = _state.Observe(a, Clock.Now);
+            // Up outside and no majority here: ask them where the cluster is, not only whether they run.
+            if (!_state.HasQuorum && a.Count > 0)
+                _outsiders.MajorityElsewhere(Context.System, _cluster, _state.Timings.ConfiguredNodes)
+                    .PipeTo(Self, success: m => new MajorityElsewhere(m));
+        });
+        Receive<MajorityElsewhere>(e =>
+        {
+            if (e.By is not { } by || _state.HasQuorum) return;
+            LeaveIsland($"{by.Node} is Up in a cluster of {by.UpMembers} of the {_state.Timings.ConfiguredNodes} configured nodes that does not hold this node");
         });
         Receive<ClusterEvent.MemberUp>(e => OnMemberUp(e.Member));
         Receive<ClusterEvent.MemberRemoved>(e =>
@@ -574,9 +588,16 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         }
         _noQuorumSince ??= Clock.Now;
         if (Clock.Now - _noQuorumSince < IslandTimeout) return;
-        _log.Error("No majority of the {0} configured nodes for {1:F0}s while {2} of them are up outside this cluster (members: {3}); leaving so that this node restarts into the main cluster",
-            _state.Timings.ConfiguredNodes, IslandTimeout.TotalSeconds, _state.AliveOutsiders, string.Join(",", _state.Members.Keys));
-        _noQuorumSince = DateTimeOffset.MaxValue; // once
+        LeaveIsland($"no majority of the {_state.Timings.ConfiguredNodes} configured nodes for {IslandTimeout.TotalSeconds:F0} s " +
+                    $"while {_state.AliveOutsiders} of them are up outside this cluster");
+    }
+
+    private void LeaveIsland(string why)
+    {
+        if (_leavingIsland) return; // once
+        _leavingIsland = true;
+        _log.Error("On an island: {0} (members here: {1}); leaving so that this node restarts into the main cluster",
+            why, string.Join(",", _state.Members.Keys));
         CoordinatedShutdown.Get(Context.System).Run(RestartNode.Reason);
     }
 
