@@ -73,7 +73,7 @@ public class SerializerTests : IDisposable
         new GetOutbox(DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "n1"),
         new OutboxContents("a", [Notification], [DuplicateOutcome], More: true),
         new GetMembership("akka.ssl.tcp://promha@10.77.0.1:4053#42"),
-        new Membership("b", 2, false),
+        new Membership("b", 2, false, "akka.ssl.tcp://promha@10.0.0.2:4053#17"),
     ];
 
     private static readonly NotificationRecord Notification = new("n1", "pager", 0, "{}:{alertname=\"X\"}", Hash, ["fp1@1764547200000"], ["fp2@1764547100000"],

@@ -10,5 +10,7 @@ public sealed record GetMembership(string AskerIncarnation) : IPromHaMessage;
 /// <summary>
 /// <see cref="Node"/>'s view of its cluster: how many members are Up and reachable from it (0 while
 /// it is not Up itself), and whether the asker's incarnation is one of its members.
+/// <see cref="Incarnation"/> is the answering process itself (address and UID, as the ledgers name
+/// it): an answer from another incarnation at a master's address proves that master's process gone.
 /// </summary>
-public sealed record Membership(string Node, int UpMembers, bool HoldsAsker) : IPromHaMessage;
+public sealed record Membership(string Node, int UpMembers, bool HoldsAsker, string Incarnation) : IPromHaMessage;

@@ -23,10 +23,10 @@ public sealed class MembershipActor : ReceiveActor
         Receive<GetMembership>(q =>
         {
             var state = cluster.State;
-            var selfUp = state.Members.Any(m => m.UniqueAddress.Equals(cluster.SelfUniqueAddress) && m.Status == MemberStatus.Up);
+            var selfUp = cluster.SelfMember.Status == MemberStatus.Up;
             var up = selfUp ? state.Members.Count(m => m.Status == MemberStatus.Up && !state.Unreachable.Contains(m)) : 0;
             var holds = state.Members.Any(m => LedgerMembers.Incarnation(m) == q.AskerIncarnation);
-            Sender.Tell(new Membership(self, up, holds));
+            Sender.Tell(new Membership(self, up, holds, LedgerMembers.Incarnation(cluster.SelfMember)));
         });
     }
 }

@@ -35,7 +35,11 @@ public sealed class OutsiderProbe(IReadOnlyList<string> seeds)
     /// that does not hold this incarnation: proof that this node is on an island (two clusters
     /// cannot both hold a majority). Null when none says so, answers or is asked.
     /// </summary>
-    public async Task<Membership?> MajorityElsewhere(ActorSystem system, Akka.Cluster.Cluster cluster, int configuredNodes)
+    public async Task<Membership?> MajorityElsewhere(ActorSystem system, Akka.Cluster.Cluster cluster, int configuredNodes) =>
+        (await Memberships(system, cluster)).FirstOrDefault(m => ProvesIsland(m, configuredNodes));
+
+    /// <summary>What each configured node outside this cluster says of itself; those that do not answer are left out.</summary>
+    public async Task<IReadOnlyList<Membership>> Memberships(ActorSystem system, Akka.Cluster.Cluster cluster)
     {
         var self = cluster.SelfMember;
         var asker = LedgerMembers.Incarnation(self);
@@ -54,9 +58,16 @@ public sealed class OutsiderProbe(IReadOnlyList<string> seeds)
             }
         });
         var replies = await Task.WhenAll(asks);
-        return replies.FirstOrDefault(m => m is not null && ProvesIsland(m, configuredNodes));
+        return replies.OfType<Membership>().ToList();
     }
 
     /// <summary>Up in a cluster of a majority of the configured nodes, without the asker's incarnation.</summary>
     public static bool ProvesIsland(Membership m, int configuredNodes) => !m.HoldsAsker && m.UpMembers * 2 > configuredNodes;
+
+    /// <summary>
+    /// <paramref name="node"/> answers from the address of <paramref name="incarnation"/> as another
+    /// process: the one it names no longer holds that port, so it is gone (with any lease it held).
+    /// </summary>
+    public static bool ProvesGone(Membership m, string node, string incarnation) =>
+        m.Node == node && m.Incarnation != incarnation && LedgerMembers.SameAddress(m.Incarnation, incarnation);
 }

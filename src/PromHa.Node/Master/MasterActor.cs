@@ -45,6 +45,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private DateTimeOffset _recoveryStarted;
     private DateTimeOffset? _noQuorumSince;
     private bool _leavingIsland;
+    private bool _askingAfterMaster;
     private static readonly TimeSpan IslandTimeout = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan StallAfter = TickInterval * 3;
     private DateTimeOffset _lastDecideAt;
@@ -106,6 +107,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     /// <summary>What a configured node outside this cluster said of its own: <see cref="Membership"/> when it holds a majority without this node.</summary>
     private sealed record MajorityElsewhere(Membership? By);
+
+    /// <summary>What the configured nodes outside this cluster said of themselves while the master they name was absent.</summary>
+    private sealed record AbsentMasterAnswers(string Master, string Incarnation, IReadOnlyList<Membership> Replies);
 
     private sealed record ProbeOutsiders
     {
@@ -243,6 +247,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             f.ReplyTo.Tell(new SwitchoverResult(false, $"not recorded: {f.Reason}"));
         });
         Receive<Announce>(OnAnnounce);
+        Receive<AbsentMasterAnswers>(OnAbsentMasterAnswers);
         // This node's journal did not take the change: start over from the ledgers (a restarted
         // singleton recovers) rather than announce something that is not journaled.
         Receive<Status.Failure>(f => throw new InvalidOperationException("Journaling a role change failed", f.Cause));
@@ -412,6 +417,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         // A new incarnation (restarted node) has a ledger of its own to read.
         _members.Up(m, _state.SelfNode);
         _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++, Incarnation(m)), Clock.Now);
+        // Read its ledger now rather than on the next round (up to a second later): after every link
+        // was cut, the re-formed cluster waited that second for the majority that names the master.
+        if (_members.HeadOf(name) is null) _ledgers.AskHeads(_members.AddressesOf([name]), Self);
     }
 
     /// <summary>Address and UID: a node restarted on the same address is another incarnation.</summary>
@@ -496,12 +504,39 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         var (state, change) = _state.Decide(now);
         _state = state;
         RevokeIfServerDown(before, now);
+        AskAfterAbsentMaster(now);
         if (change is null) return;
         _log.Warning("Master role -> {0} (epoch {1}, reason {2}, previous {3})",
             change.Node, change.Epoch, change.Reason, change.Previous ?? "none");
         _beforeDecision = before;
         _committing = true;
         _ledgers.Append(change).PipeTo(Self, success: r => new Committed(r));
+    }
+
+    /// <summary>
+    /// The master is not a member and its lease may still run: ask the configured nodes outside the
+    /// cluster who they are. Another process answering from the master's address proves the one the
+    /// role was granted to gone (it exited before it could restart there), so its lease is not waited out.
+    /// </summary>
+    private void AskAfterAbsentMaster(DateTimeOffset now)
+    {
+        if (_askingAfterMaster || !_state.AwaitingAbsentMaster(now)) return;
+        _askingAfterMaster = true;
+        var (master, incarnation) = (_state.Master!, _state.MasterIncarnation!);
+        _outsiders.Memberships(Context.System, _cluster)
+            .PipeTo(Self, success: r => new AbsentMasterAnswers(master, incarnation, r),
+                failure: _ => new AbsentMasterAnswers(master, incarnation, []));
+    }
+
+    private void OnAbsentMasterAnswers(AbsentMasterAnswers a)
+    {
+        _askingAfterMaster = false;
+        if (a.Replies.FirstOrDefault(m => OutsiderProbe.ProvesGone(m, a.Master, a.Incarnation)) is not { } by) return;
+        if (_state.Master != a.Master || _state.MasterIncarnation != a.Incarnation) return;
+        _log.Info("{0} answers from its address as another process ({1}): {2}, which holds the role, is gone and its lease with it",
+            a.Master, by.Incarnation, a.Incarnation);
+        _state = _state.Observe(new MemberDied(a.Master, a.Incarnation), Clock.Now);
+        Decide();
     }
 
     /// <summary>

@@ -27,6 +27,10 @@ public sealed class LedgerMembers(int configured)
     /// <summary>Address and UID: a node restarted on the same address is another incarnation.</summary>
     public static string Incarnation(Member m) => $"{m.Address}#{m.UniqueAddress.Uid}";
 
+    /// <summary>Two incarnations on one address (host and port): at most one of them holds it.</summary>
+    public static bool SameAddress(string a, string b) =>
+        a.LastIndexOf('#') is var i and > 0 && b.LastIndexOf('#') is var j and > 0 && a.AsSpan(0, i).SequenceEqual(b.AsSpan(0, j));
+
     public void Up(Member m, string self)
     {
         if (MemberRoles.NodeName(m) is not { } name) return;

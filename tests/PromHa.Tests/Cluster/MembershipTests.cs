@@ -22,15 +22,16 @@ public class MembershipTests() : TestKit(ConfigurationFactory.ParseString("""
 
         // not Up yet: it claims no cluster, so that a node still joining never proves an island
         membership.Tell(new GetMembership("akka.tcp://promha@127.0.0.1:1#1"), TestActor);
-        Assert.Equal(new Membership("node1", 0, false), ExpectMsg<Membership>());
+        var me = LedgerMembers.Incarnation(cluster.SelfMember);
+        Assert.Equal(new Membership("node1", 0, false, me), ExpectMsg<Membership>());
 
         cluster.Join(cluster.SelfAddress);
         AwaitCondition(() => cluster.SelfMember.Status == Akka.Cluster.MemberStatus.Up, TimeSpan.FromSeconds(15));
 
         membership.Tell(new GetMembership("akka.tcp://promha@127.0.0.1:1#1"), TestActor);
-        Assert.Equal(new Membership("node1", 1, false), ExpectMsg<Membership>());
-        membership.Tell(new GetMembership(LedgerMembers.Incarnation(cluster.SelfMember)), TestActor);
-        Assert.Equal(new Membership("node1", 1, true), ExpectMsg<Membership>());
+        Assert.Equal(new Membership("node1", 1, false, me), ExpectMsg<Membership>());
+        membership.Tell(new GetMembership(me), TestActor);
+        Assert.Equal(new Membership("node1", 1, true, me), ExpectMsg<Membership>());
         // the same address with another UID is another incarnation: an old one is not the asker
         var other = $"{cluster.SelfAddress}#{cluster.SelfUniqueAddress.Uid + 1}";
         membership.Tell(new GetMembership(other), TestActor);
@@ -47,5 +48,13 @@ public class MembershipTests() : TestKit(ConfigurationFactory.ParseString("""
     [InlineData(2, 1, false, false)]
     [InlineData(3, 0, false, false)]  // not Up itself: still joining
     public void Only_a_majority_without_the_asker_proves_an_island(int configured, int up, bool holdsAsker, bool island) =>
-        Assert.Equal(island, OutsiderProbe.ProvesIsland(new Membership("b", up, holdsAsker), configured));
+        Assert.Equal(island, OutsiderProbe.ProvesIsland(new Membership("b", up, holdsAsker, "akka.tcp://promha@b:1#2"), configured));
+
+    [Theory]
+    [InlineData("b", "akka.tcp://promha@10.0.0.2:4053#7", true)]   // another process holds b's port: the old one is gone
+    [InlineData("b", "akka.tcp://promha@10.0.0.2:4053#1", false)]  // the very process the role was granted to
+    [InlineData("b", "akka.tcp://promha@10.0.0.2:4054#7", false)]  // another port: both may be running
+    [InlineData("c", "akka.tcp://promha@10.0.0.2:4053#7", false)]  // another node's answer says nothing of b
+    public void Only_another_process_on_the_masters_own_address_proves_it_gone(string node, string answeredAs, bool gone) =>
+        Assert.Equal(gone, OutsiderProbe.ProvesGone(new Membership(node, 0, false, answeredAs), "b", "akka.tcp://promha@10.0.0.2:4053#1"));
 }

@@ -313,6 +313,36 @@ public class MasterStateTests
     }
 
     [Fact]
+    public void A_recovered_master_that_is_absent_is_waited_for_until_its_address_proves_its_process_gone()
+    {
+        // every link was cut; the nodes restarted; the new singleton reads epoch 1 (b) from the ledgers
+        var last = new MasterChanged(1, "b", "test", At(-30), null, "tcp://b:1#1");
+        var s = MasterState.Initial("a", Timings)
+            .Observe(new MemberUp("a", false, 0, "tcp://a:1#2"), At(0)).Observe(new HealthReported(Healthy("a")), At(0))
+            .Observe(new MemberUp("c", false, 1, "tcp://c:1#2"), At(0)).Observe(new HealthReported(Healthy("c")), At(0))
+            .Recover(last, At(0));
+        Assert.True(s.AwaitingAbsentMaster(At(0.5)));
+        Assert.Null(s.Decide(At(0.5)).Change); // its lease may run: the predecessor may have renewed it a moment ago
+
+        // b's address answered as another process: the one granted the role is gone
+        s = s.Observe(new MemberDied("b", "tcp://b:1#1"), At(0.6));
+        Assert.False(s.AwaitingAbsentMaster(At(0.6)));
+        var (_, change) = s.Decide(At(0.6));
+        Assert.Equal("c", change?.Node);
+        Assert.Equal(2, change?.Epoch);
+
+        // without that proof, the lease is waited out
+        var waited = MasterState.Initial("a", Timings)
+            .Observe(new MemberUp("a", false, 0, "tcp://a:1#2"), At(0)).Observe(new HealthReported(Healthy("a")), At(0))
+            .Observe(new MemberUp("c", false, 1, "tcp://c:1#2"), At(0)).Observe(new HealthReported(Healthy("c")), At(0))
+            .Recover(last, At(0));
+        Assert.Null(waited.Decide(At(2.2)).Change);
+        foreach (var n in new[] { "a", "c" }) waited = waited.Observe(new HealthReported(Healthy(n)), At(2.4));
+        Assert.False(waited.AwaitingAbsentMaster(At(2.4)));
+        Assert.Equal("c", waited.Decide(At(2.4)).Change?.Node);
+    }
+
+    [Fact]
     public void A_pair_keeps_deciding_with_one_side_unreachable()
     {
         var pair = MasterState.Initial("a", Timings with { ConfiguredNodes = 2 }).Recover(null, At(0));
