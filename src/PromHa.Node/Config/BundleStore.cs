@@ -21,16 +21,19 @@ public sealed class BundleStore
 
     public bool Has(string hash) => File.Exists(PathOf(hash));
 
-    public void Save(ConfBundle bundle)
+    public void Save(ConfBundle bundle) => Save(bundle.Hash, bundle.ToTarGz());
+
+    /// <summary>Stores <paramref name="archive"/> as the bundle <paramref name="hash"/>: the exact bytes other nodes will fetch.</summary>
+    public void Save(string hash, byte[] archive)
     {
-        if (Has(bundle.Hash)) return;
-        var tmp = Path.Combine(_dir, $".{bundle.Hash}.{Environment.ProcessId}.tmp");
+        if (Has(hash)) return;
+        var tmp = Path.Combine(_dir, $".{hash}.{Environment.ProcessId}.tmp");
         using (var fs = File.Create(tmp))
         {
-            fs.Write(bundle.ToTarGz());
+            fs.Write(archive);
             fs.Flush(flushToDisk: true);
         }
-        File.Move(tmp, PathOf(bundle.Hash), overwrite: true);
+        File.Move(tmp, PathOf(hash), overwrite: true);
     }
 
     public ConfBundle? Load(string hash)

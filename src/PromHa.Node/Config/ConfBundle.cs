@@ -71,8 +71,10 @@ public sealed class ConfBundle
         long total = 0;
         foreach (var path in Enumerate(root))
         {
-            var rel = Path.GetRelativePath(root, path).Replace('\\', '/');
+            var rel = Path.GetRelativePath(root, path);
             if (!IsConfigPath(rel)) continue;
+            // before reading: a name that is not UTF-8 reads back as another name, which is not there
+            if (ConfNames.Problem(rel) is { } badName) throw new ConfTreeException(ConfNames.Printable(path), badName);
             BundleFile file;
             try
             {
@@ -150,6 +152,35 @@ public sealed class ConfBundle
         using var ms = new MemoryStream();
         using (var gz = new GZipStream(ms, CompressionLevel.Fastest, leaveOpen: true)) WriteTar(gz);
         return ms.ToArray();
+    }
+
+    /// <summary>
+    /// The bytes every node will read for this bundle, read back here first: a tree whose names or
+    /// content do not come back exactly as they went in (the tar reader refusing a header, a name
+    /// changed on the way) is refused before it is committed, not found unreadable on every other
+    /// node afterwards.
+    /// </summary>
+    public byte[] ToVerifiedTarGz(ArchiveLimits limits)
+    {
+        if (ConfNames.FirstProblem(Files.Keys) is { } badName) throw new ConfTreeException("tree", badName);
+        var archive = ToTarGz();
+        ConfBundle back;
+        try
+        {
+            using var ms = new MemoryStream(archive, writable: false);
+            back = ReadArchive(ms, "bundle", limits);
+        }
+        catch (Exception e) when (e is ConfTreeException or ArchiveTooLargeException or InvalidDataException or FormatException
+                                       or EndOfStreamException or ArgumentException or InvalidOperationException)
+        {
+            throw new ConfTreeException("tree", $"its bundle cannot be read back ({e.Message}), so no other node could read it");
+        }
+        if (back.Hash != Hash)
+        {
+            var lost = Files.Keys.FirstOrDefault(p => !back.Files.ContainsKey(p)) is { } p ? $"{ConfNames.Printable(p)} does not come back" : "content differs";
+            throw new ConfTreeException("tree", $"its bundle reads back as other content ({lost}), so no other node would run what was sent");
+        }
+        return archive;
     }
 
     /// <summary>

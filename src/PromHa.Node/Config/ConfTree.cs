@@ -24,7 +24,8 @@ public static class ConfTree
             var parent = Path.GetDirectoryName(path)!;
             RefuseLinkedDirs(root, parent, checkedDirs);
             Directory.CreateDirectory(parent);
-            var tmp = Path.Combine(parent, $".promha-{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
+            // not named after the file: a 255-byte name plus a prefix would pass NAME_MAX
+            var tmp = Path.Combine(parent, $".promha-{f.Sha256[..16]}.{Environment.ProcessId}.tmp");
             File.Delete(tmp); // a link planted at this name is removed, not followed
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
             {

@@ -409,10 +409,29 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 
     // ---- candidates ------------------------------------------------------------------------
 
+    /// <summary>
+    /// Why the tree cannot be a version (a name no node can carry, a bundle that does not read back,
+    /// what promtool or amtool say against it as the master would run it), or null and the bundle's
+    /// bytes, read back already, when it can.
+    /// </summary>
+    private async Task<(string? Invalid, byte[]? Archive)> Validate(ConfBundle bundle)
+    {
+        if (bundle.Files.Count == 0) return ("the tree is empty", null);
+        byte[] archive;
+        try
+        {
+            archive = bundle.ToVerifiedTarGz(_s.Config.Limits);
+        }
+        catch (ConfTreeException e)
+        {
+            return (e.Reason, null);
+        }
+        return (await Invalid(bundle), archive);
+    }
+
     /// <summary>What promtool or amtool say against the tree as the master would run it, or null when it is valid.</summary>
     private async Task<string?> Invalid(ConfBundle bundle)
     {
-        if (bundle.Files.Count == 0) return "the tree is empty";
         try
         {
             var rendered = ConfigRenderer.Render(bundle, RenderContextNow(isMaster: true) with { MasterPrometheus = null });
@@ -429,7 +448,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     {
         if (_target is { } t && t.Hash == bundle.Hash)
             return new SubmitResult(SubmitOutcome.Unchanged, t.Version, bundle.Hash, "same content as the latest version");
-        return await Invalid(bundle) is { } invalid
+        return (await Validate(bundle)).Invalid is { } invalid
             ? new SubmitResult(SubmitOutcome.Rejected, null, bundle.Hash, invalid)
             : new SubmitResult(SubmitOutcome.Valid, null, bundle.Hash, null);
     }
@@ -440,9 +459,10 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         if (_target is { } t && t.Hash == bundle.Hash)
             return new SubmitResult(SubmitOutcome.Unchanged, t.Version, bundle.Hash, "same content as the latest version");
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        if (await Invalid(bundle) is { } invalid) return Reject(bundle, source, author, invalid);
+        var (invalid, archive) = await Validate(bundle);
+        if (invalid is not null) return Reject(bundle, source, author, invalid);
         var validated = sw.ElapsedMilliseconds;
-        _store.Save(bundle);
+        _store.Save(bundle.Hash, archive!);
         _recent = bundle;
         var stored = sw.ElapsedMilliseconds;
         try
