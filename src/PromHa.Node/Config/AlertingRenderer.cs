@@ -191,7 +191,7 @@ public sealed class GateTable
                         if (hooks.Children[i] is not YamlMappingNode hook) continue;
                         if (Carries(hook, out var why))
                             targets[(name, i)] = new WebhookTarget(name, i, Scalar(hook, "url")!, Authorization(hook),
-                                !string.Equals(Scalar(hook, "send_resolved"), "false", StringComparison.OrdinalIgnoreCase));
+                                YamlBool(Scalar(hook, "send_resolved")) ?? true);
                         else direct.Add($"{name}: webhook {i} ({why})");
                     }
                 }
@@ -222,6 +222,18 @@ public sealed class GateTable
     }
 
     private static string? Scalar(YamlMappingNode m, string key) => AlertingRenderer.Scalar(m, key);
+
+    /// <summary>
+    /// A boolean as Alertmanager reads it (Go's yaml.v2, YAML 1.1: yes/no/on/off/y/n too), so that
+    /// the gate's send_resolved is the one the Alertmanager acts on; null when it is not one
+    /// (amtool refuses the file then).
+    /// </summary>
+    public static bool? YamlBool(string? text) => text switch
+    {
+        "y" or "Y" or "yes" or "Yes" or "YES" or "true" or "True" or "TRUE" or "on" or "On" or "ON" => true,
+        "n" or "N" or "no" or "No" or "NO" or "false" or "False" or "FALSE" or "off" or "Off" or "OFF" => false,
+        _ => null,
+    };
 
     /// <summary>Prometheus's duration syntax (1h30m, 4h, 90s, 1d, 500ms); null when it is not one.</summary>
     public static TimeSpan? ParseDuration(string text)

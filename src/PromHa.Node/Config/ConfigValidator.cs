@@ -22,11 +22,18 @@ public static class ConfigValidator
     // (a 10,000-file tree is not copied for every edit).
     private static readonly ConcurrentDictionary<string, ConfBundle> Staged = new();
 
+    /// <summary>The authored alertmanager.yml while amtool reads it: hidden, so that staging leaves it alone, beside the templates it names.</summary>
+    private const string AuthoredAlertmanager = ".promha-authored-alertmanager.yml";
+
     /// <summary>
     /// Null when the tree is valid; otherwise what the tools said. One caller at a time per
-    /// <paramref name="stagingDir"/>.
+    /// <paramref name="stagingDir"/>. <paramref name="authored"/>: the tree as the user wrote it.
+    /// Rendering replaces every webhook the gate carries with the gate's own URL, so amtool never
+    /// sees the user's receiver URLs and credentials in the rendered file; the gate delivers to
+    /// them, so the authored alertmanager.yml is checked by amtool too, first, in its own words.
     /// </summary>
-    public static async Task<string?> Validate(ConfBundle rendered, string stagingDir, ValidationTools tools, CancellationToken ct = default)
+    public static async Task<string?> Validate(ConfBundle rendered, string stagingDir, ValidationTools tools, ConfBundle? authored = null,
+        CancellationToken ct = default)
     {
         var dir = Path.GetFullPath(stagingDir);
         try
@@ -34,7 +41,7 @@ public static class ConfigValidator
             Staged.TryRemove(dir, out var current);
             if (!Directory.Exists(dir)) current = null;
             ConfTree.Sync(dir, rendered, current);
-            Staged[dir] = rendered;
+            Staged[dir] = rendered.Manifest(); // what to rewrite next time: hashes, not a second copy of the tree
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -43,9 +50,35 @@ public static class ConfigValidator
         if (rendered.Get(ConfigRenderer.PrometheusFile) is null) return "prometheus.yml: missing at the root of the conf tree";
         var prom = await Run(tools.Promtool, ["check", "config", ConfigRenderer.PrometheusFile], dir, ct);
         if (prom is not null) return prom;
-        if (rendered.Get(ConfigRenderer.AlertmanagerFile) is not null)
+        if (rendered.Get(ConfigRenderer.AlertmanagerFile) is { } am)
+        {
+            if (authored?.Get(ConfigRenderer.AlertmanagerFile) is { } written && !written.AsSpan().SequenceEqual(am) &&
+                await CheckAuthored(written, dir, tools, ct) is { } wrong)
+                return wrong;
             return await Run(tools.Amtool, ["check-config", ConfigRenderer.AlertmanagerFile], dir, ct);
+        }
         return tools.NeedAlertmanagerConfig ? "alertmanager.yml: missing, and this node runs an Alertmanager" : null;
+    }
+
+    /// <summary>amtool on the alertmanager.yml the user wrote, in the staged tree (its templates resolve the same way).</summary>
+    private static async Task<string?> CheckAuthored(byte[] written, string dir, ValidationTools tools, CancellationToken ct)
+    {
+        var path = Path.Combine(dir, AuthoredAlertmanager);
+        try
+        {
+            File.Delete(path); // a link planted at this name is removed, not followed
+            await File.WriteAllBytesAsync(path, written, ct);
+            var said = await Run(tools.Amtool, ["check-config", AuthoredAlertmanager], dir, ct);
+            return said?.Replace(AuthoredAlertmanager, $"{ConfigRenderer.AlertmanagerFile} (as written: the receivers the notification gate delivers to)");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"{dir}: cannot write the staging tree: {e.Message}";
+        }
+        finally
+        {
+            try { File.Delete(path); } catch (IOException) { }
+        }
     }
 
     private static async Task<string?> Run(string tool, string[] args, string workDir, CancellationToken ct)

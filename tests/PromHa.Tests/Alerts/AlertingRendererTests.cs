@@ -139,6 +139,21 @@ public sealed class AlertingRendererTests
     public void Durations_read_as_Prometheus_writes_them(string text, int seconds) =>
         Assert.Equal(TimeSpan.FromSeconds(seconds), GateTable.ParseDuration(text));
 
+    /// <summary>send_resolved as Alertmanager (Go's yaml.v2, YAML 1.1) reads it: the gate must agree with the Alertmanager it fronts.</summary>
+    [Theory]
+    [InlineData("false", false)]
+    [InlineData("no", false)]
+    [InlineData("off", false)]
+    [InlineData("N", false)]
+    [InlineData("true", true)]
+    [InlineData("yes", true)]
+    [InlineData("On", true)]
+    public void The_gate_reads_send_resolved_as_Alertmanager_does(string written, bool sendResolved)
+    {
+        var am = $"route:\n  receiver: r\nreceivers:\n  - name: r\n    webhook_configs:\n      - url: http://x.example/\n        send_resolved: {written}\n";
+        Assert.Equal(sendResolved, GateTable.Parse(Encoding.UTF8.GetBytes(am)).Target("r", 0)!.SendResolved);
+    }
+
     [Fact]
     public void A_broken_alertmanager_yml_names_the_file()
     {
