@@ -166,6 +166,8 @@ public static class NodeHost
             .AddHealthProbeActor(s, view)
             .AddReloaderActor(s)
             .AddConfigSyncActor(s, view, routes, gate)
+            .AddCandidateActor(s)
+            .AddBundleFetcherActor(s, view, new Console.ApiAccess(AdminToken.Load(s)?.PeerSecret(), s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null))
             .AddOutboxActor(s)
             .AddNotificationGateActor(s, view, routes)
             .AddMasterChangedAlertActor(s, view)

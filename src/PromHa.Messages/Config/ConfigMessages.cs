@@ -54,8 +54,21 @@ public sealed record GetConfigStatus : IPromHaMessage
     public static readonly GetConfigStatus Instance = new();
 }
 
-/// <summary>One node's configuration as the singleton last heard it.</summary>
-public sealed record NodeConfigView(string Node, long Applied, long? FailedVersion, string? FailedReason, DateTimeOffset? At);
+/// <summary>
+/// One node's configuration as the singleton last heard it. <see cref="State"/>: current, fetching,
+/// applying, failed or behind; <see cref="BehindSince"/>: since when it has not run the latest
+/// version; <see cref="FailedSince"/>: since when the step it is retrying has failed.
+/// </summary>
+public sealed record NodeConfigView(string Node, long Applied, long? FailedVersion, string? FailedReason, DateTimeOffset? At,
+    string? State = null, DateTimeOffset? BehindSince = null, DateTimeOffset? FailedSince = null);
+
+/// <summary>
+/// A node's own account of how far it is from the latest version (what it runs, what it is doing,
+/// its last fetch or apply error and since when), sent to the config-versions singleton on every
+/// change and every few seconds, so that a new singleton knows it too.
+/// </summary>
+public sealed record ConfigNodeState(string Node, long Applied, long Latest, string State, string? Error, long? ErrorVersion,
+    DateTimeOffset? ErrorSince, DateTimeOffset? BehindSince, DateTimeOffset At) : IPromHaMessage;
 
 public sealed record ConfigStatus(
     ConfigVersionCommitted? Latest,

@@ -90,7 +90,9 @@ public sealed record NodeHealthView(
     string? PrometheusUrl = null,
     string? ApiUrl = null,
     string? Address = null,
-    string? AlertmanagerUrl = null);
+    string? AlertmanagerUrl = null,
+    string? ConfigState = null,   // current, fetching, applying, failed, behind (the node's own account)
+    DateTimeOffset? ConfigBehindSince = null);
 
 public sealed record GetMasterStatus : IPromHaMessage
 {

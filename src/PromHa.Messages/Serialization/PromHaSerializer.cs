@@ -62,6 +62,7 @@ public sealed class PromHaSerializer(ExtendedActorSystem system) : SerializerWit
         ("config.bundle-unavailable.v1", typeof(BundleUnavailable)),
         ("config.applied.v1", typeof(ConfigApplied)),
         ("config.apply-failed.v1", typeof(ConfigApplyFailed)),
+        ("config.node-state.v1", typeof(ConfigNodeState)),
         ("config.get-status.v1", typeof(GetConfigStatus)),
         ("config.status.v1", typeof(ConfigStatus)),
         ("config.heartbeat.v1", typeof(ConfigHeartbeat)),

@@ -60,6 +60,21 @@ public sealed class BundleStore
         return bundle;
     }
 
+    /// <summary>Where a download of <paramref name="hash"/> is written before it is verified: hidden, beside the store (one rename away).</summary>
+    public string TempPath(string hash) => Path.Combine(_dir, $".{Check(hash)}.{Environment.ProcessId}.{Guid.NewGuid():N}.fetch");
+
+    /// <summary>Adds a downloaded bundle file (moved into the store), only if its content has the expected hash.</summary>
+    public ConfBundle ImportFile(string path, string expectedHash)
+    {
+        ConfBundle bundle;
+        using (var fs = File.OpenRead(path))
+            bundle = ConfBundle.ReadArchive(fs, $"bundle {expectedHash}", _limits);
+        if (bundle.Hash != expectedHash)
+            throw new ConfTreeException($"bundle {expectedHash}", $"fetched content hashes to {bundle.Hash}");
+        if (!Has(expectedHash)) File.Move(path, PathOf(expectedHash), overwrite: true);
+        return bundle;
+    }
+
     /// <summary>A slice of a stored bundle's bytes, for a node that fetches it.</summary>
     public (long Total, byte[] Data)? ReadChunk(string hash, long offset, int maxBytes)
     {

@@ -42,6 +42,12 @@ public sealed class ConfBundle
     public byte[]? Get(string path) => Files.TryGetValue(path, out var f) ? f.Content : null;
 
     /// <summary>
+    /// The same paths and hashes (so the same <see cref="Hash"/>) without the contents: enough to
+    /// tell whether a tree changed and which files to rewrite, at a fraction of the memory.
+    /// </summary>
+    public ConfBundle Manifest() => Of(Files.Values.Select(f => f with { Content = [] }));
+
+    /// <summary>
     /// Files that belong to a conf tree. Hidden files and directories (PromHa's own temporary files
     /// among them) and editor leftovers are not configuration.
     /// </summary>
@@ -59,9 +65,11 @@ public sealed class ConfBundle
     /// tree; one that points outside is refused (a tree must not publish /etc/shadow to every node
     /// because of a link). Symlinked directories are not followed. With a <paramref name="cache"/>,
     /// a file whose size and modification time are unchanged since the last read is not read again
-    /// (a 10,000-file tree is scanned on every change).
+    /// (a 10,000-file tree is scanned on every change). The cache keeps hashes, not contents: with
+    /// <paramref name="contents"/> false the result is a <see cref="Manifest"/>, read without touching
+    /// an unchanged file; with true every file is read.
     /// </summary>
-    public static ConfBundle FromDirectory(string dir, ArchiveLimits? limits = null, ScanCache? cache = null)
+    public static ConfBundle FromDirectory(string dir, ArchiveLimits? limits = null, ScanCache? cache = null, bool contents = true)
     {
         limits ??= new ArchiveLimits(long.MaxValue, long.MaxValue);
         var root = Path.GetFullPath(dir);
@@ -76,6 +84,7 @@ public sealed class ConfBundle
             // before reading: a name that is not UTF-8 reads back as another name, which is not there
             if (ConfNames.Problem(rel) is { } badName) throw new ConfTreeException(ConfNames.Printable(path), badName);
             BundleFile file;
+            long size;
             try
             {
                 var info = new FileInfo(path);
@@ -83,17 +92,19 @@ public sealed class ConfBundle
                 if (info.Length > limits.MaxFileBytes)
                     throw new ConfTreeException(path, $"{info.Length:N0} bytes, more than a single file may have (config.maxFileBytes, {limits.MaxFileBytes:N0})");
                 var stamp = (info.LastWriteTimeUtc, info.Length);
-                if (cache is not null && cache.TryGetValue(rel, out var known) && known.Stamp == stamp) file = known.File;
+                if (!contents && cache is not null && cache.TryGetValue(rel, out var known) && known.Stamp == stamp) file = known.File;
                 else
                 {
                     file = BundleFile.Of(rel, File.ReadAllBytes(info.FullName));
-                    cache?.Set(rel, stamp, file);
+                    cache?.Set(rel, stamp, file with { Content = [] });
+                    if (!contents) file = file with { Content = [] };
                 }
+                size = info.Length;
             }
             catch (FileNotFoundException) { continue; } // removed while we read the tree; the next scan sees it gone
             catch (IOException e) { throw new ConfTreeException(path, e.Message); }
             catch (UnauthorizedAccessException e) { throw new ConfTreeException(path, e.Message); }
-            total += file.Content.Length;
+            total += size;
             if (total > limits.MaxBytes) throw new ConfTreeException(root, $"tree is larger than the {limits.MaxBytes / (1024 * 1024)} MiB limit (config.maxBundleBytes)");
             files.Add(file);
         }

@@ -23,9 +23,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 {
     public const string Name = "config-sync";
     private static readonly TimeSpan TickInterval = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan FetchStall = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan RetryFailedAfter = TimeSpan.FromSeconds(30);
-    private const int FetchWindow = 4;
 
     private readonly NodeSettings _s;
     private readonly NodeView _view;
@@ -34,7 +32,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly string _appliedFile;
     private readonly string _confBackups;
-    private readonly Dictionary<string, Fetch> _fetches = new();
+    /// <summary>Bundles of target versions being fetched by the BundleFetcherActor.</summary>
+    private readonly HashSet<string> _fetching = [];
 
     private Applied? _applied;
     private Target? _target;
@@ -55,6 +54,10 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private bool _scanPending;
     private readonly HashSet<long> _fromWatch = []; // versions this conf dir produced
     private CandidateRejected? _lastRejected;
+    /// <summary>How far this node is from the latest version, reported to the config-versions singleton.</summary>
+    private Convergence _convergence;
+    private ((long, long, string, string?) Gist, DateTimeOffset At)? _reported;
+    private static readonly TimeSpan ReportEvery = TimeSpan.FromSeconds(10);
 
     public ConfigSyncActor(NodeSettings settings, NodeView view, GateRoutes routes, GateRendering? gate)
     {
@@ -67,8 +70,15 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         _appliedFile = Path.Combine(settings.DataDir, "config", "applied.json");
         _confBackups = Path.Combine(settings.DataDir, "config", "conf-backups");
         _applied = LoadApplied();
+        _convergence = Convergence.Start(_applied?.Version ?? 0);
 
         Receive<Tick>(_ => OnTick());
+        Receive<GiveMemoryBack>(_ =>
+        {
+            var before = Environment.WorkingSet;
+            MemoryBudget.GiveBack();
+            _log.Info("Gave memory back after a large tree: working set {0:F0} -> {1:F0} MiB", before / 1048576.0, Environment.WorkingSet / 1048576.0);
+        });
         Receive<ConfigVersionAvailable>(a => Consider(new Target(a.Version, a.BundleHash, a.Origin)));
         Receive<ConfigHeartbeat>(h =>
         {
@@ -77,27 +87,19 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         });
         Receive<ApplyFinished>(OnApplyFinished);
         Receive<FetchBundleChunk>(ServeChunk);
-        Receive<BundleChunk>(OnChunk);
-        Receive<BundleUnavailable>(u =>
-        {
-            if (_fetches.TryGetValue(u.BundleHash, out var f)) NextSource(f, $"{u.Node} does not have it");
-        });
-        Receive<FetchCheck>(c =>
-        {
-            if (!_fetches.TryGetValue(c.Hash, out var f)) return;
-            if (f.Received == c.ReceivedAtLastCheck) NextSource(f, $"no data for {FetchStall.TotalSeconds:F0}s");
-            else Timers.StartSingleTimer($"fetch-{c.Hash}", new FetchCheck(c.Hash, f.Received), FetchStall);
-        });
+        Receive<BundleReady>(OnFetched);
         Receive<EnsureBundle>(e =>
         {
             if (_store.Has(e.Hash)) Sender.Tell(new BundleReady(e.Hash, true, null));
-            else StartFetch(e.Hash, e.Origin, Sender);
+            else Fetcher().Forward(new FetchBundle(e.Hash, e.Origin));
         });
         Receive<ConfChanged>(_ => Timers.StartSingleTimer("debounce", ScanConf.Instance, TimeSpan.FromMilliseconds(_s.Config.DebounceMs)));
-        ReceiveAsync<ScanConf>(_ => Scan());
-        ReceiveAsync<SubmitTree>(async t => Sender.Tell(t.DryRun ? await Check(t.Bundle) : await Submit(t.Bundle, t.Source, t.Author)));
+        Receive<ScanConf>(_ => Scan());
+        // validated by the candidate pipeline, outside this mailbox; it answers the asker and tells us the outcome
+        Receive<SubmitTree>(t => Candidates().Tell(new ValidateCandidate(t, CandidateContext(), _target?.Hash, _target?.Version, Sender)));
+        Receive<CandidateDone>(OnCandidateDone);
         Receive<GetLocalConfig>(_ => Sender.Tell(new LocalConfig(_applied?.Version ?? 0, _applied?.Hash, _target?.Version ?? 0,
-            _failed?.Version, _lastRejected, _fetches.Keys.ToList())));
+            _failed?.Version, _lastRejected, _fetching.ToList())));
         Receive<SubscribeAck>(_ => { });
     }
 
@@ -106,18 +108,6 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private sealed record Applied(long Version, string Hash, DateTimeOffset At);
 
     private sealed record Target(long Version, string Hash, string Origin);
-
-    private sealed class Fetch(string hash, List<Address> sources)
-    {
-        public string Hash { get; } = hash;
-        public List<Address> Sources { get; } = sources;
-        public int SourceIndex { get; set; }
-        public MemoryStream Buffer { get; set; } = new();
-        public long Total { get; set; } = -1;
-        public long RequestedUpTo { get; set; }
-        public long Received => Buffer.Length;
-        public List<IActorRef> Waiters { get; } = [];
-    }
 
     private sealed record Tick
     {
@@ -134,7 +124,12 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         public static readonly ScanConf Instance = new();
     }
 
-    private sealed record FetchCheck(string Hash, long ReceivedAtLastCheck);
+    /// <summary>A large tree was handled: once its buffers are unreferenced, give their memory back.</summary>
+    private sealed record GiveMemoryBack
+    {
+        public static readonly GiveMemoryBack Instance = new();
+    }
+
 
     protected override void PreStart()
     {
@@ -187,12 +182,27 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         }
         if (_failed is { } f && Clock.Now - f.At > RetryFailedAfter) MaybeApply();
         UpdateWatcher();
+        ReportConvergence();
+    }
+
+    /// <summary>
+    /// Tells the config-versions singleton how far this node is from the latest version when that
+    /// changed, and every <see cref="ReportEvery"/> (a new singleton learns it so); sets the metric.
+    /// </summary>
+    private void ReportConvergence()
+    {
+        var now = DateTimeOffset.UtcNow;
+        ConfigMetrics.BehindSeconds.Set(Math.Round(_convergence.BehindFor(now).TotalSeconds));
+        if (_reported is { } r && r.Gist == _convergence.Gist && now - r.At < ReportEvery) return;
+        _reported = (_convergence.Gist, now);
+        Versions().Tell(_convergence.Report(_s.Node.Name, now));
     }
 
     private void Consider(Target t)
     {
         if (_target is not null && t.Version <= _target.Version) return;
         _target = t;
+        _convergence = _convergence.LatestIs(t.Version, DateTimeOffset.UtcNow);
         ConfigMetrics.Latest.Set(t.Version);
         _view.ConfigLatest = t.Version;
         MaybeApply();
@@ -205,9 +215,10 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         if (_failed is { } f && f.Version == t.Version && Clock.Now - f.At < RetryFailedAfter && !_forceReapply) return;
         if (!_store.Has(t.Hash))
         {
-            StartFetch(t.Hash, t.Origin, null);
+            StartFetch(t);
             return;
         }
+        _convergence = _convergence.ApplyStarted();
         var bundle = _recent?.Hash == t.Hash ? _recent : _store.Load(t.Hash)!;
         _recent = bundle;
         _applying = true;
@@ -252,6 +263,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
                     WriteConfDir(bundle, r.Version);
             }
             Versions().Tell(new ConfigApplied(_s.Node.Name, r.Version, r.BundleHash, r.Seconds, DateTimeOffset.UtcNow));
+            _convergence = _convergence.AppliedVersion(r.Version);
+            if (_recent is { } big && !MemoryBudget.Keep(big)) AfterLargeTree();
         }
         else
         {
@@ -259,7 +272,9 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             ConfigMetrics.ReloadFailures.Inc();
             _log.Error("Config version {0} not applied, previous config kept: {1}", r.Version, r.Reason);
             Versions().Tell(new ConfigApplyFailed(_s.Node.Name, r.Version, r.Reason ?? "unknown", DateTimeOffset.UtcNow));
+            _convergence = _convergence.Failed(r.Version, $"applying version {r.Version}: {r.Reason ?? "unknown"}", DateTimeOffset.UtcNow);
         }
+        ReportConvergence();
         MaybeApply();
         if (_scanPending && CaughtUp)
         {
@@ -376,7 +391,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 
     private bool CaughtUp => _target is null || (_applied is not null && _applied.Version >= _target.Version);
 
-    private async Task Scan()
+    private void Scan()
     {
         if (_watcher is null || !_view.IsMaster) return;
         if (!CaughtUp)
@@ -388,12 +403,21 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         var sw = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            bundle = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits, _scanCache);
+            // hashes first (an unchanged file is not read again); the contents only when the tree changed
+            var manifest = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits, _scanCache, contents: false);
+            if (manifest.Hash == _lastScanHash || manifest.Hash == _applied?.Hash)
+            {
+                _lastScanError = null;
+                return;
+            }
+            bundle = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
         {
             // Shown like a rejected candidate (status, metrics), once per distinct problem.
-            if (_lastScanError != e.Message) Reject("", $"watch:{_s.Node.Name}", $"{Environment.UserName}@{_s.Node.Name}", $"cannot read {_s.ConfDir}: {e.Message}");
+            if (_lastScanError != e.Message)
+                Rejected(CandidateActor.Rejection(_log, _s.Node.Name, "", $"watch:{_s.Node.Name}", $"{Environment.UserName}@{_s.Node.Name}",
+                    $"cannot read {_s.ConfDir}: {e.Message}"));
             _lastScanError = e.Message;
             _lastScanHash = null;
             return;
@@ -402,108 +426,46 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         if (bundle.Hash == _lastScanHash || bundle.Hash == _applied?.Hash) return;
         _lastScanHash = bundle.Hash;
         _log.Debug("Read {0} ({1} files) in {2} ms", _s.ConfDir, bundle.Files.Count, sw.ElapsedMilliseconds);
-        var outcome = await Submit(bundle, $"watch:{_s.Node.Name}", $"{Environment.UserName}@{_s.Node.Name}");
-        if (outcome is { Outcome: SubmitOutcome.Committed, Version: { } v }) _fromWatch.Add(v);
-        if (outcome.Outcome == SubmitOutcome.NotCommitted) _lastScanHash = null; // try again on the next rescan
+        Candidates().Tell(new ValidateCandidate(new SubmitTree(bundle, WatchSource, $"{Environment.UserName}@{_s.Node.Name}"), CandidateContext(),
+            _target?.Hash, _target?.Version, ActorRefs.Nobody));
     }
+
+    private string WatchSource => $"watch:{_s.Node.Name}";
 
     // ---- candidates ------------------------------------------------------------------------
 
-    /// <summary>
-    /// Why the tree cannot be a version (a name no node can carry, a bundle that does not read back,
-    /// what promtool or amtool say against it as the master would run it), or null and the bundle's
-    /// bytes, read back already, when it can.
-    /// </summary>
-    private async Task<(string? Invalid, byte[]? Archive)> Validate(ConfBundle bundle)
+    /// <summary>A candidate is validated as the master would run it.</summary>
+    private RenderContext CandidateContext() => RenderContextNow(isMaster: true) with { MasterPrometheus = null };
+
+    private void OnCandidateDone(CandidateDone d)
     {
-        if (bundle.Files.Count == 0) return ("the tree is empty", null);
-        byte[] archive;
-        try
+        var (tree, result) = (d.Tree, d.Result);
+        if (!MemoryBudget.Keep(tree.Bundle)) Timers.StartSingleTimer("give-back", GiveMemoryBack.Instance, TimeSpan.FromSeconds(5));
+        if (d.Rejected is not null) Rejected(d.Rejected);
+        if (result is { Outcome: SubmitOutcome.Committed, Version: { } v })
         {
-            archive = bundle.ToVerifiedTarGz(_s.Config.Limits);
+            _recent = tree.Bundle;
+            Consider(new Target(v, result.BundleHash, _s.Node.Name));
         }
-        catch (ConfTreeException e)
-        {
-            return (e.Reason, null);
-        }
-        return (await Invalid(bundle), archive);
+        if (tree.Source != WatchSource) return;
+        if (result is { Outcome: SubmitOutcome.Committed, Version: { } made }) _fromWatch.Add(made);
+        if (result.Outcome == SubmitOutcome.NotCommitted) _lastScanHash = null; // try again on the next rescan
     }
 
-    /// <summary>What promtool or amtool say against the tree as the master would run it, or null when it is valid.</summary>
-    private async Task<string?> Invalid(ConfBundle bundle)
+    /// <summary>A large bundle is not held once applied (it is read from the store when needed), and its memory is given back.</summary>
+    private void AfterLargeTree()
     {
-        try
-        {
-            var rendered = ConfigRenderer.Render(bundle, RenderContextNow(isMaster: true) with { MasterPrometheus = null });
-            return await ConfigValidator.Validate(rendered, Path.Combine(_s.DataDir, "config", "staging", "candidate"), ValidationTools.For(_s));
-        }
-        catch (ConfTreeException e)
-        {
-            return e.Message;
-        }
+        _recent = null;
+        Timers.StartSingleTimer("give-back", GiveMemoryBack.Instance, TimeSpan.FromSeconds(5));
     }
 
-    /// <summary>A dry run: validated like a candidate, and nothing else (not stored, not counted as rejected).</summary>
-    private async Task<SubmitResult> Check(ConfBundle bundle)
+    private void Rejected(CandidateRejected r)
     {
-        if (_target is { } t && t.Hash == bundle.Hash)
-            return new SubmitResult(SubmitOutcome.Unchanged, t.Version, bundle.Hash, "same content as the latest version");
-        return (await Validate(bundle)).Invalid is { } invalid
-            ? new SubmitResult(SubmitOutcome.Rejected, null, bundle.Hash, invalid)
-            : new SubmitResult(SubmitOutcome.Valid, null, bundle.Hash, null);
+        _lastRejected = r;
+        Versions().Tell(r);
     }
 
-    /// <summary>Validates a tree as the master would run it, stores it and asks the singleton for a version.</summary>
-    private async Task<SubmitResult> Submit(ConfBundle bundle, string source, string author)
-    {
-        if (_target is { } t && t.Hash == bundle.Hash)
-            return new SubmitResult(SubmitOutcome.Unchanged, t.Version, bundle.Hash, "same content as the latest version");
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        var (invalid, archive) = await Validate(bundle);
-        if (invalid is not null) return Reject(bundle, source, author, invalid);
-        var validated = sw.ElapsedMilliseconds;
-        _store.Save(bundle.Hash, archive!);
-        _recent = bundle;
-        var stored = sw.ElapsedMilliseconds;
-        try
-        {
-            var reply = await Versions().Ask<object>(
-                new SubmitCandidate(bundle.Hash, bundle.Files.Count, bundle.Bytes, source, author, _s.Node.Name), TimeSpan.FromSeconds(20));
-            switch (reply)
-            {
-                case CandidateCommitted c:
-                    if (c.Created)
-                        _log.Info("Candidate {0} from {1} is version {2} (validated in {3} ms, stored in {4} ms, committed in {5} ms)",
-                            bundle.Hash[..12], source, c.Version, validated, stored - validated, sw.ElapsedMilliseconds - stored);
-                    Consider(new Target(c.Version, c.BundleHash, _s.Node.Name));
-                    return new SubmitResult(c.Created ? SubmitOutcome.Committed : SubmitOutcome.Unchanged, c.Version, bundle.Hash,
-                        c.Created ? null : "same content as the latest version");
-                case CandidateNotCommitted n:
-                    _log.Warning("Candidate {0} from {1} not committed: {2}", bundle.Hash[..12], source, n.Reason);
-                    return new SubmitResult(SubmitOutcome.NotCommitted, null, bundle.Hash, n.Reason);
-                default:
-                    return new SubmitResult(SubmitOutcome.NotCommitted, null, bundle.Hash, $"unexpected answer {reply.GetType().Name}");
-            }
-        }
-        catch (AskTimeoutException)
-        {
-            return new SubmitResult(SubmitOutcome.NotCommitted, null, bundle.Hash, "the master singleton did not answer within 20 s");
-        }
-    }
-
-    private SubmitResult Reject(ConfBundle bundle, string source, string author, string reason) => Reject(bundle.Hash, source, author, reason);
-
-    private SubmitResult Reject(string hash, string source, string author, string reason)
-    {
-        _log.Error("Rejected the candidate from {0} ({1}): {2}", source, hash.Length >= 12 ? hash[..12] : "unreadable", reason);
-        ConfigMetrics.Rejected.WithLabels(source.Split(':')[0]).Inc();
-        ConfigMetrics.LastRejected.Set(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
-        _lastRejected = new CandidateRejected(_s.Node.Name, hash, source, author, reason, DateTimeOffset.UtcNow);
-        Versions().Tell(_lastRejected);
-        return new SubmitResult(SubmitOutcome.Rejected, null, hash, reason);
-    }
-
-    // ---- fetching bundles in chunks ----------------------------------------------------------
+    // ---- bundles: peers of this release fetch over HTTP (BundleFetcherActor); chunks serve an older one during an upgrade
 
     private void ServeChunk(FetchBundleChunk req)
     {
@@ -513,101 +475,30 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             : new BundleUnavailable(req.BundleHash, _s.Node.Name));
     }
 
-    /// <summary>The origin first, then every other member: any node that applied a version has its bundle.</summary>
-    private void StartFetch(string hash, string? origin, IActorRef? waiter)
+    /// <summary>The target's bundle, from the fetcher (which streams it from a peer over HTTP); answered with <see cref="BundleReady"/>.</summary>
+    private void StartFetch(Target t)
     {
-        if (_fetches.TryGetValue(hash, out var running))
-        {
-            if (waiter is not null) running.Waiters.Add(waiter);
-            return;
-        }
-        var members = _cluster.State.Members
-            .Where(m => m.Address != _cluster.SelfAddress && !_cluster.State.Unreachable.Contains(m))
-            .OrderBy(m => MemberRoles.NodeName(m) == origin ? 0 : 1)
-            .Select(m => m.Address).ToList();
-        var f = new Fetch(hash, members);
-        if (waiter is not null) f.Waiters.Add(waiter);
-        if (members.Count == 0)
-        {
-            Finish(f, false, "no other member to fetch it from");
-            return;
-        }
-        _fetches[hash] = f;
-        _log.Info("Fetching bundle {0} from {1}", hash[..12], members[0]);
-        RequestMore(f);
-        Timers.StartSingleTimer($"fetch-{hash}", new FetchCheck(hash, 0), FetchStall);
+        if (!_fetching.Add(t.Hash)) return;
+        _convergence = _convergence.FetchStarted();
+        Fetcher().Tell(new FetchBundle(t.Hash, t.Origin));
     }
 
-    private void RequestMore(Fetch f)
+    private void OnFetched(BundleReady r)
     {
-        var chunk = _s.Config.ChunkBytes;
-        var target = Context.ActorSelection(new RootActorPath(f.Sources[f.SourceIndex]) / "user" / Name);
-        // The size is known after the first chunk; then keep a few requests in flight.
-        if (f.Total < 0)
-        {
-            if (f.RequestedUpTo == 0)
-            {
-                target.Tell(new FetchBundleChunk(f.Hash, 0, chunk));
-                f.RequestedUpTo = chunk;
-            }
-            return;
-        }
-        while (f.RequestedUpTo < f.Total && f.RequestedUpTo - f.Received < (long)FetchWindow * chunk)
-        {
-            target.Tell(new FetchBundleChunk(f.Hash, f.RequestedUpTo, chunk));
-            f.RequestedUpTo += chunk;
-        }
-    }
-
-    private void OnChunk(BundleChunk c)
-    {
-        if (!_fetches.TryGetValue(c.BundleHash, out var f) || c.Offset != f.Received) return; // late or from an old source
-        f.Total = c.Total;
-        f.Buffer.Write(c.Data);
-        if (f.Received < f.Total && c.Data.Length > 0)
-        {
-            RequestMore(f);
-            return;
-        }
-        try
-        {
-            _recent = _store.Import(f.Buffer.ToArray(), f.Hash);
-            _log.Info("Fetched bundle {0} ({1} bytes)", f.Hash[..12], f.Total);
-            Finish(f, true, null);
-            MaybeApply();
-        }
-        catch (Exception e) when (e is ConfTreeException or ArchiveTooLargeException or InvalidDataException or IOException or FormatException
-                                       or OverflowException or NotSupportedException)
-        {
-            NextSource(f, $"bad bundle: {e.Message}");
-        }
-    }
-
-    private void NextSource(Fetch f, string why)
-    {
-        _log.Warning("Fetching bundle {0} from {1} failed ({2})", f.Hash[..12], f.Sources[f.SourceIndex], why);
-        f.SourceIndex++;
-        if (f.SourceIndex >= f.Sources.Count)
-        {
-            Finish(f, false, $"no member could send bundle {f.Hash[..12]} ({why})");
-            return;
-        }
-        f.Buffer = new MemoryStream();
-        f.Total = -1;
-        f.RequestedUpTo = 0;
-        RequestMore(f);
-        Timers.StartSingleTimer($"fetch-{f.Hash}", new FetchCheck(f.Hash, 0), FetchStall);
-    }
-
-    private void Finish(Fetch f, bool ok, string? reason)
-    {
-        _fetches.Remove(f.Hash);
-        Timers.Cancel($"fetch-{f.Hash}");
-        foreach (var w in f.Waiters) w.Tell(new BundleReady(f.Hash, ok, reason));
-        if (!ok) _log.Warning("Bundle {0} not fetched: {1}; trying again on the next anti-entropy round", f.Hash[..12], reason);
+        if (!_fetching.Remove(r.Hash)) return;
+        if (!r.Ok) ConfigMetrics.FetchFailures.Inc(); // tried again on the next anti-entropy round (the next tick)
+        if (_target is { } t && t.Hash == r.Hash)
+            _convergence = r.Ok ? _convergence.FetchEnded()
+                : _convergence.Failed(t.Version, $"fetching version {t.Version}: {r.Reason}", DateTimeOffset.UtcNow);
+        if (r.Ok) MaybeApply();
+        ReportConvergence();
     }
 
     // ---- helpers -----------------------------------------------------------------------------
+
+    private IActorRef Candidates() => ActorRegistry.For(Context.System).Get<CandidateKey>();
+
+    private IActorRef Fetcher() => ActorRegistry.For(Context.System).Get<BundleFetcherKey>();
 
     /// <summary>The config-versions singleton: it numbers versions and hears what each node runs.</summary>
     private IActorRef Versions() => ActorRegistry.For(Context.System).Get<ConfigVersionsProxyKey>();

@@ -165,6 +165,7 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
             _log.Warning("{0} could not apply config version {1}: {2}", f.Node, f.Version, f.Reason);
             _state = _state.ApplyFailed(f);
         });
+        Receive<ConfigNodeState>(r => _state = _state.NodeReported(r));
         Receive<CandidateRejected>(r => _state = _state.CandidateRejected(r));
         Receive<GetConfigStatus>(_ => Sender.Tell(_state.Status()));
     }

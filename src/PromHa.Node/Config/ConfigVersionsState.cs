@@ -119,6 +119,14 @@ public sealed record ConfigVersionsState(
                 Nodes.TryGetValue(f.Node, out var v) ? v.Applied : 0, f.Version, f.Reason, f.At)),
         };
 
+    /// <summary>A node's own account of its convergence: it replaces what the singleton knew of it.</summary>
+    public ConfigVersionsState NodeReported(ConfigNodeState r) =>
+        this with
+        {
+            Nodes = Nodes.SetItem(r.Node, new NodeConfigView(r.Node, r.Applied, r.Error is null ? null : r.ErrorVersion, r.Error, r.At,
+                r.State, r.BehindSince, r.ErrorSince)),
+        };
+
     public ConfigVersionsState CandidateRejected(CandidateRejected r)
     {
         var rejected = Rejected.Insert(0, r);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using PromHa.Node.Config;
 using PromHa.Node.Demo;
 using PromHa.Node.Http;
 
@@ -21,14 +22,19 @@ public static class ConfigBenchCommand
         var dir = new Option<string?>("--dir") { Description = "Directory for the nodes (default: a new temp directory, deleted afterwards)" };
         var keep = new Option<bool>("--keep") { Description = "Keep the directory afterwards" };
         var noTls = new Option<bool>("--no-tls") { Description = "Plain TCP between the nodes (default: mutual TLS, as the demo runs)" };
-        var cmd = new Command("config", "Measure config propagation: file saved on the master -> every node reloaded and verified")
-            { rounds, nodes, files, dir, keep, noTls };
+        var uploadFiles = new Option<int>("--upload-files")
+            { Description = "Instead of edits: upload trees with this many file_sd files (e.g. 100000) with `config apply`, each a new version", DefaultValueFactory = _ => 0 };
+        var uploadMib = new Option<int>("--upload-mib")
+            { Description = "Instead of edits: upload trees with one file_sd file of this many MiB (e.g. 40), each a new version", DefaultValueFactory = _ => 0 };
+        var cmd = new Command("config", "Measure config propagation: file saved on the master (or a tree uploaded) -> every node reloaded and verified")
+            { rounds, nodes, files, dir, keep, noTls, uploadFiles, uploadMib };
         cmd.SetAction((p, ct) => Run(p.GetValue(rounds), p.GetValue(nodes), p.GetValue(files), p.GetValue(dir), p.GetValue(keep),
-            !p.GetValue(noTls), ct));
+            !p.GetValue(noTls), p.GetValue(uploadFiles), p.GetValue(uploadMib), ct));
         return cmd;
     }
 
-    private static async Task<int> Run(int rounds, int nodes, int files, string? dir, bool keep, bool tls, CancellationToken ct)
+    private static async Task<int> Run(int rounds, int nodes, int files, string? dir, bool keep, bool tls, int uploadFiles, int uploadMib,
+        CancellationToken ct)
     {
         if (rounds < 1 || nodes < 1 || files < 0)
         {
@@ -58,6 +64,13 @@ public static class ConfigBenchCommand
             await WaitAllApplied(cluster, api, 1, ct);
             Say($"cluster up, master {master.Name}, version 1 on every node after {sw.Elapsed.TotalSeconds:F1} s");
 
+            if (uploadFiles > 0 || uploadMib > 0)
+            {
+                await Uploads(cluster, api, master, rounds, uploadFiles, uploadMib, latencies, ct);
+                ok = true;
+                return Summary(latencies, nodes, uploadFiles > 0 ? $"uploads of {uploadFiles} file_sd files" : $"uploads of one {uploadMib} MiB file_sd file",
+                    rounds, commandLine, cluster, master);
+            }
             var file = Path.Combine(master.ConfDir, "business", "demo", "job", "bench.yml");
             for (var i = 1; i <= rounds; i++)
             {
@@ -85,13 +98,66 @@ public static class ConfigBenchCommand
             else Say($"kept {baseDir}");
         }
 
+        return Summary(latencies, nodes, $"{files} extra files, edits", rounds, commandLine, null, null);
+    }
+
+    private static int Summary(List<double> latencies, int nodes, string what, int rounds, string commandLine, LocalCluster? cluster, LocalNode? master)
+    {
         var sorted = latencies.Order().ToList();
         double P(double q) => sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Count) - 1, 0, sorted.Count - 1)];
-        Say("\n=== config propagation (saved on the master -> every node reloaded and verified) ===");
+        Say("\n=== config propagation (saved on the master or uploaded -> every node reloaded and verified) ===");
         Say(string.Create(CultureInfo.InvariantCulture,
-            $"{nodes} nodes, {files} extra files, {rounds} edits: p50 {P(0.50):F0} ms   p99 {P(0.99):F0} ms   min {sorted[0]:F0} ms   max {sorted[^1]:F0} ms"));
+            $"{nodes} nodes, {what}, {rounds} rounds: p50 {P(0.50):F0} ms   p99 {P(0.99):F0} ms   min {sorted[0]:F0} ms   max {sorted[^1]:F0} ms"));
+        if (cluster is not null)
+            Say("VmRSS after the rounds: " + string.Join(", ", cluster.Nodes.Select(n => $"{n.Name}{(n == master ? " (took the uploads)" : "")} " +
+                $"{(LocalCluster.RssMib(n) is { } mib ? $"{mib:F0} MiB" : "?")}")));
         Say($"command: {commandLine}");
         return 0;
+    }
+
+    /// <summary>
+    /// Each round uploads a new tree to the master's API (`promha config apply`): the demo tree and
+    /// either <paramref name="count"/> file_sd files or one file_sd file of <paramref name="mib"/> MiB,
+    /// labelled with the round so that every round is a new version; timed from the upload's start
+    /// until every node has applied it (commit included).
+    /// </summary>
+    private static async Task Uploads(LocalCluster cluster, ApiClient api, LocalNode master, int rounds, int count, int mib, List<double> latencies,
+        CancellationToken ct)
+    {
+        var template = ConfBundle.FromDirectory(master.ConfDir);
+        for (var i = 1; i <= rounds; i++)
+        {
+            var files = template.Files.Values.Select(f => (f.Path, f.Content)).ToDictionary(f => f.Path, f => f.Content);
+            files["prometheus.yml"] = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(files["prometheus.yml"]) + """
+
+                  - job_name: bench
+                    scrape_interval: 1h
+                    scrape_timeout: 10s
+                    file_sd_configs:
+                      - files: ['business/bench/job/*.yml']
+
+                """);
+            if (count > 0)
+                for (var k = 0; k < count; k++)
+                    files[$"business/bench/job/t{k:D6}.yml"] = System.Text.Encoding.UTF8.GetBytes($"- targets: ['127.0.0.1:9']\n  labels:\n    shard: 's{k}'\n    round: '{i}'\n");
+            else
+            {
+                var sb = new System.Text.StringBuilder();
+                for (var k = 0; sb.Length < mib * 1024 * 1024; k++)
+                    sb.Append($"- targets: ['10.{k / 65536 % 256}.{k / 256 % 256}.{k % 256}:9100']\n  labels:\n    shard: 's{k}'\n    round: '{i}'\n");
+                files["business/bench/job/big.yml"] = System.Text.Encoding.UTF8.GetBytes(sb.ToString());
+            }
+            var tar = ConfBundle.Of(files).ToTarGz();
+            var expected = (await api.ConfigStatus(ct))!.Latest + 1;
+            var sw = Stopwatch.StartNew();
+            var (code, r) = await api.ConfigApply(tar, "bench", "bench", ct);
+            var committed = sw.ElapsedMilliseconds;
+            if (r.Outcome != "committed") throw new TimeoutException($"round {i}: the upload was not committed ({code} {r.Outcome}: {r.Reason})");
+            await WaitAllApplied(cluster, api, r.Version ?? expected, ct);
+            latencies.Add(sw.Elapsed.TotalMilliseconds);
+            Say($"round {i,3}: {tar.Length / 1024.0 / 1024:F1} MiB compressed, version {r.Version} committed after {committed} ms, " +
+                $"on {cluster.Nodes.Count} nodes after {sw.ElapsedMilliseconds} ms");
+        }
     }
 
     /// <summary>Every node reports the version as applied; returns the singleton's view with each node's time.</summary>

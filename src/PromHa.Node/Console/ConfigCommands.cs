@@ -109,9 +109,11 @@ public static class ConfigCommands
                 System.Console.WriteLine($"this node {s.Node} runs version {s.Applied}{(s.FailedVersion is { } fv ? $", version {fv} FAILED here" : "")}");
                 if (s.Note is not null) System.Console.WriteLine($"note      {s.Note}");
                 System.Console.WriteLine();
-                ConsoleCommands.PrintTable(["NODE", "APPLIED", "FAILED", "REASON"], s.Nodes.Select(x => new[]
+                ConsoleCommands.PrintTable(["NODE", "APPLIED", "STATE", "SINCE", "LAST ERROR"], s.Nodes.Select(x => new[]
                 {
-                    x.Node, x.Applied.ToString(), x.FailedVersion?.ToString() ?? "-", x.FailedReason ?? "",
+                    x.Node, x.Applied.ToString(), x.State ?? (x.FailedVersion is null ? "-" : "failed"),
+                    (x.FailedSince ?? x.BehindSince) is { } since ? $"{since.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC" : "-",
+                    x.FailedReason is null ? "" : $"{(x.FailedVersion is { } fv ? $"v{fv}: " : "")}{x.FailedReason}",
                 }));
                 if (s.Rejected.Count > 0)
                 {

@@ -438,6 +438,20 @@ public sealed class LocalCluster : IAsyncDisposable
     }
 
     /// <summary>The PID of the node's Prometheus: the external process, or the one its pid file names (null: none running).</summary>
+    /// <summary>The node's promha VmRSS in MiB (/proc/PID/status), or null when it does not run.</summary>
+    public static double? RssMib(LocalNode n)
+    {
+        if (n.Process is not { HasExited: false } p) return null;
+        try
+        {
+            return Health.ProcessMetrics.ReadStatus(File.ReadAllLines($"/proc/{p.Id}/status")).GetValueOrDefault("VmRSS") / 1024.0;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     public static int? PrometheusPid(LocalNode n)
     {
         if (n.Witness) return null;

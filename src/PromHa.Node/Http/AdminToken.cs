@@ -83,6 +83,15 @@ public sealed class AdminToken
     public bool MatchesGate(string? presented) =>
         presented is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(GateSecret()), Encoding.UTF8.GetBytes(presented));
 
+    /// <summary>
+    /// What a node presents to a peer for a config bundle (`/api/v1/config/bundles/{hash}`): derived
+    /// from the token every node of the cluster holds, so that no node keeps the token itself in memory.
+    /// </summary>
+    public string PeerSecret() => Convert.ToHexString(HMACSHA256.HashData(_hash, "promha-peer-bundles"u8)).ToLowerInvariant();
+
+    public bool MatchesPeer(string? presented) =>
+        presented is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(PeerSecret()), Encoding.UTF8.GetBytes(presented));
+
     /// <summary>A new random token: 32 bytes, base64url (43 characters).</summary>
     public static string Generate() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 

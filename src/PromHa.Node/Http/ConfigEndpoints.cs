@@ -108,6 +108,21 @@ public static class ConfigEndpoints
             return Results.Text(Diff(a.Bundle!, b.Bundle!, $"v{from}", $"v{to}"), "text/plain; charset=utf-8");
         }).RequireAdmin();
 
+        // A stored bundle's exact bytes, streamed from its file: what a peer's BundleFetcherActor downloads.
+        // The admin token, or the peer secret every node derives from it: a bundle is the whole conf tree.
+        app.MapGet("/api/v1/config/bundles/{hash}", (HttpContext http, NodeSettings s, string hash) =>
+        {
+            if (http.RequestServices.GetService<AdminToken>() is { } token && AdminToken.Presented(http.Request) is var presented &&
+                !token.Matches(presented) && !token.MatchesPeer(presented))
+                return Results.Text("401 unauthorized: a config bundle needs the admin token or the cluster's peer secret\n", statusCode: 401);
+            if (hash.Length != 64 || !hash.All(char.IsAsciiHexDigitLower))
+                return Results.Text($"'{hash}' is not a bundle hash (64 lowercase hex digits)\n", statusCode: 400);
+            var path = new BundleStore(s.DataDir, s.Config.Limits).PathOf(hash);
+            return File.Exists(path)
+                ? Results.File(path, "application/gzip", $"{hash}.tar.gz")
+                : Results.Text($"this node does not hold bundle {hash[..12]}\n", statusCode: 404);
+        });
+
         app.MapGet("/api/v1/config/status", async (ActorRegistry registry, NodeView view) =>
         {
             LocalConfig local;

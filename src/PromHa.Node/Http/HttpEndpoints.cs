@@ -156,7 +156,7 @@ public static class HttpEndpoints
     /// <summary>Each node's health (master singleton) beside the config version it runs (config-versions singleton).</summary>
     private static IReadOnlyList<NodeHealthView> WithConfig(IReadOnlyList<NodeHealthView> nodes, Messages.Config.ConfigHeartbeat? config) =>
         config is null ? nodes : nodes.Select(n => config.Nodes.FirstOrDefault(c => c.Node == n.Node) is { } c
-            ? n with { ConfigVersion = c.Applied, ConfigError = c.FailedReason }
+            ? n with { ConfigVersion = c.Applied, ConfigError = c.FailedReason, ConfigState = c.State, ConfigBehindSince = c.BehindSince }
             : n).ToList();
 
     public static List<MemberInfo> Members(ActorSystem system)

@@ -45,7 +45,7 @@ public sealed class LiveTree(NodeSettings s)
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
     private readonly string _liveDir = s.Config.LiveDir;
     private readonly string _staging = Path.Combine(s.DataDir, "config", "staging", "apply");
-    private ConfBundle? _live; // what the live dir holds, once read or written here
+    private ConfBundle? _live; // what the live dir holds, once read or written here (a large tree is read again instead)
     private readonly string _backups = Path.Combine(s.DataDir, "config", "backups");
 
     public bool RunsServers => s.Prometheus.Mode != ServerMode.None || s.Alertmanager.Mode != ServerMode.None;
@@ -71,7 +71,7 @@ public sealed class LiveTree(NodeSettings s)
         // job of PromHa's, so it is checked here. Every reload is verified either way, and rolled back.
         if (ConfigRenderer.Rewrites(ctx) || !validatedAsCandidate)
         {
-            var invalid = await ConfigValidator.Validate(rendered, _staging, Tools);
+            var invalid = await ConfigValidator.Validate(rendered, _staging, Tools, validatedAsCandidate ? null : bundle);
             phases.Done("validate");
             if (invalid is not null) return new ApplyFinished(version, bundle.Hash, false, invalid, 0, null);
         }
@@ -88,6 +88,7 @@ public sealed class LiveTree(NodeSettings s)
         phases.Done("swap");
         var (ok, detail) = await ReloadAndVerify(servers);
         phases.Done("reload");
+        if (!MemoryBudget.Keep(rendered)) _live = null; // read back from the live dir by the next apply, not held between applies
         if (ok) return new ApplyFinished(version, bundle.Hash, true, null, 0, $"{changed.Count} file(s) changed, reloaded {servers.ToString().ToLowerInvariant()}; {phases}{(detail is null ? "" : $"; {detail}")}");
 
         log.Error("Version {0} did not load ({1}); restoring the previous tree{2}", version, detail,
@@ -201,7 +202,7 @@ public sealed class LiveTree(NodeSettings s)
                 Alertmanagers = s.Alertmanager.Mode == ServerMode.None ? [] : [s.Advertised(s.Alertmanager.EffectiveUrl)],
                 Gate = Alerts.GateEndpoints.Rendering(s, PromHa.Node.Http.AdminToken.Load(s)),
             });
-            var invalid = ConfigValidator.Validate(rendered, _staging, Tools).GetAwaiter().GetResult();
+            var invalid = ConfigValidator.Validate(rendered, _staging, Tools, bundle).GetAwaiter().GetResult();
             if (invalid is not null)
             {
                 log.LogError("The conf dir {Dir} is not valid, so Prometheus waits for a version from the cluster: {Reason}", s.ConfDir, invalid);

@@ -24,7 +24,7 @@ public sealed class ConfigValidatorTests : IDisposable
     {
         var rules = PromHa.Node.Demo.LocalCluster.ShippedRules();
         foreach (var alert in new[] { "PromHaNoMaster", "PromHaSplitBrain", "PromHaFailover", "PromHaNodeMissing", "PromHaReloadFailing",
-                     "PromHaCandidateRejected", "PromHaOutboxBacklog", "PromHaNotificationsFailing", "PromHaNotificationsSwallowed" })
+                     "PromHaCandidateRejected", "PromHaConfigBehind", "PromHaOutboxBacklog", "PromHaNotificationsFailing", "PromHaNotificationsSwallowed" })
             Assert.Contains($"alert: {alert}\n", rules);
         Assert.Null(await ConfigValidator.Validate(Tree(rules: rules), _staging, Tools));
         // and the copy in deploy/ is the one embedded
@@ -141,6 +141,31 @@ public sealed class ConfigValidatorTests : IDisposable
                               description: "For 10 minutes more notifications were judged nothing new than were sent: GET /api/v1/notifications shows for each which delivery it duplicated."
                 """);
 
+    /// <summary>A node catching up within 2 minutes is no alert; one behind for longer is.</summary>
+    [Fact]
+    public Task PromHaConfigBehind_fires_for_a_node_behind_for_over_two_minutes()
+        => PromtoolTestRules("""
+                rule_files: [promha.rules.yml]
+                evaluation_interval: 15s
+                tests:
+                  - name: one node catches up in a minute, another stays behind
+                    interval: 15s
+                    input_series:
+                      - series: 'promha_config_behind_seconds{job="promha",instance="a"}'
+                        values: '0 15 30 45 60 0 0 0 0 0 0 0 0 0 0 0'
+                      - series: 'promha_config_behind_seconds{job="promha",instance="b"}'
+                        values: '0+15x20'
+                    alert_rule_test:
+                      - { eval_time: 1m, alertname: PromHaConfigBehind, exp_alerts: [] }
+                      - eval_time: 3m
+                        alertname: PromHaConfigBehind
+                        exp_alerts:
+                          - exp_labels: { severity: warning, instance: b }
+                            exp_annotations:
+                              summary: "b has not run the latest config version for over 2 minutes"
+                              description: "`promha config status` shows what it runs, what it is doing (fetching, applying, failed) and its last error."
+                """);
+
     [Fact]
     public async Task A_valid_tree_passes()
     {
@@ -165,6 +190,59 @@ public sealed class ConfigValidatorTests : IDisposable
         var error = await ConfigValidator.Validate(Tree(am: "route:\n  receiver: nobody\nreceivers:\n  - name: d\n"), _staging, Tools);
         Assert.NotNull(error);
         Assert.Contains("undefined receiver \"nobody\"", error);
+    }
+
+    /// <summary>
+    /// Every field the notification gate takes out of the authored alertmanager.yml (the URL it
+    /// delivers to, the credentials it sends, send_resolved, max_alerts, the repeat interval),
+    /// broken: refused with amtool's own words, although rendering replaced the webhook with the
+    /// gate's (whose rendered file alone passes amtool for the first five).
+    /// </summary>
+    [Theory]
+    [InlineData("url: '::not a url'", "missing protocol scheme")]
+    [InlineData("url: 'ftp://files.example/hook'", "unsupported scheme \"ftp\"")]
+    [InlineData("url: 'http://'", "missing host for URL")]
+    [InlineData("url: 'http://x.example/'\n        http_config:\n          basic_auth: {username: u, password: p, password_file: /etc/pw}",
+        "at most one of basic_auth password & password_file")]
+    [InlineData("url: 'http://x.example/'\n        http_config:\n          authorization: {type: Basic, credentials: c}",
+        "authorization type cannot be set to \"basic\"")]
+    [InlineData("url: 'http://x.example/'\n        http_config:\n          bearer_token: t\n          authorization: {credentials: c}",
+        "authorization is not compatible with bearer_token")]
+    [InlineData("url: 'http://x.example/'\n        http_config:\n          basic_auth: {username: u, password: p}\n          authorization: {credentials: c}",
+        "at most one of basic_auth, oauth2 & authorization")]
+    [InlineData("url: 'http://x.example/'\n        send_resolved: maybe", "cannot unmarshal !!str `maybe` into bool")]
+    [InlineData("url: 'http://x.example/'\n        max_alerts: -1", "cannot unmarshal !!int `-1` into uint64")]
+    [InlineData("url: 'http://x.example/'", "not a valid duration string: \"soon\"", "soon")]
+    public async Task What_the_gate_takes_from_the_authored_alertmanager_yml_is_checked_by_amtool_as_written(string hook, string reason,
+        string repeat = "4h")
+    {
+        var am = $"route:\n  receiver: pager\n  repeat_interval: {repeat}\nreceivers:\n  - name: pager\n    webhook_configs:\n      - {hook}\n";
+        var authored = Tree(am: am);
+        var rendered = ConfigRenderer.Render(authored, new RenderContext("n1", PromHa.Node.Settings.ConfigMode.Mirror, "promha_replica", true, null, [])
+        {
+            Alertmanagers = ["http://127.0.0.1:9093"],
+            Gate = new GateRendering("http://127.0.0.1:8480/gate", "gate-secret", null),
+        });
+        var error = await ConfigValidator.Validate(rendered, _staging, Tools, authored);
+        Assert.NotNull(error);
+        Assert.Contains(reason, error);
+        Assert.Contains("alertmanager.yml (as written", error);
+        Assert.DoesNotContain(".promha-authored", error);
+        // nothing of the check is left in the staging dir
+        Assert.False(File.Exists(Path.Combine(_staging, ".promha-authored-alertmanager.yml")));
+    }
+
+    [Fact]
+    public async Task A_webhook_the_gate_replaced_with_its_own_is_still_refused_when_the_users_url_is_not_one()
+    {
+        var am = "route:\n  receiver: pager\nreceivers:\n  - name: pager\n    webhook_configs:\n      - url: '::not a url'\n";
+        var rendered = ConfigRenderer.Render(Tree(am: am), new RenderContext("n1", PromHa.Node.Settings.ConfigMode.Mirror, "promha_replica", true, null, [])
+        {
+            Gate = new GateRendering("http://127.0.0.1:8480/gate", null, null),
+        });
+        // the rendered file alone passes: the gate's URL replaced the user's
+        Assert.Null(await ConfigValidator.Validate(rendered, _staging, Tools));
+        Assert.Contains("missing protocol scheme", await ConfigValidator.Validate(rendered, _staging, Tools, Tree(am: am)));
     }
 
     [Fact]

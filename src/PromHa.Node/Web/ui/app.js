@@ -79,7 +79,11 @@ function banners(s) {
   if (master && !master.prometheusHealthy)
     list.push(['bad', `The master's Prometheus (${master.node}) is unhealthy${s.paused ? ', and the cluster is paused: nothing takes over' : ''}.`]);
   for (const n of s.nodes) {
-    if (n.configError) list.push(['bad', `${n.node} failed to apply a config version: ${n.configError}`]);
+    if (n.configError)
+      list.push(['bad', `${n.node} runs config v${n.configVersion ?? 0}, not the latest` +
+        `${n.configBehindSince ? ` (behind since ${when(n.configBehindSince)})` : ''}: ${n.configError}`]);
+    else if (n.configBehindSince && Date.now() - new Date(n.configBehindSince).getTime() > 120_000)
+      list.push(['warn', `${n.node} has not run the latest config version since ${when(n.configBehindSince)} (${n.configState}).`]);
     if (!n.reachable) list.push(['warn', `${n.node} is unreachable.`]);
   }
   const rejected = configStatus?.rejected?.[0];
@@ -114,7 +118,8 @@ function renderStatus(s) {
       el('td', {}, ok(n.reachable, 'yes', 'no')),
       el('td', {}, n.witness ? '–' : ok(n.prometheusHealthy)),
       el('td', {}, n.witness || !n.alertmanagerUrl ? '–' : ok(n.alertmanagerHealthy)),
-      el('td', { class: 'config' }, n.configVersion ? `v${n.configVersion}` : '–'),
+      el('td', { class: 'config', title: n.configState ?? '' }, n.configVersion ? `v${n.configVersion}` : '–',
+        n.configState && n.configState !== 'current' ? el('span', { class: n.configError ? 'bad' : 'warn' }, ` ${n.configState}`) : null),
       el('td', {}, n.lastReportAgeSeconds == null ? '–' : `${n.lastReportAgeSeconds} s`),
       el('td', {}, links),
       el('td', {}, canTake ? el('button', { type: 'button', class: 'take', onclick: () => switchover(n.node) }, 'Make master…') : null));
