@@ -5,35 +5,46 @@ public static class ConfTree
 {
     /// <summary>
     /// Makes <paramref name="dir"/> hold exactly the bundle's files: each changed file is written
-    /// beside its target under a hidden name and renamed over it (atomic on one filesystem), files
-    /// the bundle lacks are removed. Hidden files are left alone. When the caller knows what the
-    /// dir holds (<paramref name="current"/>, read from it), only differing files are touched.
-    /// Returns the paths written or removed.
+    /// beside its target under a hidden name, and once all are written (and, when
+    /// <paramref name="durable"/>, on disk: one syncfs for the whole tree, not an fsync per file, which
+    /// made 100,000 files take 30 s) each is renamed over its target (atomic on one filesystem); files
+    /// the bundle lacks are removed. No reader ever sees a half-written file. Hidden files are left
+    /// alone. When the caller knows what the dir holds (<paramref name="current"/>, read from it),
+    /// only differing files are touched. Returns the paths written or removed.
     /// </summary>
-    public static IReadOnlyList<string> Sync(string dir, ConfBundle bundle, ConfBundle? current = null)
+    public static IReadOnlyList<string> Sync(string dir, ConfBundle bundle, ConfBundle? current = null, bool durable = true)
     {
         Directory.CreateDirectory(dir);
         var root = Path.GetFullPath(dir);
         current ??= ConfBundle.FromDirectory(root);
         var changed = new List<string>();
         var checkedDirs = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var f in bundle.Files.Values)
+        var written = new List<(string Tmp, string Path)>();
+        try
         {
-            if (current.Files.TryGetValue(f.Path, out var existing) && existing.Sha256 == f.Sha256) continue;
-            var path = Path.Combine(root, f.Path);
-            var parent = Path.GetDirectoryName(path)!;
-            RefuseLinkedDirs(root, parent, checkedDirs);
-            Directory.CreateDirectory(parent);
-            // not named after the file: a 255-byte name plus a prefix would pass NAME_MAX
-            var tmp = Path.Combine(parent, $".promha-{f.Sha256[..16]}.{Environment.ProcessId}.tmp");
-            File.Delete(tmp); // a link planted at this name is removed, not followed
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+            foreach (var f in bundle.Files.Values)
             {
-                fs.Write(f.Content);
-                fs.Flush(flushToDisk: true);
+                if (current.Files.TryGetValue(f.Path, out var existing) && existing.Sha256 == f.Sha256) continue;
+                var path = Path.Combine(root, f.Path);
+                var parent = Path.GetDirectoryName(path)!;
+                RefuseLinkedDirs(root, parent, checkedDirs);
+                Directory.CreateDirectory(parent);
+                // not named after the file (a 255-byte name plus a prefix would pass NAME_MAX) nor its
+                // content (two equal files in one dir are both pending until the renames)
+                var tmp = Path.Combine(parent, $".promha-{written.Count}.{Environment.ProcessId}.tmp");
+                File.Delete(tmp); // a link planted at this name is removed, not followed
+                using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+                    fs.Write(f.Content);
+                written.Add((tmp, path));
+                changed.Add(f.Path);
             }
-            File.Move(tmp, path, overwrite: true);
-            changed.Add(f.Path);
+            if (durable && written.Count > 0) FlushToDisk(root, written);
+            foreach (var (tmp, path) in written) File.Move(tmp, path, overwrite: true);
+            written.Clear();
+        }
+        finally
+        {
+            foreach (var (tmp, _) in written) File.Delete(tmp); // a write failed: nothing of it is left behind
         }
         foreach (var rel in current.Files.Keys)
         {
@@ -44,6 +55,40 @@ public static class ConfTree
         if (changed.Count > 0) RemoveEmptyDirs(root, root);
         return changed;
     }
+
+    /// <summary>The written files' data on disk before any is renamed: one syncfs(2) of their filesystem, or an fsync each where that fails.</summary>
+    private static void FlushToDisk(string root, List<(string Tmp, string Path)> written)
+    {
+        if (written.Count > 1 && SyncFs(root)) return;
+        foreach (var (tmp, _) in written)
+        {
+            using var handle = File.OpenHandle(tmp, FileMode.Open, FileAccess.Write);
+            RandomAccess.FlushToDisk(handle);
+        }
+    }
+
+    private static bool SyncFs(string path)
+    {
+        var fd = NativeOpen(path, 0 /* O_RDONLY */);
+        if (fd < 0) return false;
+        try
+        {
+            return NativeSyncFs(fd) == 0;
+        }
+        finally
+        {
+            NativeClose(fd);
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    private static extern int NativeOpen([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "syncfs", SetLastError = true)]
+    private static extern int NativeSyncFs(int fd);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "close")]
+    private static extern int NativeClose(int fd);
 
     /// <summary>
     /// A directory inside the tree that is a symlink would take a write somewhere else entirely

@@ -40,7 +40,7 @@ public static class ConfigValidator
         {
             Staged.TryRemove(dir, out var current);
             if (!Directory.Exists(dir)) current = null;
-            ConfTree.Sync(dir, rendered, current);
+            ConfTree.Sync(dir, rendered, current, durable: false); // a staging dir need not survive a crash
             Staged[dir] = rendered.Manifest(); // what to rewrite next time: hashes, not a second copy of the tree
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

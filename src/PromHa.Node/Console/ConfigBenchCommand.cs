@@ -66,7 +66,9 @@ public static class ConfigBenchCommand
 
             if (uploadFiles > 0 || uploadMib > 0)
             {
-                await Uploads(cluster, api, master, rounds, uploadFiles, uploadMib, latencies, ct);
+                // an upload is answered once validated and committed: promtool on a large tree takes seconds
+                using var uploadApi = cluster.Api(master, TimeSpan.FromMinutes(5));
+                await Uploads(cluster, uploadApi, master, rounds, uploadFiles, uploadMib, latencies, ct);
                 ok = true;
                 return Summary(latencies, nodes, uploadFiles > 0 ? $"uploads of {uploadFiles} file_sd files" : $"uploads of one {uploadMib} MiB file_sd file",
                     rounds, commandLine, cluster, master);
@@ -86,7 +88,8 @@ public static class ConfigBenchCommand
             }
             ok = true;
         }
-        catch (TimeoutException e)
+        catch (Exception e) when (e is TimeoutException or ApiException or HttpRequestException or System.Text.Json.JsonException
+                                       or TaskCanceledException && !ct.IsCancellationRequested)
         {
             await System.Console.Error.WriteLineAsync($"promha bench config: {e.Message}");
             return 1;
@@ -109,8 +112,9 @@ public static class ConfigBenchCommand
         Say(string.Create(CultureInfo.InvariantCulture,
             $"{nodes} nodes, {what}, {rounds} rounds: p50 {P(0.50):F0} ms   p99 {P(0.99):F0} ms   min {sorted[0]:F0} ms   max {sorted[^1]:F0} ms"));
         if (cluster is not null)
-            Say("VmRSS after the rounds: " + string.Join(", ", cluster.Nodes.Select(n => $"{n.Name}{(n == master ? " (took the uploads)" : "")} " +
-                $"{(LocalCluster.RssMib(n) is { } mib ? $"{mib:F0} MiB" : "?")}")));
+            foreach (var (label, rss) in RssAfter)
+                Say($"VmRSS {label}: " + string.Join(", ", cluster.Nodes.Select((n, i) => $"{n.Name}{(n == master ? " (took the uploads)" : "")} " +
+                    $"{(rss[i] is { } mib ? $"{mib:F0} MiB" : "?")}")));
         Say($"command: {commandLine}");
         return 0;
     }
@@ -121,10 +125,15 @@ public static class ConfigBenchCommand
     /// labelled with the round so that every round is a new version; timed from the upload's start
     /// until every node has applied it (commit included).
     /// </summary>
+    /// <summary>Each node's VmRSS before the first upload, right after the last one, and a minute later.</summary>
+    private static readonly List<(string Label, double?[] Rss)> RssAfter = [];
+
     private static async Task Uploads(LocalCluster cluster, ApiClient api, LocalNode master, int rounds, int count, int mib, List<double> latencies,
         CancellationToken ct)
     {
         var template = ConfBundle.FromDirectory(master.ConfDir);
+        double?[] Rss() => cluster.Nodes.Select(LocalCluster.RssMib).ToArray();
+        RssAfter.Add(("before the uploads", Rss()));
         for (var i = 1; i <= rounds; i++)
         {
             var files = template.Files.Values.Select(f => (f.Path, f.Content)).ToDictionary(f => f.Path, f => f.Content);
@@ -153,18 +162,22 @@ public static class ConfigBenchCommand
             var (code, r) = await api.ConfigApply(tar, "bench", "bench", ct);
             var committed = sw.ElapsedMilliseconds;
             if (r.Outcome != "committed") throw new TimeoutException($"round {i}: the upload was not committed ({code} {r.Outcome}: {r.Reason})");
-            await WaitAllApplied(cluster, api, r.Version ?? expected, ct);
+            await WaitAllApplied(cluster, api, r.Version ?? expected, ct, TimeSpan.FromMinutes(5));
             latencies.Add(sw.Elapsed.TotalMilliseconds);
             Say($"round {i,3}: {tar.Length / 1024.0 / 1024:F1} MiB compressed, version {r.Version} committed after {committed} ms, " +
                 $"on {cluster.Nodes.Count} nodes after {sw.ElapsedMilliseconds} ms");
         }
+        RssAfter.Add(("right after the last upload", Rss()));
+        await Task.Delay(TimeSpan.FromSeconds(60), ct); // memory should come back within a minute
+        RssAfter.Add(("a minute later", Rss()));
     }
 
     /// <summary>Every node reports the version as applied; returns the singleton's view with each node's time.</summary>
-    private static async Task<ConfigStatusResponse> WaitAllApplied(LocalCluster cluster, ApiClient api, long version, CancellationToken ct)
+    private static async Task<ConfigStatusResponse> WaitAllApplied(LocalCluster cluster, ApiClient api, long version, CancellationToken ct,
+        TimeSpan? within = null)
     {
         var sw = Stopwatch.StartNew();
-        var timeout = TimeSpan.FromSeconds(120);
+        var timeout = within ?? TimeSpan.FromSeconds(120);
         while (sw.Elapsed < timeout)
         {
             try

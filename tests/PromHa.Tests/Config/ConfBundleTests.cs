@@ -83,6 +83,24 @@ public sealed class ConfBundleTests : IDisposable
         Assert.Empty(ConfTree.Sync(_dir, bundle));
     }
 
+    /// <summary>All files are written before any is renamed (one flush for the tree): equal files in one dir must not share a pending name.</summary>
+    [Fact]
+    public void Equal_files_in_one_dir_and_many_files_are_all_written()
+    {
+        var files = Enumerable.Range(0, 2000).ToDictionary(i => $"job/t{i:D4}.yml", i => i % 2 == 0 ? "- targets: []\n"u8.ToArray() : Encoding.UTF8.GetBytes($"# {i}\n"));
+        files["prometheus.yml"] = "scrape_configs: []\n"u8.ToArray();
+        var bundle = ConfBundle.Of(files);
+        Assert.Equal(files.Count, ConfTree.Sync(_dir, bundle).Count);
+        Assert.Equal(bundle.Hash, ConfBundle.FromDirectory(_dir).Hash);
+        Assert.Empty(Directory.EnumerateFiles(_dir, ".promha-*", SearchOption.AllDirectories)); // no pending file left
+        // the manifest of a directory read without contents has the same hash
+        var cache = new ScanCache();
+        Assert.Equal(bundle.Hash, ConfBundle.FromDirectory(_dir, cache: cache, contents: false).Hash);
+        Assert.Equal(0, ConfBundle.FromDirectory(_dir, cache: cache, contents: false).Bytes);
+        File.WriteAllText(Path.Combine(_dir, "job", "t0001.yml"), "# changed\n");
+        Assert.NotEqual(bundle.Hash, ConfBundle.FromDirectory(_dir, cache: cache, contents: false).Hash);
+    }
+
     [Fact]
     public void Backups_keep_only_the_newest()
     {
