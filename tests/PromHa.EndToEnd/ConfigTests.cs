@@ -55,6 +55,9 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
             ("invalid prometheus.yml", d => Replace(d, "prometheus.yml", "scrape_interval: 5s", "scrape_interval: soon"), "prometheus.yml"),
             ("broken rule file", d => Replace(d, "business/promha/rule/promha.rules", "== 0", "== = 0"), "promha.rules"),
             ("undefined receiver", d => Replace(d, "alertmanager.yml", "receiver: default", "receiver: nobody"), "undefined receiver \"nobody\""),
+            // the gate replaces the webhook in the rendered file: the file as written is what amtool must refuse
+            ("receiver URL that is not a URL", d => Replace(d, "alertmanager.yml", "- name: default\n",
+                "- name: default\n    webhook_configs:\n      - url: '::not a url'\n"), "missing protocol scheme"),
             ("YAML syntax error", d => Replace(d, "prometheus.yml", "scrape_configs:", "scrape_configs: [unclosed"), "YAML syntax error"),
             ("bad label in a file_sd file", d => File.WriteAllText(Path.Combine(d, "business/demo/job/bad.yml"),
                 "- targets: ['127.0.0.1:1']\n  labels:\n    \"bad-label\": x\n"), "\"bad-label\" is not a valid label name"),
@@ -85,6 +88,10 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("promha_config_candidates_rejected_total{source=\"watch\"} 1", await Get($"{master.HttpUrl}/metrics"));
 
         Assert.Equal(2, (await api.ConfigVersions(50))!.Count);
+        // every node's own account: current, nothing behind, no error
+        await c.WaitUntil(async () => (await api.ConfigStatus())!.Nodes is { Count: 3 } ns && ns.All(n => n is { State: "current", BehindSince: null, FailedReason: null }),
+            Generous, default, "every node to report its config as current");
+        Assert.Contains("promha_config_behind_seconds 0", await Get($"{master.HttpUrl}/metrics"));
         foreach (var n in c.Nodes)
         {
             Assert.Equal(2, (await c.Status(n))!.ConfigApplied);
@@ -110,7 +117,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         Assert.False(File.Exists(Path.Combine(master.ConfDir, "business", "demo", "job", "web.yml")),
             "the master's conf dir follows the rollback");
 
-        // A 20 MB tree, uploaded to a standby, travels to every node in chunks (a remoting frame holds 128 kB).
+        // A 20 MB tree, uploaded to a standby, travels to every node (one HTTP download each from a peer).
         var big = Snapshot(master.ConfDir);
         try
         {

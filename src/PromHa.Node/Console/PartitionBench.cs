@@ -308,8 +308,16 @@ internal static class PartitionBench
         {
             Say($"  master {s.Master.Name} hosts the singleton: switchover to {to.Name} first");
             using var api = c.Api(s.Master);
-            var r = await api.Switchover(to.Name, ct);
-            if (!r.Accepted) throw new InvalidOperationException($"switchover to {to.Name} refused: {r.Message}");
+            // Right after a case (or a restart) the master may not hold a fresh health report of the
+            // target yet, and a switchover goes only to a node reported healthy in the last 3 s: that
+            // refusal is the product's right answer, so ask again; any other refusal stops the run.
+            await c.WaitUntil(async () =>
+            {
+                var r = await api.Switchover(to.Name, ct);
+                if (r.Accepted) return true;
+                if (!r.Message.Contains("not eligible")) throw new InvalidOperationException($"switchover to {to.Name} refused: {r.Message}");
+                return false;
+            }, TimeSpan.FromSeconds(60), ct, $"{to.Name} to be eligible and the switchover accepted");
             await c.WaitForSingleMaster(TimeSpan.FromSeconds(60), n => n == to, ct);
             return await Settle(SettleTimeout);
         }
