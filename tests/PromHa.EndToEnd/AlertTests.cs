@@ -253,7 +253,9 @@ public class AlertTests(ITestOutputHelper output)
     {
         try
         {
-            await c.WaitUntil(() => Task.FromResult(sink.Deliveries.Any(d => d.Name == name && d.Status == status)), Generous, default,
+            // the receiver's last word on the alert, not any earlier one: after a resolved-and-fired-again
+            // flap (a failed scrape, allowed below) an earlier resolution must not pass for the final one
+            await c.WaitUntil(() => Task.FromResult(sink.Deliveries.Where(d => d.Name == name).MaxBy(d => d.At)?.Status == status), Generous, default,
                 $"a {status} notification for {name}\n{sink.Describe()}");
         }
         catch (TimeoutException e)

@@ -24,6 +24,9 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
     private static readonly TimeSpan Generous = RealCluster.Generous;
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
+    /// <summary>A node idles at ~190 MiB (Release) and peaks near 400 MiB with a 20-40 MiB tree in flight.</summary>
+    private const double MemoryBound = 330;
+
     [Fact]
     public async Task Edits_on_the_master_reach_every_prometheus_and_bad_trees_are_rejected_with_their_reason()
     {
@@ -132,6 +135,14 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
             foreach (var n in c.Nodes)
                 Assert.Equal(sha, Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
                     File.ReadAllBytes(Path.Combine(n.LiveDir, "business", "big", "blob.bin")))));
+            // The tree's buffers are given back (a node that kept every copy stayed near 500 MiB): a
+            // generous bound, so that a regression shows without a timing test (`promha bench config
+            // --upload-mib 40` measures it).
+            output.WriteLine("VmRSS after the 20 MB tree: " + string.Join(", ", c.Nodes.Select(n => $"{n.Name} {LocalCluster.RssMib(n):F0} MiB")));
+            await c.WaitUntil(() => Task.FromResult(c.Nodes.All(n => LocalCluster.RssMib(n) is < MemoryBound)), TimeSpan.FromSeconds(90), default,
+                $"every node's VmRSS under {MemoryBound} MiB after the 20 MB tree " +
+                $"({string.Join(", ", c.Nodes.Select(n => $"{n.Name} {LocalCluster.RssMib(n):F0} MiB"))})");
+            output.WriteLine("VmRSS once given back: " + string.Join(", ", c.Nodes.Select(n => $"{n.Name} {LocalCluster.RssMib(n):F0} MiB")));
         }
         finally
         {
