@@ -65,9 +65,10 @@ public sealed class ConfBundle
     /// tree; one that points outside is refused (a tree must not publish /etc/shadow to every node
     /// because of a link). Symlinked directories are not followed. With a <paramref name="cache"/>,
     /// a file whose size and modification time are unchanged since the last read is not read again
-    /// (a 10,000-file tree is scanned on every change). The cache keeps hashes, not contents: with
-    /// <paramref name="contents"/> false the result is a <see cref="Manifest"/>, read without touching
-    /// an unchanged file; with true every file is read.
+    /// (a 10,000-file tree is scanned on every change). The cache keeps every hash and contents up to
+    /// its budget: with <paramref name="contents"/> false the result is a <see cref="Manifest"/>, read
+    /// without touching an unchanged file; with true an unchanged file whose content is not cached is
+    /// read again.
     /// </summary>
     public static ConfBundle FromDirectory(string dir, ArchiveLimits? limits = null, ScanCache? cache = null, bool contents = true)
     {
@@ -92,11 +93,12 @@ public sealed class ConfBundle
                 if (info.Length > limits.MaxFileBytes)
                     throw new ConfTreeException(path, $"{info.Length:N0} bytes, more than a single file may have (config.maxFileBytes, {limits.MaxFileBytes:N0})");
                 var stamp = (info.LastWriteTimeUtc, info.Length);
-                if (!contents && cache is not null && cache.TryGetValue(rel, out var known) && known.Stamp == stamp) file = known.File;
+                if (cache is not null && cache.TryGetValue(rel, out var known) && known.Stamp == stamp && (!contents || known.HasContent))
+                    file = contents ? known.File : known.File with { Content = [] };
                 else
                 {
                     file = BundleFile.Of(rel, File.ReadAllBytes(info.FullName));
-                    cache?.Set(rel, stamp, file with { Content = [] });
+                    cache?.Set(rel, stamp, file);
                     if (!contents) file = file with { Content = [] };
                 }
                 size = info.Length;
@@ -272,19 +274,41 @@ public sealed class ConfBundle
     }
 }
 
-/// <summary>What <see cref="ConfBundle.FromDirectory"/> last read of each file, keyed by relative path.</summary>
-public sealed class ScanCache
+/// <summary>
+/// What <see cref="ConfBundle.FromDirectory"/> last read of each file, keyed by relative path: its
+/// hash always, its content while the contents held stay under <see cref="MaxContentBytes"/> (an
+/// edit in a 10,000-file tree then reads one file, while a 40 MiB file or 100,000 files are not kept
+/// twice in memory: over the budget a changed tree is read again whole).
+/// </summary>
+public sealed class ScanCache(long maxContentBytes = ScanCache.DefaultMaxContentBytes)
 {
-    private readonly Dictionary<string, ((DateTime, long) Stamp, BundleFile File)> _files = new(StringComparer.Ordinal);
+    public const long DefaultMaxContentBytes = 4L * 1024 * 1024;
+    private readonly Dictionary<string, ((DateTime, long) Stamp, BundleFile File, bool HasContent)> _files = new(StringComparer.Ordinal);
+    private long _contentBytes;
 
-    public bool TryGetValue(string path, out ((DateTime, long) Stamp, BundleFile File) entry) => _files.TryGetValue(path, out entry);
+    public long MaxContentBytes { get; } = maxContentBytes;
 
-    public void Set(string path, (DateTime, long) stamp, BundleFile file) => _files[path] = (stamp, file);
+    /// <summary>The bytes of file content held now.</summary>
+    public long ContentBytes => _contentBytes;
+
+    public bool TryGetValue(string path, out ((DateTime, long) Stamp, BundleFile File, bool HasContent) entry) => _files.TryGetValue(path, out entry);
+
+    public void Set(string path, (DateTime, long) stamp, BundleFile file)
+    {
+        if (_files.TryGetValue(path, out var old) && old.HasContent) _contentBytes -= old.File.Content.Length;
+        var keep = _contentBytes + file.Content.Length <= MaxContentBytes;
+        if (keep) _contentBytes += file.Content.Length;
+        _files[path] = (stamp, keep ? file : file with { Content = [] }, keep);
+    }
 
     public void Retain(IEnumerable<string> paths)
     {
         var keep = paths.ToHashSet(StringComparer.Ordinal);
-        foreach (var gone in _files.Keys.Where(k => !keep.Contains(k)).ToList()) _files.Remove(gone);
+        foreach (var gone in _files.Keys.Where(k => !keep.Contains(k)).ToList())
+        {
+            if (_files[gone].HasContent) _contentBytes -= _files[gone].File.Content.Length;
+            _files.Remove(gone);
+        }
     }
 }
 

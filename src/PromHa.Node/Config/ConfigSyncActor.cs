@@ -410,7 +410,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
                 _lastScanError = null;
                 return;
             }
-            bundle = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits);
+            bundle = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits, _scanCache); // unchanged files from the cache, within its budget
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
         {

@@ -99,6 +99,27 @@ public sealed class ConfBundleTests : IDisposable
         Assert.Equal(0, ConfBundle.FromDirectory(_dir, cache: cache, contents: false).Bytes);
         File.WriteAllText(Path.Combine(_dir, "job", "t0001.yml"), "# changed\n");
         Assert.NotEqual(bundle.Hash, ConfBundle.FromDirectory(_dir, cache: cache, contents: false).Hash);
+        // read with contents through the cache: the same tree as a plain read
+        Assert.Equal(ConfBundle.FromDirectory(_dir).Hash, ConfBundle.FromDirectory(_dir, cache: cache).Hash);
+        Assert.Equal("# changed\n", Encoding.UTF8.GetString(ConfBundle.FromDirectory(_dir, cache: cache).Get("job/t0001.yml")!));
+    }
+
+    /// <summary>Over its budget the cache keeps hashes only; a read with contents then reads those files again, and gets them right.</summary>
+    [Fact]
+    public void The_scan_cache_keeps_contents_only_within_its_budget()
+    {
+        for (var i = 0; i < 10; i++) Write($"f{i}.yml", new string('x', 1000) + i);
+        var cache = new ScanCache(maxContentBytes: 4000);
+        var first = ConfBundle.FromDirectory(_dir, cache: cache);
+        Assert.True(cache.ContentBytes <= 4000);
+        Assert.True(cache.ContentBytes > 0);
+        var again = ConfBundle.FromDirectory(_dir, cache: cache);
+        Assert.Equal(first.Hash, again.Hash);
+        Assert.All(again.Files.Values, f => Assert.Equal(1001, f.Content.Length));
+        File.Delete(Path.Combine(_dir, "f0.yml"));
+        var fewer = ConfBundle.FromDirectory(_dir, cache: cache);
+        Assert.Equal(9, fewer.Files.Count);
+        Assert.True(cache.ContentBytes <= 4000);
     }
 
     [Fact]
