@@ -27,7 +27,13 @@ public static class ConfTree
                 if (current.Files.TryGetValue(f.Path, out var existing) && existing.Sha256 == f.Sha256) continue;
                 var path = Path.Combine(root, f.Path);
                 var parent = Path.GetDirectoryName(path)!;
-                RefuseLinkedDirs(root, parent, checkedDirs);
+                PrepareDirs(root, parent, checkedDirs);
+                // a directory where the new tree has this file: everything in it is gone from the new tree
+                if (Directory.Exists(path))
+                {
+                    if (new DirectoryInfo(path).LinkTarget is not null) File.Delete(path);
+                    else Directory.Delete(path, recursive: true);
+                }
                 Directory.CreateDirectory(parent);
                 // not named after the file (a 255-byte name plus a prefix would pass NAME_MAX) nor its
                 // content (two equal files in one dir are both pending until the renames)
@@ -49,7 +55,8 @@ public static class ConfTree
         foreach (var rel in current.Files.Keys)
         {
             if (bundle.Files.ContainsKey(rel)) continue;
-            File.Delete(Path.Combine(root, rel));
+            // gone already when the new tree put a file in place of its directory, or a directory in its place
+            if (File.Exists(Path.Combine(root, rel))) File.Delete(Path.Combine(root, rel));
             changed.Add(rel);
         }
         if (changed.Count > 0) RemoveEmptyDirs(root, root);
@@ -91,15 +98,24 @@ public static class ConfTree
     private static extern int NativeClose(int fd);
 
     /// <summary>
-    /// A directory inside the tree that is a symlink would take a write somewhere else entirely
-    /// (business/ -> /etc): refuse instead of writing through it. The file itself is replaced by a
+    /// Makes the way clear for a file in <paramref name="dir"/>: a file where the new tree needs a
+    /// directory (rules/x was a file, now rules/x/y.yml is one) is not in the new tree, and is removed;
+    /// a directory inside the tree that is a symlink would take a write somewhere else entirely
+    /// (business/ -> /etc): refused instead of written through. The file itself is replaced by a
     /// rename, which replaces a symlink rather than following it.
     /// </summary>
-    private static void RefuseLinkedDirs(string root, string dir, HashSet<string> checkedDirs)
+    private static void PrepareDirs(string root, string dir, HashSet<string> checkedDirs)
     {
         for (var d = dir; d.Length > root.Length && checkedDirs.Add(d); d = Path.GetDirectoryName(d)!)
+        {
+            if (new FileInfo(d) is { Exists: true } file) // not a directory (nor a link to one)
+            {
+                file.Delete();
+                continue;
+            }
             if (new DirectoryInfo(d) is { LinkTarget: { } target })
                 throw new ConfTreeException(d, $"is a symlink (to {target}); PromHa does not write a conf tree through it");
+        }
     }
 
     private static void RemoveEmptyDirs(string dir, string root)

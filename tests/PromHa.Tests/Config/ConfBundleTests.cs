@@ -83,6 +83,30 @@ public sealed class ConfBundleTests : IDisposable
         Assert.Empty(ConfTree.Sync(_dir, bundle));
     }
 
+    /// <summary>
+    /// A version may turn a file into a directory and back (found by the generated trees of the end
+    /// to end test: the staging dir of the next candidate could not be written, and a live tree
+    /// would have been stuck on every node the same way).
+    /// </summary>
+    [Fact]
+    public void A_file_that_becomes_a_directory_and_a_directory_that_becomes_a_file_are_both_written()
+    {
+        ConfBundle Tree(params string[] paths) => ConfBundle.Of(paths.ToDictionary(p => p, p => Encoding.UTF8.GetBytes(p + "\n")));
+        foreach (var tree in new[]
+                 {
+                     Tree("prometheus.yml", "extra/a b/x"),
+                     Tree("prometheus.yml", "extra/a b/x/y/z"),       // x: a file, then a directory
+                     Tree("prometheus.yml", "extra/a b/x", "extra/q"), // and back: the directory x and all in it go
+                     Tree("prometheus.yml", "extra/q/r"),
+                     Tree("prometheus.yml", "extra"),
+                 })
+        {
+            ConfTree.Sync(_dir, tree, durable: false);
+            Assert.Equal(tree.Hash, ConfBundle.FromDirectory(_dir).Hash);
+        }
+        Assert.Empty(Directory.EnumerateFiles(_dir, ".promha-*", SearchOption.AllDirectories));
+    }
+
     /// <summary>All files are written before any is renamed (one flush for the tree): equal files in one dir must not share a pending name.</summary>
     [Fact]
     public void Equal_files_in_one_dir_and_many_files_are_all_written()
