@@ -167,6 +167,7 @@ public static class NodeHost
             .AddReloaderActor(s)
             .AddConfigSyncActor(s, view, routes, gate)
             .AddCandidateActor(s)
+            .AddConfDirActor(s, view)
             .AddBundleFetcherActor(s, view, new Console.ApiAccess(AdminToken.Load(s)?.PeerSecret(), s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null))
             .AddOutboxActor(s)
             .AddNotificationGateActor(s, view, routes)

@@ -43,23 +43,6 @@ public sealed class BundleStore
         return ConfBundle.ReadArchive(fs, PathOf(hash), _limits);
     }
 
-    /// <summary>Adds a bundle assembled from fetched chunks, only if its content has the expected hash.</summary>
-    public ConfBundle Import(byte[] archive, string expectedHash)
-    {
-        using var ms = new MemoryStream(archive, writable: false);
-        var bundle = ConfBundle.ReadArchive(ms, $"bundle {expectedHash}", _limits);
-        if (bundle.Hash != expectedHash)
-            throw new ConfTreeException($"bundle {expectedHash}", $"fetched content hashes to {bundle.Hash}");
-        if (!Has(expectedHash))
-        {
-            // the bytes as received (compressed already), now that their content is verified
-            var tmp = Path.Combine(_dir, $".{expectedHash}.{Environment.ProcessId}.tmp");
-            File.WriteAllBytes(tmp, archive);
-            File.Move(tmp, PathOf(expectedHash), overwrite: true);
-        }
-        return bundle;
-    }
-
     /// <summary>Where a download of <paramref name="hash"/> is written before it is verified: hidden, beside the store (one rename away).</summary>
     public string TempPath(string hash) => Path.Combine(_dir, $".{Check(hash)}.{Environment.ProcessId}.{Guid.NewGuid():N}.fetch");
 

@@ -14,10 +14,11 @@ using PromHa.Node.Settings;
 namespace PromHa.Node.Config;
 
 /// <summary>
-/// Configuration on one node. On the master it watches the conf dir and turns a changed tree into a
-/// validated candidate; on every node it takes uploads (`promha config apply`), learns of new
-/// versions (pub/sub, and the singleton's heartbeat every second as anti-entropy), fetches bundles
-/// it lacks in chunks from the node that has them, and hands them to the Reloader.
+/// Which version one node runs: it learns of new versions (pub/sub, and the config-versions
+/// singleton's heartbeat every second as anti-entropy), has the BundleFetcherActor fetch a bundle it
+/// lacks, hands the version to the Reloader, and reports how far it is from the latest. Uploads
+/// (`promha config apply`) and the conf dir's edits (ConfDirActor) pass through it to the candidate
+/// pipeline (CandidateActor), based on the latest version it knows.
 /// </summary>
 public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 {
@@ -31,7 +32,6 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly string _appliedFile;
-    private readonly string _confBackups;
     /// <summary>Bundles of target versions being fetched by the BundleFetcherActor.</summary>
     private readonly HashSet<string> _fetching = [];
 
@@ -46,13 +46,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private readonly SortedSet<string> _alertmanagers = new(StringComparer.Ordinal);
     private readonly GateRoutes _routes;
     private readonly GateRendering? _gate;
-    private FileSystemWatcher? _watcher;
-    private string? _lastScanHash;
-    private string? _lastScanError;
-    private readonly ScanCache _scanCache = new();
     private ConfBundle? _recent; // the bundle last stored or fetched: applied next, without reading it back
-    private bool _scanPending;
-    private readonly HashSet<long> _fromWatch = []; // versions this conf dir produced
     private CandidateRejected? _lastRejected;
     /// <summary>How far this node is from the latest version, reported to the config-versions singleton.</summary>
     private Convergence _convergence;
@@ -68,7 +62,6 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         if (settings.Alertmanager.Mode != ServerMode.None) _alertmanagers.Add(settings.Advertised(settings.Alertmanager.EffectiveUrl));
         _store = new BundleStore(settings.DataDir, settings.Config.Limits);
         _appliedFile = Path.Combine(settings.DataDir, "config", "applied.json");
-        _confBackups = Path.Combine(settings.DataDir, "config", "conf-backups");
         _applied = LoadApplied();
         _convergence = Convergence.Start(_applied?.Version ?? 0);
 
@@ -93,11 +86,10 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             if (_store.Has(e.Hash)) Sender.Tell(new BundleReady(e.Hash, true, null));
             else Fetcher().Forward(new FetchBundle(e.Hash, e.Origin));
         });
-        Receive<ConfChanged>(_ => Timers.StartSingleTimer("debounce", ScanConf.Instance, TimeSpan.FromMilliseconds(_s.Config.DebounceMs)));
-        Receive<ScanConf>(_ => Scan());
         // validated by the candidate pipeline, outside this mailbox; it answers the asker and tells us the outcome
         Receive<SubmitTree>(t => Candidates().Tell(new ValidateCandidate(t, CandidateContext(), _target?.Hash, _target?.Version, Sender)));
         Receive<CandidateDone>(OnCandidateDone);
+        Receive<CandidateRejected>(Rejected); // the conf dir could not be read
         Receive<GetLocalConfig>(_ => Sender.Tell(new LocalConfig(_applied?.Version ?? 0, _applied?.Hash, _target?.Version ?? 0,
             _failed?.Version, _lastRejected, _fetching.ToList())));
         Receive<SubscribeAck>(_ => { });
@@ -112,16 +104,6 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private sealed record Tick
     {
         public static readonly Tick Instance = new();
-    }
-
-    private sealed record ConfChanged
-    {
-        public static readonly ConfChanged Instance = new();
-    }
-
-    private sealed record ScanConf
-    {
-        public static readonly ScanConf Instance = new();
     }
 
     /// <summary>A large tree was handled: once its buffers are unreferenced, give their memory back.</summary>
@@ -158,8 +140,6 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         }
     }
 
-    protected override void PostStop() => _watcher?.Dispose();
-
     // ---- learning of versions and applying them --------------------------------------------
 
     private void OnTick()
@@ -181,9 +161,13 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             MaybeApply();
         }
         if (_failed is { } f && Clock.Now - f.At > RetryFailedAfter) MaybeApply();
-        UpdateWatcher();
+        TellConfDir();
         ReportConvergence();
     }
+
+    private void TellConfDir() => ConfDir().Tell(new ConfigRunning(_applied?.Version, _applied?.Hash, CaughtUp));
+
+    private bool CaughtUp => _target is null || (_applied is not null && _applied.Version >= _target.Version);
 
     /// <summary>
     /// Tells the config-versions singleton how far this node is from the latest version when that
@@ -257,10 +241,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
                 SetGateRoutes(r.Version, _recent?.Hash == r.BundleHash ? _recent : _store.Load(r.BundleHash));
                 _log.Info("Applied config version {0} ({1}) in {2:F3}s{3}", r.Version, r.BundleHash[..12], r.Seconds,
                     r.Note is null ? "" : $": {r.Note}");
-                // A version made from this conf dir is already in it (and newer edits may be too).
-                if (!(_watcher is not null && _fromWatch.Contains(r.Version)) &&
-                    (_recent?.Hash == r.BundleHash ? _recent : _store.Load(r.BundleHash)) is { } bundle)
-                    WriteConfDir(bundle, r.Version);
+                if ((_recent?.Hash == r.BundleHash ? _recent : _store.Load(r.BundleHash)) is { } bundle)
+                    ConfDir().Tell(new VersionApplied(r.Version, bundle));
             }
             Versions().Tell(new ConfigApplied(_s.Node.Name, r.Version, r.BundleHash, r.Seconds, DateTimeOffset.UtcNow));
             _convergence = _convergence.AppliedVersion(r.Version);
@@ -276,161 +258,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         }
         ReportConvergence();
         MaybeApply();
-        if (_scanPending && CaughtUp)
-        {
-            _scanPending = false;
-            Self.Tell(ScanConf.Instance);
-        }
+        TellConfDir();
     }
-
-    /// <summary>
-    /// Keeps this node's conf dir equal to the version it runs, so that it is ready to be edited
-    /// when this node becomes master. Edits made here meanwhile (a standby's edits are not
-    /// authoritative) are saved to a backup first, with a warning.
-    /// </summary>
-    private void WriteConfDir(ConfBundle bundle, long version)
-    {
-        if (string.IsNullOrEmpty(_s.ConfDir)) return;
-        try
-        {
-            var current = Directory.Exists(_s.ConfDir) ? ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits) : null;
-            if (current?.Hash == bundle.Hash) return;
-            BackUpLocalEdits(current, $"local-edits-before-v{version}",
-                $"they are not authoritative here, version {version} replaces them");
-            ConfTree.Sync(_s.ConfDir, bundle, current);
-            _lastScanHash = bundle.Hash; // our own write is not an edit
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
-        {
-            _log.Error("Could not write version {0} into {1}: {2}", version, _s.ConfDir, e.Message);
-        }
-    }
-
-    private void BackUpLocalEdits(ConfBundle? current, string label, string why)
-    {
-        // Content this node itself wrote (any version it holds) is not an edit.
-        if (current is null || current.Files.Count == 0 || _store.Has(current.Hash)) return;
-        var backup = ConfTree.Backup(current, _confBackups, label, _s.Config.Backups);
-        _log.Warning("{0} had edits made on this node ({1}): {2}; saved them to {3}", _s.ConfDir, _s.Node.Name, why, backup);
-    }
-
-    // ---- the master's conf dir ---------------------------------------------------------------
-
-    /// <summary>
-    /// Only the master's conf dir is authoritative, and only once this node runs the latest
-    /// version: a node that just became master first replaces its standby-era edits.
-    /// </summary>
-    private void UpdateWatcher()
-    {
-        var master = _view.IsMaster && !string.IsNullOrEmpty(_s.ConfDir) && Directory.Exists(_s.ConfDir);
-        // Start watching once this node runs the latest version; stop when it is no longer master.
-        if (master && _watcher is null && !CaughtUp) return;
-        if (master == (_watcher is not null)) return;
-        if (!master)
-        {
-            _watcher!.Dispose();
-            _watcher = null;
-            _fromWatch.Clear();
-            Timers.Cancel("rescan");
-            _log.Info("No longer watching {0} (not the master)", _s.ConfDir);
-            return;
-        }
-        if (_applied is not null && _store.Load(_applied.Hash) is { } running)
-        {
-            ConfBundle current;
-            try
-            {
-                current = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
-            {
-                // Still watch: the scan reports the problem as a rejected candidate until it is fixed.
-                _log.Error("Cannot read {0}: {1}", _s.ConfDir, e.Message);
-                current = running;
-            }
-            // Edits made after this node became master are the operator's next version; older
-            // ones were made on a standby and are not authoritative.
-            if (current.Hash != running.Hash && !(_view.MasterSinceUtc is { } since && NewestWriteUtc(_s.ConfDir) >= since))
-            {
-                BackUpLocalEdits(current, $"standby-edits-v{_applied.Version}",
-                    $"they were made while this node was a standby, so version {_applied.Version} replaces them");
-                try
-                {
-                    ConfTree.Sync(_s.ConfDir, running, current);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
-                {
-                    _log.Error("Could not write version {0} into {1}: {2}", _applied.Version, _s.ConfDir, e.Message);
-                }
-            }
-            _lastScanHash = running.Hash;
-        }
-        var self = Self;
-        _watcher = new FileSystemWatcher(_s.ConfDir)
-        {
-            IncludeSubdirectories = true,
-            InternalBufferSize = 64 * 1024,
-            NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size,
-        };
-        FileSystemEventHandler changed = (_, _) => self.Tell(ConfChanged.Instance);
-        _watcher.Changed += changed;
-        _watcher.Created += changed;
-        _watcher.Deleted += changed;
-        _watcher.Renamed += (_, _) => self.Tell(ConfChanged.Instance);
-        _watcher.Error += (_, _) => self.Tell(ConfChanged.Instance); // overflow: rescan everything
-        _watcher.EnableRaisingEvents = true;
-        Timers.StartPeriodicTimer("rescan", ConfChanged.Instance, TimeSpan.FromSeconds(_s.Config.RescanSeconds));
-        _log.Info("Master: watching {0} for changes", _s.ConfDir);
-        Self.Tell(ScanConf.Instance);
-    }
-
-    /// <summary>The last change in a tree: files written, and directories whose entries changed (a deletion).</summary>
-    private static DateTime NewestWriteUtc(string dir) =>
-        Directory.EnumerateFileSystemEntries(dir, "*", SearchOption.AllDirectories)
-            .Select(p => File.GetLastWriteTimeUtc(p)).Append(Directory.GetLastWriteTimeUtc(dir)).Max();
-
-    private bool CaughtUp => _target is null || (_applied is not null && _applied.Version >= _target.Version);
-
-    private void Scan()
-    {
-        if (_watcher is null || !_view.IsMaster) return;
-        if (!CaughtUp)
-        {
-            _scanPending = true; // after the version being applied
-            return;
-        }
-        ConfBundle bundle;
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        try
-        {
-            // hashes first (an unchanged file is not read again); the contents only when the tree changed
-            var manifest = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits, _scanCache, contents: false);
-            if (manifest.Hash == _lastScanHash || manifest.Hash == _applied?.Hash)
-            {
-                _lastScanError = null;
-                return;
-            }
-            bundle = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits, _scanCache); // unchanged files from the cache, within its budget
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ConfTreeException)
-        {
-            // Shown like a rejected candidate (status, metrics), once per distinct problem.
-            if (_lastScanError != e.Message)
-                Rejected(CandidateActor.Rejection(_log, _s.Node.Name, "", $"watch:{_s.Node.Name}", $"{Environment.UserName}@{_s.Node.Name}",
-                    $"cannot read {_s.ConfDir}: {e.Message}"));
-            _lastScanError = e.Message;
-            _lastScanHash = null;
-            return;
-        }
-        _lastScanError = null;
-        if (bundle.Hash == _lastScanHash || bundle.Hash == _applied?.Hash) return;
-        _lastScanHash = bundle.Hash;
-        _log.Debug("Read {0} ({1} files) in {2} ms", _s.ConfDir, bundle.Files.Count, sw.ElapsedMilliseconds);
-        Candidates().Tell(new ValidateCandidate(new SubmitTree(bundle, WatchSource, $"{Environment.UserName}@{_s.Node.Name}"), CandidateContext(),
-            _target?.Hash, _target?.Version, ActorRefs.Nobody));
-    }
-
-    private string WatchSource => $"watch:{_s.Node.Name}";
 
     // ---- candidates ------------------------------------------------------------------------
 
@@ -447,9 +276,6 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             _recent = tree.Bundle;
             Consider(new Target(v, result.BundleHash, _s.Node.Name));
         }
-        if (tree.Source != WatchSource) return;
-        if (result is { Outcome: SubmitOutcome.Committed, Version: { } made }) _fromWatch.Add(made);
-        if (result.Outcome == SubmitOutcome.NotCommitted) _lastScanHash = null; // try again on the next rescan
     }
 
     /// <summary>A large bundle is not held once applied (it is read from the store when needed), and its memory is given back.</summary>
@@ -497,6 +323,8 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     // ---- helpers -----------------------------------------------------------------------------
 
     private IActorRef Candidates() => ActorRegistry.For(Context.System).Get<CandidateKey>();
+
+    private IActorRef ConfDir() => ActorRegistry.For(Context.System).Get<ConfDirKey>();
 
     private IActorRef Fetcher() => ActorRegistry.For(Context.System).Get<BundleFetcherKey>();
 
