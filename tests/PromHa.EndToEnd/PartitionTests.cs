@@ -695,6 +695,8 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             .AppendLine(observer.Timeline(at - TimeSpan.FromSeconds(4), at + TimeSpan.FromSeconds(4), doubles.ToHashSet()))
             .AppendLine(C.LogTails(40));
         output.WriteLine(C.LogTails(60));
+        // last, so that a CI log that keeps only the tail of the output still says what failed
+        output.WriteLine(message.ToString().Split('\n')[0] + "\n" + string.Join("\n", failures.Select(f => $" - {f.What}")));
         throw new XunitException(message.ToString());
     }
 

@@ -233,13 +233,13 @@ public sealed class ConfBundle
         {
             if (entry.EntryType is TarEntryType.Directory or TarEntryType.GlobalExtendedAttributes) continue;
             if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile))
-                throw new ConfTreeException(origin, $"{entry.Name}: {Refused(entry)}");
+                throw new ConfTreeException(origin, $"{ConfNames.Printable(entry.Name)}: {Refused(entry)}");
             var rel = entry.Name.Replace('\\', '/');
             while (rel.StartsWith("./")) rel = rel[2..];
             if (rel.StartsWith('/') || rel.Split('/').Any(p => p == ".."))
-                throw new ConfTreeException(origin, $"{entry.Name}: path leaves the conf tree (absolute or with '..')");
+                throw new ConfTreeException(origin, $"{ConfNames.Printable(entry.Name)}: path leaves the conf tree (absolute or with '..')");
             if (entry.Length > limits.MaxFileBytes || (total += entry.Length) > limits.MaxBytes)
-                throw new ArchiveTooLargeException(origin, $"{entry.Name}: over the size limits (config.maxFileBytes, config.maxBundleBytes)");
+                throw new ArchiveTooLargeException(origin, $"{ConfNames.Printable(entry.Name)}: over the size limits (config.maxFileBytes, config.maxBundleBytes)");
             if (!IsConfigPath(rel)) continue;
             var content = new byte[entry.Length];
             entry.DataStream?.ReadExactly(content);
