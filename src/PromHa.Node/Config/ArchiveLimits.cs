@@ -68,8 +68,16 @@ public static class TarPreScan
                     raw += Padded(size);
                     CheckRaw(raw, limits, origin);
                     Skip(tar, Padded(size) - size, scratch);
-                    // A PAX record may carry the next entry's real size (files over 8 GiB).
-                    if (type == 'x') paxSize = PaxSize(meta);
+                    if (type == 'x')
+                    {
+                        var records = PaxRecords(meta);
+                        // A PAX record may carry the next entry's real size (files over 8 GiB).
+                        paxSize = records.TryGetValue("size", out var v) && long.TryParse(v, out var big) ? big : null;
+                        // .NET's tar reader refuses a PAX path holding a newline as "invalid records",
+                        // naming nothing: the name no node could carry is refused here, by its name.
+                        if (records.TryGetValue("path", out var path) && path.Contains('\n') && ConfNames.Problem(path) is { } why)
+                            throw new ConfTreeException(origin, $"{ConfNames.Printable(path)}: {why}", name: true);
+                    }
                     continue;
                 case '0' or '\0' or '7':
                     if (size > limits.MaxFileBytes)
@@ -136,18 +144,26 @@ public static class TarPreScan
         return Encoding.UTF8.GetString(end < 0 ? field : field[..end]);
     }
 
-    /// <summary>The "size" keyword of PAX records ("LEN key=value\n"), if present.</summary>
-    private static long? PaxSize(byte[] records)
+    /// <summary>
+    /// PAX records ("LEN key=value\n", LEN counting the whole record), read by their lengths: a value
+    /// may hold a newline. Stops at the first malformed record (TarReader then says what is wrong).
+    /// </summary>
+    public static Dictionary<string, string> PaxRecords(byte[] records)
     {
-        var text = Encoding.UTF8.GetString(records);
-        long? size = null;
-        foreach (var line in text.Split('\n'))
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        var at = 0;
+        while (at < records.Length)
         {
-            var space = line.IndexOf(' ');
-            if (space < 0) continue;
-            var kv = line[(space + 1)..];
-            if (kv.StartsWith("size=", StringComparison.Ordinal) && long.TryParse(kv[5..], out var v)) size = v;
+            var space = Array.IndexOf(records, (byte)' ', at);
+            if (space < 0 || !int.TryParse(records.AsSpan(at, space - at), out var length) || length <= space - at + 1 ||
+                at + length > records.Length || records[at + length - 1] != (byte)'\n')
+                break;
+            var kv = records.AsSpan(space + 1, at + length - 1 - (space + 1));
+            var eq = kv.IndexOf((byte)'=');
+            if (eq < 0) break;
+            result[Encoding.UTF8.GetString(kv[..eq])] = Encoding.UTF8.GetString(kv[(eq + 1)..]);
+            at += length;
         }
-        return size;
+        return result;
     }
 }

@@ -313,8 +313,10 @@ public sealed class ScanCache(long maxContentBytes = ScanCache.DefaultMaxContent
 }
 
 /// <summary>A conf tree that cannot be read or taken: names the file (or dir) and the reason.</summary>
-public sealed class ConfTreeException(string path, string reason) : Exception($"{path}: {reason}")
+public sealed class ConfTreeException(string path, string reason, bool name = false) : Exception($"{path}: {reason}")
 {
     public string PathName { get; } = path;
     public string Reason { get; } = reason;
+    /// <summary>Refused for a file's name (422, like every name no node can carry), not for an unreadable or unsafe archive (400).</summary>
+    public bool IsName { get; } = name;
 }

@@ -87,7 +87,8 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
         if (string.IsNullOrEmpty(_s.ConfDir)) return;
         try
         {
-            var current = Directory.Exists(_s.ConfDir) ? ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits) : null;
+            // hashes only (an unchanged file is not read again): the contents only for a backup of local edits
+            var current = Directory.Exists(_s.ConfDir) ? ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits, _cache, contents: false) : null;
             if (current?.Hash == bundle.Hash) return;
             BackUpLocalEdits(current, $"local-edits-before-v{version}", $"they are not authoritative here, version {version} replaces them");
             ConfTree.Sync(_s.ConfDir, bundle, current);
@@ -103,6 +104,7 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
     {
         // Content this node itself wrote (any version it holds) is not an edit.
         if (current is null || current.Files.Count == 0 || _store.Has(current.Hash)) return;
+        current = ConfBundle.FromDirectory(_s.ConfDir, _s.Config.Limits); // whole (the caller may hold a manifest): the rare path
         var backup = ConfTree.Backup(current, _backups, label, _s.Config.Backups);
         _log.Warning("{0} had edits made on this node ({1}): {2}; saved them to {3}", _s.ConfDir, _s.Node.Name, why, backup);
     }

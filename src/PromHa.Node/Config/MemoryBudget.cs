@@ -22,5 +22,25 @@ public static class MemoryBudget
     {
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        TrimNativeHeap();
     }
+
+    /// <summary>
+    /// zlib's buffers (every bundle is gzip), SQLite's and TLS's live in glibc's malloc arenas, which
+    /// keep freed pages until asked: malloc_trim(0) hands them back. Not glibc (musl): nothing to do.
+    /// </summary>
+    private static void TrimNativeHeap()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try
+        {
+            MallocTrim(0);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int MallocTrim(nuint pad);
 }

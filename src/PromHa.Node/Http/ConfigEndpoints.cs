@@ -157,7 +157,7 @@ public static class ConfigEndpoints
     {
         var limits = s.Config.Limits;
         IResult Refuse(int code, string reason) =>
-            Results.Json(new ConfigSubmitResponse("refused", null, "", reason), ApiJson.Default.ConfigSubmitResponse, statusCode: code);
+            Results.Json(new ConfigSubmitResponse(code == 422 ? "rejected" : "refused", null, "", reason), ApiJson.Default.ConfigSubmitResponse, statusCode: code);
 
         http.Features.Get<IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = limits.MaxTarBytes;
         if (http.Request.ContentLength is > 0 and var length && length > limits.MaxTarBytes)
@@ -189,7 +189,7 @@ public static class ConfigEndpoints
         }
         catch (ConfTreeException e)
         {
-            return (null, Refuse(400, e.Message));
+            return (null, Refuse(e.IsName ? 422 : 400, e.Message));
         }
         catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or ArgumentException or InvalidOperationException
                                        or OverflowException or NotSupportedException)

@@ -87,6 +87,41 @@ public sealed class ArchiveSafetyTests : IDisposable
         Assert.Contains("leaves the conf tree", e.Message);
     }
 
+    /// <summary>
+    /// .NET's tar reader refuses a PAX path that holds a newline as "invalid records", naming no
+    /// file; the pre-scan reads PAX records by their lengths and refuses the name, escaped, as a name.
+    /// </summary>
+    [Fact]
+    public void A_newline_in_a_PAX_path_is_refused_by_the_name_not_as_an_unreadable_tar()
+    {
+        using var tar = Tar(w =>
+        {
+            File(w, "prometheus.yml", 10);
+            File(w, "rules/a\nb.yml", 10);
+        }, gzip: true);
+        var e = Assert.Throws<ConfTreeException>(() => ConfBundle.ReadArchive(tar, "upload", Small));
+        Assert.True(e.IsName);
+        Assert.Contains("rules/a\\u000ab.yml: the name holds a control character (U+000A)", e.Message);
+    }
+
+    [Fact]
+    public void PAX_records_are_read_by_their_lengths_so_that_a_value_may_hold_a_newline()
+    {
+        static byte[] Record(string kv)
+        {
+            var body = System.Text.Encoding.UTF8.GetByteCount(kv) + 2; // space and newline
+            var len = body + body.ToString().Length;
+            if ((len).ToString().Length != body.ToString().Length) len++;
+            return System.Text.Encoding.UTF8.GetBytes($"{len} {kv}\n");
+        }
+        var records = TarPreScan.PaxRecords([.. Record("path=a\nb"), .. Record("size=12"), .. Record("mtime=1.5")]);
+        Assert.Equal("a\nb", records["path"]);
+        Assert.Equal("12", records["size"]);
+        Assert.Equal("1.5", records["mtime"]);
+        // a malformed record ends the reading without throwing: TarReader says what is wrong
+        Assert.Empty(TarPreScan.PaxRecords("99 path=x\n"u8.ToArray()));
+    }
+
     [Fact]
     public void Bytes_that_are_not_a_tar_are_refused_as_such()
     {
