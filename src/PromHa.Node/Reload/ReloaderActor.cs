@@ -33,7 +33,17 @@ public sealed class ReloaderActor : ReceiveActor
         ReceiveAsync<ApplyVersion>(async a =>
         {
             var sw = Stopwatch.StartNew();
-            var result = await _live.Apply(a.Version, a.Bundle, a.Context, _log);
+            ApplyFinished result;
+            try
+            {
+                result = await _live.Apply(a.Version, a.Bundle, a.Context, _log);
+            }
+            catch (Exception e)
+            {
+                // always an answer: ConfigSync applies nothing else until it hears how this one ended
+                _log.Error(e, "Applying version {0} failed", a.Version);
+                result = new ApplyFinished(a.Version, a.Bundle.Hash, false, $"{e.GetType().Name}: {e.Message}", 0, null);
+            }
             Sender.Tell(result with { Seconds = sw.Elapsed.TotalSeconds });
         });
     }
@@ -42,10 +52,12 @@ public sealed class ReloaderActor : ReceiveActor
 /// <summary>The node's live dir and the servers that read it.</summary>
 public sealed class LiveTree(NodeSettings s)
 {
-    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
+    private static readonly HttpClient Http = new() { Timeout = Timeout.InfiniteTimeSpan }; // each request has its own
+    private static readonly TimeSpan ReloadTimeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan MetricsTimeout = TimeSpan.FromSeconds(10);
     private readonly string _liveDir = s.Config.LiveDir;
     private readonly string _staging = Path.Combine(s.DataDir, "config", "staging", "apply");
-    private ConfBundle? _live; // what the live dir holds, once read or written here (a large tree is read again instead)
+    private ConfBundle? _live; // what the live dir holds (hashes only), once read or written here
     private readonly string _backups = Path.Combine(s.DataDir, "config", "backups");
 
     public bool RunsServers => s.Prometheus.Mode != ServerMode.None || s.Alertmanager.Mode != ServerMode.None;
@@ -76,33 +88,44 @@ public sealed class LiveTree(NodeSettings s)
             if (invalid is not null) return new ApplyFinished(version, bundle.Hash, false, invalid, 0, null);
         }
 
-        var previous = _live ?? (Directory.Exists(_liveDir) ? ConfBundle.FromDirectory(_liveDir) : null);
+        // What the live dir holds, by hashes: kept from the last swap, or read once (stat and hash,
+        // no copy of a 10,000-file tree kept between applies).
+        var previous = _live ?? (Directory.Exists(_liveDir) ? ConfBundle.FromDirectory(_liveDir, s.Config.Limits, contents: false) : null);
         // rendered again for a new role or a new Alertmanager in the cluster, to the same files
         if (previous?.Hash == rendered.Hash) return new ApplyFinished(version, bundle.Hash, true, null, 0, "rendered files unchanged; nothing to reload");
-        var backup = previous is { Files.Count: > 0 } ? ConfTree.Backup(previous, _backups, $"before-v{version}", s.Config.Backups) : null;
+        // The files this apply replaces or removes, with their content: the backup (enough to undo it
+        // by hand) and what a rollback writes back. Unchanged files are neither copied nor read.
+        var replaced = previous is null ? null : ReadReplaced(previous, rendered);
+        var backup = replaced is { Files.Count: > 0 } ? ConfTree.Backup(replaced, _backups, $"before-v{version}", s.Config.Backups) : null;
         phases.Done("backup");
         _live = null; // unknown until the swap is done
         var changed = ConfTree.Sync(_liveDir, rendered, previous);
         var servers = Touched(changed);
-        _live = rendered;
+        _live = rendered.Manifest();
         phases.Done("swap");
         var (ok, detail) = await ReloadAndVerify(servers);
         phases.Done("reload");
-        if (!MemoryBudget.Keep(rendered)) _live = null; // read back from the live dir by the next apply, not held between applies
         if (ok) return new ApplyFinished(version, bundle.Hash, true, null, 0, $"{changed.Count} file(s) changed, reloaded {servers.ToString().ToLowerInvariant()}; {phases}{(detail is null ? "" : $"; {detail}")}");
 
         log.Error("Version {0} did not load ({1}); restoring the previous tree{2}", version, detail,
-            backup is null ? "" : $" (saved in {backup})");
-        if (previous is { Files.Count: > 0 })
+            backup is null ? "" : $" (its replaced files saved in {backup})");
+        if (previous is { Files.Count: > 0 } && replaced is not null)
         {
             _live = null;
-            ConfTree.Sync(_liveDir, previous, rendered);
+            // the previous tree: unchanged files as they are (equal hashes are not written), the replaced ones from their copies
+            ConfTree.Sync(_liveDir, ConfBundle.Of(previous.Files.Values.Select(f => replaced.Files.GetValueOrDefault(f.Path) ?? f)), rendered);
             _live = previous;
             var (back, backDetail) = await ReloadAndVerify(servers);
             if (!back) log.Error("Reloading the previous tree failed too: {0}", backDetail);
         }
         return new ApplyFinished(version, bundle.Hash, false, detail, 0, null);
     }
+
+    /// <summary>The live dir's files that <paramref name="next"/> changes or drops, read with their content.</summary>
+    private ConfBundle ReadReplaced(ConfBundle previous, ConfBundle next) =>
+        ConfBundle.Of(previous.Files.Values
+            .Where(f => (!next.Files.TryGetValue(f.Path, out var n) || n.Sha256 != f.Sha256) && File.Exists(Path.Combine(_liveDir, f.Path)))
+            .Select(f => BundleFile.Of(f.Path, File.ReadAllBytes(Path.Combine(_liveDir, f.Path)))));
 
     /// <summary>How long each step of an apply took, for the log.</summary>
     private sealed class Phases
@@ -156,12 +179,18 @@ public sealed class LiveTree(NodeSettings s)
             HttpResponseMessage resp;
             try
             {
-                resp = await Http.PostAsync($"{url}/-/reload", null);
+                // Prometheus answers once the reload is done: a 40 MiB file_sd tree takes seconds
+                using var cts = new CancellationTokenSource(ReloadTimeout);
+                resp = await Http.PostAsync($"{url}/-/reload", null, cts.Token);
             }
             catch (HttpRequestException e)
             {
                 notes.Add($"{name} not reachable ({e.Message}); it reads the new files when it starts");
                 continue;
+            }
+            catch (TaskCanceledException)
+            {
+                return (false, $"{name} did not finish the reload within {ReloadTimeout.TotalSeconds:F0} s");
             }
             using (resp)
             {
@@ -171,7 +200,15 @@ public sealed class LiveTree(NodeSettings s)
                     return (false, $"{name} rejected the reload: HTTP {(int)resp.StatusCode} {Truncate(body)}");
                 }
             }
-            var value = await ReadMetric(url, metric);
+            double? value;
+            try
+            {
+                value = await ReadMetric(url, metric);
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                return (false, $"{name}: {metric} could not be read after the reload ({e.Message})");
+            }
             if (value is not 1) return (false, $"{name}: {metric} is {value?.ToString(CultureInfo.InvariantCulture) ?? "missing"} after the reload");
         }
         return (true, notes.Count == 0 ? null : string.Join("; ", notes));
@@ -179,7 +216,8 @@ public sealed class LiveTree(NodeSettings s)
 
     private static async Task<double?> ReadMetric(string baseUrl, string metric)
     {
-        var text = await Http.GetStringAsync($"{baseUrl}/metrics");
+        using var cts = new CancellationTokenSource(MetricsTimeout);
+        var text = await Http.GetStringAsync($"{baseUrl}/metrics", cts.Token);
         var m = Regex.Match(text, $@"^{metric}(?:\{{[^}}]*\}})?\s+(\S+)", RegexOptions.Multiline);
         return m.Success && double.TryParse(m.Groups[1].Value, CultureInfo.InvariantCulture, out var v) ? v : null;
     }

@@ -90,6 +90,46 @@ public sealed class LiveTreeTests : IDisposable
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(_data, "config", "backups"), "*.tar"));
     }
 
+    /// <summary>
+    /// The backup and the rollback hold only what the apply replaced or removed (a 10,000-file tree
+    /// was copied whole on every edit): a restarted node (a new LiveTree, reading the live dir's
+    /// hashes) puts back changed and removed files and takes away added ones; unchanged files stay.
+    /// </summary>
+    [Fact]
+    public async Task Only_the_replaced_files_are_backed_up_and_a_rollback_restores_the_whole_previous_tree()
+    {
+        var v1 = ConfBundle.Of(new Dictionary<string, byte[]>
+        {
+            ["prometheus.yml"] = "scrape_configs: []\n"u8.ToArray(),
+            ["business/a/job/x.yml"] = "- targets: ['a:1']\n"u8.ToArray(),
+            ["business/a/job/gone.yml"] = "- targets: ['g:1']\n"u8.ToArray(),
+            ["business/a/job/same.yml"] = "- targets: ['s:1']\n"u8.ToArray(),
+        });
+        Assert.True((await Tree().Apply(1, v1, Ctx, NoLogger.Instance)).Ok);
+        var v1Live = ConfBundle.FromDirectory(Path.Combine(_data, "live")).Hash; // rendered: the replica label added
+        var same = Path.Combine(_data, "live", "business", "a", "job", "same.yml");
+        var sameWritten = File.GetLastWriteTimeUtc(same);
+
+        var v2 = ConfBundle.Of(new Dictionary<string, byte[]>
+        {
+            ["prometheus.yml"] = "scrape_configs: []\n"u8.ToArray(),
+            ["business/a/job/x.yml"] = "- targets: ['b:2']\n"u8.ToArray(),
+            ["business/a/job/new.yml"] = "- targets: ['n:2']\n"u8.ToArray(),
+            ["business/a/job/same.yml"] = "- targets: ['s:1']\n"u8.ToArray(),
+        });
+        _reloadStatus = 500;
+        var failed = await Tree().Apply(2, v2, Ctx, NoLogger.Instance); // a new LiveTree: as after a restart
+        Assert.False(failed.Ok);
+        Assert.Equal(v1Live, ConfBundle.FromDirectory(Path.Combine(_data, "live")).Hash);
+        Assert.Equal(sameWritten, File.GetLastWriteTimeUtc(same)); // never rewritten
+
+        var backup = Assert.Single(Directory.GetFiles(Path.Combine(_data, "config", "backups"), "*before-v2*.tar"));
+        using var tar = new System.Formats.Tar.TarReader(File.OpenRead(backup));
+        var names = new List<string>();
+        while (tar.GetNextEntry() is { } e) names.Add(e.Name);
+        Assert.Equal(["business/a/job/gone.yml", "business/a/job/x.yml"], names.Order(StringComparer.Ordinal));
+    }
+
     [Fact]
     public async Task A_reload_that_answers_200_but_did_not_take_is_rolled_back_too()
     {
