@@ -48,16 +48,19 @@ public static class ConfigValidator
             return $"{dir}: cannot write the staging tree: {e.Message}";
         }
         if (rendered.Get(ConfigRenderer.PrometheusFile) is null) return "prometheus.yml: missing at the root of the conf tree";
-        var prom = await Run(tools.Promtool, ["check", "config", ConfigRenderer.PrometheusFile], dir, ct);
-        if (prom is not null) return prom;
+        // The tools read different files: they run side by side (promtool on 10,000 file_sd files
+        // takes ~0.5 s; amtool does not wait for it), and the verdict is the first in this order.
+        var prom = Run(tools.Promtool, ["check", "config", ConfigRenderer.PrometheusFile], dir, ct);
         if (rendered.Get(ConfigRenderer.AlertmanagerFile) is { } am)
         {
-            if (authored?.Get(ConfigRenderer.AlertmanagerFile) is { } written && !written.AsSpan().SequenceEqual(am) &&
-                await CheckAuthored(written, dir, tools, ct) is { } wrong)
-                return wrong;
-            return await Run(tools.Amtool, ["check-config", ConfigRenderer.AlertmanagerFile], dir, ct);
+            var asWritten = authored?.Get(ConfigRenderer.AlertmanagerFile) is { } written && !written.AsSpan().SequenceEqual(am)
+                ? CheckAuthored(written, dir, tools, ct)
+                : Task.FromResult<string?>(null);
+            var asRendered = Run(tools.Amtool, ["check-config", ConfigRenderer.AlertmanagerFile], dir, ct);
+            await Task.WhenAll(prom, asWritten, asRendered); // all done before the staging dir is used again
+            return prom.Result ?? asWritten.Result ?? asRendered.Result;
         }
-        return tools.NeedAlertmanagerConfig ? "alertmanager.yml: missing, and this node runs an Alertmanager" : null;
+        return await prom ?? (tools.NeedAlertmanagerConfig ? "alertmanager.yml: missing, and this node runs an Alertmanager" : null);
     }
 
     /// <summary>amtool on the alertmanager.yml the user wrote, in the staged tree (its templates resolve the same way).</summary>
