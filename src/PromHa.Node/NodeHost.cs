@@ -162,7 +162,6 @@ public static class NodeHost
             .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, outsiders)
             .AddSplitBrainWatchActor(s, view, peers)
             .AddSingletonWatchActor()
-            .AddNewcomerWatchActor(view)
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes)
             .AddHealthProbeActor(s, view)
             .AddReloaderActor(s)
