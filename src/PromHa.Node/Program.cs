@@ -45,12 +45,15 @@ run.SetAction(async (p, ct) =>
         await Console.Error.WriteLineAsync($"promha: invalid configuration: {e.Message}");
         return ExitCodes.BadSettings;
     }
+    if (await SeedLink.WaitAfterDowning(settings, ct) is { } waited)
+        app.Logger.LogInformation("Downed before this start: waited {Seconds:F1} s for a seed's host to answer on the cluster link before joining", waited.TotalSeconds);
     // RunAsync, unrolled: the shutdown reason is read before the services are disposed.
     await app.StartAsync();
     var shutdown = Akka.Actor.CoordinatedShutdown.Get(app.Services.GetRequiredService<Akka.Actor.ActorSystem>());
     await app.WaitForShutdownAsync();
     var code = ExitCodes.For(shutdown.ShutdownReason);
     await app.DisposeAsync();
+    if (code == ExitCodes.Downed) SeedLink.RememberDowned(settings);
     Environment.ExitCode = code; // Akka.Hosting set -1 for a downing
     return code;
 });
