@@ -29,6 +29,8 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
     /// <summary>Versions this conf dir produced: they are in it already (and newer edits may be too).</summary>
     private readonly HashSet<long> _fromWatch = [];
     private FileSystemWatcher? _watcher;
+    /// <summary>Authoritative and scanned: with inotify events, or by the periodic rescan alone when a watcher cannot be had.</summary>
+    private bool _watching;
     private ConfigRunning _running = new(null, null, CaughtUp: false);
     private string? _lastScanHash;
     private string? _lastScanError;
@@ -54,7 +56,7 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
         });
         Receive<VersionApplied>(a =>
         {
-            if (!(_watcher is not null && _fromWatch.Contains(a.Version))) Follow(a.Bundle, a.Version);
+            if (!(_watching && _fromWatch.Contains(a.Version))) Follow(a.Bundle, a.Version);
         });
         Receive<Changed>(_ => Timers.StartSingleTimer("debounce", Rescan.Instance, TimeSpan.FromMilliseconds(_s.Config.DebounceMs)));
         Receive<Rescan>(_ => Scan());
@@ -116,12 +118,13 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
     private void UpdateWatcher()
     {
         var master = _view.IsMaster && !string.IsNullOrEmpty(_s.ConfDir) && Directory.Exists(_s.ConfDir);
-        if (master && _watcher is null && !_running.CaughtUp) return;
-        if (master == (_watcher is not null)) return;
+        if (master && !_watching && !_running.CaughtUp) return;
+        if (master == _watching) return;
         if (!master)
         {
-            _watcher!.Dispose();
+            _watcher?.Dispose();
             _watcher = null;
+            _watching = false;
             _fromWatch.Clear();
             Timers.Cancel("rescan");
             _log.Info("No longer watching {0} (not the master)", _s.ConfDir);
@@ -158,19 +161,30 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
             _lastScanHash = running.Hash;
         }
         var self = Self;
-        _watcher = new FileSystemWatcher(_s.ConfDir)
+        try
         {
-            IncludeSubdirectories = true,
-            InternalBufferSize = 64 * 1024,
-            NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size,
-        };
-        FileSystemEventHandler changed = (_, _) => self.Tell(Changed.Instance);
-        _watcher.Changed += changed;
-        _watcher.Created += changed;
-        _watcher.Deleted += changed;
-        _watcher.Renamed += (_, _) => self.Tell(Changed.Instance);
-        _watcher.Error += (_, _) => self.Tell(Changed.Instance); // overflow: rescan everything
-        _watcher.EnableRaisingEvents = true;
+            _watcher = new FileSystemWatcher(_s.ConfDir)
+            {
+                IncludeSubdirectories = true,
+                InternalBufferSize = 64 * 1024,
+                NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size,
+            };
+            FileSystemEventHandler changed = (_, _) => self.Tell(Changed.Instance);
+            _watcher.Changed += changed;
+            _watcher.Created += changed;
+            _watcher.Deleted += changed;
+            _watcher.Renamed += (_, _) => self.Tell(Changed.Instance);
+            _watcher.Error += (_, _) => self.Tell(Changed.Instance); // overflow: rescan everything
+            _watcher.EnableRaisingEvents = true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or PlatformNotSupportedException)
+        {
+            // the user's inotify instances used up (fs.inotify.max_user_instances): edits are still found, by the rescan
+            _watcher?.Dispose();
+            _watcher = null;
+            _log.Warning("Cannot watch {0} ({1}); finding edits by the rescan every {2} s instead", _s.ConfDir, e.Message, _s.Config.RescanSeconds);
+        }
+        _watching = true;
         Timers.StartPeriodicTimer("rescan", Changed.Instance, TimeSpan.FromSeconds(_s.Config.RescanSeconds));
         _log.Info("Master: watching {0} for changes", _s.ConfDir);
         Self.Tell(Rescan.Instance);
@@ -183,7 +197,7 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
 
     private void Scan()
     {
-        if (_watcher is null || !_view.IsMaster) return;
+        if (!_watching || !_view.IsMaster) return;
         if (!_running.CaughtUp)
         {
             _scanPending = true; // after the version being applied

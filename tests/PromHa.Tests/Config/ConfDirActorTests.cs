@@ -89,7 +89,7 @@ public sealed class ConfDirActorTests : TestKit, IDisposable
         store.Save(v1);
         ConfTree.Sync(Conf, v1, null);
         view.SetRole(1, "node-a", holdsLease: true);
-        Thread.Sleep(50); // file times come from the kernel's coarse clock (a few ms behind): the edit below is after the promotion
+        Thread.Sleep(200); // file times come from the kernel's coarse clock (a few ms behind): the edit below is after the promotion
 
         // behind the latest version: not watched yet, so an edit now is not a candidate
         actor.Tell(new ConfigRunning(1, v1.Hash, CaughtUp: false));
