@@ -65,7 +65,12 @@ public static class DeliveryDecision
         TimeSpan repeatInterval, bool sendResolved, long currentEpoch, IReadOnlySet<string>? ended = null)
     {
         var window = repeatInterval * CopyWindow;
-        if (sameContent is not null && (r.AcceptedAt - sameContent.AcceptedAt).Duration() < window)
+        // An end of the firing the receiver last heard of is news, even with the content of an older
+        // resolution: seen end to end, x fired (start s), resolved, fired again (start s2) and
+        // resolved; the Alertmanager merged the replicas' resolutions to the earliest start s, so the
+        // second resolution's content was the first's. A late copy of the first ended before s2.
+        var endsLast = EndsLastFiring(r, lastOfGroup);
+        if (endsLast.Count == 0 && sameContent is not null && (r.AcceptedAt - sameContent.AcceptedAt).Duration() < window)
             return new Decision(false, sameContent.AcceptedBy == r.AcceptedBy ? DeliveryReasons.Retry : DeliveryReasons.Copy, sameContent.Id);
         // A firing that ended does not begin again (a new firing starts after the end): an Alertmanager
         // that merged a lagging or restarted replica's "still firing" after the resolution says it fires. Not news.
@@ -73,7 +78,7 @@ public static class DeliveryDecision
         // the Alertmanager took it into the group again and, its log entry being a later notification,
         // sent it once more.
         var stale = ended is { Count: > 0 } ? r.Firing.Where(ended.Contains).ToList() : [];
-        var told = ended is { Count: > 0 } ? r.Resolved.Where(ended.Contains).ToList() : [];
+        var told = ended is { Count: > 0 } ? r.Resolved.Where(a => ended.Contains(a) && !endsLast.Contains(a)).ToList() : [];
         var news = stale.Count + told.Count == 0 ? r
             : r with { Firing = r.Firing.Except(stale).ToList(), Resolved = r.Resolved.Except(told).ToList() };
         var why = NeedsUpdate(news, lastOfGroup, sendResolved, window);
@@ -85,6 +90,24 @@ public static class DeliveryDecision
             return new Decision(false, lastOfGroup.AcceptedBy == r.AcceptedBy ? DeliveryReasons.Retry : DeliveryReasons.Copy, lastOfGroup.Id);
         return new Decision(false, lastOfGroup.Firing.Count == 0 && r.Firing.Count == 0 ? DeliveryReasons.NothingNew : DeliveryReasons.WithinRepeat,
             lastOfGroup.Id);
+    }
+
+    /// <summary>
+    /// r's resolved alerts that end a firing of the group's last delivered notification: they ended
+    /// (r's Ends) after that firing began. Empty for records without times.
+    /// </summary>
+    private static HashSet<string> EndsLastFiring(NotificationRecord r, NotificationRecord? lastOfGroup)
+    {
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        if (lastOfGroup is null || r.Ends is not { Count: > 0 } ends || r.Resolved.Count == 0) return result;
+        var began = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var f in lastOfGroup.Firing.Where(HasTime)) began[Fingerprint(f)] = Time(f);
+        var ended = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var e in ends.Where(HasTime)) ended[Fingerprint(e)] = Time(e);
+        foreach (var a in r.Resolved)
+            if (began.TryGetValue(Fingerprint(a), out var start) && ended.TryGetValue(Fingerprint(a), out var end) && end > start)
+                result.Add(a);
+        return result;
     }
 
     private static bool SameAlerts(IEnumerable<string> a, IEnumerable<string> b) => Fingerprints(a).SetEquals(Fingerprints(b));

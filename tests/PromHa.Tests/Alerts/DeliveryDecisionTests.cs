@@ -99,6 +99,47 @@ public sealed class DeliveryDecisionTests
             DeliveryDecision.Decide(Rec([A("hold", 5)], [A("x", 7)], T0.AddMinutes(8)), hold, null, Repeat, true, 3, new HashSet<string>()));
     }
 
+    /// <summary>
+    /// Seen end to end (fresh-clone CI): a replica's failed scrape resolved x (start s0) and its next
+    /// evaluation fired it again (start s2); when x really ended, the first replica to resolve it had
+    /// it since s0, and the Alertmanager's merge keeps the earliest start, so the end of the second
+    /// firing carried the first resolution's content and was taken for its copy: the receiver was
+    /// left with x firing. Its end (after s2) says it is news; a late copy of the first resolution
+    /// (it ended before s2) is still a copy. Through the outbox, as the gate decides.
+    /// </summary>
+    [Fact]
+    public void The_end_of_a_refired_alert_is_sent_though_its_content_is_the_first_resolution_s()
+    {
+        using var store = new OutboxStore(":memory:");
+        var s0 = T0;
+        var t1 = T0.AddSeconds(11);  // the failed scrape
+        var s2 = T0.AddSeconds(12);  // fires again at the next evaluation
+        var t3 = T0.AddSeconds(20);  // the real end
+        var n = 0;
+        NotificationRecord Note(string[] firing, string[] resolved, string[] ends, DateTimeOffset at, string by = "node-a") =>
+            new($"{++n}", "chat", 0, Group, DeliveryDecision.DedupKey("chat", 0, Group, firing, resolved), firing, resolved, [], at, by, 3, ends);
+        Decision Offer(NotificationRecord r)
+        {
+            store.Add(r);
+            var d = store.Deliverable(new HashSet<string>(), new HashSet<string>()).Single();
+            var decision = DeliveryDecision.Decide(d.Record, d.LastOfGroup, d.SameContent, Repeat, true, 3, d.Ended);
+            store.Settle(new DeliveryOutcome(r.Id, decision.Deliver ? DeliveryState.Delivered : DeliveryState.Duplicate, decision.Reason, "node-a", 3,
+                r.AcceptedAt.AddMilliseconds(5), 1, null, decision.DuplicateOf));
+            return decision;
+        }
+        var x0 = DeliveryDecision.Alert("x", s0);
+        Assert.Equal("first", Offer(Note([x0], [], [], s0.AddSeconds(1))).Reason);
+        Assert.Equal("resolved", Offer(Note([], [x0], [DeliveryDecision.Alert("x", t1)], t1.AddMilliseconds(500))).Reason);
+        Assert.Equal("refired", Offer(Note([DeliveryDecision.Alert("x", s2)], [], [], s2.AddMilliseconds(500))).Reason);
+        // a late copy of the first resolution from another Alertmanager: it ended before the new firing
+        var late = Offer(Note([], [x0], [DeliveryDecision.Alert("x", t1)], s2.AddSeconds(2), by: "node-b"));
+        Assert.False(late.Deliver, late.ToString());
+        // the real end: the first resolution's content, a later end
+        Assert.Equal(new Decision(true, "resolved"), Offer(Note([], [x0], [DeliveryDecision.Alert("x", t3)], t3.AddMilliseconds(500))));
+        // and its copies are copies
+        Assert.False(Offer(Note([], [x0], [DeliveryDecision.Alert("x", t3.AddMilliseconds(300))], t3.AddSeconds(2), by: "node-c")).Deliver);
+    }
+
     [Fact]
     public void Without_send_resolved_a_new_firing_of_an_alert_is_sent_although_its_resolution_never_was()
     {
