@@ -1,3 +1,4 @@
+using System.Data;
 using Microsoft.Data.Sqlite;
 using PromHa.Messages.Alerts;
 
@@ -22,9 +23,38 @@ public sealed class OutboxStore : IDisposable
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
         _db.Open();
+        Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+        // The layout is versioned (PRAGMA user_version): a file from an older promha is upgraded in
+        // one transaction, one from a newer promha is refused rather than misread.
+        var version = Convert.ToInt32(Scalar("PRAGMA user_version"));
+        if (version > SchemaVersion)
+            throw new InvalidOperationException(
+                $"{path}: the outbox was written by a newer promha (schema {version}; this one reads up to {SchemaVersion}). Run the newer promha, or move the file away (its notifications are also on the other nodes).");
+        if (version == SchemaVersion) return;
+        Exec("BEGIN IMMEDIATE");
+        try
+        {
+            if (version < 1) UpgradeTo1();
+            Exec($"PRAGMA user_version = {SchemaVersion}");
+            Exec("COMMIT");
+        }
+        catch
+        {
+            Exec("ROLLBACK");
+            throw;
+        }
+    }
+
+    /// <summary>The layout this promha writes; every older one is upgraded on open.</summary>
+    public const int SchemaVersion = 1;
+
+    /// <summary>
+    /// Version 1 (2026-12): every layout before versions were kept (they differ by the columns and
+    /// tables added below, each added only where missing), and a new file.
+    /// </summary>
+    private void UpgradeTo1()
+    {
         Exec("""
-            PRAGMA journal_mode = WAL;
-            PRAGMA synchronous = NORMAL;
             CREATE TABLE IF NOT EXISTS notifications (
                 id TEXT PRIMARY KEY, receiver TEXT NOT NULL, target INTEGER NOT NULL, group_key TEXT NOT NULL,
                 dedup_key TEXT NOT NULL, firing TEXT NOT NULL, resolved TEXT NOT NULL, payload BLOB NOT NULL,
@@ -63,7 +93,7 @@ public sealed class OutboxStore : IDisposable
                  CREATE TABLE last_delivered (
                      receiver TEXT NOT NULL, target INTEGER NOT NULL, group_key TEXT NOT NULL, id TEXT NOT NULL,
                      at INTEGER NOT NULL, accepted_at INTEGER NOT NULL, PRIMARY KEY (receiver, target, group_key)) WITHOUT ROWID;
-                 INSERT INTO last_delivered
+                 INSERT INTO last_delivered (receiver, target, group_key, id, at, accepted_at)
                      SELECT receiver, target, group_key, id, at, accepted_at FROM (
                          SELECT n.receiver, n.target, n.group_key, n.id, o.at, n.accepted_at,
                                 ROW_NUMBER() OVER (PARTITION BY n.receiver, n.target, n.group_key ORDER BY o.at DESC, n.accepted_at DESC) AS k
@@ -71,6 +101,12 @@ public sealed class OutboxStore : IDisposable
                      WHERE k = 1;
                  """);
     }
+
+    /// <summary>What a notification is read from, by name (n: the notifications table).</summary>
+    private const string Columns =
+        "n.id, n.receiver, n.target, n.group_key, n.dedup_key, n.firing, n.resolved, n.payload, n.accepted_at, n.accepted_by, n.epoch, n.ends";
+
+    private const string OutcomeColumns = "id, state, reason, by, epoch, at, attempts, error, duplicate_of";
 
     private bool HasColumn(string table, string column) =>
         Convert.ToInt64(Scalar($"SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = $name", ("$name", column))) > 0;
@@ -99,7 +135,7 @@ public sealed class OutboxStore : IDisposable
     private void Delivered(NotificationRecord r, DateTimeOffset at)
     {
         Exec("""
-             INSERT INTO last_delivered VALUES ($receiver, $target, $group, $id, $at, $accepted)
+             INSERT INTO last_delivered (receiver, target, group_key, id, at, accepted_at) VALUES ($receiver, $target, $group, $id, $at, $accepted)
              ON CONFLICT (receiver, target, group_key) DO UPDATE SET id = excluded.id, at = excluded.at, accepted_at = excluded.accepted_at
              WHERE excluded.at > last_delivered.at OR (excluded.at = last_delivered.at AND excluded.accepted_at >= last_delivered.accepted_at)
              """, ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$id", r.Id), ("$at", at.ToUnixTimeMilliseconds()),
@@ -155,14 +191,14 @@ public sealed class OutboxStore : IDisposable
         Exec("DELETE FROM outcomes WHERE id = $id", ("$id", id));
     }
 
-    public NotificationRecord? Get(string id) => Records("SELECT * FROM notifications WHERE id = $id", ("$id", id)).FirstOrDefault();
+    public NotificationRecord? Get(string id) => Records($"SELECT {Columns} FROM notifications n WHERE n.id = $id", ("$id", id)).FirstOrDefault();
 
-    public DeliveryOutcome? Outcome(string id) => Outcomes("SELECT * FROM outcomes WHERE id = $id", ("$id", id)).FirstOrDefault();
+    public DeliveryOutcome? Outcome(string id) => Outcomes($"SELECT {OutcomeColumns} FROM outcomes WHERE id = $id", ("$id", id)).FirstOrDefault();
 
     /// <summary>Notifications without an outcome, oldest first.</summary>
     public List<NotificationRecord> Pending(int limit = 1000) =>
-        Records("""
-                SELECT * FROM notifications WHERE settled = 0 ORDER BY accepted_at, id LIMIT $limit
+        Records($"""
+                SELECT {Columns} FROM notifications n WHERE n.settled = 0 ORDER BY n.accepted_at, n.id LIMIT $limit
                 """, ("$limit", limit));
 
     /// <summary>
@@ -180,8 +216,8 @@ public sealed class OutboxStore : IDisposable
 
     /// <summary>The delivered notification with this one's dedup key that was accepted closest in time to it.</summary>
     public NotificationRecord? DeliveredWithContent(NotificationRecord r) =>
-        Records("""
-                SELECT n.* FROM notifications n JOIN outcomes o ON o.id = n.id
+        Records($"""
+                SELECT {Columns} FROM notifications n JOIN outcomes o ON o.id = n.id
                 WHERE n.dedup_key = $key AND o.state = $delivered AND n.id <> $id
                 ORDER BY ABS(n.accepted_at - $at) LIMIT 1
                 """, ("$key", r.DedupKey), ("$delivered", (int)DeliveryState.Delivered), ("$id", r.Id),
@@ -189,8 +225,8 @@ public sealed class OutboxStore : IDisposable
 
     /// <summary>The last notification delivered for this receiver's webhook and group: what the next one is compared with.</summary>
     public NotificationRecord? LastDeliveredOfGroup(string receiver, int target, string groupKey) =>
-        Records("""
-                SELECT n.* FROM last_delivered l JOIN notifications n ON n.id = l.id
+        Records($"""
+                SELECT {Columns} FROM last_delivered l JOIN notifications n ON n.id = l.id
                 WHERE l.receiver = $receiver AND l.target = $target AND l.group_key = $group
                 """, ("$receiver", receiver), ("$target", target), ("$group", groupKey)).FirstOrDefault();
 
@@ -204,8 +240,8 @@ public sealed class OutboxStore : IDisposable
     {
         const int rows = 400;
         var after = afterAt?.ToUnixTimeMilliseconds() ?? long.MinValue;
-        var page = Records("""
-                           SELECT n.* FROM notifications n
+        var page = Records($"""
+                           SELECT {Columns} FROM notifications n
                            WHERE (n.settled = 0 OR n.accepted_at >= $since)
                              AND (n.accepted_at > $after OR (n.accepted_at = $after AND n.id > $afterId))
                            ORDER BY n.accepted_at, n.id LIMIT $rows
@@ -227,7 +263,7 @@ public sealed class OutboxStore : IDisposable
 
     /// <summary>The newest entries, with their outcomes, for the API.</summary>
     public List<OutboxEntry> Recent(int limit) =>
-        Records("SELECT * FROM notifications ORDER BY accepted_at DESC LIMIT $limit", ("$limit", limit))
+        Records($"SELECT {Columns} FROM notifications n ORDER BY n.accepted_at DESC LIMIT $limit", ("$limit", limit))
             .Select(r => new OutboxEntry(r, Outcome(r.Id))).ToList();
 
     /// <summary>Pending notifications per receiver: how many, and when the oldest was accepted.</summary>
@@ -289,9 +325,10 @@ public sealed class OutboxStore : IDisposable
         var list = new List<NotificationRecord>();
         static IReadOnlyList<string> Split(string s) => s.Length == 0 ? [] : s.Split('\n');
         while (r.Read())
-            list.Add(new NotificationRecord(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetString(3), r.GetString(4),
-                Split(r.GetString(5)), Split(r.GetString(6)), (byte[])r["payload"],
-                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(8)), r.GetString(9), r.GetInt64(10), Split((string)r["ends"])));
+            list.Add(new NotificationRecord(r.GetString("id"), r.GetString("receiver"), r.GetInt32("target"), r.GetString("group_key"),
+                r.GetString("dedup_key"), Split(r.GetString("firing")), Split(r.GetString("resolved")), (byte[])r["payload"],
+                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64("accepted_at")), r.GetString("accepted_by"), r.GetInt64("epoch"),
+                Split(r.GetString("ends"))));
         return list;
     }
 
@@ -301,9 +338,9 @@ public sealed class OutboxStore : IDisposable
         using var r = cmd.ExecuteReader();
         var list = new List<DeliveryOutcome>();
         while (r.Read())
-            list.Add(new DeliveryOutcome(r.GetString(0), (DeliveryState)r.GetInt32(1), r.GetString(2), r.GetString(3), r.GetInt64(4),
-                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)), r.GetInt32(6), r.IsDBNull(7) ? null : r.GetString(7),
-                r.IsDBNull(8) ? null : r.GetString(8)));
+            list.Add(new DeliveryOutcome(r.GetString("id"), (DeliveryState)r.GetInt32("state"), r.GetString("reason"), r.GetString("by"),
+                r.GetInt64("epoch"), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64("at")), r.GetInt32("attempts"),
+                r.IsDBNull("error") ? null : r.GetString("error"), r.IsDBNull("duplicate_of") ? null : r.GetString("duplicate_of")));
         return list;
     }
 }

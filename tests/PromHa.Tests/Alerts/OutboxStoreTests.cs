@@ -188,4 +188,93 @@ public sealed class OutboxStoreTests : IDisposable
         Assert.All(seen, r => Assert.Equal(r.Id.EndsWith('0') || r.Id.EndsWith('2') || r.Id.EndsWith('4') || r.Id.EndsWith('6') || r.Id.EndsWith('8'),
             r.Payload.Length == 0)); // settled ones travel without their payload
     }
+
+    /// <summary>
+    /// A file written by the promha of 2026-12-06 (before the layout had a version): it opens, gets
+    /// the current version, and reads back what it held: notifications with their ends, outcomes
+    /// with the delivery they duplicate, the pending one, each group's last delivery, ended alerts.
+    /// </summary>
+    [Fact]
+    public void An_outbox_written_before_versions_is_upgraded_and_reads_back_what_it_held()
+    {
+        var path = Path.Combine(_dir, "outbox.db");
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "Alerts", "Fixtures", "outbox-2026-12-06.db"), path);
+        Assert.Equal(0L, UserVersion(path));
+        using (var store = new OutboxStore(path))
+        {
+            Assert.Equal(["n4"], store.Pending().Select(r => r.Id));
+            var n3 = store.Get("n3")!;
+            Assert.Equal(["x@1796558430000"], n3.Ends!);
+            Assert.Equal(("node1", 4L), (n3.AcceptedBy, n3.Epoch));
+            Assert.Equal("{\"id\":\"n3\"}", System.Text.Encoding.UTF8.GetString(NotificationGateActor.Gunzip(n3.Payload)));
+            Assert.Equal(("copy", "n1"), (store.Outcome("n2")!.Reason, store.Outcome("n2")!.DuplicateOf));
+            Assert.Equal("timeout once", store.Outcome("n3")!.Error);
+            Assert.Equal("n3", store.LastDeliveredOfGroup("pager", 0, "{}:{alertname=\"X\"}")!.Id);
+            Assert.Equal(["x@1796558400000"], store.Ended(store.Get("n1")!));
+            // and it keeps working: a new notification is stored and found
+            Assert.True(store.Add(Rec("n5", "k5", T0)));
+            Assert.Equal(["n4", "n5"], store.Pending().Select(r => r.Id).Order());
+        }
+        Assert.Equal((long)OutboxStore.SchemaVersion, UserVersion(path));
+        using var again = new OutboxStore(path); // opening a current file changes nothing
+        Assert.Equal(5, again.Recent(10).Count);
+    }
+
+    /// <summary>The oldest layout (no ends, no duplicate_of, no settled flag, no last_delivered): upgraded with its history kept.</summary>
+    [Fact]
+    public void The_first_outbox_layout_is_upgraded_with_its_last_deliveries_rebuilt()
+    {
+        var path = Path.Combine(_dir, "outbox.db");
+        using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = """
+                CREATE TABLE notifications (id TEXT PRIMARY KEY, receiver TEXT NOT NULL, target INTEGER NOT NULL, group_key TEXT NOT NULL,
+                    dedup_key TEXT NOT NULL, firing TEXT NOT NULL, resolved TEXT NOT NULL, payload BLOB NOT NULL,
+                    accepted_at INTEGER NOT NULL, accepted_by TEXT NOT NULL, epoch INTEGER NOT NULL);
+                CREATE TABLE outcomes (id TEXT PRIMARY KEY, state INTEGER NOT NULL, reason TEXT NOT NULL, by TEXT NOT NULL, epoch INTEGER NOT NULL,
+                    at INTEGER NOT NULL, attempts INTEGER NOT NULL, error TEXT);
+                INSERT INTO notifications VALUES ('a', 'chat', 0, 'g', 'k1', 'x', '', x'00', 1000, 'node-a', 1);
+                INSERT INTO notifications VALUES ('b', 'chat', 0, 'g', 'k2', '', 'x', x'00', 2000, 'node-b', 1);
+                INSERT INTO notifications VALUES ('c', 'chat', 0, 'g', 'k3', 'y', '', x'00', 3000, 'node-a', 1);
+                INSERT INTO outcomes VALUES ('a', 1, 'first', 'node-a', 1, 1500, 1, NULL);
+                INSERT INTO outcomes VALUES ('b', 1, 'resolved', 'node-a', 1, 2500, 1, NULL);
+                """;
+            cmd.ExecuteNonQuery();
+        }
+        using var store = new OutboxStore(path);
+        Assert.Equal(["c"], store.Pending().Select(r => r.Id));
+        Assert.Equal("b", store.LastDeliveredOfGroup("chat", 0, "g")!.Id);
+        Assert.Empty(store.Get("a")!.Ends!);
+        Assert.Null(store.Outcome("a")!.DuplicateOf);
+        Assert.Equal((long)OutboxStore.SchemaVersion, UserVersion(path));
+    }
+
+    /// <summary>A file from a newer promha is refused, naming the file, and left as it was.</summary>
+    [Fact]
+    public void An_outbox_from_a_newer_promha_is_refused_naming_the_file()
+    {
+        var path = Path.Combine(_dir, "outbox.db");
+        using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = $"CREATE TABLE future (x); PRAGMA user_version = {OutboxStore.SchemaVersion + 1};";
+            cmd.ExecuteNonQuery();
+        }
+        var e = Assert.Throws<InvalidOperationException>(() => new OutboxStore(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("newer promha", e.Message);
+        Assert.Equal((long)OutboxStore.SchemaVersion + 1, UserVersion(path));
+    }
+
+    private static long UserVersion(string path)
+    {
+        using var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False");
+        db.Open();
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = "PRAGMA user_version";
+        return (long)cmd.ExecuteScalar()!;
+    }
 }
