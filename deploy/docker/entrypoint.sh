@@ -2,7 +2,7 @@
 # The container's main process (under tini): runs `promha run --config /etc/promha/promha.yml` and
 # starts it again when it exits, as systemd's Restart=always does on a host. That way its supervised
 # Prometheus and Alertmanager keep running, and scraping, while promha restarts (a node downed on the
-# minority side exits 3, the losing side of a healed pair 75; README, "Exit codes"), and the next
+# minority side exits 3, the losing side of a healed pair 75; docs/reference.md, "Exit codes"), and the next
 # promha adopts them. `docker stop` (SIGTERM) stops promha (it hands its lease over) and then them.
 #
 # Arguments are passed to `promha run` (e.g. --set timing.leaseMs=3000). Settings also come from

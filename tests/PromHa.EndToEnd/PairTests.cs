@@ -92,7 +92,7 @@ public class PairTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// The pure pair's known gap (README, Topologies): a cut link between two hosts that both still
+    /// The pure pair's known gap (docs/architecture.md, Topologies): a cut link between two hosts that both still
     /// reach the tie-breaker gives a master on each side. Both sides say so, and when the link
     /// returns the losing claim (lower epoch) rejoins as a standby of the other.
     /// </summary>
@@ -126,7 +126,7 @@ public class PairTests(ITestOutputHelper output)
         await c.WaitUntil(async () => (await c.Status(loser)) is { Master: { } m, Split: null } s && m == keeper.Name && s.Members.Count == 2,
             TimeSpan.FromSeconds(120), default, $"{loser.Name} to rejoin {keeper.Name}'s cluster as standby");
         Assert.True(loser.Restarts >= 1);
-        Assert.Contains(75, loser.Exits); // "leave to restart" (README, Exit codes), which a supervisor's on-failure restarts
+        Assert.Contains(75, loser.Exits); // "leave to restart" (docs/reference.md, Exit codes), which a supervisor's on-failure restarts
         Assert.Equal(keeper, await c.WaitForSingleMaster(Generous));
         var healed = (await c.Status(loser))!;
         Assert.Equal(keeperStatus.Epoch, healed.Epoch);

@@ -661,7 +661,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
         }
 
         // (e) a master cut off for longer than the downing takes is downed and says so: exit code 3
-        // (README, Exit codes), after which it was started again like systemd would
+        // (docs/reference.md, Exit codes), after which it was started again like systemd would
         if (kind is Kind.Master or Kind.MasterLate && target is not null && after is not null &&
             !target.Exits.Skip(restarts[target].Item2).Contains(PromHa.Node.Cluster.ExitCodes.Downed))
             failures.Add(($"(e) {target.Name} was cut off past the downing but exited with " +

@@ -155,7 +155,7 @@ public class SecurityTests(ITestOutputHelper output)
         // The console reads the token from PROMHA_TOKEN_FILE; without it, a clear refusal and exit code 3.
         var (code, stdout, stderr) = await PromhaConsole.Run(["switchover", "--api", target.HttpUrl], new Dictionary<string, string> { ["PROMHA_TOKEN_FILE"] = "" });
         output.WriteLine($"console without token: {code} {stdout} {stderr}");
-        Assert.Equal(3, code); // README, Console: 3 = admin token missing or wrong
+        Assert.Equal(3, code); // docs/reference.md, Console: 3 = admin token missing or wrong
         Assert.Contains("admin token", stderr);
         (code, stdout, stderr) = await PromhaConsole.Run(["config", "show", "1", "--api", target.HttpUrl], new Dictionary<string, string> { ["PROMHA_TOKEN_FILE"] = "" });
         Assert.Equal(3, code);

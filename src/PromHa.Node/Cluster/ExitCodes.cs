@@ -4,7 +4,7 @@ namespace PromHa.Node.Cluster;
 
 /// <summary>
 /// What the promha process exits with, so that systemd, Docker and the demo can tell a stop from a
-/// restart (README, "Exit codes"). The code is the one the node's log names in
+/// restart (docs/reference.md, "Exit codes"). The code is the one the node's log names in
 /// "CoordinatedShutdown invoked due to [Reason:...]. Exiting with [ExitCode:N]".
 /// </summary>
 public static class ExitCodes

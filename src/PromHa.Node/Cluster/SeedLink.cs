@@ -8,7 +8,7 @@ namespace PromHa.Node.Cluster;
 /// A node downed while cut off restarts (exit 3, started again by its supervisor) while its link may
 /// still be cut. Its first associations were then attempted into the cut, and after the heal one
 /// peer sometimes never reached the new incarnation: the split-brain resolver downed both as
-/// indirectly connected, once the master among them (fresh-clone CI; the README records that
+/// indirectly connected, once the master among them (fresh-clone CI; docs/failover.md records that
 /// restarting sooner made it more frequent). So a node that was downed waits, before its remoting
 /// starts, until a seed's host answers on the cluster link (a connection accepted, or refused: the
 /// host is there), at most <see cref="Bound"/>; then it starts as always.

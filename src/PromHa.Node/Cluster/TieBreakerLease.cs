@@ -10,7 +10,7 @@ namespace PromHa.Node.Cluster;
 /// split-brain strategy. When a node loses its peer, Akka asks for this lease; it is granted only
 /// while this node still reaches a majority of the configured targets (TCP connect). A crashed peer
 /// therefore always loses to the survivor. A cut link between two hosts that both still reach the
-/// targets grants it on both sides (two masters) — the README says so, and the epoch settles it
+/// targets grants it on both sides (two masters) — docs/architecture.md says so, and the epoch settles it
 /// when the link returns.
 /// </summary>
 public sealed class TieBreakerLease : Lease

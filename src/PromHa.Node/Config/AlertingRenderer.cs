@@ -143,7 +143,7 @@ public sealed class GateTable
 
     public IReadOnlyCollection<WebhookTarget> Targets => (IReadOnlyCollection<WebhookTarget>)_targets.Values;
 
-    /// <summary>Integrations left to the master's Alertmanager, as "receiver: kind" (README: what each kind is promised).</summary>
+    /// <summary>Integrations left to the master's Alertmanager, as "receiver: kind" (docs/architecture.md: what each kind is promised).</summary>
     public IReadOnlyList<string> Direct { get; }
 
     public WebhookTarget? Target(string receiver, int index) => _targets.GetValueOrDefault((receiver, index));

@@ -112,7 +112,7 @@ public sealed class LocalNode
     internal bool WantRunning { get; set; }
     /// <summary>How often the launcher started this node again after it exited on its own.</summary>
     public int Restarts { get; internal set; }
-    /// <summary>The exit codes of the times it exited on its own (README, "Exit codes").</summary>
+    /// <summary>The exit codes of the times it exited on its own (docs/reference.md, "Exit codes").</summary>
     public List<int> Exits { get; } = [];
     /// <summary>The Prometheus the launcher started for this node in external mode.</summary>
     public Process? ExternalPrometheus { get; internal set; }

@@ -53,7 +53,7 @@ public static class ApiErrors
             if (http.Response is { StatusCode: >= 400, HasStarted: false, ContentLength: null, ContentType: null })
                 await Answer(http, http.Response.StatusCode, http.Response.StatusCode switch
                 {
-                    404 => $"no such endpoint: {http.Request.Method} {http.Request.Path} (see the README's HTTP endpoints)",
+                    404 => $"no such endpoint: {http.Request.Method} {http.Request.Path} (see docs/reference.md, HTTP endpoints)",
                     405 => $"{http.Request.Method} is not allowed on {http.Request.Path}",
                     _ => $"HTTP {http.Response.StatusCode}",
                 });

@@ -2,7 +2,7 @@ namespace PromHa.Node.Settings;
 
 /// <summary>
 /// promha.yml, bound from YAML + environment (PROMHA_...) + flags. Property names are the YAML keys
-/// in camelCase; docs/README's configuration reference lists them.
+/// in camelCase; docs/reference.md (Configuration reference) lists them.
 /// </summary>
 public sealed class NodeSettings
 {

@@ -119,7 +119,7 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
         Self.Tell(Start.Instance);
     }
 
-    // No PostStop that stops the server: it outlives promha on purpose (README, "Supervised servers").
+    // No PostStop that stops the server: it outlives promha on purpose (docs/reference.md, "Supervised servers").
 
     private void StartProcess()
     {

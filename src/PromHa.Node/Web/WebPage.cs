@@ -26,7 +26,7 @@ public static class WebPage
     {
         // The files are flat (no folders), so the plain provider finds them by resource name; the
         // manifest provider parsed an XML manifest at start (Akka and linq2db still load the XML
-        // assemblies, README "Failover timings": this only spares the parse).
+        // assemblies, docs/failover.md: this only spares the parse).
         var files = new EmbeddedFileProvider(typeof(WebPage).Assembly, "PromHa.Node.Web.ui");
         app.UseWhen(http => http.Request.Path == "/" || http.Request.Path.StartsWithSegments("/ui"), page => page.Use(async (http, next) =>
         {

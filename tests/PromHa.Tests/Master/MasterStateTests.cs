@@ -522,7 +522,7 @@ public class MasterStateTests
         Assert.False(five.IsMajority(2));
         Assert.True(five.IsMajority(3));
         var pair = Cluster("a", "a", "b") with { Timings = Timings with { ConfiguredNodes = 2 } };
-        Assert.True(pair.IsMajority(1)); // README, Topologies: the pure pair's documented exception
+        Assert.True(pair.IsMajority(1)); // docs/architecture.md, Topologies: the pure pair's documented exception
     }
 
     [Fact]
