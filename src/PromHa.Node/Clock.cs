@@ -4,12 +4,18 @@ namespace PromHa.Node;
 
 /// <summary>
 /// Wall-clock time that never jumps backwards: leases are measured with it, and an NTP step must
-/// not extend or cut a lease.
+/// not extend or cut a lease. Actors get it injected (through <see cref="Cluster.NodeView.Time"/>
+/// or their Add...Actor wiring), so that tests drive lease, retry and repeat logic with a
+/// FakeTimeProvider instead of sleeping.
 /// </summary>
-public static class Clock
+public sealed class MonotonicTimeProvider : TimeProvider
 {
-    private static readonly DateTimeOffset Start = DateTimeOffset.UtcNow;
-    private static readonly Stopwatch Watch = Stopwatch.StartNew();
+    public static readonly MonotonicTimeProvider Instance = new();
 
-    public static DateTimeOffset Now => Start + Watch.Elapsed;
+    private readonly DateTimeOffset _start = DateTimeOffset.UtcNow;
+    private readonly long _startTimestamp = Stopwatch.GetTimestamp();
+
+    private MonotonicTimeProvider() { }
+
+    public override DateTimeOffset GetUtcNow() => _start + Stopwatch.GetElapsedTime(_startTimestamp);
 }

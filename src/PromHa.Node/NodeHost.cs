@@ -158,8 +158,8 @@ public static class NodeHost
             .AddMembershipActor(s.Node.Name)
             .AddLedgerActor(s.Node.Name, view, timings.LeaseDuration)
             .AddPeerCrashActor(view, deaths, new Console.ApiAccess(CaFile: s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null))
-            .AddMasterActor(s.Node.Name, timings, outsiders, deaths)
-            .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, outsiders)
+            .AddMasterActor(s.Node.Name, timings, outsiders, deaths, view.Time)
+            .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, outsiders, view.Time)
             .AddSplitBrainWatchActor(s, view, peers)
             .AddSingletonWatchActor()
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes)
@@ -173,6 +173,6 @@ public static class NodeHost
             .AddNotificationGateActor(s, view, routes)
             .AddMasterChangedAlertActor(s, view)
             .AddRoleHooksActor(s, view)
-            .AddServerSupervisorActors(s);
+            .AddServerSupervisorActors(s, view.Time);
     }
 }

@@ -58,6 +58,7 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly NodeSettings _s;
     private readonly NodeView _view;
+    private DateTimeOffset Now => _view.Time.GetUtcNow();
     private readonly GateRoutes _routes;
     private readonly IActorRef _outbox;
     private readonly ReplicatedLog<NotificationRecord, NotificationRecorded> _records;
@@ -231,7 +232,7 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
 
     // ---- delivering (master only) ----------------------------------------------------------
 
-    private bool CanDeliver(long epoch) => _view.IsMaster && _view.Current.Epoch == epoch && _view.LeaseLeft(Clock.Now) > LeaseToSpare;
+    private bool CanDeliver(long epoch) => _view.IsMaster && _view.Current.Epoch == epoch && _view.LeaseLeft(Now) > LeaseToSpare;
 
     private void OnTick()
     {
@@ -324,7 +325,7 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
     {
         var attempts = 0;
         var view = _view;
-        bool StillMaster() => view.IsMaster && view.Current.Epoch == epoch && view.LeaseLeft(Clock.Now) > LeaseToSpare;
+        bool StillMaster() => view.IsMaster && view.Current.Epoch == epoch && view.LeaseLeft(view.Time.GetUtcNow()) > LeaseToSpare;
         var log = _log;
         var pipeline = new ResiliencePipelineBuilder<HttpResponseMessage>()
             .AddTimeout(TimeSpan.FromSeconds(_s.Alerts.GiveUpAfterSeconds))

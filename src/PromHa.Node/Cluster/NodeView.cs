@@ -8,8 +8,11 @@ namespace PromHa.Node.Cluster;
 /// What this node knows right now, written by its actors and read by the HTTP surface without
 /// asking an actor (a load balancer's /primary probe must answer even while the cluster is busy).
 /// </summary>
-public sealed class NodeView(string nodeName, bool witness)
+public sealed class NodeView(string nodeName, bool witness, TimeProvider? time = null)
 {
+    /// <summary>The node's clock (monotonic in production), shared with the actors that measure leases and retries.</summary>
+    public TimeProvider Time { get; } = time ?? MonotonicTimeProvider.Instance;
+
     private volatile Snapshot _snapshot = new(0, null, false, null, null);
 
     public string NodeName { get; } = nodeName;
@@ -24,7 +27,7 @@ public sealed class NodeView(string nodeName, bool witness)
     /// its first /primary after resuming before its role actor has run, and must not say master
     /// from a lease that ran out meanwhile.
     /// </summary>
-    public bool IsMaster => _snapshot.HoldsLease && Clock.Now.UtcTicks < Interlocked.Read(ref _leaseUntilTicks);
+    public bool IsMaster => _snapshot.HoldsLease && Time.GetUtcNow().UtcTicks < Interlocked.Read(ref _leaseUntilTicks);
 
     /// <summary>The config version this node runs, and the latest it knows of.</summary>
     public long ConfigApplied { get; set; }

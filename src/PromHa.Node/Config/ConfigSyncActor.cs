@@ -28,6 +28,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 
     private readonly NodeSettings _s;
     private readonly NodeView _view;
+    private DateTimeOffset Now => _view.Time.GetUtcNow();
     private readonly BundleStore _store;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
@@ -160,7 +161,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             _forceReapply = true;
             MaybeApply();
         }
-        if (_failed is { } f && Clock.Now - f.At > RetryFailedAfter) MaybeApply();
+        if (_failed is { } f && Now - f.At > RetryFailedAfter) MaybeApply();
         TellConfDir();
         ReportConvergence();
     }
@@ -196,7 +197,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     {
         if (_applying || _target is not { } t) return;
         if (_applied is not null && t.Version <= _applied.Version && !_forceReapply) return;
-        if (_failed is { } f && f.Version == t.Version && Clock.Now - f.At < RetryFailedAfter && !_forceReapply) return;
+        if (_failed is { } f && f.Version == t.Version && Now - f.At < RetryFailedAfter && !_forceReapply) return;
         if (!_store.Has(t.Hash))
         {
             StartFetch(t);
@@ -250,7 +251,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         }
         else
         {
-            _failed = (r.Version, Clock.Now);
+            _failed = (r.Version, Now);
             ConfigMetrics.ReloadFailures.Inc();
             _log.Error("Config version {0} not applied, previous config kept: {1}", r.Version, r.Reason);
             Versions().Tell(new ConfigApplyFailed(_s.Node.Name, r.Version, r.Reason ?? "unknown", DateTimeOffset.UtcNow));

@@ -36,8 +36,12 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
     private int _aliveOutsiders;
     private DateTimeOffset _started;
 
-    public ConfigVersionsActor(string self, int configuredNodes, OutsiderProbe outsiders)
+    private readonly TimeProvider _time;
+    private DateTimeOffset Now => _time.GetUtcNow();
+
+    public ConfigVersionsActor(string self, int configuredNodes, OutsiderProbe outsiders, TimeProvider time)
     {
+        _time = time;
         _self = self;
         _outsiders = outsiders;
         _members = new LedgerMembers(configuredNodes);
@@ -80,7 +84,7 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
     {
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
             typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
-        _started = Clock.Now;
+        _started = Now;
         Timers.StartPeriodicTimer("heads", AskHeads.Instance, TimeSpan.Zero, AskEvery);
         Timers.StartPeriodicTimer("outsiders", ProbeOutsiders.Instance, TimeSpan.Zero, AskEvery);
     }
@@ -104,7 +108,7 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
         });
         Receive<AskHeads>(_ =>
         {
-            if (Clock.Now - _started > TimeSpan.FromSeconds(5))
+            if (Now - _started > TimeSpan.FromSeconds(5))
                 _log.Warning("Config-versions singleton still waiting for the ledgers of {0}", string.Join(", ", _members.MissingHeads()));
             _ledgers.AskHeads(_members.AddressesOf(_members.MissingHeads()), Self);
         });
@@ -300,8 +304,8 @@ public sealed class ConfigVersionsProxyKey;
 public static class ConfigVersionsActorHostingExtensions
 {
     public static AkkaConfigurationBuilder AddConfigVersionsActor(this AkkaConfigurationBuilder builder, string selfNode,
-        int configuredNodes, OutsiderProbe outsiders) =>
+        int configuredNodes, OutsiderProbe outsiders, TimeProvider time) =>
         builder.WithSingleton<ConfigVersionsProxyKey>(ConfigVersionsActor.SingletonName,
-            Props.Create(() => new ConfigVersionsActor(selfNode, configuredNodes, outsiders)),
+            Props.Create(() => new ConfigVersionsActor(selfNode, configuredNodes, outsiders, time)),
             new ClusterSingletonOptions(), createProxyToo: true);
 }

@@ -23,6 +23,7 @@ public sealed class LedgerActor : ReceivePersistentActor
     public const string Name = "ledger";
     private readonly string _node;
     private readonly NodeView _view;
+    private DateTimeOffset Now => _view.Time.GetUtcNow();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private ImmutableList<MasterChanged> _history = ImmutableList<MasterChanged>.Empty;
     private ImmutableList<ConfigVersionCommitted> _configs = ImmutableList<ConfigVersionCommitted>.Empty;
@@ -41,7 +42,7 @@ public sealed class LedgerActor : ReceivePersistentActor
     {
         _node = node;
         _view = view;
-        _vote = VoterState.Start(leaseTerm, Clock.Now);
+        _vote = VoterState.Start(leaseTerm, Now);
         Recover<MasterChanged>(e => _history = Append(_history, e));
         Recover<ConfigVersionCommitted>(e => _configs = Append(_configs, e));
         Recover<DiscardMasterChanged>(Drop);
@@ -68,7 +69,7 @@ public sealed class LedgerActor : ReceivePersistentActor
         Command<GetLedgerHead>(_ => Sender.Tell(CurrentHead()));
         Command<VouchForMaster>(v =>
         {
-            var (vote, refusal) = Vote().Vouch(v.Epoch, v.Node, v.Incarnation, Clock.Now);
+            var (vote, refusal) = Vote().Vouch(v.Epoch, v.Node, v.Incarnation, Now);
             _vote = vote;
             // a refusal goes unanswered: the master counts only vouches, and lapses without them
             if (refusal is null)
@@ -164,7 +165,7 @@ public sealed class LedgerActor : ReceivePersistentActor
     }
 
     private Recorded RecordedHead() =>
-        new(_node, Head, (long)Math.Ceiling(Vote().EarlierVouchesRemaining(Clock.Now).TotalMilliseconds));
+        new(_node, Head, (long)Math.Ceiling(Vote().EarlierVouchesRemaining(Now).TotalMilliseconds));
     private long ConfigHead => _configs.IsEmpty ? 0 : _configs[^1].Version;
 
     private ConfigVersionCommitted? Find(long version)
@@ -244,8 +245,8 @@ public sealed class LedgerActor : ReceivePersistentActor
     private void CatchUp(long epoch, long configVersion, string singletonAddress)
     {
         // at most one request every 2 s; a lost one is retried on a later heartbeat
-        if ((epoch <= Head && configVersion <= ConfigHead) || Clock.Now - _lastSyncRequest < TimeSpan.FromSeconds(2)) return;
-        _lastSyncRequest = Clock.Now;
+        if ((epoch <= Head && configVersion <= ConfigHead) || Now - _lastSyncRequest < TimeSpan.FromSeconds(2)) return;
+        _lastSyncRequest = Now;
         _log.Info("Ledger at epoch {0} and config version {1}, a singleton at {2} and {3}: fetching what is missing",
             Head, ConfigHead, Math.Max(epoch, Head), Math.Max(configVersion, ConfigHead));
         Context.ActorSelection($"{singletonAddress}/user/{Name}").Tell(new LedgerSync(_node, Head, ConfigHead));

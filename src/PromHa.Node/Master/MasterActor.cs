@@ -57,8 +57,12 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private bool _maintenanceBusy;
     private long _maintenanceNumbered;
 
-    public MasterActor(string selfNode, MasterTimings timings, OutsiderProbe outsiders, PeerDeaths deaths)
+    private readonly TimeProvider _time;
+    private DateTimeOffset Now => _time.GetUtcNow();
+
+    public MasterActor(string selfNode, MasterTimings timings, OutsiderProbe outsiders, PeerDeaths deaths, TimeProvider time)
     {
+        _time = time;
         _state = MasterState.Initial(selfNode, timings) with { Dead = deaths.Snapshot().ToImmutableHashSet() };
         _outsiders = outsiders;
         _members = new LedgerMembers(timings.ConfiguredNodes);
@@ -143,12 +147,12 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.CurrentClusterState>(s =>
         {
             OnClusterState(s);
-            _recoveryStarted = Clock.Now;
+            _recoveryStarted = Now;
             Timers.StartPeriodicTimer("recovery", AskLedgers.Instance, TimeSpan.Zero, RecoveryAskInterval);
         });
         Receive<AskLedgers>(_ =>
         {
-            if (Clock.Now - _recoveryStarted > TimeSpan.FromSeconds(5))
+            if (Now - _recoveryStarted > TimeSpan.FromSeconds(5))
                 _log.Warning("Master singleton still waiting for the ledgers of {0}", string.Join(", ", _members.MissingHeads()));
             AskMissingHeads();
         });
@@ -157,7 +161,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             _members.Head(h);
             if (_members.MissingHeads().Count == 0) FinishRecovery();
         });
-        Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Clock.Now));
+        Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Now));
         // No answer rather than a denial: the master keeps the lease the previous singleton granted
         // until it runs out, and this one renews it once it knows the epoch. A denial here made
         // the master step down for a moment on every singleton hand-over.
@@ -196,7 +200,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             unconfirmed = newest;
             best = heads.Where(h => h.Last is not null && h.Epoch < newest.Epoch).MaxBy(h => h.Epoch);
         }
-        _state = _state.Recover(best?.Last, Clock.Now);
+        _state = _state.Recover(best?.Last, Now);
         // Maintenance: the newest change any ledger read holds (a committed one is on a majority,
         // so at least one of the ledgers read has it); numbers discarded are not used again.
         _state = _state with { Maintenance = heads.Select(h => h.Maintenance).OfType<MaintenanceChanged>().MaxBy(m => m.Seq) };
@@ -218,7 +222,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Timers.StartPeriodicTimer("tick", Tick.Instance, TickInterval);
         Timers.StartPeriodicTimer("status", PublishStatusTick.Instance, TimeSpan.FromSeconds(1));
         // a singleton that took over from a dead one decides now, not on the first tick
-        _lastDecideAt = Clock.Now;
+        _lastDecideAt = Now;
         Decide();
     }
 
@@ -234,7 +238,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.CurrentClusterState>(OnClusterState);
         Receive<AskLedgers>(_ => AskMissingHeads());
         Receive<LedgerHead>(OnLaterHead);
-        Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Clock.Now));
+        Receive<NodeHealth>(h => _state = _state.Observe(new HealthReported(h), Now));
         Receive<Tick>(_ => Decide());
         Receive<PublishStatusTick>(_ => Publish(Status()));
         Receive<Committed>(OnCommitted);
@@ -255,9 +259,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         {
             // Not enough ledgers read yet to be sure of the latest epoch: no answer rather than a
             // denial, so a master keeps the lease it holds meanwhile.
-            _state = _state.Heard(r.Node, r.Epoch, Clock.Now);
+            _state = _state.Heard(r.Node, r.Epoch, Now);
             if (!KnowsLatestEpoch(forLease: true)) return;
-            var (state, verdict, reason) = _state.Renew(r.Node, r.Epoch, Clock.Now);
+            var (state, verdict, reason) = _state.Renew(r.Node, r.Epoch, Now);
             _state = state;
             Sender.Tell(verdict == LeaseVerdict.Granted
                 ? new LeaseGranted(r.Epoch, r.Node, r.RequestId, (long)_state.Timings.LeaseDuration.TotalMilliseconds)
@@ -266,14 +270,14 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<LeaseReleased>(r =>
         {
             _log.Info("{0} released the master lease of epoch {1}", r.Node, r.Epoch);
-            _state = _state.Released(r.Node, r.Epoch, Clock.Now);
+            _state = _state.Released(r.Node, r.Epoch, Now);
             Decide();
         });
         Receive<RequestSwitchover>(req =>
         {
             var (state, error) = req.Failover
-                ? _state.RequestFailover(req.Target, req.Force, Clock.Now)
-                : _state.RequestSwitchover(req.Target, Clock.Now);
+                ? _state.RequestFailover(req.Target, req.Force, Now)
+                : _state.RequestSwitchover(req.Target, Now);
             if (error is not null)
             {
                 Sender.Tell(new SwitchoverResult(false, error));
@@ -312,7 +316,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         {
             _members.Head(h);
             _log.Warning("Learned epoch {0} (master {1}) from {2}'s ledger; adopting it", h.Epoch, newer.Node, h.Node);
-            _state = _state.Recover(newer, Clock.Now);
+            _state = _state.Recover(newer, Now);
             _announced = newer;
             if (_members.AddressOf(h.Node) is { } from)
                 _ledgers.Ledger(from).Tell(new LedgerSync(_state.SelfNode, 0, 0), LocalLedger());
@@ -342,7 +346,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         _log.Warning("{0}: journaling it again ({1} as master); it counts once a majority holds it", why, change.Node);
         _beforeDecision = _state;
-        _state = _state.Apply(change, Clock.Now);
+        _state = _state.Apply(change, Now);
         _committing = true;
         _confirming = true;
         _ledgers.Append(change).PipeTo(Self, success: r => new Committed(r));
@@ -361,7 +365,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         {
             if (a.Count > 0 && !_state.EverSawOthers && _state.AliveOutsiders == 0)
                 _log.Warning("This node is alone in its cluster while {0} other configured node(s) are up: it will not take the master role", a.Count);
-            _state = _state.Observe(a, Clock.Now);
+            _state = _state.Observe(a, Now);
             // Up outside and no majority here: ask them where the cluster is, not only whether they run.
             if (!_state.HasQuorum && a.Count > 0)
                 _outsiders.MajorityElsewhere(Context.System, _cluster, _state.Timings.ConfiguredNodes)
@@ -394,7 +398,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         });
         Receive<PeerProvenDead>(d =>
         {
-            _state = _state.Observe(new MemberDied(d.Node, d.Incarnation), Clock.Now);
+            _state = _state.Observe(new MemberDied(d.Node, d.Incarnation), Now);
             afterLoss?.Invoke();
         });
     }
@@ -407,7 +411,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             if (MemberRoles.NodeName(m) is { } name)
             {
                 _members.Reachability(m, false);
-                _state = _state.Observe(new MemberReachability(name, false), Clock.Now);
+                _state = _state.Observe(new MemberReachability(name, false), Now);
             }
     }
 
@@ -416,7 +420,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (MemberRoles.NodeName(m) is not { } name) return;
         // A new incarnation (restarted node) has a ledger of its own to read.
         _members.Up(m, _state.SelfNode);
-        _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++, Incarnation(m)), Clock.Now);
+        _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++, Incarnation(m)), Now);
         // Read its ledger now rather than on the next round (up to a second later): after every link
         // was cut, the re-formed cluster waited that second for the majority that names the master.
         if (_members.HeadOf(name) is null) _ledgers.AskHeads(_members.AddressesOf([name]), Self);
@@ -432,13 +436,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != Incarnation(m)) return;
         _members.Gone(m);
         _log.Info("Member {0} ({1}) left the cluster", name, m.Address);
-        _state = _state.Observe(new MemberGone(name, left), Clock.Now);
+        _state = _state.Observe(new MemberGone(name, left), Now);
     }
 
     private void Observe(Member m, Observation o)
     {
         if (MemberRoles.NodeName(m) is null) return;
-        _state = _state.Observe(o, Clock.Now);
+        _state = _state.Observe(o, Now);
     }
 
     private void OnRequestMaintenance(RequestMaintenance req)
@@ -454,7 +458,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             Sender.Tell(new SwitchoverResult(false, "another pause or resume is being recorded; try again"));
             return;
         }
-        if (!_state.HearsMajority(Clock.Now))
+        if (!_state.HearsMajority(Now))
         {
             Sender.Tell(new SwitchoverResult(false, "the master singleton does not hear a majority of the nodes"));
             return;
@@ -489,7 +493,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void Decide()
     {
-        var now = Clock.Now;
+        var now = Now;
         // This singleton did not run for a while (paused, starved): renewals may still sit in its
         // mailbox, so silence is counted afresh rather than read as the master's.
         if (now - _lastDecideAt > StallAfter)
@@ -535,7 +539,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (_state.Master != a.Master || _state.MasterIncarnation != a.Incarnation) return;
         _log.Info("{0} answers from its address as another process ({1}): {2}, which holds the role, is gone and its lease with it",
             a.Master, by.Incarnation, a.Incarnation);
-        _state = _state.Observe(new MemberDied(a.Master, a.Incarnation), Clock.Now);
+        _state = _state.Observe(new MemberDied(a.Master, a.Incarnation), Now);
         Decide();
     }
 
@@ -621,8 +625,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             _noQuorumSince = null;
             return;
         }
-        _noQuorumSince ??= Clock.Now;
-        if (Clock.Now - _noQuorumSince < IslandTimeout) return;
+        _noQuorumSince ??= Now;
+        if (Now - _noQuorumSince < IslandTimeout) return;
         LeaveIsland($"no majority of the {_state.Timings.ConfiguredNodes} configured nodes for {IslandTimeout.TotalSeconds:F0} s " +
                     $"while {_state.AliveOutsiders} of them are up outside this cluster");
     }
@@ -656,7 +660,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// <summary>Members that are joining or up and reachable from here; a member proven dead, or a master silent past its lease, answers no ledger ask either.</summary>
     private IEnumerable<Address> LiveMembers()
     {
-        var now = Clock.Now;
+        var now = Now;
         return _members.Live(_cluster, _state.Members.Values
             .Where(m => _state.IsProvenDead(m.Name) || (m.Name == _state.Master && _state.MasterSilent(now)))
             .Select(m => m.Name));
@@ -665,7 +669,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// <summary>Only what is journaled and announced: never a decision still being written.</summary>
     private MasterStatus Status() => new(
         _announced?.Epoch ?? 0, _announced?.Node, _state.SelfNode, _cluster.SelfAddress.ToString(), _state.Recovered,
-        _state.HealthViews(Clock.Now)
+        _state.HealthViews(Now)
             .Select(v => _members.AddressOf(v.Node) is { } a ? v with { Address = ClusterAddresses.HostPort(a) } : v).ToList(),
         DateTimeOffset.UtcNow,
         _announced is not null && _state.Master == _announced.Node && _state.Epoch == _announced.Epoch ? _state.LeaseExpiresAt : null,
@@ -678,8 +682,8 @@ public sealed class MasterProxyKey;
 public static class MasterActorHostingExtensions
 {
     public static AkkaConfigurationBuilder AddMasterActor(this AkkaConfigurationBuilder builder, string selfNode,
-        MasterTimings timings, OutsiderProbe outsiders, PeerDeaths deaths) =>
+        MasterTimings timings, OutsiderProbe outsiders, PeerDeaths deaths, TimeProvider time) =>
         builder.WithSingleton<MasterProxyKey>(MasterActor.SingletonName,
-            Props.Create(() => new MasterActor(selfNode, timings, outsiders, deaths)),
+            Props.Create(() => new MasterActor(selfNode, timings, outsiders, deaths, time)),
             new ClusterSingletonOptions(), createProxyToo: true);
 }

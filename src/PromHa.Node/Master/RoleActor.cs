@@ -23,6 +23,7 @@ public sealed class RoleActor : ReceiveActor, IWithTimers
     private readonly string _self;
     private readonly string _incarnation;
     private readonly NodeView _view;
+    private DateTimeOffset Now => _view.Time.GetUtcNow();
     private readonly IActorRef _master;
     private readonly TimeSpan _lease;
     private readonly TimeSpan _renewEvery;
@@ -69,7 +70,7 @@ public sealed class RoleActor : ReceiveActor, IWithTimers
                 if (!_state.Refused) _log.Warning("Lease for epoch {0} refused: {1}; stepping down", d.Epoch, d.Reason);
                 WithdrawVouches();
             }
-            else if (_state.GrantedUntil > Clock.Now)
+            else if (_state.GrantedUntil > Now)
                 _log.Warning("The singleton no longer grants the lease of epoch {0} ({1}); the votes of a majority carry it", d.Epoch, d.Reason);
             _state = _state.Denied(d.Binding);
             Evaluate();
@@ -143,7 +144,7 @@ public sealed class RoleActor : ReceiveActor, IWithTimers
     {
         if (!_state.IsMine) return;
         var id = ++_requestId;
-        var now = Clock.Now;
+        var now = Now;
         _sent[id] = now;
         // answers older than a lease are worth nothing
         foreach (var old in _sent.Where(e => now - e.Value > _lease).Select(e => e.Key).ToList()) _sent.Remove(old);
@@ -168,7 +169,7 @@ public sealed class RoleActor : ReceiveActor, IWithTimers
 
     private void Evaluate()
     {
-        var now = Clock.Now;
+        var now = Now;
         var holds = _state.Holds(now);
         if (holds != _holds)
         {

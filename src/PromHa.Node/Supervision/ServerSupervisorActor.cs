@@ -58,8 +58,12 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
     private TimeSpan _backoff = MinBackoff;
     private DateTimeOffset _startedAt;
 
-    public ServerSupervisorActor(ServerLaunch launch)
+    private readonly TimeProvider _time;
+    private DateTimeOffset Now => _time.GetUtcNow();
+
+    public ServerSupervisorActor(ServerLaunch launch, TimeProvider time)
     {
+        _time = time;
         _launch = launch;
         Receive<Start>(_ => StartProcess());
         Receive<WatchAdopted>(_ =>
@@ -71,7 +75,7 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
             if ((_process?.Id ?? _adopted) != e.Pid) return;
             _adopted = null;
             Timers.Cancel("watch");
-            var ranFor = Clock.Now - _startedAt;
+            var ranFor = Now - _startedAt;
             if (ranFor > StableAfter) _backoff = MinBackoff;
             _log.Warning("{0} (pid {1}) exited with code {2} after {3:F1}s; restarting in {4:F1}s (log: {5})",
                 _launch.Name, e.Pid, e.Code, ranFor.TotalSeconds, _backoff.TotalSeconds, _launch.LogFile);
@@ -108,7 +112,7 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
         if (pid > 0)
         {
             _adopted = pid;
-            _startedAt = Clock.Now;
+            _startedAt = Now;
             Timers.StartPeriodicTimer("watch", WatchAdopted.Instance, TimeSpan.FromSeconds(1));
             _log.Info("Adopted {0} (pid {1}) left running by a previous promha: same binary and flags", _launch.Name, pid);
             return;
@@ -137,7 +141,7 @@ public sealed class ServerSupervisorActor : ReceiveActor, IWithTimers
         p.Exited += (_, _) => self.Tell(new Exited(pid, SafeExitCode(p)));
         if (p.HasExited) self.Tell(new Exited(pid, SafeExitCode(p)));
         _process = p;
-        _startedAt = Clock.Now;
+        _startedAt = Now;
         _log.Info("Started {0} (pid {1}): {2} {3}", _launch.Name, p.Id, _launch.Binary, string.Join(' ', _launch.Args));
     }
 
@@ -196,18 +200,18 @@ public sealed class AlertmanagerSupervisorKey;
 public static class ServerSupervisorActorHostingExtensions
 {
     /// <summary>Starts a supervisor for each server that promha.yml marks as supervised.</summary>
-    public static AkkaConfigurationBuilder AddServerSupervisorActors(this AkkaConfigurationBuilder builder, NodeSettings s) =>
+    public static AkkaConfigurationBuilder AddServerSupervisorActors(this AkkaConfigurationBuilder builder, NodeSettings s, TimeProvider time) =>
         builder.WithActors((system, registry) =>
         {
             var supervisors = new List<IActorRef>();
             if (s.Prometheus.Mode == ServerMode.Supervised)
             {
-                supervisors.Add(system.ActorOf(Props.Create(() => new ServerSupervisorActor(ServerLaunch.Prometheus(s))), "prometheus-supervisor"));
+                supervisors.Add(system.ActorOf(Props.Create(() => new ServerSupervisorActor(ServerLaunch.Prometheus(s), time)), "prometheus-supervisor"));
                 registry.Register<PrometheusSupervisorKey>(supervisors[^1]);
             }
             if (s.Alertmanager.Mode == ServerMode.Supervised)
             {
-                supervisors.Add(system.ActorOf(Props.Create(() => new ServerSupervisorActor(ServerLaunch.Alertmanager(s))), "alertmanager-supervisor"));
+                supervisors.Add(system.ActorOf(Props.Create(() => new ServerSupervisorActor(ServerLaunch.Alertmanager(s), time)), "alertmanager-supervisor"));
                 registry.Register<AlertmanagerSupervisorKey>(supervisors[^1]);
             }
         });

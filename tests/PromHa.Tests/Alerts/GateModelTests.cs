@@ -1,5 +1,4 @@
 using CsCheck;
-using Xunit.Abstractions;
 
 namespace PromHa.Tests.Alerts;
 

@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
-using Akka.TestKit.Xunit2;
+using Akka.TestKit.Xunit;
 using PromHa.Messages.Cluster;
 using PromHa.Node.Cluster;
 using PromHa.Node.Replication;

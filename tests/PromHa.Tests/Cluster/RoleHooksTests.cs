@@ -1,5 +1,5 @@
 using Akka.Actor;
-using Akka.TestKit.Xunit2;
+using Akka.TestKit.Xunit;
 using PromHa.Node.Cluster;
 using PromHa.Node.Settings;
 

@@ -1,5 +1,5 @@
 using Akka.Actor;
-using Akka.TestKit.Xunit2;
+using Akka.TestKit.Xunit;
 using PromHa.Node.Config;
 using PromHa.Node.Settings;
 

@@ -1,6 +1,6 @@
 using System.Text;
 using Akka.Actor;
-using Akka.TestKit.Xunit2;
+using Akka.TestKit.Xunit;
 using PromHa.Node.Cluster;
 using PromHa.Node.Config;
 using PromHa.Node.Settings;
