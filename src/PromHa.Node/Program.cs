@@ -60,11 +60,10 @@ run.SetAction(async (p, ct) =>
 root.Subcommands.Add(run);
 foreach (var c in ConsoleCommands.All()) root.Subcommands.Add(c);
 root.Subcommands.Add(ConfigCommands.Create());
-root.Subcommands.Add(DemoCommand.Create());
-root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(ServersCommand.Create());
-root.Subcommands.Add(SinkCommand.Create());
+// the webhook receiver the compose demos run from this image (and an operator can point a route at)
+root.Subcommands.Add(PromHa.Node.Sink.SinkCommand.Create());
 foreach (var c in SecurityCommands.Create()) root.Subcommands.Add(c);
 
-// After Ctrl-C, give `demo` and `run` time to stop their processes instead of the default 2 s.
+// After Ctrl-C, give `run` time to stop their processes instead of the default 2 s.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(90) });

@@ -1,5 +1,6 @@
 using System.Text.Json;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 using Xunit.Abstractions;
 
 namespace PromHa.EndToEnd;
@@ -27,7 +28,7 @@ public class AlertTests(ITestOutputHelper output)
         File.WriteAllText(hook, $"#!/bin/sh\necho \"$PROMHA_NODE start $1 $2 $3\" >> {hookDir}/runs.log\nsleep 1\necho \"$PROMHA_NODE end $1\" >> {hookDir}/runs.log\necho ran as $1\n");
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(hook, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true,
-            alerting: new PromHa.Node.Demo.LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{PeerTimeoutSeconds}s"), hooks: [hook]);
+            alerting: new PromHa.Lab.LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{PeerTimeoutSeconds}s"), hooks: [hook]);
         var c = rc.Cluster;
         try
         {

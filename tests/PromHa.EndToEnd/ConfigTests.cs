@@ -4,7 +4,8 @@ using CsCheck;
 using System.Net;
 using PromHa.Node.Config;
 using PromHa.Node.Console;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 using Xunit.Abstractions;
 
 namespace PromHa.EndToEnd;
@@ -138,7 +139,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
                 Assert.Equal(sha, Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
                     File.ReadAllBytes(Path.Combine(n.LiveDir, "business", "big", "blob.bin")))));
             // The tree's buffers are given back (a node that kept every copy stayed near 500 MiB): a
-            // generous bound, so that a regression shows without a timing test (`promha bench config
+            // generous bound, so that a regression shows without a timing test (`promha-lab bench config
             // --upload-mib 40` measures it).
             output.WriteLine("VmRSS after the 20 MB tree: " + string.Join(", ", c.Nodes.Select(n => $"{n.Name} {LocalCluster.RssMib(n):F0} MiB")));
             await c.WaitUntil(() => Task.FromResult(c.Nodes.All(n => LocalCluster.RssMib(n) is < MemoryBound)), TimeSpan.FromSeconds(90), default,

@@ -2,7 +2,8 @@ using System.Text.Json;
 using Microsoft.Playwright;
 using PromHa.Node.Console;
 using PromHa.Node.Http;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 using Xunit.Abstractions;
 using static Microsoft.Playwright.Assertions;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 using PromHa.Node.Master;
 using Xunit.Abstractions;
 
@@ -10,7 +11,7 @@ namespace PromHa.EndToEnd;
 /// master's promha is proven dead by its lifeline (the kernel ended it with a FIN) and replaced without waiting for the failure
 /// detector or the lease (the history says master-process-died), also when it ran the singleton; a
 /// SIGSTOPped master is replaced on the lease path, never answers 200 beside the new master, and
-/// comes back as a standby after SIGCONT. Timings are the benchmark's (`promha bench failover`).
+/// comes back as a standby after SIGCONT. Timings are the benchmark's (`promha-lab bench failover`).
 /// </summary>
 public class FastFailoverTests(ITestOutputHelper output)
 {
@@ -120,9 +121,5 @@ public class FastFailoverTests(ITestOutputHelper output)
                                       await c.PrimaryCode(node) == 503, Generous, default, $"{node.Name} back as a standby of {master.Name}");
     }
 
-    private static void Signal(LocalNode n, string signal)
-    {
-        using var kill = Process.Start("kill", ["-" + signal, n.Process!.Id.ToString()])!;
-        kill.WaitForExit();
-    }
+    private static void Signal(LocalNode n, string signal) => ProcessRun.Signal(n.Process!.Id, signal);
 }

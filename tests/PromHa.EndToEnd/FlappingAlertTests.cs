@@ -1,5 +1,6 @@
 using PromHa.Node.Alerts;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 using Xunit.Abstractions;
 
 namespace PromHa.EndToEnd;

@@ -1,7 +1,8 @@
 using System.Text.Json;
 using PromHa.Node.Alerts;
 using PromHa.Node.Cluster;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 using Xunit.Abstractions;
 
 namespace PromHa.EndToEnd;

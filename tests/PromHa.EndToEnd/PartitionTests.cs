@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 using PromHa.Node.Http;
 using PromHa.Node.Supervision;
 using Xunit.Abstractions;
@@ -252,7 +253,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
     /// <summary>
     /// The master's promha killed and started again at once on the same address (a container or
     /// systemd restart): the role moves on the lifeline's proof, and the new incarnation is a standby
-    /// again; the time it took is in the report (`promha bench failover --partitions-only` measures it).
+    /// again; the time it took is in the report (`promha-lab bench failover --partitions-only` measures it).
     /// </summary>
     [Fact, CaseOrder(7)]
     public Task A_master_killed_and_started_again_at_once_comes_back_as_a_standby() =>
@@ -397,39 +398,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
         return after;
     }
 
-    /// <summary>One cluster of every configured node, all Up and reachable, exactly one master that every node names.</summary>
-    protected sealed record Settled(LocalNode Master, string? SingletonNode, long Epoch, TimeSpan Took);
-
-    private async Task<Settled> Settle(string when, TimeSpan? timeout = null)
-    {
-        var sw = Stopwatch.StartNew();
-        Settled? found = null;
-        var inARow = 0;
-        await C.WaitUntil(async () =>
-        {
-            found = null;
-            if (!C.Nodes.All(n => n.Running))
-            {
-                inARow = 0;
-                return false;
-            }
-            var statuses = await Task.WhenAll(C.Nodes.Select(C.Status));
-            var masters = await C.Masters();
-            var ok = masters.Count == 1 &&
-                     statuses.All(s => s is not null && s.Master == masters[0].Name && s.Members.Count == C.Nodes.Count &&
-                                       s.Members.All(m => m.Status == "Up" && m.Reachable));
-            if (!ok)
-            {
-                inARow = 0;
-                return false;
-            }
-            var ms = statuses[C.Nodes.ToList().IndexOf(masters[0])]!;
-            found = new Settled(masters[0], ms.SingletonNode, ms.Epoch, sw.Elapsed);
-            // two checks in a row, so that a downing already decided does not slip through
-            return ++inARow >= 2 && ms.SingletonNode is not null;
-        }, timeout ?? SettleTimeout, default, $"one cluster of all {C.Nodes.Count} nodes, all Up, with exactly one master ({when})");
-        return found!;
-    }
+    private Task<Settled> Settle(string when, TimeSpan? timeout = null) => C.Settle(timeout ?? SettleTimeout, when);
 
     /// <summary>
     /// Settles, or, when the previous case left the cluster broken (it failed for that already),
@@ -575,7 +544,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
                           string.Join(" ", doubles[0].Codes.Select((c, i) => $"{names[i]}={PrimaryObserver.Show(c)}")), doubles[0].At));
 
         // the longest stretch with no master
-        var (gap, gapAt) = LongestWithoutMaster(rounds);
+        var (gap, gapAt) = ObserverTimeline.LongestWithoutMaster(rounds);
 
         // (b) the master stays where it is, and answers at every poll, unless it was cut itself
         var moved = after is not null && after.Master != before.Master;
@@ -594,7 +563,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
                 var byCode = masterMisses.GroupBy(r => PrimaryObserver.Show(r.Codes[masterIndex])).Select(g => $"{g.Key} x{g.Count()}");
                 failures.Add(($"(b) the master {before.Master.Name} did not answer 200 at {masterMisses.Count} of {rounds.Count} polls while only " +
                               $"{target!.Name} (not master) was cut off ({string.Join(", ", byPhase)}; {string.Join(", ", byCode)}); " +
-                              $"the first at {masterMisses[0].At:HH:mm:ss.fff}, the longest run without its 200 {LongestRun(rounds, masterIndex).TotalSeconds:F2} s",
+                              $"the first at {masterMisses[0].At:HH:mm:ss.fff}, the longest run without its 200 {ObserverTimeline.LongestWithout200(rounds, masterIndex).TotalSeconds:F2} s",
                     masterMisses[0].At));
             }
         }
@@ -718,41 +687,6 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
             (lone ? tolerated : misses).Add(rounds[k]);
         }
         return (misses, tolerated);
-    }
-
-    private static (TimeSpan Longest, DateTimeOffset? From) LongestWithoutMaster(IReadOnlyList<ObserverRound> rounds)
-    {
-        var longest = TimeSpan.Zero;
-        DateTimeOffset? from = null, since = null;
-        foreach (var r in rounds)
-        {
-            if (r.Masters == 0) since ??= r.At;
-            else if (since is { } s)
-            {
-                if (r.At - s > longest) (longest, from) = (r.At - s, s);
-                since = null;
-            }
-        }
-        if (since is { } open && rounds.Count > 0 && rounds[^1].At - open > longest) (longest, from) = (rounds[^1].At - open, open);
-        return (longest, from);
-    }
-
-    /// <summary>The longest stretch in which node <paramref name="i"/> did not answer 200.</summary>
-    private static TimeSpan LongestRun(IReadOnlyList<ObserverRound> rounds, int i)
-    {
-        var longest = TimeSpan.Zero;
-        DateTimeOffset? since = null;
-        foreach (var r in rounds)
-        {
-            if (r.Codes[i] != 200) since ??= r.At;
-            else if (since is { } s)
-            {
-                longest = r.At - s > longest ? r.At - s : longest;
-                since = null;
-            }
-        }
-        if (since is { } open && rounds.Count > 0) longest = rounds[^1].At - open > longest ? rounds[^1].At - open : longest;
-        return longest;
     }
 
     private async Task<Dictionary<string, List<HistoryEntry>>> Ledgers()

@@ -1,4 +1,5 @@
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 
 namespace PromHa.EndToEnd;
 

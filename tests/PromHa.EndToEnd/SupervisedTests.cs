@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 using Xunit.Abstractions;
 
 namespace PromHa.EndToEnd;

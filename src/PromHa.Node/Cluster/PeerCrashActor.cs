@@ -141,7 +141,7 @@ public sealed class PeerCrashActor : ReceiveActor, IWithTimers
         // Downed and unreachable at once: Akka removes only members that are both, and the
         // singletons move off a dead oldest member only once it is removed. Removed early, a
         // process restarted on the same address joins at once; while the old incarnation was still
-        // a member, such a restart could not join for half a minute (`promha bench failover`).
+        // a member, such a restart could not join for half a minute (`promha-lab bench failover`).
         if (_cluster.FailureDetector is { } detector && _cluster.Settings.FailureDetectorImplementationClass.Contains(nameof(DeadAwareFailureDetector)))
             DeadAwareFailureDetector.MarkDead(detector, member.Address);
         _cluster.Down(member.Address);

@@ -7,7 +7,7 @@ namespace PromHa.Node.Config;
 /// tree is small in the common case and kept whole (no re-reading for the next apply); a large one
 /// (a 40 MiB file_sd file, 100,000 files) is dropped once applied and read again when needed, and
 /// the GC is asked to compact and return the freed pages to the OS, so that a node's RSS comes back
-/// to its idle figure instead of staying at its peak (measured with `promha bench config --upload-mib`).
+/// to its idle figure instead of staying at its peak (measured with `promha-lab bench config --upload-mib`).
 /// </summary>
 public static class MemoryBudget
 {

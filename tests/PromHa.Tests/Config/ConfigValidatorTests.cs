@@ -22,7 +22,7 @@ public sealed class ConfigValidatorTests : IDisposable
     [Fact]
     public async Task The_shipped_rules_for_PromHas_own_metrics_pass_promtool()
     {
-        var rules = PromHa.Node.Demo.LocalCluster.ShippedRules();
+        var rules = PromHa.Lab.LocalCluster.ShippedRules();
         foreach (var alert in new[] { "PromHaNoMaster", "PromHaSplitBrain", "PromHaFailover", "PromHaNodeMissing", "PromHaReloadFailing",
                      "PromHaCandidateRejected", "PromHaConfigBehind", "PromHaOutboxBacklog", "PromHaNotificationsFailing", "PromHaNotificationsSwallowed" })
             Assert.Contains($"alert: {alert}\n", rules);
@@ -80,7 +80,7 @@ public sealed class ConfigValidatorTests : IDisposable
         var dir = Directory.CreateTempSubdirectory("promha-ruletest").FullName;
         try
         {
-            await File.WriteAllTextAsync(Path.Combine(dir, "promha.rules.yml"), PromHa.Node.Demo.LocalCluster.ShippedRules());
+            await File.WriteAllTextAsync(Path.Combine(dir, "promha.rules.yml"), PromHa.Lab.LocalCluster.ShippedRules());
             await File.WriteAllTextAsync(Path.Combine(dir, "test.yml"), testYaml);
             var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/promtool", ["test", "rules", "test.yml"])
                 { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };

@@ -3,7 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 
-namespace PromHa.Node.Demo;
+namespace PromHa.Node.Sink;
 
 /// <summary>One alert of a delivered notification: its alertname, the trigger's name label, its status, fingerprint and start.</summary>
 public sealed record DeliveredAlert(string Alert, string Name, string Status, string Fingerprint, DateTimeOffset StartsAt);
@@ -65,7 +65,7 @@ public sealed class WebhookSink : IDisposable
             // may still route a closed listener's prefix (a test's Prometheus then scraped nothing).
             lock (UsedPorts)
             {
-                do Port = LocalCluster.FreePorts(1)[0];
+                do Port = FreePort();
                 while (!UsedPorts.Add(Port));
             }
             _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
@@ -150,5 +150,14 @@ public sealed class WebhookSink : IDisposable
         _stop.Cancel();
         _listener.Close();
         try { _loop.Wait(TimeSpan.FromSeconds(5)); } catch (AggregateException) { }
+    }
+
+    private static int FreePort()
+    {
+        var l = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
     }
 }

@@ -1,10 +1,13 @@
 using System.CommandLine;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 
-namespace PromHa.Node.Console;
+using PromHa.Node.Console;
+
+namespace PromHa.LabTool;
 
 /// <summary>
-/// `promha demo`: N nodes on this machine, each supervising its own real Prometheus and
+/// `promha-lab demo`: N nodes on this machine, each supervising its own real Prometheus and
 /// Alertmanager, sharing a conf that scrapes the nodes and a node_exporter. Ctrl-C stops all.
 /// </summary>
 public static class DemoCommand
@@ -25,7 +28,7 @@ public static class DemoCommand
     {
         if (nodeCount is < 1 or > 20)
         {
-            await System.Console.Error.WriteLineAsync("promha demo: --nodes must be 1-20");
+            await System.Console.Error.WriteLineAsync("promha-lab demo: --nodes must be 1-20");
             return 64;
         }
         var baseDir = dir ?? Directory.CreateTempSubdirectory("promha-demo").FullName;
@@ -43,7 +46,7 @@ public static class DemoCommand
         if (missing.Count > 0)
         {
             await System.Console.Error.WriteLineAsync(
-                $"promha demo: missing {string.Join(", ", missing)}.\nInstall them with:\n  {InstallHint}");
+                $"promha-lab demo: missing {string.Join(", ", missing)}.\nInstall them with:\n  {InstallHint}");
             return 3;
         }
         await using var cluster = LocalCluster.Create(baseDir, options);

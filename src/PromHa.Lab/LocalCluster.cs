@@ -7,7 +7,9 @@ using PromHa.Node.Http;
 using PromHa.Node.Security;
 using PromHa.Node.Supervision;
 
-namespace PromHa.Node.Demo;
+using PromHa.Node.Sink;
+
+namespace PromHa.Lab;
 
 public enum LocalServers
 {
@@ -32,7 +34,7 @@ public sealed record LocalClusterOptions
     public string AlertmanagerBinary { get; init; } = "/usr/bin/prometheus-alertmanager";
     public string NodeExporterBinary { get; init; } = "/usr/bin/prometheus-node-exporter";
     /// <summary>How nodes render the config: every node the same (mirror), or standbys federating the master.</summary>
-    public Settings.ConfigMode ConfigMode { get; init; } = Settings.ConfigMode.Mirror;
+    public PromHa.Node.Settings.ConfigMode ConfigMode { get; init; } = PromHa.Node.Settings.ConfigMode.Mirror;
     /// <summary>
     /// Nodes advertise a second port (cluster.publicPort) that the caller forwards to their cluster
     /// port, e.g. through a proxy that can cut the link between them (tests).
@@ -121,7 +123,7 @@ public sealed class LocalNode
 
 /// <summary>
 /// Several real `promha run` processes on 127.0.0.1 with free ports, beside real Prometheus (and
-/// Alertmanager) servers: what `promha demo` runs, what the benchmark measures and what the
+/// Alertmanager) servers: what `promha-lab demo` runs, what the benchmark measures and what the
 /// end-to-end tests drive. Every process it starts is stopped by its PID on dispose.
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
@@ -444,7 +446,7 @@ public sealed class LocalCluster : IAsyncDisposable
         if (n.Process is not { HasExited: false } p) return null;
         try
         {
-            return Health.ProcessMetrics.ReadStatus(File.ReadAllLines($"/proc/{p.Id}/status")).GetValueOrDefault("VmRSS") / 1024.0;
+            return PromHa.Node.Health.ProcessMetrics.ReadStatus(File.ReadAllLines($"/proc/{p.Id}/status")).GetValueOrDefault("VmRSS") / 1024.0;
         }
         catch (IOException)
         {
@@ -562,6 +564,42 @@ public sealed class LocalCluster : IAsyncDisposable
                    statuses[Nodes.ToList().IndexOf(n)]!.Master is { } m && m != n.Name;
         }, timeout, ct, $"{n.Name} to be a standby again after its restart");
 
+    /// <summary>
+    /// Waits until the cluster is settled: every node running, one cluster of all of them, all Up
+    /// and reachable, exactly one master that every node names, and a singleton host, seen
+    /// <paramref name="inARow"/> checks in a row so that a downing already decided does not slip
+    /// through. The one "settled" the partition tests and the benchmarks share.
+    /// </summary>
+    public async Task<Settled> Settle(TimeSpan timeout, string what, int inARow = 2, CancellationToken ct = default)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Settled? found = null;
+        var seen = 0;
+        await WaitUntil(async () =>
+        {
+            found = null;
+            if (!Nodes.All(n => n.Running))
+            {
+                seen = 0;
+                return false;
+            }
+            var statuses = await Task.WhenAll(Nodes.Select(Status));
+            var masters = await Masters();
+            var ok = masters.Count == 1 &&
+                     statuses.All(st => st is not null && st.Master == masters[0].Name && st.Members.Count == Nodes.Count &&
+                                        st.Members.All(m => m.Status == "Up" && m.Reachable));
+            if (!ok)
+            {
+                seen = 0;
+                return false;
+            }
+            var ms = statuses[Nodes.ToList().IndexOf(masters[0])]!;
+            found = new Settled(masters[0], ms.SingletonNode, ms.Epoch, sw.Elapsed);
+            return ++seen >= inARow && ms.SingletonNode is not null;
+        }, timeout, ct, $"one cluster of all {Nodes.Count} nodes, all Up, with exactly one master ({what})");
+        return found!;
+    }
+
     public async Task WaitUntil(Func<Task<bool>> condition, TimeSpan timeout, CancellationToken ct, string what)
     {
         var sw = Stopwatch.StartNew();
@@ -643,3 +681,6 @@ public sealed class LocalCluster : IAsyncDisposable
         return ports;
     }
 }
+
+/// <summary>A settled cluster (<see cref="LocalCluster.Settle"/>): its master, the singleton's host, the epoch, how long settling took.</summary>
+public sealed record Settled(LocalNode Master, string? SingletonNode, long Epoch, TimeSpan Took);

@@ -3,10 +3,12 @@ using System.Diagnostics;
 using PromHa.Messages.Alerts;
 using PromHa.Node.Alerts;
 
-namespace PromHa.Node.Console;
+using PromHa.Node.Console;
+
+namespace PromHa.LabTool;
 
 /// <summary>
-/// `promha bench gate`: the gate's decision over days. Fills an outbox (the real OutboxStore, on
+/// `promha-lab bench gate`: the gate's decision over days. Fills an outbox (the real OutboxStore, on
 /// disk) with two days of flapping alerts as three Alertmanagers would hand them over (each
 /// notification and a copy of most), times what the master does per notification with all of it
 /// stored (take the deliverable ones, decide with DeliveryDecision, settle), then prunes it to the

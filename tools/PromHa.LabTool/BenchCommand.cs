@@ -1,12 +1,15 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 
-namespace PromHa.Node.Console;
+using PromHa.Node.Console;
+
+namespace PromHa.LabTool;
 
 /// <summary>
-/// `promha bench failover`: crash failover, failover after the master's Prometheus dies, graceful
+/// `promha-lab bench failover`: crash failover, failover after the master's Prometheus dies, graceful
 /// switchover, and idle memory/CPU, measured on real `promha run` processes beside real Prometheus
 /// servers (a <see cref="LocalCluster"/>). It prints numbers, it is not a test; but it counts every
 /// poll at which two nodes answered /primary 200, which must never happen.
@@ -90,7 +93,7 @@ public static class BenchCommand
             var i = kv.IndexOf('=');
             if (i <= 0)
             {
-                await System.Console.Error.WriteLineAsync($"promha bench: --env {kv}: expected KEY=VALUE");
+                await System.Console.Error.WriteLineAsync($"promha-lab bench: --env {kv}: expected KEY=VALUE");
                 return 64;
             }
             nodeEnv[kv[..i]] = kv[(i + 1)..];
@@ -98,13 +101,13 @@ public static class BenchCommand
         // A pair without a tie-breaker cannot survive a crash (keep-majority), so it would only time out.
         if (rounds < 1 || nodes < 3 || idleFor < TimeSpan.Zero)
         {
-            await System.Console.Error.WriteLineAsync("promha bench: --rounds must be >= 1 and --nodes >= 3");
+            await System.Console.Error.WriteLineAsync("promha-lab bench: --rounds must be >= 1 and --nodes >= 3");
             return 64;
         }
         var options = new LocalClusterOptions { Nodes = nodes, Servers = LocalServers.External, Alertmanager = false, NodeEnvironment = nodeEnv, Tls = tls };
         if (LocalCluster.MissingBinaries(options) is { Count: > 0 } missing)
         {
-            await System.Console.Error.WriteLineAsync($"promha bench: missing {string.Join(", ", missing)}. Install with:\n" +
+            await System.Console.Error.WriteLineAsync($"promha-lab bench: missing {string.Join(", ", missing)}. Install with:\n" +
                 "  sudo apt-get install -y prometheus prometheus-alertmanager prometheus-node-exporter");
             return 3;
         }
@@ -116,7 +119,7 @@ public static class BenchCommand
             : all.Where(l => layouts.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Contains(l.Name)).ToList();
         if (chosen.Count == 0 && partitions != Partitions.Only)
         {
-            await System.Console.Error.WriteLineAsync($"promha bench: --layouts {layouts}: none of {string.Join(", ", all.Select(l => l.Name))}");
+            await System.Console.Error.WriteLineAsync($"promha-lab bench: --layouts {layouts}: none of {string.Join(", ", all.Select(l => l.Name))}");
             return 64;
         }
         var what = partitions == Partitions.Only
@@ -158,12 +161,12 @@ public static class BenchCommand
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             keepLogs = false;
-            await System.Console.Error.WriteLineAsync("promha bench: cancelled; every process started was stopped");
+            await System.Console.Error.WriteLineAsync("promha-lab bench: cancelled; every process started was stopped");
             return 130;
         }
         catch (Exception e) when (e is BenchFailed or TimeoutException or HttpRequestException)
         {
-            await System.Console.Error.WriteLineAsync($"promha bench: {e.Message}");
+            await System.Console.Error.WriteLineAsync($"promha-lab bench: {e.Message}");
             return 1;
         }
         finally
@@ -382,8 +385,7 @@ public static class BenchCommand
             _lastGap = _noMaster;
         }
 
-        private static void Signal(LocalNode n, string signal) =>
-            Process.Start("kill", ["-" + signal, n.Process!.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
+        private static void Signal(LocalNode n, string signal) => ProcessRun.Signal(n.Process!.Id, signal);
 
         private static int KillPrometheus(LocalNode n)
         {
@@ -633,6 +635,6 @@ public static class BenchCommand
 
         /// <summary>The kB-valued lines of /proc/PID/status (VmRSS = RssAnon + RssFile + RssShmem, ...).</summary>
         private static Dictionary<string, long> ProcStatusKiB(int pid) =>
-            Health.ProcessMetrics.ReadStatus(File.ReadAllLines($"/proc/{pid}/status"));
+            PromHa.Node.Health.ProcessMetrics.ReadStatus(File.ReadAllLines($"/proc/{pid}/status"));
     }
 }

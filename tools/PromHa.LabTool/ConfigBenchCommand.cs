@@ -2,13 +2,16 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using PromHa.Node.Config;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 using PromHa.Node.Http;
 
-namespace PromHa.Node.Console;
+using PromHa.Node.Console;
+
+namespace PromHa.LabTool;
 
 /// <summary>
-/// `promha bench config`: config propagation latency on real nodes, each with its own real
+/// `promha-lab bench config`: config propagation latency on real nodes, each with its own real
 /// Prometheus and Alertmanager: from a file saved in the master's conf dir until every node has
 /// reloaded both servers and verified the reload (the time each node reports, same clock).
 /// </summary>
@@ -38,13 +41,13 @@ public static class ConfigBenchCommand
     {
         if (rounds < 1 || nodes < 1 || files < 0)
         {
-            await System.Console.Error.WriteLineAsync("promha bench config: --rounds and --nodes must be >= 1, --files >= 0");
+            await System.Console.Error.WriteLineAsync("promha-lab bench config: --rounds and --nodes must be >= 1, --files >= 0");
             return 64;
         }
         var options = new LocalClusterOptions { Nodes = nodes, Servers = LocalServers.Supervised, Alertmanager = true, Tls = tls };
         if (LocalCluster.MissingBinaries(options) is { Count: > 0 } missing)
         {
-            await System.Console.Error.WriteLineAsync($"promha bench: missing {string.Join(", ", missing)}: apt-get install -y prometheus prometheus-alertmanager");
+            await System.Console.Error.WriteLineAsync($"promha-lab bench: missing {string.Join(", ", missing)}: apt-get install -y prometheus prometheus-alertmanager");
             return 3;
         }
         var baseDir = dir is null ? Directory.CreateTempSubdirectory("promha-bench-config").FullName : Path.GetFullPath(dir);
@@ -91,7 +94,7 @@ public static class ConfigBenchCommand
         catch (Exception e) when (e is TimeoutException or ApiException or HttpRequestException or System.Text.Json.JsonException
                                        or TaskCanceledException && !ct.IsCancellationRequested)
         {
-            await System.Console.Error.WriteLineAsync($"promha bench config: {e.Message}");
+            await System.Console.Error.WriteLineAsync($"promha-lab bench config: {e.Message}");
             return 1;
         }
         finally

@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 
-namespace PromHa.Node.Demo;
+using PromHa.Node.Sink;
+
+namespace PromHa.Lab;
 
 /// <summary>
 /// A lab of Linux network namespaces in which every node of a <see cref="LocalCluster"/> runs as if
@@ -311,20 +313,7 @@ public sealed class NetnsLab : IDisposable
         return r;
     }
 
-    private static (int Code, string Out, string Err) Exec(string ip, string[] args)
-    {
-        var psi = new ProcessStartInfo(ip) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi) ?? throw new NetnsLabException($"could not start {ip}");
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(10_000))
-        {
-            try { p.Kill(); } catch (InvalidOperationException) { }
-            return (-1, "", $"timed out after 10 s");
-        }
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static (int Code, string Out, string Err) Exec(string ip, string[] args) => ProcessRun.ExecSync(ip, args, TimeSpan.FromSeconds(10));
 
     [DllImport("libc", SetLastError = false)]
     private static extern uint geteuid();

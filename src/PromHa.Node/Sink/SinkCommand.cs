@@ -1,7 +1,6 @@
 using System.CommandLine;
-using PromHa.Node.Demo;
 
-namespace PromHa.Node.Console;
+namespace PromHa.Node.Sink;
 
 /// <summary>
 /// `promha sink`: the demo's webhook receiver on its own, for the compose demos (a container that

@@ -1,11 +1,14 @@
 using System.Diagnostics;
 using System.Globalization;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 
-namespace PromHa.Node.Console;
+using PromHa.Node.Console;
+
+namespace PromHa.LabTool;
 
 /// <summary>
-/// The partition cases of `promha bench failover` (root only): a 3-node cluster with supervised
+/// The partition cases of `promha-lab bench failover` (root only): a 3-node cluster with supervised
 /// Prometheus, each node in a network namespace of its own (<see cref="NetnsLab"/>), whose cluster
 /// links are cut and healed while a <see cref="PrimaryObserver"/> polls every node's /primary
 /// every 50 ms from outside. The same cases as tests/PromHa.EndToEnd/PartitionTests.cs, once each,
@@ -61,7 +64,7 @@ internal static class PartitionBench
     }
 
     public static Section NotRoot() =>
-        new([], Skipped: "they need root and network namespaces (run `promha bench failover` as root; --no-partitions to leave them out)");
+        new([], Skipped: "they need root and network namespaces (run `promha-lab bench failover` as root; --no-partitions to leave them out)");
 
     /// <summary>How long a fault on the master lasts: past the downing (failure detector ~3.5 s + stable-after 3 s).</summary>
     private static readonly TimeSpan FaultFor = TimeSpan.FromSeconds(10);
@@ -183,7 +186,6 @@ internal static class PartitionBench
     private static string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
 
     /// <summary>One cluster of every node, all Up and reachable, exactly one master that every node names.</summary>
-    private sealed record Settled(LocalNode Master, string? SingletonNode, TimeSpan Took);
 
     private sealed class Runner(LocalCluster c, NetnsLab lab, string topology, string? only, CancellationToken ct)
     {
@@ -231,9 +233,9 @@ internal static class PartitionBench
                 .Where(p => p.Before is not null && p.After != p.Before)
                 .Select(p => $"{p.Name} (PID {p.Before} -> {p.After?.ToString(CultureInfo.InvariantCulture) ?? "none"})").ToList();
             var rounds = observer.Rounds;
-            var result = new Case(name, target?.Name ?? "all", masterCut, LongestWithoutMaster(rounds).TotalSeconds,
+            var result = new Case(name, target?.Name ?? "all", masterCut, ObserverTimeline.LongestWithoutMaster(rounds).Longest.TotalSeconds,
                 after is not null && after.Master != before.Master, rounds.Count(r => r.Masters >= 2), after?.Took.TotalSeconds, error, _rejoined,
-                MasterAfterHeal(rounds, observer.MarkTime("healed")), restarted);
+                ObserverTimeline.MasterAfterHeal(rounds, observer.MarkTime("healed")), restarted);
             Say($"  {rounds.Count} polls; longest without a master {F(result.LongestWithoutMaster, "0.00")} s; master {before.Master.Name} -> " +
                 $"{after?.Master.Name ?? "?"}; two masters at {result.TwoMasters} polls; " +
                 (after is null ? error : $"settled {F(after.Took.TotalSeconds, "0.0")} s after the heal") +
@@ -343,62 +345,7 @@ internal static class PartitionBench
             }
         }
 
-        private async Task<Settled> Settle(TimeSpan timeout)
-        {
-            var sw = Stopwatch.StartNew();
-            Settled? found = null;
-            var inARow = 0;
-            await c.WaitUntil(async () =>
-            {
-                found = null;
-                if (!c.Nodes.All(n => n.Running))
-                {
-                    inARow = 0;
-                    return false;
-                }
-                var statuses = await Task.WhenAll(c.Nodes.Select(c.Status));
-                var masters = await c.Masters();
-                var ok = masters.Count == 1 &&
-                         statuses.All(s => s is not null && s.Master == masters[0].Name && s.Members.Count == c.Nodes.Count &&
-                                           s.Members.All(m => m.Status == "Up" && m.Reachable));
-                if (!ok)
-                {
-                    inARow = 0;
-                    return false;
-                }
-                var ms = statuses[c.Nodes.ToList().IndexOf(masters[0])]!;
-                found = new Settled(masters[0], ms.SingletonNode, sw.Elapsed);
-                // three checks in a row, so that a downing already decided does not slip through
-                return ++inARow >= 3 && ms.SingletonNode is not null;
-            }, timeout, ct, $"one cluster of all {c.Nodes.Count} nodes, all Up, with exactly one master");
-            return found!;
-        }
-    }
-
-    /// <summary>When no node was master at the heal: how long after it the first one answered 200.</summary>
-    private static double? MasterAfterHeal(IReadOnlyList<ObserverRound> rounds, DateTimeOffset? healed)
-    {
-        if (healed is not { } h) return null;
-        var atHeal = rounds.LastOrDefault(r => r.At <= h);
-        if (atHeal is null || atHeal.Masters > 0) return null;
-        return rounds.FirstOrDefault(r => r.At > h && r.Masters > 0) is { } first ? (first.At - h).TotalSeconds : null;
-    }
-
-    /// <summary>The longest stretch of observer rounds in which no node answered 200.</summary>
-    private static TimeSpan LongestWithoutMaster(IReadOnlyList<ObserverRound> rounds)
-    {
-        var longest = TimeSpan.Zero;
-        DateTimeOffset? since = null;
-        foreach (var r in rounds)
-        {
-            if (r.Masters == 0) since ??= r.At;
-            else if (since is { } s)
-            {
-                if (r.At - s > longest) longest = r.At - s;
-                since = null;
-            }
-        }
-        if (since is { } open && rounds.Count > 0 && rounds[^1].At - open > longest) longest = rounds[^1].At - open;
-        return longest;
+        // three checks in a row: a benchmark run is long, and a downing already decided must not slip through
+        private Task<Settled> Settle(TimeSpan timeout) => c.Settle(timeout, "partition bench", inARow: 3, ct);
     }
 }

@@ -1,4 +1,6 @@
-namespace PromHa.Node.Demo;
+using PromHa.Node.Sink;
+
+namespace PromHa.Lab;
 
 /// <summary>One firing of one alert as the receiver saw it: from its start, the deliveries that said it fires and that it resolved.</summary>
 public sealed record AlertCycle(string Name, DateTimeOffset StartsAt, IReadOnlyList<Delivery> Firing, IReadOnlyList<Delivery> Resolved);
@@ -15,7 +17,7 @@ public sealed record LedgerReport(IReadOnlyList<AlertCycle> Cycles, IReadOnlyLis
 /// Counts a webhook receiver's deliveries per alert and per firing cycle (the alerts' startsAt), not
 /// only per delivery id, so that an alert that fires again is an expectation of its own: the
 /// flapping alert the first dedup rule swallowed is a lost cycle here. Used by the end-to-end tests
-/// and `promha bench alerts`.
+/// and `promha-lab bench alerts`.
 /// </summary>
 public static class NotificationLedger
 {

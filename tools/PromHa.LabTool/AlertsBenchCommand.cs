@@ -1,12 +1,15 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using PromHa.Node.Demo;
+using PromHa.Lab;
+using PromHa.Node.Sink;
 
-namespace PromHa.Node.Console;
+using PromHa.Node.Console;
+
+namespace PromHa.LabTool;
 
 /// <summary>
-/// `promha bench alerts`: the notification gate's soak, with the alert shapes production has, on a
+/// `promha-lab bench alerts`: the notification gate's soak, with the alert shapes production has, on a
 /// local cluster with real Prometheus and Alertmanager: flapping alerts (each its own group, on and
 /// off every period), groups whose alerts join and leave at random, and every few rounds a burst of
 /// 200+ groups firing at once; meanwhile the master is killed with -9 round after round, every other
@@ -112,7 +115,7 @@ public static class AlertsBenchCommand
         };
         if (LocalCluster.MissingBinaries(options) is { Count: > 0 } missing)
         {
-            await System.Console.Error.WriteLineAsync($"promha bench alerts: missing {string.Join(", ", missing)} ({DemoCommand.InstallHint})");
+            await System.Console.Error.WriteLineAsync($"promha-lab bench alerts: missing {string.Join(", ", missing)} ({DemoCommand.InstallHint})");
             return 3;
         }
         await using var cluster = LocalCluster.Create(baseDir, options);

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace PromHa.Node.Demo;
+using PromHa.Node.Sink;
+
+namespace PromHa.Lab;
 
 /// <summary>One observer round: what every node's /primary answered, polled in parallel.</summary>
 /// <param name="At">When the round started.</param>
@@ -10,6 +12,43 @@ namespace PromHa.Node.Demo;
 public sealed record ObserverRound(DateTimeOffset At, int[] Codes, int[] Ms)
 {
     public int Masters => Codes.Count(c => c == 200);
+}
+
+/// <summary>What a timeline of observer rounds says: the one reading the tests and the benchmarks share.</summary>
+public static class ObserverTimeline
+{
+    /// <summary>The longest stretch in which no node answered 200, and when it began.</summary>
+    public static (TimeSpan Longest, DateTimeOffset? From) LongestWithoutMaster(IReadOnlyList<ObserverRound> rounds) =>
+        LongestWhere(rounds, r => r.Masters == 0);
+
+    /// <summary>The longest stretch in which node <paramref name="i"/> did not answer 200.</summary>
+    public static TimeSpan LongestWithout200(IReadOnlyList<ObserverRound> rounds, int i) => LongestWhere(rounds, r => r.Codes[i] != 200).Longest;
+
+    /// <summary>When no node was master at the heal: how long after it the first one answered 200.</summary>
+    public static double? MasterAfterHeal(IReadOnlyList<ObserverRound> rounds, DateTimeOffset? healed)
+    {
+        if (healed is not { } h) return null;
+        var atHeal = rounds.LastOrDefault(r => r.At <= h);
+        if (atHeal is null || atHeal.Masters > 0) return null;
+        return rounds.FirstOrDefault(r => r.At > h && r.Masters > 0) is { } first ? (first.At - h).TotalSeconds : null;
+    }
+
+    private static (TimeSpan Longest, DateTimeOffset? From) LongestWhere(IReadOnlyList<ObserverRound> rounds, Func<ObserverRound, bool> missing)
+    {
+        var longest = TimeSpan.Zero;
+        DateTimeOffset? from = null, since = null;
+        foreach (var r in rounds)
+        {
+            if (missing(r)) since ??= r.At;
+            else if (since is { } s)
+            {
+                if (r.At - s > longest) (longest, from) = (r.At - s, s);
+                since = null;
+            }
+        }
+        if (since is { } open && rounds.Count > 0 && rounds[^1].At - open > longest) (longest, from) = (rounds[^1].At - open, open);
+        return (longest, from);
+    }
 }
 
 /// <summary>
