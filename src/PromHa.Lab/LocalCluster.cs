@@ -600,6 +600,16 @@ public sealed class LocalCluster : IAsyncDisposable
         return found!;
     }
 
+    /// <summary>The largest cluster the nodes report (its Up members) and the nodes outside it: what a repair restarts.</summary>
+    public async Task<(IReadOnlySet<string> Largest, List<LocalNode> Outside)> OutsideLargestCluster()
+    {
+        var statuses = await Task.WhenAll(Nodes.Select(Status));
+        var largest = statuses.Where(st => st is not null)
+            .Select(st => st!.Members.Where(m => m.Status == "Up").Select(m => m.Node).ToHashSet())
+            .OrderByDescending(m => m.Count).FirstOrDefault() ?? [];
+        return (largest, Nodes.Where((n, i) => statuses[i] is null || !largest.Contains(n.Name)).ToList());
+    }
+
     public async Task WaitUntil(Func<Task<bool>> condition, TimeSpan timeout, CancellationToken ct, string what)
     {
         var sw = Stopwatch.StartNew();

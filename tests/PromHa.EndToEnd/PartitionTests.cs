@@ -413,11 +413,7 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
         }
         catch (TimeoutException)
         {
-            var statuses = await Task.WhenAll(C.Nodes.Select(C.Status));
-            var largest = statuses.Where(s => s is not null)
-                .Select(s => s!.Members.Where(m => m.Status == "Up").Select(m => m.Node).ToHashSet())
-                .OrderByDescending(m => m.Count).FirstOrDefault() ?? [];
-            var outside = C.Nodes.Where((n, i) => statuses[i] is null || !largest.Contains(n.Name)).ToList();
+            var (largest, outside) = await C.OutsideLargestCluster();
             output.WriteLine($"REPAIR: the cluster did not settle before this case within {SettleBeforeTimeout.TotalSeconds:F0} s " +
                              $"(the previous case left it so); largest cluster {string.Join(",", largest)}; restarting " +
                              $"{(outside.Count == 0 ? "nothing" : string.Join(", ", outside.Select(n => n.Name)))}");

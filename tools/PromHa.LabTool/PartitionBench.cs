@@ -333,11 +333,7 @@ internal static class PartitionBench
             }
             catch (TimeoutException)
             {
-                var statuses = await Task.WhenAll(c.Nodes.Select(c.Status));
-                var largest = statuses.Where(s => s is not null)
-                    .Select(s => s!.Members.Where(m => m.Status == "Up").Select(m => m.Node).ToHashSet())
-                    .OrderByDescending(m => m.Count).FirstOrDefault() ?? [];
-                var outside = c.Nodes.Where((n, i) => statuses[i] is null || !largest.Contains(n.Name)).ToList();
+                var (_, outside) = await c.OutsideLargestCluster();
                 Say($"  not settled within {SettleBeforeTimeout.TotalSeconds:F0} s; restarting {(outside.Count == 0 ? "nothing" : string.Join(", ", outside.Select(n => n.Name)))}");
                 foreach (var n in outside.Where(n => n.Running)) c.Kill(n);
                 foreach (var n in outside.Where(n => !n.Running)) c.StartNode(n);
