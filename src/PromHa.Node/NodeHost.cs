@@ -169,7 +169,7 @@ public static class NodeHost
             .AddCandidateActor(s)
             .AddConfDirActor(s, view)
             .AddBundleFetcherActor(s, view, new Console.ApiAccess(AdminToken.Load(s)?.PeerSecret(), s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null))
-            .AddOutboxActor(s)
+            .AddOutboxActor(s, view.Time)
             .AddNotificationGateActor(s, view, routes)
             .AddMasterChangedAlertActor(s, view)
             .AddRoleHooksActor(s, view)

@@ -55,8 +55,12 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     private DateTimeOffset _syncSince;
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
 
-    public OutboxActor(NodeSettings s)
+    private readonly TimeProvider _time;
+    private DateTimeOffset Now => _time.GetUtcNow();
+
+    public OutboxActor(NodeSettings s, TimeProvider time)
     {
+        _time = time;
         _node = s.Node.Name;
         _store = new OutboxStore(Path.Combine(s.DataDir, "outbox.db"));
         _retention = TimeSpan.FromHours(s.Alerts.RetentionHours);
@@ -128,7 +132,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     private void Pull(Address member)
     {
         if (member == _cluster.SelfAddress) return;
-        _syncSince = DateTimeOffset.UtcNow - SyncLookBack;
+        _syncSince = Now - SyncLookBack;
         Ask(member);
     }
 
@@ -171,7 +175,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     private void StartSync(SyncOutboxes request)
     {
         _sync = (Sender, request, []);
-        _syncSince = DateTimeOffset.UtcNow - SyncLookBack;
+        _syncSince = Now - SyncLookBack;
         foreach (var member in request.Members) Ask(member);
         // anti-entropy that gates nothing: the answers are merged whenever they come
         if (request.Needed <= 1) FinishSync();
@@ -188,7 +192,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
 
     private void Housekeep()
     {
-        var expired = _store.Prune(DateTimeOffset.UtcNow - _retention);
+        var expired = _store.Prune(Now - _retention);
         if (expired > 0)
             _log.Warning("{0} notification(s) expired undelivered after alerts.retentionHours ({1} h): no master settled them", expired, _retention.TotalHours);
         var backlog = _store.Backlog();
@@ -200,7 +204,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
         foreach (var (receiver, (count, oldest)) in backlog)
         {
             AlertMetrics.OutboxPending.WithLabels(receiver).Set(count);
-            AlertMetrics.OutboxOldest.WithLabels(receiver).Set(Math.Max(0, (DateTimeOffset.UtcNow - oldest).TotalSeconds));
+            AlertMetrics.OutboxOldest.WithLabels(receiver).Set(Math.Max(0, (Now - oldest).TotalSeconds));
         }
     }
 }
@@ -210,7 +214,7 @@ public sealed class OutboxKey;
 
 public static class OutboxActorHostingExtensions
 {
-    public static AkkaConfigurationBuilder AddOutboxActor(this AkkaConfigurationBuilder builder, NodeSettings s) =>
+    public static AkkaConfigurationBuilder AddOutboxActor(this AkkaConfigurationBuilder builder, NodeSettings s, TimeProvider time) =>
         builder.WithActors((system, registry) =>
-            registry.Register<OutboxKey>(system.ActorOf(Props.Create(() => new OutboxActor(s)), OutboxActor.Name)));
+            registry.Register<OutboxKey>(system.ActorOf(Props.Create(() => new OutboxActor(s, time)), OutboxActor.Name)));
 }
