@@ -53,6 +53,12 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
 
         using var api = c.Api(c.Nodes.First(n => n != master));
         var good = Snapshot(master.ConfDir);
+        // Every node renders again when it learns of another node's Alertmanager (seen in CI: a live
+        // file taken before then changed while a bad tree was pending): compare from when each lists all.
+        foreach (var n in c.Nodes)
+            await c.WaitUntil(() => Task.FromResult(c.Nodes.All(o =>
+                    File.ReadAllText(Path.Combine(n.LiveDir, "prometheus.yml")).Contains(new Uri(o.AlertmanagerUrl).Authority))), Generous, default,
+                $"{n.Name}'s rendered prometheus.yml to name every node's Alertmanager");
         var liveBefore = c.Nodes.ToDictionary(n => n.Name, n => File.ReadAllText(Path.Combine(n.LiveDir, "prometheus.yml")));
 
         // Each bad tree is refused with the reason the tools give, naming the file.
