@@ -4,9 +4,22 @@ using PromHa.Lab;
 using PromHa.Node.Sink;
 using Xunit.Abstractions;
 
-[assembly: CollectionBehavior(DisableTestParallelization = true)]
+// Two lanes, each one test at a time: the partition cases (network namespaces, mostly waiting out
+// cuts; the machine is ~80 % idle then) beside everything on loopback. See Lanes.
+[assembly: CollectionBehavior(MaxParallelThreads = 2)]
 
 namespace PromHa.EndToEnd;
+
+/// <summary>
+/// The suite's two lanes (xUnit collections run side by side, the tests of one collection one at a
+/// time): <see cref="Netns"/> for the partition cases in network namespaces, <see cref="Loopback"/>
+/// for every test on 127.0.0.1 (clusters, Docker, the browser). A lane never runs two clusters at once.
+/// </summary>
+public static class Lanes
+{
+    public const string Netns = "netns";
+    public const string Loopback = "loopback";
+}
 
 /// <summary>
 /// Starts a real cluster for one test: `promha run` processes (the binary built from src/) beside

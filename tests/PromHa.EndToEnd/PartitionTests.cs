@@ -95,10 +95,12 @@ public sealed class PairWitnessLab : PartitionLab
 }
 
 [TestCaseOrderer("PromHa.EndToEnd.CaseOrderer", "PromHa.EndToEnd")]
+[Collection(Lanes.Netns)]
 public sealed class ThreeNodePartitionTests(ThreeNodeLab lab, ITestOutputHelper output)
     : PartitionCases(lab, output), IClassFixture<ThreeNodeLab>;
 
 [TestCaseOrderer("PromHa.EndToEnd.CaseOrderer", "PromHa.EndToEnd")]
+[Collection(Lanes.Netns)]
 public sealed class PairWitnessPartitionTests(PairWitnessLab lab, ITestOutputHelper output)
     : PartitionCases(lab, output), IClassFixture<PairWitnessLab>
 {
