@@ -678,17 +678,25 @@ public sealed class LocalCluster : IAsyncDisposable
     }
 
     /// <summary>Free loopback ports, held open together so that none is handed out twice.</summary>
+    /// <summary>Ports this process handed out: never twice, so that two clusters started side by side (the test lanes) cannot pick the same one between its release here and the node's bind.</summary>
+    private static readonly HashSet<int> Handed = [];
+
     public static int[] FreePorts(int count)
     {
-        var listeners = Enumerable.Range(0, count).Select(_ =>
+        var ports = new List<int>();
+        while (ports.Count < count)
         {
-            var l = new TcpListener(IPAddress.Loopback, 0);
-            l.Start();
-            return l;
-        }).ToList();
-        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        listeners.ForEach(l => l.Stop());
-        return ports;
+            var listeners = Enumerable.Range(0, count - ports.Count).Select(_ =>
+            {
+                var l = new TcpListener(IPAddress.Loopback, 0);
+                l.Start();
+                return l;
+            }).ToList();
+            lock (Handed)
+                ports.AddRange(listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).Where(Handed.Add));
+            listeners.ForEach(l => l.Stop());
+        }
+        return ports.ToArray();
     }
 }
 

@@ -4,21 +4,25 @@ using PromHa.Lab;
 using PromHa.Node.Sink;
 using Xunit.Abstractions;
 
-// Two lanes, each one test at a time: the partition cases (network namespaces, mostly waiting out
-// cuts; the machine is ~80 % idle then) beside everything on loopback. See Lanes.
-[assembly: CollectionBehavior(MaxParallelThreads = 2)]
+// Three lanes side by side, each one test at a time (see Lanes).
+[assembly: CollectionBehavior(MaxParallelThreads = 4)]
 
 namespace PromHa.EndToEnd;
 
 /// <summary>
-/// The suite's two lanes (xUnit collections run side by side, the tests of one collection one at a
-/// time): <see cref="Netns"/> for the partition cases in network namespaces, <see cref="Loopback"/>
-/// for every test on 127.0.0.1 (clusters, Docker, the browser). A lane never runs two clusters at once.
+/// The suite's lanes: xUnit collections run side by side, the tests of one collection one at a time,
+/// so a lane never runs two clusters at once. <see cref="Netns"/>: the partition cases in network
+/// namespaces (mostly waiting out cuts). <see cref="Alerts"/>: alerts and configuration on loopback.
+/// <see cref="Failover"/>: failover, pairs, supervision and Docker on loopback. Measured on this
+/// 2-core machine: the machine is ~80 % idle during the partition cases, and one lane ran ~22 min,
+/// two ~13 min (docs/tests.md). Ports come from one process-wide pool (LocalCluster.FreePorts), so
+/// clusters of two lanes never share one.
 /// </summary>
 public static class Lanes
 {
     public const string Netns = "netns";
-    public const string Loopback = "loopback";
+    public const string Alerts = "alerts";
+    public const string Failover = "failover";
 }
 
 /// <summary>
