@@ -13,7 +13,7 @@ namespace PromHa.EndToEnd;
 /// Alertmanager, mutual TLS between them and the admin token on. The test reaches the containers
 /// only through the ports the compose file publishes on 127.0.0.1.
 /// </summary>
-[Collection(Lanes.Failover)]
+[Collection(Lanes.Loopback)]
 public class ComposeTests(DockerLab lab, ITestOutputHelper output) : IClassFixture<DockerLab>
 {
     private static readonly TimeSpan Generous = TimeSpan.FromSeconds(120);
@@ -321,7 +321,7 @@ public class ComposeTests(DockerLab lab, ITestOutputHelper output) : IClassFixtu
 /// conf tree the demos share is valid for promtool and amtool; its copy of PromHa's rules is the one
 /// deploy/rules ships.
 /// </summary>
-[Collection(Lanes.Alerts)]
+[Collection(Lanes.Loopback)]
 public class ComposeFileTests(ITestOutputHelper output)
 {
     private static string Compose => Path.Combine(DockerLab.RepoRoot, "deploy/compose");

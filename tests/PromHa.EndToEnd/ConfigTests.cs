@@ -15,7 +15,7 @@ namespace PromHa.EndToEnd;
 /// edits on the master reach every server, bad trees are refused with the tools' own reasons,
 /// numbering survives stops, failovers and full restarts.
 /// </summary>
-[Collection(Lanes.Alerts)]
+[Collection(Lanes.Loopback)]
 public class ConfigTests(ITestOutputHelper output) : IDisposable
 {
     private readonly List<string> _tempDirs = [];

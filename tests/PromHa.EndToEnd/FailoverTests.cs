@@ -10,7 +10,7 @@ using static Microsoft.Playwright.Assertions;
 namespace PromHa.EndToEnd;
 
 /// <summary>Three promha nodes beside three real Prometheus servers.</summary>
-[Collection(Lanes.Failover)]
+[Collection(Lanes.Loopback)]
 public class FailoverTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Generous = RealCluster.Generous;

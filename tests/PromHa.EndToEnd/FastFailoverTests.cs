@@ -13,7 +13,7 @@ namespace PromHa.EndToEnd;
 /// SIGSTOPped master is replaced on the lease path, never answers 200 beside the new master, and
 /// comes back as a standby after SIGCONT. Timings are the benchmark's (`promha-lab bench failover`).
 /// </summary>
-[Collection(Lanes.Failover)]
+[Collection(Lanes.Loopback)]
 public class FastFailoverTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Generous = RealCluster.Generous;

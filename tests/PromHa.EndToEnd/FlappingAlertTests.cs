@@ -11,7 +11,7 @@ namespace PromHa.EndToEnd;
 /// join and leave, an alert that keeps firing past repeat_interval. Every change reaches the
 /// receiver once, with a reason that says what it is.
 /// </summary>
-[Collection(Lanes.Alerts)]
+[Collection(Lanes.Loopback)]
 public class FlappingAlertTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Generous = RealCluster.Generous;

@@ -14,7 +14,7 @@ namespace PromHa.EndToEnd;
 /// The doors, tried the way an attacker or a careless script would: bombs, links, junk requests,
 /// requests without the admin token, and nodes without a certificate of the cluster's CA.
 /// </summary>
-[Collection(Lanes.Alerts)]
+[Collection(Lanes.Loopback)]
 public class SecurityTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Generous = RealCluster.Generous;

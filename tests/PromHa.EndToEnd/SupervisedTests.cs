@@ -7,7 +7,7 @@ using Xunit.Abstractions;
 namespace PromHa.EndToEnd;
 
 /// <summary>Prometheus and Alertmanager started by PromHa, which must outlive PromHa itself.</summary>
-[Collection(Lanes.Failover)]
+[Collection(Lanes.Loopback)]
 public class SupervisedTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Generous = RealCluster.Generous;
