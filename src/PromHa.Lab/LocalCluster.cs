@@ -684,8 +684,9 @@ public sealed class LocalCluster : IAsyncDisposable
     public static int[] FreePorts(int count)
     {
         var ports = new List<int>();
-        while (ports.Count < count)
+        for (var attempt = 0; ports.Count < count; attempt++)
         {
+            if (attempt == 1000) throw new InvalidOperationException($"no {count} loopback port(s) left that this process has not handed out before");
             var listeners = Enumerable.Range(0, count - ports.Count).Select(_ =>
             {
                 var l = new TcpListener(IPAddress.Loopback, 0);

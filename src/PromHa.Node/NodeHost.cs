@@ -72,6 +72,11 @@ public static class NodeHost
         // Only what helps an operator: PromHa's own metrics and the process's; no runtime event counters.
         ProcessMetrics.Register();
 
+        // The outbox is opened (and upgraded) once before anything starts: one this promha cannot
+        // read stops the start with its reason instead of leaving a master whose gate never delivers.
+        try { new OutboxStore(Path.Combine(s.DataDir, "outbox.db")).Dispose(); }
+        catch (OutboxVersionException e) { throw new SettingsException(e.Message); }
+
         var app = builder.Build();
         // Prometheus starts from the live dir: fill it from the conf dir if this node has none yet.
         new LiveTree(s).Bootstrap(s.Node.Name, app.Logger);
@@ -169,7 +174,7 @@ public static class NodeHost
             .AddCandidateActor(s)
             .AddConfDirActor(s, view)
             .AddBundleFetcherActor(s, view, new Console.ApiAccess(AdminToken.Load(s)?.PeerSecret(), s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null))
-            .AddOutboxActor(s, view.Time)
+            .AddOutboxActor(s, TimeProvider.System) // its times are compared with other nodes' wall clocks
             .AddNotificationGateActor(s, view, routes)
             .AddMasterChangedAlertActor(s, view)
             .AddRoleHooksActor(s, view)

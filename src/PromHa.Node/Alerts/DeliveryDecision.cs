@@ -69,7 +69,7 @@ public static class DeliveryDecision
         // resolution: seen end to end, x fired (start s), resolved, fired again (start s2) and
         // resolved; the Alertmanager merged the replicas' resolutions to the earliest start s, so the
         // second resolution's content was the first's. A late copy of the first ended before s2.
-        var endsLast = EndsLastFiring(r, lastOfGroup);
+        var endsLast = EndsLastFiring(r, lastOfGroup, sameContent);
         if (endsLast.Count == 0 && sameContent is not null && (r.AcceptedAt - sameContent.AcceptedAt).Duration() < window)
             return new Decision(false, sameContent.AcceptedBy == r.AcceptedBy ? DeliveryReasons.Retry : DeliveryReasons.Copy, sameContent.Id);
         // A firing that ended does not begin again (a new firing starts after the end): an Alertmanager
@@ -96,17 +96,26 @@ public static class DeliveryDecision
     /// r's resolved alerts that end a firing of the group's last delivered notification: they ended
     /// (r's Ends) after that firing began. Empty for records without times.
     /// </summary>
-    private static HashSet<string> EndsLastFiring(NotificationRecord r, NotificationRecord? lastOfGroup)
+    private static HashSet<string> EndsLastFiring(NotificationRecord r, NotificationRecord? lastOfGroup, NotificationRecord? sameContent)
     {
         var result = new HashSet<string>(StringComparer.Ordinal);
         if (lastOfGroup is null || r.Ends is not { Count: > 0 } ends || r.Resolved.Count == 0) return result;
         var began = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var f in lastOfGroup.Firing.Where(HasTime)) began[Fingerprint(f)] = Time(f);
-        var ended = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var e in ends.Where(HasTime)) ended[Fingerprint(e)] = Time(e);
+        var ended = EndsOf(ends);
+        // the delivered resolution with r's content: r is news only if it ended later than that one
+        var told = EndsOf(sameContent?.Ends ?? []);
         foreach (var a in r.Resolved)
-            if (began.TryGetValue(Fingerprint(a), out var start) && ended.TryGetValue(Fingerprint(a), out var end) && end > start)
+            if (began.TryGetValue(Fingerprint(a), out var start) && ended.TryGetValue(Fingerprint(a), out var end) && end > start &&
+                !(told.TryGetValue(Fingerprint(a), out var before) && end <= before))
                 result.Add(a);
+        return result;
+    }
+
+    private static Dictionary<string, long> EndsOf(IEnumerable<string> ends)
+    {
+        var result = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var e in ends.Where(HasTime)) result[Fingerprint(e)] = Time(e);
         return result;
     }
 

@@ -4,6 +4,9 @@ using PromHa.Messages.Alerts;
 
 namespace PromHa.Node.Alerts;
 
+/// <summary>The outbox file was written by a newer promha: the node refuses to start (exit 64) rather than misread it.</summary>
+public sealed class OutboxVersionException(string message) : Exception(message);
+
 /// <summary>A row of the outbox as the API shows it.</summary>
 public sealed record OutboxEntry(NotificationRecord Record, DeliveryOutcome? Outcome);
 
@@ -23,13 +26,16 @@ public sealed class OutboxStore : IDisposable
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         _db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
         _db.Open();
-        Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
         // The layout is versioned (PRAGMA user_version): a file from an older promha is upgraded in
-        // one transaction, one from a newer promha is refused rather than misread.
+        // one transaction, one from a newer promha is refused, untouched, rather than misread.
         var version = Convert.ToInt32(Scalar("PRAGMA user_version"));
         if (version > SchemaVersion)
-            throw new InvalidOperationException(
+        {
+            _db.Dispose();
+            throw new OutboxVersionException(
                 $"{path}: the outbox was written by a newer promha (schema {version}; this one reads up to {SchemaVersion}). Run the newer promha, or move the file away (its notifications are also on the other nodes).");
+        }
+        Exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
         if (version == SchemaVersion) return;
         Exec("BEGIN IMMEDIATE");
         try
@@ -40,7 +46,8 @@ public sealed class OutboxStore : IDisposable
         }
         catch
         {
-            Exec("ROLLBACK");
+            // SQLite may have rolled back already (disk full, I/O error): keep the first error
+            try { Exec("ROLLBACK"); } catch (SqliteException) { }
             throw;
         }
     }

@@ -140,6 +140,25 @@ public sealed class DeliveryDecisionTests
         Assert.False(Offer(Note([], [x0], [DeliveryDecision.Alert("x", t3.AddMilliseconds(300))], t3.AddSeconds(2), by: "node-c")).Deliver);
     }
 
+    /// <summary>
+    /// Found in review: a lagging replica's x (its old start) went along with new y as alerts-added,
+    /// so the group's last delivery names x firing since before the first resolution; a late copy
+    /// of that resolution (the same end) is still a copy, not the end of a new firing.
+    /// </summary>
+    [Fact]
+    public void A_late_copy_of_a_resolution_stays_a_copy_when_the_last_delivery_carried_the_old_firing()
+    {
+        var x0 = A("x", 0);
+        var end = DeliveryDecision.Alert("x", T0.AddMinutes(2));
+        var resolved = Rec([], [x0], T0.AddMinutes(2)) with { Ends = [end] };
+        var withY = Rec([x0, A("y", 3)], [], T0.AddMinutes(3));
+        var lateCopy = Rec([], [x0], T0.AddMinutes(3).AddSeconds(5), by: "node-b") with { Ends = [end] };
+        Assert.Equal(new Decision(false, "copy", resolved.Id), Decide(lateCopy, withY, resolved));
+        // x really ending later is news
+        var later = Rec([], [x0], T0.AddMinutes(4), by: "node-b") with { Ends = [DeliveryDecision.Alert("x", T0.AddMinutes(4))] };
+        Assert.True(Decide(later, withY, resolved).Deliver);
+    }
+
     [Fact]
     public void Without_send_resolved_a_new_firing_of_an_alert_is_sent_although_its_resolution_never_was()
     {

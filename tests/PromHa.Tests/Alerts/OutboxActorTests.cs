@@ -46,13 +46,18 @@ public sealed class OutboxActorTests(ITestOutputHelper output) : Akka.Hosting.Te
     private void Retention()
     {
         var now = _time.GetUtcNow();
+        // an earlier delivery of g1, no longer its last: forgotten like any other
+        Outbox.Tell(new RecordNotification(Rec("earlier", "g1", now.AddSeconds(-1))));
+        ExpectMsg<NotificationRecorded>();
+        Outbox.Tell(new RecordDeliveryOutcome(new DeliveryOutcome("earlier", DeliveryState.Delivered, "first", "node-b", 3, now.AddSeconds(-1), 1, null)));
+        ExpectMsg<NotificationRecorded>();
         Outbox.Tell(new RecordNotification(Rec("delivered", "g1", now)));
         Assert.Equal(new NotificationRecorded("node-a", "delivered"), ExpectMsg<NotificationRecorded>());
         Outbox.Tell(new RecordNotification(Rec("pending", "g2", now)));
         ExpectMsg<NotificationRecorded>();
         Outbox.Tell(new RecordDeliveryOutcome(new DeliveryOutcome("delivered", DeliveryState.Delivered, "first", "node-b", 3, now, 1, null)));
         ExpectMsg<NotificationRecorded>();
-        Assert.Equal(["delivered", "pending"], Held());
+        Assert.Equal(["delivered", "earlier", "pending"], Held());
 
         // a day and an hour later, by the node's clock: the housekeeping tick (every 10 s, first after 1 s) prunes
         _time.Advance(TimeSpan.FromHours(25));

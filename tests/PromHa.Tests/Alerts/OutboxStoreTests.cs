@@ -263,10 +263,11 @@ public sealed class OutboxStoreTests : IDisposable
             cmd.CommandText = $"CREATE TABLE future (x); PRAGMA user_version = {OutboxStore.SchemaVersion + 1};";
             cmd.ExecuteNonQuery();
         }
-        var e = Assert.Throws<InvalidOperationException>(() => new OutboxStore(path));
+        var e = Assert.Throws<OutboxVersionException>(() => new OutboxStore(path));
         Assert.Contains(path, e.Message);
         Assert.Contains("newer promha", e.Message);
         Assert.Equal((long)OutboxStore.SchemaVersion + 1, UserVersion(path));
+        Assert.False(File.Exists(path + "-wal"), "the refused file was switched to WAL");
     }
 
     private static long UserVersion(string path)

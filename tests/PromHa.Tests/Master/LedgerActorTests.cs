@@ -95,7 +95,8 @@ public sealed class LedgerActorTests(ITestOutputHelper output) : Akka.Hosting.Te
         Watch(old);
         old.Tell(PoisonPill.Instance);
         ExpectTerminated(old);
-        var again = Sys.ActorOf(Props.Create(() => new LedgerActor("node-a", new NodeView("node-a", false, _time), Term)), LedgerActor.Name);
+        // the same persistence id under another name (the old name may not be free yet)
+        var again = Sys.ActorOf(Props.Create(() => new LedgerActor("node-a", new NodeView("node-a", false, _time), Term)), "ledger-again");
         var head = await again.Ask<LedgerHead>(GetLedgerHead.Instance, TimeSpan.FromSeconds(5));
         Assert.Equal((2L, "node-c"), (head.Epoch, head.Last!.Node));
         var history = await again.Ask<List<MasterChanged>>(new GetHistory(10), TimeSpan.FromSeconds(5));
