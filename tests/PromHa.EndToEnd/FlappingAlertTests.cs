@@ -104,7 +104,15 @@ public class FlappingAlertTests(ITestOutputHelper output)
             foreach (var (cycle, i) in flaps.Select((x, i) => (x, i)))
             {
                 Assert.True(cycle.Firing.Select(d => d.Id).Distinct().Count() == 1, $"cycle {i + 1} fired in {cycle.Firing.Count} deliveries");
-                Assert.True(cycle.Resolved.Select(d => d.Id).Distinct().Count() == 1, $"cycle {i + 1} resolved in {cycle.Resolved.Count} deliveries");
+                // Once, as news. Prometheus resends a resolved alert a minute later and an Alertmanager
+                // takes it into the group again; a later notification sent for another alert's news
+                // carries it along as Alertmanager wrote it (seen in CI: hold's resolution 61 s after
+                // the last flap's). Never on its own.
+                Assert.True(cycle.Resolved.Count >= 1 && cycle.Resolved[0].Alerts.Any(a => a.Name == "flap" && a.Status == "resolved"),
+                    $"cycle {i + 1} never resolved");
+                foreach (var again in cycle.Resolved.Skip(1))
+                    Assert.True(again.Alerts.Any(a => a.Name != "flap") && again.At - cycle.Resolved[0].At >= TimeSpan.FromSeconds(30),
+                        $"cycle {i + 1} resolved again in {again.Id} ({again.Reason}) without other news");
                 Assert.Contains(cycle.Firing[0].Reason, i == 0 ? new[] { "first", "alerts-added" } : new[] { "refired", "after-failover" });
             }
             Assert.Contains(flaps, x => x.Firing[0].Node != flaps[0].Firing[0].Node); // delivered by the new master after the kill
