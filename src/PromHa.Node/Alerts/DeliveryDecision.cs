@@ -100,19 +100,19 @@ public static class DeliveryDecision
     {
         var result = new HashSet<string>(StringComparer.Ordinal);
         if (lastOfGroup is null || r.Ends is not { Count: > 0 } ends || r.Resolved.Count == 0) return result;
-        var began = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var f in lastOfGroup.Firing.Where(HasTime)) began[Fingerprint(f)] = Time(f);
-        var ended = EndsOf(ends);
+        var began = TimesByFingerprint(lastOfGroup.Firing);
+        var ended = TimesByFingerprint(ends);
         // the delivered resolution with r's content: r is news only if it ended later than that one
-        var told = EndsOf(sameContent?.Ends ?? []);
+        var endedBefore = TimesByFingerprint(sameContent?.Ends ?? []);
         foreach (var a in r.Resolved)
             if (began.TryGetValue(Fingerprint(a), out var start) && ended.TryGetValue(Fingerprint(a), out var end) && end > start &&
-                !(told.TryGetValue(Fingerprint(a), out var before) && end <= before))
+                !(endedBefore.TryGetValue(Fingerprint(a), out var before) && end <= before))
                 result.Add(a);
         return result;
     }
 
-    private static Dictionary<string, long> EndsOf(IEnumerable<string> ends)
+    /// <summary>Alerts kept as `fingerprint@unix-ms` (starts or ends), as fingerprint -> time; those without a time are left out.</summary>
+    public static Dictionary<string, long> TimesByFingerprint(IEnumerable<string> ends)
     {
         var result = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var e in ends.Where(HasTime)) result[Fingerprint(e)] = Time(e);

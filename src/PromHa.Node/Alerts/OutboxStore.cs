@@ -147,8 +147,7 @@ public sealed class OutboxStore : IDisposable
              WHERE excluded.at > last_delivered.at OR (excluded.at = last_delivered.at AND excluded.accepted_at >= last_delivered.accepted_at)
              """, ("$receiver", r.Receiver), ("$target", r.Target), ("$group", r.GroupKey), ("$id", r.Id), ("$at", at.ToUnixTimeMilliseconds()),
             ("$accepted", r.AcceptedAt.ToUnixTimeMilliseconds()));
-        var ends = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var e in (r.Ends ?? []).Where(DeliveryDecision.HasTime)) ends[DeliveryDecision.Fingerprint(e)] = DeliveryDecision.Time(e);
+        var ends = DeliveryDecision.TimesByFingerprint(r.Ends ?? []);
         foreach (var alert in r.Resolved.Where(DeliveryDecision.HasTime))
         {
             var fp = DeliveryDecision.Fingerprint(alert);
