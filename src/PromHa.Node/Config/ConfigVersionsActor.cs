@@ -44,7 +44,7 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
         _time = time;
         _self = self;
         _outsiders = outsiders;
-        _members = new LedgerMembers(configuredNodes);
+        _members = new LedgerMembers(configuredNodes, _cluster.SelfUniqueAddress);
         _ledgers = new ReplicatedLog<ConfigVersionCommitted, ConfigRecorded>(
             new LogSpec<ConfigVersionCommitted, ConfigRecorded>(
                 v => new RecordConfigVersion(v),
@@ -83,7 +83,7 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
-            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent), LiveReachability.ChangedEvent);
         _started = Now;
         Timers.StartPeriodicTimer("heads", AskHeads.Instance, TimeSpan.Zero, AskEvery);
         Timers.StartPeriodicTimer("outsiders", ProbeOutsiders.Instance, TimeSpan.Zero, AskEvery);
@@ -178,15 +178,25 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
     {
         Receive<ClusterEvent.CurrentClusterState>(s =>
         {
+            _members.Reach.Snapshot(s);
             foreach (var m in s.Members.Where(m => m.Status == Akka.Cluster.MemberStatus.Up)) _members.Up(m, _self);
-            foreach (var m in s.Unreachable) _members.Reachability(m, false);
+            _members.ApplyReachability();
         });
-        Receive<ClusterEvent.MemberUp>(e => _members.Up(e.Member, _self));
-        Receive<ClusterEvent.MemberRemoved>(e => _members.Gone(e.Member));
-        Receive<ClusterEvent.MemberExited>(e => _members.Gone(e.Member));
-        Receive<ClusterEvent.IMemberEvent>(_ => { });
-        Receive<ClusterEvent.UnreachableMember>(e => _members.Reachability(e.Member, false));
-        Receive<ClusterEvent.ReachableMember>(e => _members.Reachability(e.Member, true));
+        Receive<ClusterEvent.IMemberEvent>(e =>
+        {
+            _members.Reach.Member(e.Member);
+            if (e is ClusterEvent.MemberUp) _members.Up(e.Member, _self);
+            else if (e is ClusterEvent.MemberRemoved or ClusterEvent.MemberExited) _members.Gone(e.Member);
+            _members.ApplyReachability();
+        });
+        // reachability by the observations of live members (Cluster/LiveReachability), not Akka's events
+        Receive<ClusterEvent.UnreachableMember>(_ => { });
+        Receive<ClusterEvent.ReachableMember>(_ => { });
+        Receive(LiveReachability.ChangedEvent, e =>
+        {
+            _members.Reach.Reachability(e);
+            _members.ApplyReachability();
+        });
         Receive<OutsidersAlive>(a => _aliveOutsiders = a.Count);
         Receive<ProbeOutsiders>(_ =>
         {

@@ -65,7 +65,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _time = time;
         _state = MasterState.Initial(selfNode, timings) with { Dead = deaths.Snapshot().ToImmutableHashSet() };
         _outsiders = outsiders;
-        _members = new LedgerMembers(timings.ConfiguredNodes);
+        _members = new LedgerMembers(timings.ConfiguredNodes, _cluster.SelfUniqueAddress);
         _ledgers = new ReplicatedLog<MasterChanged, Recorded>(
             new LogSpec<MasterChanged, Recorded>(
                 c => new RecordMasterChanged(c),
@@ -124,7 +124,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         Timers.StartPeriodicTimer("outsiders", ProbeOutsiders.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
-            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent), LiveReachability.ChangedEvent);
         Context.System.EventStream.Subscribe(Self, typeof(PeerProvenDead));
         _log.Info("Master singleton starting on {0}; asking every member's ledger for its epoch", _state.SelfNode);
     }
@@ -376,25 +376,33 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             if (e.By is not { } by || _state.HasQuorum) return;
             LeaveIsland($"{by.Node} is Up in a cluster of {by.UpMembers} of the {_state.Timings.ConfiguredNodes} configured nodes that does not hold this node");
         });
-        Receive<ClusterEvent.MemberUp>(e => OnMemberUp(e.Member));
-        Receive<ClusterEvent.MemberRemoved>(e =>
+        Receive<ClusterEvent.IMemberEvent>(e =>
         {
-            OnMemberGone(e.Member, left: e.PreviousStatus is MemberStatus.Exiting or MemberStatus.Leaving);
-            afterLoss?.Invoke();
+            // every status counts for reachability: a downed member's observations stop counting
+            _members.Reach.Member(e.Member);
+            switch (e)
+            {
+                case ClusterEvent.MemberUp up:
+                    OnMemberUp(up.Member);
+                    break;
+                case ClusterEvent.MemberRemoved removed:
+                    OnMemberGone(removed.Member, left: removed.PreviousStatus is MemberStatus.Exiting or MemberStatus.Leaving);
+                    afterLoss?.Invoke();
+                    break;
+                case ClusterEvent.MemberExited exited:
+                    OnMemberGone(exited.Member, left: true);
+                    break;
+            }
+            ApplyReachability(afterLoss);
         });
-        Receive<ClusterEvent.MemberExited>(e => OnMemberGone(e.Member, left: true));
-        Receive<ClusterEvent.MemberLeft>(_ => { });
-        Receive<ClusterEvent.IMemberEvent>(_ => { });
-        Receive<ClusterEvent.UnreachableMember>(e =>
+        // Akka's own events count the observations of downed members too: decided on Akka's
+        // observations through the live view instead (Cluster/LiveReachability).
+        Receive<ClusterEvent.UnreachableMember>(_ => { });
+        Receive<ClusterEvent.ReachableMember>(_ => { });
+        Receive(LiveReachability.ChangedEvent, e =>
         {
-            _members.Reachability(e.Member, false);
-            Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, false));
-            afterLoss?.Invoke();
-        });
-        Receive<ClusterEvent.ReachableMember>(e =>
-        {
-            _members.Reachability(e.Member, true);
-            Observe(e.Member, new MemberReachability(MemberRoles.NodeName(e.Member)!, true));
+            _members.Reach.Reachability(e);
+            ApplyReachability(afterLoss);
         });
         Receive<PeerProvenDead>(d =>
         {
@@ -405,14 +413,22 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void OnClusterState(ClusterEvent.CurrentClusterState s)
     {
+        _members.Reach.Snapshot(s);
         foreach (var m in s.Members.Where(m => m.Status == MemberStatus.Up).OrderBy(m => m, Member.AgeOrdering))
             OnMemberUp(m);
-        foreach (var m in s.Unreachable)
-            if (MemberRoles.NodeName(m) is { } name)
-            {
-                _members.Reachability(m, false);
-                _state = _state.Observe(new MemberReachability(name, false), Now);
-            }
+        ApplyReachability(afterLoss: null);
+    }
+
+    /// <summary>What changed in the live view of reachability, into the ledger members and the state.</summary>
+    private void ApplyReachability(Action? afterLoss)
+    {
+        var lost = false;
+        foreach (var (name, reachable) in _members.ApplyReachability())
+        {
+            _state = _state.Observe(new MemberReachability(name, reachable), Now);
+            lost |= !reachable;
+        }
+        if (lost) afterLoss?.Invoke();
     }
 
     private void OnMemberUp(Member m)

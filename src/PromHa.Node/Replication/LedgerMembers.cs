@@ -10,7 +10,7 @@ namespace PromHa.Node.Replication;
 /// reachability, and the ledger head each answered. Owned by a single actor (not thread-safe). A
 /// member restarted under its name is a new incarnation with a ledger to read again.
 /// </summary>
-public sealed class LedgerMembers(int configured)
+public sealed class LedgerMembers(int configured, UniqueAddress self)
 {
     private sealed record Entry(Address Address, string Incarnation, bool Reachable);
 
@@ -48,10 +48,29 @@ public sealed class LedgerMembers(int configured)
         _heads.Remove(name);
     }
 
-    public void Reachability(Member m, bool reachable)
+    /// <summary>Reachability by the observations of live members only (<see cref="LiveReachability"/>); feed it the owner's cluster events.</summary>
+    public LiveReachability Reach { get; } = new(self);
+
+    /// <summary>
+    /// Takes what changed in <see cref="Reach"/> since the last call; returns the changes that
+    /// concern a member's current incarnation (a downed incarnation's reachability says nothing of
+    /// the one that replaced it under the same name).
+    /// </summary>
+    public IReadOnlyList<(string Name, bool Reachable)> ApplyReachability()
     {
-        if (MemberRoles.NodeName(m) is { } name && _members.TryGetValue(name, out var e))
-            _members[name] = e with { Reachable = reachable };
+        var applied = new List<(string, bool)>();
+        foreach (var (m, reachable) in Reach.Changes())
+            if (Reachability(m, reachable) is { } name) applied.Add((name, reachable));
+        return applied;
+    }
+
+    /// <summary>Sets a member's reachability if it is its current incarnation; returns its name then.</summary>
+    public string? Reachability(Member m, bool reachable)
+    {
+        if (MemberRoles.NodeName(m) is not { } name || !_members.TryGetValue(name, out var e) || e.Incarnation != Incarnation(m))
+            return null;
+        _members[name] = e with { Reachable = reachable };
+        return name;
     }
 
     public void Head(LedgerHead h) => _heads[h.Node] = h;
@@ -72,19 +91,19 @@ public sealed class LedgerMembers(int configured)
     public bool KnowsLatest => Quorum.KnowsLatest(_members.Keys.Count(_heads.ContainsKey), MissingHeads().Count, Size);
 
     /// <summary>
-    /// Reachable members that are joining or up, by the cluster's state and this actor's own view
-    /// (Cluster.State may not show an unreachable member yet when a decision is taken right on the
-    /// UnreachableMember event, and asking a dead ledger waits out the replication timeout), less
-    /// <paramref name="silent"/>: members the caller knows answer no ask.
+    /// Reachable members that are joining or up, by the cluster's state and this actor's own view of
+    /// reachability (<see cref="Reach"/>: the observations of live members, not those of a downed one;
+    /// Cluster.State may also lag the events a decision is taken on, and asking a dead ledger waits out
+    /// the replication timeout), less <paramref name="silent"/>: members the caller knows answer no ask.
     /// </summary>
     public IReadOnlyCollection<Address> Live(Akka.Cluster.Cluster cluster, IEnumerable<string>? silent = null)
     {
-        var state = cluster.State;
         var unreachable = _members.Values.Where(e => !e.Reachable).Select(e => e.Address)
             .Concat(AddressesOf(silent ?? [])).ToHashSet();
-        return state.Members
+        var unreachableMembers = Reach.Unreachable;
+        return cluster.State.Members
             .Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up &&
-                        !state.Unreachable.Contains(m) && !unreachable.Contains(m.Address))
+                        !unreachableMembers.Contains(m.UniqueAddress) && !unreachable.Contains(m.Address))
             .Select(m => m.Address).ToList();
     }
 }

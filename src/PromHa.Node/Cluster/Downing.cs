@@ -1,0 +1,74 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Cluster;
+
+namespace PromHa.Node.Cluster;
+
+/// <summary>
+/// Akka's keep-majority split-brain decision (Akka.Cluster.SBR.KeepMajority, whose types are
+/// internal), taken on the observations that count (<see cref="LiveReachability"/>: not those of a
+/// downed member). The pure rule of <see cref="DowningActor"/>, tested without a cluster; the actor
+/// adds when to take it (the leader, once the observations stood still for stable-after).
+/// </summary>
+public static class Downing
+{
+    public sealed record Decision(string Name, ImmutableHashSet<UniqueAddress> Down);
+
+    /// <summary>
+    /// <paramref name="members"/>: every member with its status; <paramref name="unreachable"/>:
+    /// the "unreachable" observations that count; <paramref name="seenBy"/>: the members that have
+    /// seen the current gossip; <paramref name="self"/>: the deciding node, which is on its own side
+    /// whoever cannot reach it (as in Akka). Null when nothing else is unreachable.
+    /// </summary>
+    public static Decision? Decide(IReadOnlyCollection<Member> members, IReadOnlyList<LiveReachability.Observation> unreachable,
+        IReadOnlySet<Address> seenBy, UniqueAddress self)
+    {
+        var downable = members.Where(m => m.Status is not (MemberStatus.Down or MemberStatus.Exiting))
+            .Select(m => m.UniqueAddress).ToImmutableHashSet();
+        var subjects = unreachable.Select(o => o.Subject).Where(a => downable.Contains(a) && !a.Equals(self)).ToImmutableHashSet();
+        if (subjects.IsEmpty) return null;
+
+        // Indirectly connected, as Akka tells it: a member that both observes and is observed
+        // unreachable (a cycle), or a pair whose subject still takes part in gossip. Not a clean
+        // split: both ends go, and the rest is decided on the next round.
+        var observers = unreachable.Select(o => o.Observer).ToImmutableHashSet();
+        var indirect = observers.Intersect(unreachable.Select(o => o.Subject))
+            .Union(unreachable.Where(o => seenBy.Contains(o.Subject.Address)).SelectMany(o => new[] { o.Observer, o.Subject }))
+            .Intersect(downable);
+        if (!indirect.IsEmpty) return new Decision("down the indirectly connected", indirect);
+
+        bool IsUnreachable(Member m) => subjects.Contains(m.UniqueAddress);
+        var reachableSide = downable.Except(subjects);
+        var decision = Majority(members, countPossiblyUp: false, countLeavingHere: true, IsUnreachable);
+        if (decision == Side.Unreachable)
+        {
+            // Akka's edge case: a member joining on the other side may be Up there, one leaving here
+            // may be Exiting there; if that could turn the majority, nobody survives it alone.
+            if (Majority(members, countPossiblyUp: true, countLeavingHere: false, IsUnreachable) != Side.Unreachable)
+                return new Decision("down all (a membership change during the split could turn the majority)", downable);
+            return new Decision("down the unreachable (this side is the majority)", subjects);
+        }
+        return decision == Side.Reachable
+            ? new Decision("down this side (the minority)", reachableSide)
+            : new Decision("down all (no member counts)", downable);
+    }
+
+    private enum Side { Unreachable, Reachable, All }
+
+    /// <summary>Which side goes: the smaller; on a tie the one without the lowest address.</summary>
+    private static Side Majority(IReadOnlyCollection<Member> members, bool countPossiblyUp, bool countLeavingHere, Func<Member, bool> unreachable)
+    {
+        var counted = members.Where(m => m.Status switch
+        {
+            MemberStatus.Up => true,
+            MemberStatus.Leaving => countLeavingHere || unreachable(m),
+            MemberStatus.Joining or MemberStatus.WeaklyUp => countPossiblyUp && unreachable(m),
+            _ => false,
+        }).OrderBy(m => m).ToList();
+        if (counted.Count == 0) return Side.All;
+        var otherSide = counted.Count(unreachable);
+        var thisSide = counted.Count - otherSide;
+        if (thisSide == otherSide) return unreachable(counted[0]) ? Side.Reachable : Side.Unreachable;
+        return thisSide > otherSide ? Side.Unreachable : Side.Reachable;
+    }
+}
