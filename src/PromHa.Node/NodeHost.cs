@@ -167,6 +167,7 @@ public static class NodeHost
             .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, outsiders, view.Time)
             .AddSplitBrainWatchActor(s, view, peers)
             .AddSingletonWatchActor()
+            .AddRemovedWatchActor(s, view, timings.ConfiguredNodes)
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes)
             .AddHealthProbeActor(s, view)
             .AddReloaderActor(s)

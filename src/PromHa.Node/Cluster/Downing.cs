@@ -30,12 +30,17 @@ public static class Downing
 
         // Indirectly connected, as Akka tells it: a member that both observes and is observed
         // unreachable (a cycle), or a pair whose subject still takes part in gossip. Not a clean
-        // split: both ends go, and the rest is decided on the next round.
+        // split. Akka downs every member involved; a standby whose own link flaps is involved with
+        // every other member, so that took the healthy ones with it. Here the fewest members go
+        // whose going leaves no such record between two that stay (CoverOf); the rest is decided on
+        // the next round.
         var observers = unreachable.Select(o => o.Observer).ToImmutableHashSet();
         var indirect = observers.Intersect(unreachable.Select(o => o.Subject))
             .Union(unreachable.Where(o => seenBy.Contains(o.Subject.Address)).SelectMany(o => new[] { o.Observer, o.Subject }))
             .Intersect(downable);
-        if (!indirect.IsEmpty) return new Decision("down the indirectly connected", indirect);
+        if (!indirect.IsEmpty)
+            return new Decision("down the fewest indirectly connected members that leave the others connected",
+                CoverOf(indirect, unreachable.Where(o => indirect.Contains(o.Observer) && indirect.Contains(o.Subject)).ToList()));
 
         bool IsUnreachable(Member m) => subjects.Contains(m.UniqueAddress);
         var reachableSide = downable.Except(subjects);
@@ -51,6 +56,29 @@ public static class Downing
         return decision == Side.Reachable
             ? new Decision("down this side (the minority)", reachableSide)
             : new Decision("down all (no member counts)", downable);
+    }
+
+    /// <summary>
+    /// Members to down so that no record is left between two that stay: greedily the member in the
+    /// most records; on a tie the one that observes more (it is the one that does not hear the
+    /// others, who hear each other), then the highest address (Akka keeps the lowest).
+    /// </summary>
+    private static ImmutableHashSet<UniqueAddress> CoverOf(ImmutableHashSet<UniqueAddress> candidates, List<LiveReachability.Observation> records)
+    {
+        var down = ImmutableHashSet<UniqueAddress>.Empty;
+        var left = records.ToList();
+        while (left.Count > 0)
+        {
+            var next = candidates.Except(down)
+                .OrderByDescending(a => left.Count(o => o.Observer.Equals(a) || o.Subject.Equals(a)))
+                .ThenByDescending(a => left.Count(o => o.Observer.Equals(a)))
+                .ThenByDescending(a => a)
+                .First();
+            down = down.Add(next);
+            left.RemoveAll(o => o.Observer.Equals(next) || o.Subject.Equals(next));
+        }
+        // a member marked by the "seen" rule alone, in no record among the candidates: Akka downs it; one is enough
+        return down.IsEmpty ? ImmutableHashSet.Create(candidates.OrderByDescending(a => a).First()) : down;
     }
 
     private enum Side { Unreachable, Reachable, All }

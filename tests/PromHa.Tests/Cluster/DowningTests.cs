@@ -51,10 +51,26 @@ public class DowningTests
     }
 
     [Fact]
-    public void A_broken_link_between_two_members_that_both_gossip_downs_both_ends_and_keeps_the_third()
+    public void A_broken_link_between_two_members_that_both_gossip_downs_one_end_and_keeps_the_others()
     {
         Member[] three = [M(1), M(2), M(3)];
-        Assert.Equal(Nodes(2, 3), Downing.Decide(three, [Lost(2, 3), Lost(3, 2)], Seen(1, 2, 3), Node(1))!.Down);
+        // both ways: the higher address goes (Akka downs both)
+        Assert.Equal(Nodes(3), Downing.Decide(three, [Lost(2, 3), Lost(3, 2)], Seen(1, 2, 3), Node(1))!.Down);
+        // one way: the one that does not hear the other goes
+        Assert.Equal(Nodes(2), Downing.Decide(three, [Lost(2, 3)], Seen(1, 2, 3), Node(1))!.Down);
+    }
+
+    /// <summary>
+    /// A standby whose own link flaps, caught in a heal: it and the others each record the other
+    /// side unreachable while gossip gets through. Akka's resolver downed all three (or the witness
+    /// with it); only the standby goes.
+    /// </summary>
+    [Fact]
+    public void A_flapping_standby_caught_in_a_heal_goes_alone()
+    {
+        Member[] three = [M(1), M(2), M(3)];
+        var d = Downing.Decide(three, [Lost(1, 2), Lost(3, 2), Lost(2, 1), Lost(2, 3)], Seen(1, 2, 3), Node(1));
+        Assert.Equal(Nodes(2), d!.Down);
     }
 
     [Fact]
