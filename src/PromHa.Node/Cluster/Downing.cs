@@ -40,7 +40,7 @@ public static class Downing
             .Intersect(downable);
         if (!indirect.IsEmpty)
             return new Decision("down the fewest indirectly connected members that leave the others connected",
-                CoverOf(indirect, unreachable.Where(o => indirect.Contains(o.Observer) && indirect.Contains(o.Subject)).ToList()));
+                CoverOf(indirect, unreachable.Where(o => indirect.Contains(o.Observer) && indirect.Contains(o.Subject)).ToList(), members));
 
         bool IsUnreachable(Member m) => subjects.Contains(m.UniqueAddress);
         var reachableSide = downable.Except(subjects);
@@ -61,10 +61,14 @@ public static class Downing
     /// <summary>
     /// Members to down so that no record is left between two that stay: greedily the member in the
     /// most records; on a tie the one that observes more (it is the one that does not hear the
-    /// others, who hear each other), then the highest address (Akka keeps the lowest).
+    /// others, who hear each other), then the youngest (a node just restarted whose connection to
+    /// one peer never came up is the usual case, and the master is rarely the youngest; Akka downed
+    /// both ends, the master with it), then the highest address (Akka keeps the lowest).
     /// </summary>
-    private static ImmutableHashSet<UniqueAddress> CoverOf(ImmutableHashSet<UniqueAddress> candidates, List<LiveReachability.Observation> records)
+    private static ImmutableHashSet<UniqueAddress> CoverOf(ImmutableHashSet<UniqueAddress> candidates, List<LiveReachability.Observation> records,
+        IReadOnlyCollection<Member> members)
     {
+        var age = members.OrderBy(m => m, Member.AgeOrdering).Select((m, i) => (m.UniqueAddress, i)).ToDictionary(x => x.UniqueAddress, x => x.i);
         var down = ImmutableHashSet<UniqueAddress>.Empty;
         var left = records.ToList();
         while (left.Count > 0)
@@ -72,13 +76,14 @@ public static class Downing
             var next = candidates.Except(down)
                 .OrderByDescending(a => left.Count(o => o.Observer.Equals(a) || o.Subject.Equals(a)))
                 .ThenByDescending(a => left.Count(o => o.Observer.Equals(a)))
+                .ThenByDescending(a => age.GetValueOrDefault(a, int.MaxValue))
                 .ThenByDescending(a => a)
                 .First();
             down = down.Add(next);
             left.RemoveAll(o => o.Observer.Equals(next) || o.Subject.Equals(next));
         }
         // a member marked by the "seen" rule alone, in no record among the candidates: Akka downs it; one is enough
-        return down.IsEmpty ? ImmutableHashSet.Create(candidates.OrderByDescending(a => a).First()) : down;
+        return down.IsEmpty ? ImmutableHashSet.Create(candidates.OrderByDescending(a => age.GetValueOrDefault(a, int.MaxValue)).ThenByDescending(a => a).First()) : down;
     }
 
     private enum Side { Unreachable, Reachable, All }

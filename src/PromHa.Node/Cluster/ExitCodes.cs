@@ -17,7 +17,7 @@ public static class ExitCodes
     public const int JoinFailed = 4;
     /// <summary>Invalid settings or TLS/token files (EX_USAGE); a restart will not help.</summary>
     public const int BadSettings = 64;
-    /// <summary>Left on purpose to start again (an island, a ledger that cannot recover, the loser of a split pair; EX_TEMPFAIL).</summary>
+    /// <summary>Left on purpose to start again (an island, a ledger that cannot recover, the loser of a split pair, a node removed while cut off; EX_TEMPFAIL).</summary>
     public const int Restart = 75;
     /// <summary>A TLS handshake failed on a certificate or crypto error (Akka.Remote's own reason); network failures do not stop the node.</summary>
     public const int TlsHandshakeFailed = 79;

@@ -12,7 +12,7 @@ namespace PromHa.Node.Cluster;
 /// A node the others downed and removed while its link was down never learns it, when the link
 /// comes back it hears its peers' heartbeats again, and it goes on as a member of a cluster that no
 /// longer has it (its gossip ignored, its quarantine unnoticed): seen for two minutes after a
-/// standby's link flapped. Every 2 s this node asks the members it sees for their
+/// standby's link flapped. Every 3 s this node asks the members it sees for their
 /// <c>/api/v1/status</c> (their HTTP API, learned from the master's status); a member that is in a
 /// cluster of a majority of the configured nodes without this node proves it removed, and after two
 /// such answers in a row it restarts (exit 75) to join again as a new incarnation.
@@ -20,7 +20,7 @@ namespace PromHa.Node.Cluster;
 public sealed class RemovedWatchActor : ReceiveActor, IWithTimers
 {
     public const string Name = "removed-watch";
-    private static readonly TimeSpan Every = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan Every = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromMilliseconds(800);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);

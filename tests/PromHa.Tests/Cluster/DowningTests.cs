@@ -20,8 +20,8 @@ public class DowningTests
     private static readonly MethodInfo CreateMember = typeof(Member).GetMethods(BindingFlags.NonPublic | BindingFlags.Static)
         .Single(m => m.Name == "Create" && m.GetParameters().Length == 5);
 
-    private static Member M(int i, MemberStatus status = MemberStatus.Up) =>
-        (Member)CreateMember.Invoke(null, [Node(i), i, status, ImmutableHashSet<string>.Empty, AppVersion.Zero])!;
+    private static Member M(int i, MemberStatus status = MemberStatus.Up, int? upNumber = null) =>
+        (Member)CreateMember.Invoke(null, [Node(i), upNumber ?? i, status, ImmutableHashSet<string>.Empty, AppVersion.Zero])!;
 
     private static LiveReachability.Observation Lost(int observer, int subject) => new(Node(observer), Node(subject), true);
 
@@ -54,8 +54,11 @@ public class DowningTests
     public void A_broken_link_between_two_members_that_both_gossip_downs_one_end_and_keeps_the_others()
     {
         Member[] three = [M(1), M(2), M(3)];
-        // both ways: the higher address goes (Akka downs both)
+        // both ways: the youngest goes (Akka downs both): here the highest up number
         Assert.Equal(Nodes(3), Downing.Decide(three, [Lost(2, 3), Lost(3, 2)], Seen(1, 2, 3), Node(1))!.Down);
+        // a node restarted (a new incarnation, up last) whose connection to the master never came up: it goes, not the master
+        Member[] restarted = [M(1, MemberStatus.Up, upNumber: 9), M(2), M(3)];
+        Assert.Equal(Nodes(1), Downing.Decide(restarted, [Lost(1, 2), Lost(2, 1)], Seen(1, 2, 3), Node(3))!.Down);
         // one way: the one that does not hear the other goes
         Assert.Equal(Nodes(2), Downing.Decide(three, [Lost(2, 3)], Seen(1, 2, 3), Node(1))!.Down);
     }
