@@ -102,6 +102,25 @@ public sealed class LiveReachability(UniqueAddress self)
 
     public IReadOnlyCollection<Member> Members => _members.Values;
 
+    /// <summary>
+    /// Whether a member is cut off as the master role means it: this node cannot reach it, or so
+    /// many others cannot that it is left without a majority (one observer of three is not enough:
+    /// a standby whose own link flaps records the master unreachable while the rest reach it). Before
+    /// Akka's first reachability event, Akka's own view.
+    /// </summary>
+    public bool CutOff(UniqueAddress subject)
+    {
+        if (_observations is null) return _akkaUnreachable.Contains(subject);
+        var observers = Counted.Where(o => o.Subject.Equals(subject)).Select(o => o.Observer).ToHashSet();
+        if (observers.Contains(self)) return true;
+        var live = _members.Values.Count(m => m.Status is not (MemberStatus.Down or MemberStatus.Exiting));
+        // the subject and those that still reach it against the rest
+        return live - observers.Count <= live / 2;
+    }
+
+    /// <summary>The member with this node name (its current incarnation as far as Akka's events told), or null.</summary>
+    public Member? Named(string name) => _members.Values.Where(m => MemberRoles.NodeName(m) == name).OrderBy(m => m, Akka.Cluster.Member.AgeOrdering).LastOrDefault();
+
     /// <summary>The members whose reachability changed since the last call (removed ones are not reported).</summary>
     public IReadOnlyList<(Member Member, bool Reachable)> Changes()
     {

@@ -419,14 +419,30 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         ApplyReachability(afterLoss: null);
     }
 
-    /// <summary>What changed in the live view of reachability, into the ledger members and the state.</summary>
+    /// <summary>
+    /// What changed in the live view of reachability, into the ledger members and the state. The
+    /// master counts as unreachable only when it is cut off (<see cref="LiveReachability.CutOff"/>):
+    /// the role moves only when the master is cut off from a majority, and a single other node's
+    /// record (a standby whose own link flaps) is not that.
+    /// </summary>
     private void ApplyReachability(Action? afterLoss)
     {
         var lost = false;
         foreach (var (name, reachable) in _members.ApplyReachability())
         {
+            if (name == _state.Master) continue; // below
             _state = _state.Observe(new MemberReachability(name, reachable), Now);
             lost |= !reachable;
+        }
+        if (_state.Master is { } master && _state.Members.TryGetValue(master, out var view) &&
+            _members.Reach.Named(master) is { } member && Incarnation(member) == view.Incarnation)
+        {
+            var reachable = !_members.Reach.CutOff(member.UniqueAddress);
+            if (reachable != view.Reachable)
+            {
+                _state = _state.Observe(new MemberReachability(master, reachable), Now);
+                lost |= !reachable;
+            }
         }
         if (lost) afterLoss?.Invoke();
     }

@@ -125,6 +125,36 @@ public class DowningTests
         Assert.Empty(live.Changes());
     }
 
+    /// <summary>
+    /// The master is cut off, for the role, when this node (the singleton's) cannot reach it or it is
+    /// left without a majority; a flapping standby's record alone is neither.
+    /// </summary>
+    [Fact]
+    public void A_member_is_cut_off_when_this_node_or_a_majority_cannot_reach_it()
+    {
+        var live = new LiveReachability(Node(1));
+        foreach (var m in new[] { M(1), M(2), M(3) }) live.Member(m);
+        live.Observe([Lost(2, 3)]);
+        Assert.False(live.CutOff(Node(3)));
+        Assert.Equal(Nodes(3), live.Unreachable); // still not asked while someone cannot reach it
+        live.Observe([Lost(1, 3)]);
+        Assert.True(live.CutOff(Node(3)));
+        live.Observe([Lost(2, 3), Lost(2, 1)]);
+        Assert.False(live.CutOff(Node(3)));
+        // five members: two others cannot reach it, three (it included) still hold a majority
+        var five = new LiveReachability(Node(1));
+        foreach (var m in new[] { M(1), M(2), M(3), M(4), M(5) }) five.Member(m);
+        five.Observe([Lost(2, 5), Lost(3, 5)]);
+        Assert.False(five.CutOff(Node(5)));
+        five.Observe([Lost(2, 5), Lost(3, 5), Lost(4, 5)]);
+        Assert.True(five.CutOff(Node(5)));
+        // a pair: the other node's record is enough
+        var pair = new LiveReachability(Node(2));
+        foreach (var m in new[] { M(1), M(2) }) pair.Member(m);
+        pair.Observe([Lost(2, 1)]);
+        Assert.True(pair.CutOff(Node(1)));
+    }
+
     /// <summary>Akka's own event, built through its internal types: the reflection PromHa reads it with still fits this Akka.</summary>
     [Fact]
     public void Akkas_reachability_event_is_read_with_its_observations()
