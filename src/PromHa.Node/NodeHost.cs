@@ -162,7 +162,7 @@ public static class NodeHost
             .AddJoinPacerActor()
             .AddMembershipActor(s.Node.Name)
             .AddLedgerActor(s.Node.Name, view, timings.LeaseDuration)
-            .AddPeerCrashActor(view, deaths, new Console.ApiAccess(CaFile: s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null))
+            .AddPeerCrashActor(view, deaths, Console.ApiAccess.ForPeers(s))
             .AddMasterActor(s.Node.Name, timings, outsiders, deaths, view.Time)
             .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, outsiders, view.Time)
             .AddSplitBrainWatchActor(s, view, peers)
@@ -174,7 +174,7 @@ public static class NodeHost
             .AddConfigSyncActor(s, view, routes, gate)
             .AddCandidateActor(s)
             .AddConfDirActor(s, view)
-            .AddBundleFetcherActor(s, view, new Console.ApiAccess(AdminToken.Load(s)?.PeerSecret(), s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null))
+            .AddBundleFetcherActor(s, view, Console.ApiAccess.ForPeers(s, AdminToken.Load(s)?.PeerSecret()))
             .AddOutboxActor(s, TimeProvider.System) // its times are compared with other nodes' wall clocks
             .AddNotificationGateActor(s, view, routes)
             .AddMasterChangedAlertActor(s, view)

@@ -76,7 +76,7 @@ public sealed class RemovedWatchActor : ReceiveActor, IWithTimers
             if (_view.PeerApi(ClusterAddresses.HostPort(m.Address)) is not { } api) continue;
             try
             {
-                using var client = new ApiClient(api.Url, ProbeTimeout, new ApiAccess(CaFile: _settings.Tls.Http ? _settings.Tls.CaFile : null));
+                using var client = new ApiClient(api.Url, ProbeTimeout, ApiAccess.ForPeers(_settings));
                 if (await client.Status() is { } status && ProvesRemoved(status, _settings.Node.Name, self, _configured)) return api.Node;
             }
             catch (Exception) { } // not answering proves nothing

@@ -63,7 +63,7 @@ public sealed class SplitBrainWatchActor : ReceiveActor, IWithTimers
             try
             {
                 // status is open: no token; over HTTPS the peer is trusted by the cluster CA
-                using var client = new ApiClient(api.Url, ProbeTimeout, new ApiAccess(CaFile: _settings.Tls.Http ? _settings.Tls.CaFile : null));
+                using var client = new ApiClient(api.Url, ProbeTimeout, ApiAccess.ForPeers(_settings));
                 status = await client.Status();
             }
             catch (Exception) { continue; } // cut off over HTTP too: nothing to compare yet

@@ -13,6 +13,10 @@ public sealed record ApiAccess(string? Token = null, string? CaFile = null)
 {
     public static readonly ApiAccess None = new();
 
+    /// <summary>A node's own calls to its peers' APIs: over HTTPS they are trusted by the cluster CA.</summary>
+    public static ApiAccess ForPeers(Settings.NodeSettings s, string? token = null) =>
+        new(token, s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null);
+
     /// <summary>The console's: the token from PROMHA_TOKEN or a token file, the CA from a file.</summary>
     public static ApiAccess ForConsole(string? tokenFile, string? caFile)
     {

@@ -471,12 +471,6 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _state = _state.Observe(new MemberGone(name, left), Now);
     }
 
-    private void Observe(Member m, Observation o)
-    {
-        if (MemberRoles.NodeName(m) is null) return;
-        _state = _state.Observe(o, Now);
-    }
-
     private void OnRequestMaintenance(RequestMaintenance req)
     {
         var what = req.Paused ? "paused" : "resumed";

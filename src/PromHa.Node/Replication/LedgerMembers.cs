@@ -65,7 +65,7 @@ public sealed class LedgerMembers(int configured, UniqueAddress self)
     }
 
     /// <summary>Sets a member's reachability if it is its current incarnation; returns its name then.</summary>
-    public string? Reachability(Member m, bool reachable)
+    private string? Reachability(Member m, bool reachable)
     {
         if (MemberRoles.NodeName(m) is not { } name || !_members.TryGetValue(name, out var e) || e.Incarnation != Incarnation(m))
             return null;
