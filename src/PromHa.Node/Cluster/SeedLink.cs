@@ -44,19 +44,25 @@ public static class SeedLink
         var sw = Stopwatch.StartNew();
         while (sw.Elapsed < limit && !ct.IsCancellationRequested)
         {
-            foreach (var seed in seeds)
-                if (SettingsLoader.TryHostPort(seed, out var host, out var port) && await Answers(host, port, ct))
-                    return sw.Elapsed;
-            await Task.Delay(250, ct);
+            // every seed at once, with a short connect timeout and pause: a connection attempt
+            // made into the cut waits for its SYN's retransmission, and one by one at 1 s each the
+            // restarted nodes noticed the heal 0.6-0.8 s after it
+            var answers = await Task.WhenAll(seeds.Select(seed =>
+                SettingsLoader.TryHostPort(seed, out var host, out var port) ? Answers(host, port, ct) : Task.FromResult(false)));
+            if (answers.Any(a => a)) return sw.Elapsed;
+            await Task.Delay(Pause, ct);
         }
         return sw.Elapsed;
     }
+
+    private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromMilliseconds(400);
 
     private static async Task<bool> Answers(string host, int port, CancellationToken ct)
     {
         using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(1));
+        timeout.CancelAfter(ConnectTimeout);
         try
         {
             await socket.ConnectAsync(host, port, timeout.Token);
