@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace PromHa.EndToEnd;
 
 /// <summary>The seeds' two-host topology: with a tie-breaker, and with a witness.</summary>
-[Collection(Lanes.Loopback)]
+[Collection(Lanes.Netns)]
 public class PairTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Generous = RealCluster.Generous;
