@@ -29,7 +29,7 @@ public enum DeliveryState { Pending, Delivered, Duplicate, Failed }
 
 /// <summary>
 /// The outcome of one notification, replicated like the notification itself. For a duplicate,
-/// <see cref="Reason"/> says why it was not sent (copy, retry, within-repeat, nothing-new) and
+/// <see cref="Reason"/> says why it was not sent (copy, retry, within-repeat, nothing-new, stale) and
 /// <see cref="DuplicateOf"/> names the delivered notification it duplicates.
 /// </summary>
 public sealed record DeliveryOutcome(
