@@ -413,7 +413,10 @@ public sealed record MasterState(
     public (MasterState State, LeaseVerdict Verdict, string Reason) Renew(string node, long epoch, DateTimeOffset now)
     {
         if (!Recovered) return (this, LeaseVerdict.Withheld, "singleton still recovering");
-        if (epoch != Epoch) return (this, LeaseVerdict.Denied, $"stale epoch {epoch}, current is {Epoch}");
+        if (epoch != Epoch)
+            return (this, LeaseVerdict.Denied, epoch < Epoch
+                ? $"stale epoch {epoch}, current is {Epoch}"
+                : $"epoch {epoch} is newer than this singleton's {Epoch}");
         if (node != Master) return (this, LeaseVerdict.Denied, $"{node} is not the master of epoch {Epoch}");
         if (Revoking) return (this, LeaseVerdict.Denied, "the master role is being moved");
         // One reign, one epoch: a restarted master does not inherit its predecessor's lease.

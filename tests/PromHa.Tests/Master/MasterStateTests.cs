@@ -161,6 +161,9 @@ public class MasterStateTests
         Assert.Equal("c", stale.Master);
         Assert.Equal(LeaseVerdict.Denied, s.Renew("b", 1, At(5)).Verdict);  // old master, old epoch
         Assert.Equal(LeaseVerdict.Denied, s.Renew("c", 1, At(5)).Verdict);  // right node, stale epoch
+        Assert.Equal("stale epoch 1, current is 2", s.Renew("c", 1, At(5)).Reason);
+        // an epoch this singleton does not know yet is not called stale
+        Assert.Equal((LeaseVerdict.Denied, "epoch 3 is newer than this singleton's 2"), (s.Renew("c", 3, At(5)).Verdict, s.Renew("c", 3, At(5)).Reason));
         Assert.Equal(LeaseVerdict.Denied, s.Renew("a", 2, At(5)).Verdict);  // not the master
         Assert.Equal(LeaseVerdict.Granted, s.Renew("c", 2, At(5)).Verdict);
     }
