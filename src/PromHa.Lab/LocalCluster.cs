@@ -270,6 +270,12 @@ public sealed class LocalCluster : IAsyncDisposable
                     rules:
                       - alert: DemoTrigger
                         expr: promha_demo_trigger == 1
+                        # One scrape of the trigger that misses its 1 s timeout (a loaded CI machine)
+                        # marks the series stale: that replica resolves the alert, Alertmanager takes
+                        # the youngest report and resolves it too, and the replica fires it anew a
+                        # second later (seen in CI: resolved, refired, resolved within 2 s of one
+                        # cycle). A real pager rule would carry `for` or `keep_firing_for` as well.
+                        keep_firing_for: 3s
                         labels:
                           severity: page
                         annotations:
