@@ -639,7 +639,7 @@ public sealed class LocalCluster : IAsyncDisposable
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         using var r = new StreamReader(fs);
         var all = new List<string>();
-        while (r.ReadLine() is { } l) all.Add(l.Length > 300 ? l[..300] : l);
+        while (r.ReadLine() is { } l) all.Add(l.Length > 600 ? l[..600] : l);
         return all;
     }
 

@@ -145,10 +145,12 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
             }
             // Edits made after this node became master are the operator's next version; older
             // ones were made on a standby and are not authoritative.
-            if (current.Hash != running.Hash && !(_view.MasterSinceUtc is { } since && NewestWriteUtc(_s.ConfDir) >= since))
+            var newest = NewestWriteUtc(_s.ConfDir);
+            if (current.Hash != running.Hash && !(_view.MasterSinceUtc is { } since && newest >= since))
             {
                 BackUpLocalEdits(current, $"standby-edits-v{version}",
-                    $"they were made while this node was a standby, so version {version} replaces them");
+                    $"they were made while this node was a standby (the last at {newest:HH:mm:ss.fff}, master since " +
+                    $"{_view.MasterSinceUtc?.ToString("HH:mm:ss.fff") ?? "never"}: {Differing(current, running)}), so version {version} replaces them");
                 try
                 {
                     ConfTree.Sync(_s.ConfDir, running, current);
@@ -188,6 +190,15 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
         Timers.StartPeriodicTimer("rescan", Changed.Instance, TimeSpan.FromSeconds(_s.Config.RescanSeconds));
         _log.Info("Master: watching {0} for changes", _s.ConfDir);
         Self.Tell(Rescan.Instance);
+    }
+
+    /// <summary>The paths that differ between two trees, at most a few: what an operator looks for in the backup.</summary>
+    private static string Differing(ConfBundle a, ConfBundle b)
+    {
+        var paths = a.Files.Keys.Union(b.Files.Keys)
+            .Where(p => !(a.Files.TryGetValue(p, out var x) && b.Files.TryGetValue(p, out var y) && x.Sha256 == y.Sha256))
+            .Order(StringComparer.Ordinal).ToList();
+        return string.Join(", ", paths.Take(5)) + (paths.Count > 5 ? $" and {paths.Count - 5} more" : "");
     }
 
     /// <summary>The last change in a tree: files written, and directories whose entries changed (a deletion).</summary>
