@@ -81,7 +81,9 @@ public static class DeliveryDecision
         var told = ended is { Count: > 0 } ? r.Resolved.Where(a => ended.Contains(a) && !endsLast.Contains(a)).ToList() : [];
         var news = stale.Count + told.Count == 0 ? r
             : r with { Firing = r.Firing.Except(stale).ToList(), Resolved = r.Resolved.Except(told).ToList() };
-        var why = NeedsUpdate(news, lastOfGroup, sendResolved, window);
+        // Nothing left once the stale alerts are out is no news: needsUpdate would read an empty
+        // notification after a firing one as "all resolved" and send the stale firing as that.
+        var why = news.Firing.Count + news.Resolved.Count == 0 ? null : NeedsUpdate(news, lastOfGroup, sendResolved, window);
         if (why is not null) return new Decision(true, r.Epoch < currentEpoch ? DeliveryReasons.AfterFailover : why);
         if (stale.Count + told.Count > 0) return new Decision(false, DeliveryReasons.Stale, lastOfGroup?.Id);
         if (lastOfGroup is null) return new Decision(false, DeliveryReasons.NothingNew);

@@ -78,6 +78,12 @@ public sealed class DeliveryDecisionTests
         // beside real news the stale alert goes along; it does not make news of its own
         Assert.Equal(new Decision(true, "alerts-added"),
             DeliveryDecision.Decide(Rec([A("x", 1), A("y", 3)], [], T0.AddMinutes(3)), resolved, null, Repeat, true, 3, ended));
+        // Seen in CI: x fired again (start 3) and that was delivered; then the old firing (start 1)
+        // came late from another Alertmanager. Without its stale alert nothing is left, which is
+        // no news, not "the group resolved" (it was sent as a resolution carrying x firing).
+        var refired = Rec([A("x", 3)], [], T0.AddMinutes(3));
+        Assert.Equal(new Decision(false, "stale", refired.Id),
+            DeliveryDecision.Decide(Rec([A("x", 1)], [], T0.AddMinutes(3).AddSeconds(2), by: "node-b"), refired, null, Repeat, true, 3, ended));
     }
 
     /// <summary>
