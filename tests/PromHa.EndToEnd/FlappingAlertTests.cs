@@ -163,10 +163,10 @@ public class FlappingAlertTests(ITestOutputHelper output)
                 try
                 {
                     var alerts = JsonDocument.Parse(await AlertTests.Get($"{n.PrometheusUrl}/api/v1/alerts")).RootElement.GetProperty("data").GetProperty("alerts");
-                    var fired = alerts.EnumerateArray().Any(a => a.GetProperty("labels").TryGetProperty("name", out var l) && l.GetString() == name &&
-                        a.GetProperty("state").GetString() == "firing");
-                    var active = alerts.EnumerateArray().Any(a => a.GetProperty("labels").TryGetProperty("name", out var l) && l.GetString() == name);
-                    return firing ? fired : !active;
+                    var states = alerts.EnumerateArray()
+                        .Where(a => a.GetProperty("labels").TryGetProperty("name", out var l) && l.GetString() == name)
+                        .Select(a => a.GetProperty("state").GetString()).ToList();
+                    return firing ? states.Contains("firing") : states.Count == 0;
                 }
                 catch (HttpRequestException)
                 {

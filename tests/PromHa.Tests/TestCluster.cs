@@ -7,6 +7,7 @@ using Akka.Remote.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using PromHa.Node.Cluster;
+using PromHa.Node.Replication;
 
 namespace PromHa.Tests;
 
@@ -72,9 +73,5 @@ internal static class TestCluster
         Akka.Cluster.Cluster.Get(system).State.Members.Count(m => m.Status == Akka.Cluster.MemberStatus.Up);
 
     /// <summary>Address and UID as the singletons and ledgers name a process (LedgerMembers.Incarnation).</summary>
-    public static string Incarnation(ActorSystem system)
-    {
-        var self = Akka.Cluster.Cluster.Get(system).SelfUniqueAddress;
-        return $"{self.Address}#{self.Uid}";
-    }
+    public static string Incarnation(ActorSystem system) => LedgerMembers.Incarnation(Akka.Cluster.Cluster.Get(system).SelfMember);
 }

@@ -145,8 +145,7 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
             }
             // Edits made after this node became master are the operator's next version; older
             // ones were made on a standby and are not authoritative.
-            var newest = NewestWriteUtc(_s.ConfDir);
-            if (current.Hash != running.Hash && !(_view.MasterSinceUtc is { } since && newest >= since))
+            if (current.Hash != running.Hash && NewestWriteUtc(_s.ConfDir) is var newest && !(_view.MasterSinceUtc is { } since && newest >= since))
             {
                 BackUpLocalEdits(current, $"standby-edits-v{version}",
                     $"they were made while this node was a standby (the last at {newest:HH:mm:ss.fff}, master since " +
