@@ -174,7 +174,7 @@ public sealed class LocalCluster : IAsyncDisposable
             throw new ArgumentException($"the network namespace lab has {lab.Count} namespaces for {total} nodes", nameof(options));
         if (lab is not null && options.PublicClusterPorts)
             throw new ArgumentException("PublicClusterPorts (a loopback proxy) and Netns (cut links in a lab) do not mix", nameof(options));
-        var ports = FreePorts(total * 6 + 1);
+        var ports = LoopbackPorts.Claim(total * 6 + 1);
         var nodes = Enumerable.Range(0, total).Select(i => new LocalNode
         {
             Name = i < options.Nodes ? $"node{i + 1}" : $"witness{i - options.Nodes + 1}",
@@ -681,29 +681,6 @@ public sealed class LocalCluster : IAsyncDisposable
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(file, target, overwrite: true);
         }
-    }
-
-    /// <summary>Free loopback ports, held open together so that none is handed out twice.</summary>
-    /// <summary>Ports this process handed out: never twice, so that two clusters started side by side (the test lanes) cannot pick the same one between its release here and the node's bind.</summary>
-    private static readonly HashSet<int> Handed = [];
-
-    public static int[] FreePorts(int count)
-    {
-        var ports = new List<int>();
-        for (var attempt = 0; ports.Count < count; attempt++)
-        {
-            if (attempt == 1000) throw new InvalidOperationException($"no {count} loopback port(s) left that this process has not handed out before");
-            var listeners = Enumerable.Range(0, count - ports.Count).Select(_ =>
-            {
-                var l = new TcpListener(IPAddress.Loopback, 0);
-                l.Start();
-                return l;
-            }).ToList();
-            lock (Handed)
-                ports.AddRange(listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).Where(Handed.Add));
-            listeners.ForEach(l => l.Stop());
-        }
-        return ports.ToArray();
     }
 }
 

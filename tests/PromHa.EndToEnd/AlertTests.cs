@@ -22,7 +22,7 @@ public class AlertTests(ITestOutputHelper output)
     [Fact]
     public async Task An_alert_from_every_replica_is_one_notification_and_across_a_kill_9_of_the_master_each_arrives_once_gates_never_overlap_silences_hold()
     {
-        using var sink = new WebhookSink();
+        using var sink = new WebhookSink(LoopbackPorts.Claim(1)[0]);
         // an on-role-change hook, slow enough that role changes queue behind it
         var hookDir = Directory.CreateTempSubdirectory("promha-hook").FullName;
         var hook = Path.Combine(hookDir, "on-role-change.sh");

@@ -19,7 +19,7 @@ namespace PromHa.EndToEnd;
 /// (docs/tests.md): one lane ~25 min, two ~16 min; three (two loopback clusters at once) 10m20s once,
 /// then a master's /primary answering slower than the observer's 300 ms and a pair not rejoining
 /// within 60 s: more load than the guarantees are tested under. Ports come from one process-wide
-/// pool (LocalCluster.FreePorts), so clusters of two lanes never share one.
+/// pool (LoopbackPorts.Claim, one machine-wide claim per port), so clusters of two lanes never share one.
 /// </summary>
 public static class Lanes
 {

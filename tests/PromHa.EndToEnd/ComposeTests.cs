@@ -24,7 +24,7 @@ public class ComposeTests(DockerLab lab, ITestOutputHelper output) : IClassFixtu
     {
         public readonly string File = Path.Combine(DockerLab.RepoRoot, "deploy/compose", demo, "docker-compose.yml");
         public readonly string Project = "promhae2e" + Guid.NewGuid().ToString("N")[..8];
-        private readonly int[] _ports = LocalCluster.FreePorts(portVariables.Count);
+        private readonly int[] _ports = LoopbackPorts.Claim(portVariables.Count);
         public string Url(string variable) => $"http://127.0.0.1:{_ports[IndexOf(variable)]}";
         private int IndexOf(string variable) => portVariables.ToList().IndexOf(variable) is var i and >= 0 ? i : throw new ArgumentException(variable);
 

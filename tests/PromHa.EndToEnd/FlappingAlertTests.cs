@@ -23,7 +23,7 @@ public class FlappingAlertTests(ITestOutputHelper output)
     [Fact]
     public async Task A_flapping_alert_is_paged_every_cycle_across_a_kill_9_of_the_masters_whole_host_and_groups_and_repeats_say_why()
     {
-        using var sink = new WebhookSink();
+        using var sink = new WebhookSink(LoopbackPorts.Claim(1)[0]);
         // one group for all triggers (group_by: [alertname]), so that alerts join and leave it
         await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true,
             alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, RepeatInterval: $"{Repeat.TotalSeconds}s",

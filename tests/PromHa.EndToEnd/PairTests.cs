@@ -21,7 +21,7 @@ public class PairTests(ITestOutputHelper output)
     [Fact]
     public async Task A_pair_with_a_tie_breaker_delivers_each_notification_once_and_fails_over_whichever_node_crashes()
     {
-        using var sink = new WebhookSink();
+        using var sink = new WebhookSink(LoopbackPorts.Claim(1)[0]);
         await using var rc = await RealCluster.Start(output, nodes: 2, tieBreaker: true, servers: LocalServers.Supervised, alertmanager: true,
             alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{AlertTests.PeerTimeoutSeconds}s"));
         await AlertTests.InAPair(rc.Cluster, sink, output);

@@ -181,7 +181,7 @@ public class SecurityTests(ITestOutputHelper output)
         var rogueDir = Path.Combine(c.BaseDir, "rogue");
         var otherCa = ClusterCerts.CreateCa(Path.Combine(rogueDir, "tls"), "PromHa local cluster CA");
         ClusterCerts.CreateNode(otherCa, Path.Combine(rogueDir, "tls"), "rogue");
-        var ports = LocalCluster.FreePorts(4);
+        var ports = LoopbackPorts.Claim(4);
         var rogues = new List<(string Name, int HttpPort, string Log)>();
         var processes = new List<Process>();
         try

@@ -105,7 +105,7 @@ public static class AlertsBenchCommand
     {
         var baseDir = dir ?? Directory.CreateTempSubdirectory("promha-bench-alerts").FullName;
         Directory.CreateDirectory(baseDir);
-        using var sink = new WebhookSink(Path.Combine(baseDir, "notifications.log"));
+        using var sink = new WebhookSink(LoopbackPorts.Claim(1)[0], Path.Combine(baseDir, "notifications.log"));
         var repeat = TimeSpan.FromHours(1);
         var options = new LocalClusterOptions
         {

@@ -35,7 +35,7 @@ public static class DemoCommand
         Directory.CreateDirectory(baseDir);
         // The receiver every notification goes to: one line per delivery in notifications.log. It
         // also serves the metric the demo's DemoTrigger rule fires on, set from the start.
-        using var sink = new WebhookSink(Path.Combine(baseDir, "notifications.log"));
+        using var sink = new WebhookSink(LoopbackPorts.Claim(1)[0], Path.Combine(baseDir, "notifications.log"));
         sink.Trigger = 1;
         var options = new LocalClusterOptions
         {

@@ -23,7 +23,7 @@ public static class SinkCommand
             { port, log, triggers };
         sink.SetAction(async (p, ct) =>
         {
-            using var receiver = new WebhookSink(p.GetValue(log), p.GetValue(port)) { Echo = true };
+            using var receiver = new WebhookSink(p.GetValue(port), p.GetValue(log), everyAddress: true) { Echo = true };
             foreach (var t in p.GetValue(triggers) ?? []) receiver.Triggers[t] = 1;
             System.Console.WriteLine($"promha sink: webhooks on :{receiver.Port}/webhook, promha_demo_trigger on :{receiver.Port}/metrics");
             try { await Task.Delay(Timeout.Infinite, ct); }

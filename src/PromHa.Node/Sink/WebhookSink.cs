@@ -45,31 +45,18 @@ public sealed class WebhookSink : IDisposable
     public bool Echo { get; init; }
     public IReadOnlyList<Delivery> Deliveries => _deliveries.ToList();
 
-    private static readonly HashSet<int> UsedPorts = [];
     private readonly string? _logPath;
     private readonly object _logLock = new();
 
+    /// <param name="port">the port to listen on; the lab hands out claimed loopback ports, each once per process
+    /// (the managed HttpListener may still route a closed listener's prefix, so a port is not reused)</param>
     /// <param name="logPath">one line per delivery is appended here</param>
-    /// <param name="listenPort">a fixed port on every address (`promha sink` in a container); default a free port on 127.0.0.1</param>
-    public WebhookSink(string? logPath = null, int? listenPort = null)
+    /// <param name="everyAddress">listen on every address (`promha sink` in a container) instead of 127.0.0.1</param>
+    public WebhookSink(int port, string? logPath = null, bool everyAddress = false)
     {
         _logPath = logPath;
-        if (listenPort is { } fixedPort)
-        {
-            Port = fixedPort;
-            _listener.Prefixes.Add($"http://+:{Port}/");
-        }
-        else
-        {
-            // A port an earlier sink of this process used is not taken again: the managed HttpListener
-            // may still route a closed listener's prefix (a test's Prometheus then scraped nothing).
-            lock (UsedPorts)
-            {
-                do Port = FreePort();
-                while (!UsedPorts.Add(Port));
-            }
-            _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
-        }
+        Port = port;
+        _listener.Prefixes.Add(everyAddress ? $"http://+:{Port}/" : $"http://127.0.0.1:{Port}/");
         _listener.Start();
         _loop = Task.Run(Loop);
     }
@@ -150,14 +137,5 @@ public sealed class WebhookSink : IDisposable
         _stop.Cancel();
         _listener.Close();
         try { _loop.Wait(TimeSpan.FromSeconds(5)); } catch (AggregateException) { }
-    }
-
-    private static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
     }
 }

@@ -37,7 +37,7 @@ public abstract class GateTestKit : Akka.Hosting.TestKit.TestKit
 
     protected readonly FakeTimeProvider Clock = new(new DateTimeOffset(2026, 12, 6, 12, 0, 0, TimeSpan.Zero));
     protected readonly NodeView View;
-    protected readonly WebhookSink Sink = new();
+    protected readonly WebhookSink Sink = new(PromHa.Lab.LoopbackPorts.Claim(1)[0]);
     private readonly string _dir = Directory.CreateTempSubdirectory("promha-gate-actor").FullName;
     private readonly NodeSettings _settings;
     private readonly GateRoutes _routes = new();

@@ -22,7 +22,7 @@ public sealed class LiveTreeTests : IDisposable
 
     public LiveTreeTests()
     {
-        var port = PromHa.Lab.LocalCluster.FreePorts(1)[0];
+        var port = PromHa.Lab.LoopbackPorts.Claim(1)[0];
         _url = $"http://127.0.0.1:{port}";
         _listener.Prefixes.Add(_url + "/");
         _listener.Start();
