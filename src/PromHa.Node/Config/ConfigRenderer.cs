@@ -92,12 +92,37 @@ public static class ConfigRenderer
     private static YamlMappingNode FederateStandby(YamlMappingNode original)
     {
         // Keep global settings, alerting and remote storage; the standby scrapes only the master.
-        // Rules stay with the master: the standby receives their results through /federate.
+        // Rules stay with the master: the standby receives their results through /federate (a rule
+        // group removed by a reload has its series marked stale).
+        // Every job stays, with all its targets dropped: Prometheus marks a dropped target's series
+        // stale, but never those of a job a reload removes. A node that scraped the targets itself
+        // (as master, or at its first start before it knew a master) would otherwise keep its last
+        // samples for five minutes beside the federated copies, and after a promotion within them its
+        // rules saw them as current (seen: a dead master's promha_is_master 1, long after it died).
         var root = new YamlMappingNode();
         foreach (var (key, value) in original.Children)
-            if (key is YamlScalarNode { Value: not ("scrape_configs" or "scrape_config_files" or "rule_files") })
+        {
+            if (key is YamlScalarNode { Value: "scrape_configs" } && value is YamlSequenceNode jobs)
+                root.Children[key] = new YamlSequenceNode(jobs.Children.Select(j => j is YamlMappingNode job ? WithoutTargets(job) : j));
+            else if (key is YamlScalarNode { Value: not ("scrape_configs" or "scrape_config_files" or "rule_files") })
                 root.Children[key] = value;
+        }
         return root;
+    }
+
+    /// <summary>A copy of a scrape job that drops every target it discovers (before its own relabelling).</summary>
+    private static YamlMappingNode WithoutTargets(YamlMappingNode job)
+    {
+        var copy = new YamlMappingNode(job.Children);
+        var drop = new YamlMappingNode
+        {
+            { "source_labels", new YamlSequenceNode(new YamlScalarNode("__address__")) },
+            { "regex", new YamlScalarNode(".*") { Style = ScalarStyle.SingleQuoted } },
+            { "action", "drop" },
+        };
+        var existing = job.Children.TryGetValue(new YamlScalarNode("relabel_configs"), out var r) && r is YamlSequenceNode seq ? seq.Children : [];
+        copy.Children[new YamlScalarNode("relabel_configs")] = new YamlSequenceNode(existing.Prepend(drop));
+        return copy;
     }
 
     /// <summary>

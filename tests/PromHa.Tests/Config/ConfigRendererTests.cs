@@ -63,7 +63,9 @@ public sealed class ConfigRendererTests
         Assert.Contains("match[]", text);
         Assert.Contains("'{job=~\".+\"}'", text);
         Assert.Contains("10.0.0.1:9090", text);
-        Assert.DoesNotContain("job_name: web", text);
+        // the own jobs stay, every target dropped: their series go stale (a removed job's would not)
+        var web = Job(text, "web");
+        Assert.Contains("relabel_configs:\n- source_labels:\n- __address__\nregex: '.*'\naction: drop", web);
         Assert.DoesNotContain("rule_files", text);
         Assert.Contains("promha_replica: \"node-b\"", text);
         Assert.Contains("scrape_interval: 5s", text);
@@ -89,10 +91,13 @@ public sealed class ConfigRendererTests
     }
 
     /// <summary>The federate job's block of a rendered prometheus.yml, indentation removed.</summary>
-    private static string FederateJob(string prometheusYml)
+    private static string FederateJob(string prometheusYml) => Job(prometheusYml, ConfigRenderer.FederateJob);
+
+    /// <summary>A job's block of a rendered prometheus.yml, indentation removed.</summary>
+    private static string Job(string prometheusYml, string name)
     {
         var lines = prometheusYml.Split('\n');
-        var start = Array.FindIndex(lines, l => l.Contains("job_name: promha-federate"));
+        var start = Array.FindIndex(lines, l => l.TrimEnd().EndsWith($"job_name: {name}"));
         Assert.True(start >= 0, prometheusYml);
         var dash = lines[start].Length - lines[start].TrimStart().Length;
         var block = lines.Skip(start + 1).TakeWhile(l => l.Length - l.TrimStart().Length > dash).Prepend(lines[start]);
