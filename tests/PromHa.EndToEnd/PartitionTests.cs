@@ -389,21 +389,28 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
         // report from the target yet, and a switchover goes only to a node that reported healthy in
         // the last 3 s: the status can show the last report while it is already too old. A refusal
         // for that reason is the product's right answer, so ask again; any other refusal fails.
-        using var api = C.Api(s.Master);
-        await C.WaitUntil(async () =>
-            {
-                if ((await C.Status(s.Master))?.Nodes.FirstOrDefault(n => n.Node == to.Name) is not { Reachable: true, PrometheusHealthy: true })
+        // The role may also come back: a target that turns unreachable during the hand-over (seen once
+        // in CI, node2 silent for 5 s right after a flap case) is replaced by the old master, which is
+        // the product's right answer; the arrangement is then asked for again, at most three times.
+        for (var attempt = 1; ; attempt++)
+        {
+            using var api = C.Api(s.Master);
+            await C.WaitUntil(async () =>
+                {
+                    if ((await C.Status(s.Master))?.Nodes.FirstOrDefault(n => n.Node == to.Name) is not { Reachable: true, PrometheusHealthy: true })
+                        return false;
+                    var r = await api.Switchover(to.Name);
+                    if (r.Accepted) return true;
+                    Assert.Contains("not eligible", r.Message);
                     return false;
-                var r = await api.Switchover(to.Name);
-                if (r.Accepted) return true;
-                Assert.Contains("not eligible", r.Message);
-                return false;
-            },
-            RealCluster.Generous, default, $"{to.Name} to be healthy in {s.Master.Name}'s view and the switchover accepted");
-        await C.WaitForSingleMaster(RealCluster.Generous, n => n == to);
-        var after = await Settle($"after the switchover to {to.Name}");
-        Assert.Equal(to, after.Master);
-        return after;
+                },
+                RealCluster.Generous, default, $"{to.Name} to be healthy in {s.Master.Name}'s view and the switchover accepted");
+            var after = await Settle($"after the switchover to {to.Name}");
+            if (after.Master == to) return after;
+            output.WriteLine($"the switchover to {to.Name} (from epoch {s.Epoch}) ended with {after.Master.Name} as master at epoch {after.Epoch}: asking again");
+            if (attempt == 3) Assert.Fail($"three switchovers to {to.Name} ended elsewhere, the last with {after.Master.Name} as master");
+            s = after;
+        }
     }
 
     private Task<Settled> Settle(string when, TimeSpan? timeout = null) => C.Settle(timeout ?? SettleTimeout, when);

@@ -145,7 +145,7 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
             }
             // Edits made after this node became master are the operator's next version; older
             // ones were made on a standby and are not authoritative.
-            if (current.Hash != running.Hash && NewestWriteUtc(_s.ConfDir) is var newest && !(_view.MasterSinceUtc is { } since && newest >= since))
+            if (current.Hash != running.Hash && NewestWriteUtc(_s.ConfDir) is var newest && !MadeAsMaster(newest, _view.MasterSinceUtc))
             {
                 BackUpLocalEdits(current, $"standby-edits-v{version}",
                     $"they were made while this node was a standby (the last at {newest:HH:mm:ss.fff}, master since " +
@@ -190,6 +190,19 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
         _log.Info("Master: watching {0} for changes", _s.ConfDir);
         Self.Tell(Rescan.Instance);
     }
+
+    /// <summary>
+    /// How far before the promotion an edit still counts as the master's. A file's time comes from
+    /// the kernel's coarse clock, up to a tick behind the clock the role was noted with: an edit
+    /// written on the new master's first 200 from /primary carried 22:47:51.664 against a promotion
+    /// noted at 22:47:51.664 and was put back as a standby's (CI). An edit made on a standby in the
+    /// second before its promotion is published as the new master's: the operator's latest word.
+    /// </summary>
+    public static readonly TimeSpan PromotionGrace = TimeSpan.FromSeconds(1);
+
+    /// <summary>Whether the newest write in the conf dir was made as master (never, when this node has not been master).</summary>
+    public static bool MadeAsMaster(DateTime newestWriteUtc, DateTime? masterSinceUtc) =>
+        masterSinceUtc is { } since && newestWriteUtc >= since - PromotionGrace;
 
     /// <summary>The paths that differ between two trees, at most a few: what an operator looks for in the backup.</summary>
     private static string Differing(ConfBundle a, ConfBundle b)

@@ -50,6 +50,17 @@ public sealed class ConfDirActorTests : TestKit, IDisposable
     private string Read(string rel) => File.ReadAllText(Path.Combine(Conf, rel));
 
     [Fact]
+    public void An_edit_counts_as_the_masters_from_just_before_the_promotion_the_kernel_clock_lags_by_a_tick()
+    {
+        var promoted = new DateTime(2026, 12, 6, 22, 47, 51, 664, DateTimeKind.Utc);
+        Assert.False(ConfDirActor.MadeAsMaster(promoted, null)); // never master: a standby's edit
+        Assert.True(ConfDirActor.MadeAsMaster(promoted.AddMilliseconds(-4), promoted)); // one coarse tick before (CI)
+        Assert.True(ConfDirActor.MadeAsMaster(promoted.AddMinutes(5), promoted));
+        Assert.False(ConfDirActor.MadeAsMaster(promoted - ConfDirActor.PromotionGrace - TimeSpan.FromMilliseconds(1), promoted));
+        Assert.False(ConfDirActor.MadeAsMaster(promoted.AddHours(-1), promoted)); // an old standby edit
+    }
+
+    [Fact]
     public void A_standbys_conf_dir_follows_the_version_it_runs_and_local_edits_are_saved_first()
     {
         var (actor, sync, store) = Start(new NodeView("node-a", witness: false));
