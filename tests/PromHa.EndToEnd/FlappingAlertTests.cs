@@ -77,11 +77,12 @@ public class FlappingAlertTests(ITestOutputHelper output)
             foreach (var (name, value, expect, reason) in steps)
             {
                 var before = sink.Deliveries.Count;
+                var earlier = sink.Deliveries.Take(before).ToList();
                 var held = Task.Delay(Hold);
                 sink.Triggers[name] = value;
-                await Until(c, sink, () => sink.Deliveries.Skip(before).Any(d => Shape(d) == expect), $"a notification [{expect}] after {name}={value}");
+                await Until(c, sink, () => sink.Deliveries.Skip(before).Any(d => Shape(d, earlier) == expect), $"a notification [{expect}] after {name}={value}");
                 await held;
-                var d = sink.Deliveries.Skip(before).First(d => Shape(d) == expect);
+                var d = sink.Deliveries.Skip(before).First(d => Shape(d, earlier) == expect);
                 Assert.True(d.Reason == reason, $"[{expect}] was sent as {d.Reason}, expected {reason}\n{sink.Describe()}");
             }
 
@@ -92,7 +93,10 @@ public class FlappingAlertTests(ITestOutputHelper output)
                 "a repeat of the held alert");
             var holding = sink.Deliveries.Skip(heldFrom).Where(d => d.Alerts.Any(a => a.Name == "hold")).ToList();
             Assert.Equal(["alerts-added", "repeat"], holding.Take(2).Select(d => d.Reason));
-            Assert.Equal(NotificationLedger.Content(holding[0]), NotificationLedger.Content(holding[1]));
+            // the same alert (fingerprint and start) both times; the first may carry along a
+            // resolution a replica had not flushed yet (see Shape)
+            string Held(Delivery d) => NotificationLedger.Content(d with { Alerts = d.Alerts.Where(a => a.Name == "hold").ToList() });
+            Assert.Equal(Held(holding[0]), Held(holding[1]));
             Assert.InRange(holding[1].At - holding[0].At, Repeat * 0.9, Repeat * 3);
             sink.Triggers["hold"] = 0;
             await WaitForCycles(c, sink, "hold", 1, "resolved");
@@ -111,15 +115,16 @@ public class FlappingAlertTests(ITestOutputHelper output)
             foreach (var (cycle, i) in flaps.Select((x, i) => (x, i)))
             {
                 Assert.True(cycle.Firing.Select(d => d.Id).Distinct().Count() == 1, $"cycle {i + 1} fired in {cycle.Firing.Count} deliveries");
-                // Once, as news. Prometheus resends a resolved alert a minute later and an Alertmanager
-                // takes it into the group again; a later notification sent for another alert's news
-                // carries it along as Alertmanager wrote it (seen in CI: hold's resolution 61 s after
-                // the last flap's). Never on its own.
+                // Once, as news. A later notification sent for another alert's news may carry it along
+                // as an Alertmanager wrote it: Prometheus resends a resolved alert a minute later and
+                // an Alertmanager takes it into the group again (seen in CI: hold's resolution 61 s
+                // after the last flap's), and a replica that had not flushed the resolution yet when
+                // x fired sends both (seen in CI: 2 s after; a plain Alertmanager cluster does the
+                // same). Never on its own.
                 Assert.True(cycle.Resolved.Count >= 1 && cycle.Resolved[0].Alerts.Any(a => a.Name == "flap" && a.Status == "resolved"),
                     $"cycle {i + 1} never resolved");
                 foreach (var again in cycle.Resolved.Skip(1))
-                    Assert.True(again.Alerts.Any(a => a.Name != "flap") && again.At - cycle.Resolved[0].At >= TimeSpan.FromSeconds(30),
-                        $"cycle {i + 1} resolved again in {again.Id} ({again.Reason}) without other news");
+                    Assert.True(again.Alerts.Any(a => a.Name != "flap"), $"cycle {i + 1} resolved again in {again.Id} ({again.Reason}) without other news");
                 Assert.Contains(cycle.Firing[0].Reason, i == 0 ? new[] { "first", "alerts-added" } : new[] { "refired", "after-failover" });
             }
             Assert.Contains(flaps, x => x.Firing[0].Node != flaps[0].Firing[0].Node); // delivered by the new master after the kill
@@ -144,9 +149,16 @@ public class FlappingAlertTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>A trigger notification's alerts, by name and state, sorted: "x+ y-".</summary>
-    private static string Shape(Delivery d) =>
-        string.Join(' ', d.Alerts.Where(a => a.Alert == "DemoTrigger").Select(a => $"{a.Name}{(a.Status == "resolved" ? "-" : "+")}").Order(StringComparer.Ordinal));
+    /// <summary>
+    /// A trigger notification's alerts, by name and state, sorted: "x+ y-"; without resolutions the
+    /// receiver already had (<paramref name="earlier"/>), which a replica's notification carries
+    /// along when it had not flushed them yet.
+    /// </summary>
+    private static string Shape(Delivery d, IReadOnlyList<Delivery> earlier) =>
+        string.Join(' ', d.Alerts
+            .Where(a => a.Alert == "DemoTrigger")
+            .Where(a => !(a.Status == "resolved" && earlier.Any(e => e.Alerts.Any(b => b.Fingerprint == a.Fingerprint && b.StartsAt == a.StartsAt && b.Status == "resolved"))))
+            .Select(a => $"{a.Name}{(a.Status == "resolved" ? "-" : "+")}").Order(StringComparer.Ordinal));
 
     /// <summary>
     /// Waits until every running replica's Prometheus has the trigger's alert active (or none has):
