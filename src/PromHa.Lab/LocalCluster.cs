@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using PromHa.Node.Console;
 using PromHa.Node.Http;

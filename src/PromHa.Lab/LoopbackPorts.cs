@@ -18,10 +18,12 @@ public static class LoopbackPorts
     private const int First = 20000, Last = 32700;
     private static readonly string ClaimDir = Path.Combine(Path.GetTempPath(), "promha-ports");
     private static readonly List<FileStream> Claims = [];
-    private static readonly HashSet<int> Handed = [];
     private static int _next = First + Random.Shared.Next(Last - First);
 
-    /// <summary><paramref name="count"/> ports nobody else on this machine holds; each handed out once per process.</summary>
+    /// <summary>
+    /// <paramref name="count"/> ports nobody else on this machine holds; each handed out once per
+    /// process, as its claim stays locked here (flock locks each open of the file on its own).
+    /// </summary>
     public static int[] Claim(int count)
     {
         Directory.CreateDirectory(ClaimDir);
@@ -34,14 +36,13 @@ public static class LoopbackPorts
                     throw new InvalidOperationException($"no {count} free loopback port(s) left in {First}-{Last} (claims in {ClaimDir})");
                 var port = _next;
                 _next = _next >= Last ? First : _next + 1;
-                if (Handed.Contains(port) || !TryLock(port, out var claim)) continue;
+                if (!TryLock(port, out var claim)) continue;
                 if (!Binds(port))
                 {
                     claim.Dispose();
                     continue;
                 }
                 Claims.Add(claim);
-                Handed.Add(port);
                 ports.Add(port);
             }
         }

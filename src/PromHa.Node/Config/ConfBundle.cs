@@ -41,6 +41,11 @@ public sealed class ConfBundle
 
     public byte[]? Get(string path) => Files.TryGetValue(path, out var f) ? f.Content : null;
 
+    /// <summary>The paths added, removed or changed between this tree and <paramref name="other"/>, in ordinal order.</summary>
+    public IEnumerable<string> ChangedPaths(ConfBundle other) =>
+        Files.Keys.Union(other.Files.Keys).Order(StringComparer.Ordinal)
+            .Where(p => Files.GetValueOrDefault(p)?.Sha256 != other.Files.GetValueOrDefault(p)?.Sha256);
+
     /// <summary>
     /// The same paths and hashes (so the same <see cref="Hash"/>) without the contents: enough to
     /// tell whether a tree changed and which files to rewrite, at a fraction of the memory.

@@ -207,9 +207,7 @@ public sealed class ConfDirActor : ReceiveActor, IWithTimers
     /// <summary>The paths that differ between two trees, at most a few: what an operator looks for in the backup.</summary>
     private static string Differing(ConfBundle a, ConfBundle b)
     {
-        var paths = a.Files.Keys.Union(b.Files.Keys)
-            .Where(p => !(a.Files.TryGetValue(p, out var x) && b.Files.TryGetValue(p, out var y) && x.Sha256 == y.Sha256))
-            .Order(StringComparer.Ordinal).ToList();
+        var paths = a.ChangedPaths(b).ToList();
         return string.Join(", ", paths.Take(5)) + (paths.Count > 5 ? $" and {paths.Count - 5} more" : "");
     }
 

@@ -247,11 +247,10 @@ public static class ConfigEndpoints
     public static string Diff(ConfBundle a, ConfBundle b, string from, string to)
     {
         var sb = new StringBuilder();
-        foreach (var path in a.Files.Keys.Union(b.Files.Keys).Order(StringComparer.Ordinal))
+        foreach (var path in a.ChangedPaths(b))
         {
             a.Files.TryGetValue(path, out var fa);
             b.Files.TryGetValue(path, out var fb);
-            if (fa?.Sha256 == fb?.Sha256) continue;
             var oldText = fa is null ? "" : Encoding.UTF8.GetString(fa.Content);
             var newText = fb is null ? "" : Encoding.UTF8.GetString(fb.Content);
             sb.Append($"diff {from}/{path} {to}/{path}\n");

@@ -19,6 +19,15 @@ public sealed class ConfBundleTests : IDisposable
     }
 
     [Fact]
+    public void Changed_paths_are_the_added_removed_and_changed_files_in_order()
+    {
+        var a = ConfBundle.Of(new Dictionary<string, byte[]> { ["b.yml"] = "1"u8.ToArray(), ["same.yml"] = "s"u8.ToArray(), ["gone.yml"] = "g"u8.ToArray() });
+        var b = ConfBundle.Of(new Dictionary<string, byte[]> { ["b.yml"] = "2"u8.ToArray(), ["same.yml"] = "s"u8.ToArray(), ["a/new.yml"] = "n"u8.ToArray() });
+        Assert.Equal(["a/new.yml", "b.yml", "gone.yml"], a.ChangedPaths(b));
+        Assert.Empty(a.ChangedPaths(a));
+    }
+
+    [Fact]
     public void The_hash_follows_content_not_timestamps_or_editor_leftovers()
     {
         Write("prometheus.yml", "global: {}\n");
