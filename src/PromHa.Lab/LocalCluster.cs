@@ -27,6 +27,11 @@ public sealed record LocalClusterOptions
     public bool NodeExporter { get; init; }
     /// <summary>host:port addresses for a pure pair's tie-breaker.</summary>
     public IReadOnlyList<string> TieBreakerTargets { get; init; } = [];
+    /// <summary>A PostgreSQL connection string the pair agrees on a survivor through (cluster.tieBreaker.database).</summary>
+    public string? TieBreakerDatabase { get; init; }
+    /// <summary>A PostgreSQL database for the nodes' journals (journal.provider postgresql), used as <see cref="Journals"/> says.</summary>
+    public string? PostgresJournal { get; init; }
+    public JournalMix Journals { get; init; } = JournalMix.Sqlite;
     /// <summary>How to start promha: the executable and leading arguments (e.g. ["dotnet", "promha.dll"]).</summary>
     public IReadOnlyList<string> PromhaCommand { get; init; } = DefaultPromhaCommand();
     public string PrometheusBinary { get; init; } = "/usr/bin/prometheus";
@@ -71,6 +76,9 @@ public sealed record LocalClusterOptions
 /// <param name="GroupInterval">Alertmanager's group_wait and group_interval (short in tests).</param>
 /// <param name="PeerTimeout">Alertmanager's --cluster.peer-timeout: how long the second Alertmanager waits for the first to send (15s by default; short in tests).</param>
 /// <param name="GroupBy">the route's group_by: by default every trigger is a group of its own; [alertname] puts them all in one</param>
+/// <summary>Where the nodes keep their journals: SQLite (the default), PostgreSQL, or every other node on PostgreSQL (both at once).</summary>
+public enum JournalMix { Sqlite, Postgres, Mixed }
+
 public sealed record LocalAlerting(string WebhookUrl, string? TriggerTarget = null, string GroupInterval = "1s", string RepeatInterval = "1h",
     string? PeerTimeout = null, string GroupBy = "[alertname, name]");
 
@@ -326,6 +334,10 @@ public sealed class LocalCluster : IAsyncDisposable
                 """);
             if (_options.TieBreakerTargets.Count > 0)
                 yaml.Append($"  tieBreaker:\n    targets: [{string.Join(", ", _options.TieBreakerTargets)}]\n");
+            if (_options.TieBreakerDatabase is { } leaseDb)
+                yaml.Append($"  tieBreaker:\n    database: '{leaseDb}'\n");
+            if (OnPostgres(n))
+                yaml.Append($"journal:\n  provider: postgresql\n  connectionString: '{_options.PostgresJournal}'\n");
             if (_options.Hooks.Count > 0)
                 yaml.Append($"hooks:\n  onRoleChange: [{string.Join(", ", _options.Hooks)}]\n");
             yaml.Append($"""
@@ -355,6 +367,14 @@ public sealed class LocalCluster : IAsyncDisposable
             File.WriteAllText(n.ConfigPath, yaml.ToString());
         }
     }
+
+    /// <summary>Whether a node keeps its journal in PostgreSQL (<see cref="LocalClusterOptions.Journals"/>).</summary>
+    public bool OnPostgres(LocalNode n) => _options.PostgresJournal is not null && _options.Journals switch
+    {
+        JournalMix.Postgres => true,
+        JournalMix.Mixed => Nodes.ToList().IndexOf(n) % 2 == 1,
+        _ => false,
+    };
 
     private string Tls(LocalNode n) => !(_options.Tls || _options.HttpsApi) ? "" : $"""
         tls:

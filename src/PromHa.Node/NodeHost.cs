@@ -12,6 +12,7 @@ using PromHa.Node.Master;
 using PromHa.Node.Reload;
 using PromHa.Node.Security;
 using PromHa.Node.Settings;
+using PromHa.Node.Storage;
 using PromHa.Node.Supervision;
 using Prometheus;
 
@@ -78,6 +79,8 @@ public static class NodeHost
         catch (OutboxVersionException e) { throw new SettingsException(e.Message); }
 
         var app = builder.Build();
+        // the journal's database before the ledger recovers from it
+        Journal.Prepare(s, app.Logger, TimeSpan.FromSeconds(30));
         // Prometheus starts from the live dir: fill it from the conf dir if this node has none yet.
         new LiveTree(s).Bootstrap(s.Node.Name, app.Logger);
         if (token is null)
@@ -110,12 +113,12 @@ public static class NodeHost
     public static void ConfigureAkka(AkkaConfigurationBuilder akka, NodeSettings s, NodeView view, NodeTls? tls, GateRoutes routes, GateRendering? gate)
     {
         var hoconDir = Path.Combine(AppContext.BaseDirectory, "hocon");
-        var dbPath = Path.Combine(s.DataDir, "promha.db");
-        var generated = $$"""
-            akka.persistence.journal.sql.connection-string = "Data Source={{dbPath}}"
-            akka.persistence.snapshot-store.sql.connection-string = "Data Source={{dbPath}}"
-            """;
-        if (s.Cluster.TieBreaker.Targets.Count > 0)
+        var generated = Journal.Hocon(s);
+        if (s.Cluster.TieBreaker.Database.Length > 0)
+            generated += "\n" + File.ReadAllText(Path.Combine(hoconDir, "dblease.hocon")) +
+                         $"\npromha.database-lease.connection-string = {Journal.Quote(s.Cluster.TieBreaker.Database)}" +
+                         $"\npromha.database-lease.heartbeat-timeout = {s.Cluster.TieBreaker.DatabaseLeaseTtlMs}ms\n";
+        else if (s.Cluster.TieBreaker.Targets.Count > 0)
             generated += "\n" + File.ReadAllText(Path.Combine(hoconDir, "tiebreaker.hocon")) +
                          $"\npromha.tiebreaker-lease.targets = [{string.Join(",", s.Cluster.TieBreaker.Targets.Select(t => $"\"{t}\""))}]" +
                          $"\npromha.tiebreaker-lease.connect-timeout = {s.Cluster.TieBreaker.TimeoutMs}ms\n";

@@ -45,6 +45,11 @@ run.SetAction(async (p, ct) =>
         await Console.Error.WriteLineAsync($"promha: invalid configuration: {e.Message}");
         return ExitCodes.BadSettings;
     }
+    catch (PromHa.Node.Storage.JournalUnavailableException e)
+    {
+        await Console.Error.WriteLineAsync($"promha: {e.Message}; start it again");
+        return ExitCodes.Restart;
+    }
     if (await SeedLink.WaitAfterDowning(settings, ct) is { } waited)
         app.Logger.LogInformation("Downed before this start: waited {Seconds:F1} s for a seed's host to answer on the cluster link before joining", waited.TotalSeconds);
     // RunAsync, unrolled: the shutdown reason is read before the services are disposed.

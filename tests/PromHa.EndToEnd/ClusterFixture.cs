@@ -41,6 +41,8 @@ public sealed class RealCluster : IAsyncDisposable
     private readonly List<LinkProxy> _links = [];
 
     public LocalCluster Cluster { get; }
+    /// <summary>The cluster's own PostgreSQL server, when its journals or its tie-breaker use one.</summary>
+    public PostgresServer? Postgres { get; private set; }
 
     private RealCluster(ITestOutputHelper output, string dir, LocalCluster cluster, TcpListener? tieBreaker)
     {
@@ -53,7 +55,8 @@ public sealed class RealCluster : IAsyncDisposable
     public static async Task<RealCluster> Start(ITestOutputHelper output, int nodes, int witnesses = 0,
         bool tieBreaker = false, LocalServers servers = LocalServers.External, bool alertmanager = false,
         PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror, bool cuttableLinks = false,
-        bool httpsApi = false, LocalAlerting? alerting = null, IReadOnlyList<string>? hooks = null)
+        bool httpsApi = false, LocalAlerting? alerting = null, IReadOnlyList<string>? hooks = null,
+        JournalMix journals = JournalMix.Sqlite, bool databaseTieBreaker = false)
     {
         var options = new LocalClusterOptions
         {
@@ -80,8 +83,26 @@ public sealed class RealCluster : IAsyncDisposable
             options = options with { TieBreakerTargets = [$"127.0.0.1:{((IPEndPoint)target.LocalEndpoint).Port}"] };
         }
         var dir = Directory.CreateTempSubdirectory("promha-e2e").FullName;
+        PostgresServer? pg = null;
+        if (journals != JournalMix.Sqlite || databaseTieBreaker)
+        {
+            pg = await PostgresServer.Start(dir);
+            string db;
+            try { db = await pg.CreateDatabase("promha"); }
+            catch
+            {
+                await pg.DisposeAsync();
+                throw;
+            }
+            options = options with
+            {
+                PostgresJournal = journals == JournalMix.Sqlite ? null : db,
+                Journals = journals,
+                TieBreakerDatabase = databaseTieBreaker ? db : null,
+            };
+        }
         var cluster = LocalCluster.Create(dir, options);
-        var rc = new RealCluster(output, dir, cluster, target);
+        var rc = new RealCluster(output, dir, cluster, target) { Postgres = pg };
         try
         {
             if (cuttableLinks)
@@ -94,6 +115,33 @@ public sealed class RealCluster : IAsyncDisposable
             throw;
         }
         return rc;
+    }
+
+    /// <summary>
+    /// Each node journaled where its settings say: a PostgreSQL node in its own schema (and no
+    /// promha.db), a SQLite node in its data dir (and no schema).
+    /// </summary>
+    public async Task CheckJournals(ITestOutputHelper output)
+    {
+        foreach (var n in Cluster.Nodes)
+        {
+            var schema = "promha_" + n.Name.ToLowerInvariant().Replace('-', '_').Replace('.', '_');
+            var rows = Postgres is null ? "" : await Postgres.Query("promha", $"SELECT to_regclass('{schema}.journal') IS NOT NULL") == "t"
+                ? await Postgres.Query("promha", $"SELECT count(*) FROM {schema}.journal")
+                : "-1";
+            var sqlite = File.Exists(Path.Combine(n.DataDir, "promha.db"));
+            output.WriteLine($"{n.Name}: {(Cluster.OnPostgres(n) ? "postgresql" : "sqlite")} journal; {schema}.journal rows: {rows}; promha.db: {sqlite}");
+            if (Cluster.OnPostgres(n))
+            {
+                Assert.True(long.Parse(rows) > 0, $"{n.Name} journals in PostgreSQL but {schema}.journal has {rows} rows");
+                Assert.False(sqlite, $"{n.Name} journals in PostgreSQL but wrote {n.DataDir}/promha.db");
+            }
+            else
+            {
+                Assert.True(sqlite, $"{n.Name} journals in SQLite but has no promha.db");
+                Assert.True(rows is "" or "-1", $"{n.Name} journals in SQLite but {schema}.journal exists");
+            }
+        }
     }
 
     public LocalNode Node(string name) => Cluster.Nodes.Single(n => n.Name == name);
@@ -112,6 +160,7 @@ public sealed class RealCluster : IAsyncDisposable
         await Cluster.DisposeAsync();
         foreach (var l in _links) await l.DisposeAsync();
         _tieBreakerTarget?.Stop();
+        if (Postgres is not null) await Postgres.DisposeAsync();
         if (Environment.GetEnvironmentVariable("KEEP_E2E_DIRS") == "1") _output.WriteLine($"kept {_dir}");
         else try { Directory.Delete(_dir, true); } catch (IOException) { }
     }

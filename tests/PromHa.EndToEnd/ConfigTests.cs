@@ -35,7 +35,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task Edits_on_the_master_reach_every_prometheus_and_bad_trees_are_rejected_with_their_reason()
     {
-        await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true);
+        await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true, journals: JournalMix.Mixed);
         var c = rc.Cluster;
         var master = await c.WaitForSingleMaster(Generous);
         await WaitApplied(c, c.Nodes, 1); // the master's conf dir became version 1
@@ -226,7 +226,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task Generated_trees_are_refused_naming_a_file_or_committed_and_applied_identically_on_every_node()
     {
-        await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true);
+        await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true, journals: JournalMix.Mixed);
         var c = rc.Cluster;
         var master = await c.WaitForSingleMaster(Generous);
         await WaitApplied(c, c.Nodes, 1);
@@ -302,7 +302,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
     public async Task In_federate_mode_standbys_federate_the_master_and_follow_a_failover()
     {
         await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised,
-            configMode: PromHa.Node.Settings.ConfigMode.Federate);
+            configMode: PromHa.Node.Settings.ConfigMode.Federate, journals: JournalMix.Mixed);
         var c = rc.Cluster;
         var master = await c.WaitForSingleMaster(Generous);
         await WaitApplied(c, c.Nodes, 1);
@@ -367,7 +367,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task A_stopped_standby_catches_up_and_numbering_and_role_history_survive_failover_and_a_full_restart()
     {
-        await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true);
+        await using var rc = await RealCluster.Start(output, nodes: 3, servers: LocalServers.Supervised, alertmanager: true, journals: JournalMix.Mixed);
         var c = rc.Cluster;
         var master = await c.WaitForSingleMaster(Generous);
         await WaitApplied(c, c.Nodes, 1);
@@ -424,6 +424,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
             await WaitApplied(c, c.Nodes, 5);
             Assert.Equal(5, (await api2.ConfigVersions(1))![0].Version);
         }
+        await rc.CheckJournals(output);
     }
 
     private static void AddJob(LocalNode master, string name, string target) =>

@@ -27,7 +27,7 @@ public class FailoverTests(ITestOutputHelper output)
     [Fact]
     public async Task One_master_then_kill_9_moves_it_the_old_master_returns_as_standby_a_dead_prometheus_moves_it_again_and_the_page_and_console_follow()
     {
-        await using var rc = await RealCluster.Start(output, nodes: 3);
+        await using var rc = await RealCluster.Start(output, nodes: 3, journals: JournalMix.Mixed);
         var c = rc.Cluster;
         var first = await c.WaitForSingleMaster(Generous);
         var firstStatus = await c.Status(first);
@@ -286,7 +286,7 @@ public class FailoverTests(ITestOutputHelper output)
     public async Task Killing_the_singletons_host_right_after_a_failover_never_reuses_an_epoch()
     {
         // five nodes, so that three of five remain after two crashes
-        await using var rc = await RealCluster.Start(output, nodes: 5);
+        await using var rc = await RealCluster.Start(output, nodes: 5, journals: JournalMix.Mixed);
         var c = rc.Cluster;
         var master = await c.WaitForSingleMaster(Generous);
         c.Kill(master);
@@ -326,6 +326,7 @@ public class FailoverTests(ITestOutputHelper output)
             Assert.Equal(Enumerable.Range(1, epochs.Count).Select(i => (long)i), epochs); // no gaps, no repeats
             Assert.Equal(lastStatus.Epoch, epochs[^1]);
         }
+        await rc.CheckJournals(output);
     }
 
     /// <summary>Polls a node's /primary every 50 ms until cancelled; returns how many polls and the ones not 200.</summary>

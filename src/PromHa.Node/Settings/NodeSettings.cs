@@ -18,6 +18,7 @@ public sealed class NodeSettings
     public TlsSection Tls { get; set; } = new();
     public AlertsSection Alerts { get; set; } = new();
     public HooksSection Hooks { get; set; } = new();
+    public JournalSection Journal { get; set; } = new();
 
     /// <summary>A node without Prometheus or Alertmanager votes in the cluster but never becomes master.</summary>
     public bool IsWitness => Prometheus.Mode == ServerMode.None && Alertmanager.Mode == ServerMode.None;
@@ -69,6 +70,31 @@ public sealed class TieBreakerSection
 {
     public List<string> Targets { get; set; } = [];
     public int TimeoutMs { get; set; } = 500;
+    /// <summary>
+    /// Instead of targets: a PostgreSQL connection string. The side that loses its peer stays up only
+    /// if it takes the pair's lease row in that database first (one winner, also on a cut link); with
+    /// the database unreachable neither side does, and the pair has no master until it answers again.
+    /// </summary>
+    public string Database { get; set; } = "";
+    /// <summary>How long a lease taken by a crashed node blocks the other, when it crashed holding it.</summary>
+    public int DatabaseLeaseTtlMs { get; set; } = 10000;
+}
+
+public enum JournalProvider { Sqlite, Postgresql }
+
+/// <summary>
+/// Where the node's journal (Akka.Persistence.Sql: its replica of the role ledger and the config
+/// versions) lives. SQLite in the data dir by default; PostgreSQL by connection string, each node in
+/// its own schema (the journal is a per-node replica, not shared state).
+/// </summary>
+public sealed class JournalSection
+{
+    public JournalProvider Provider { get; set; } = JournalProvider.Sqlite;
+    /// <summary>PostgreSQL: an Npgsql connection string (Host=...;Port=...;Database=...;Username=...; a password
+    /// is better kept in PROMHA_JOURNAL__CONNECTIONSTRING or a Passfile= than in promha.yml).</summary>
+    public string ConnectionString { get; set; } = "";
+    /// <summary>PostgreSQL: the node's schema; default promha_&lt;node name&gt;.</summary>
+    public string Schema { get; set; } = "";
 }
 
 /// <summary>

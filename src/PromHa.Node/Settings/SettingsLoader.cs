@@ -119,6 +119,25 @@ public static class SettingsLoader
             if (!TryHostPort(seed, out _, out _)) Fail("cluster.seeds", $"'{seed}' is not host:port");
         foreach (var target in s.Cluster.TieBreaker.Targets)
             if (!TryHostPort(target, out _, out _)) Fail("cluster.tieBreaker.targets", $"'{target}' is not host:port");
+        if (s.Cluster.TieBreaker.Database.Length > 0)
+        {
+            if (s.Cluster.TieBreaker.Targets.Count > 0) Fail("cluster.tieBreaker", "set targets or database, not both");
+            if (Storage.PostgresConnection.Check(s.Cluster.TieBreaker.Database) is { } why) Fail("cluster.tieBreaker.database", why);
+            if (s.Cluster.TieBreaker.DatabaseLeaseTtlMs is < 2000 or > 120000)
+                Fail("cluster.tieBreaker.databaseLeaseTtlMs", $"must be 2000-120000 (got {s.Cluster.TieBreaker.DatabaseLeaseTtlMs})");
+        }
+        switch (s.Journal.Provider)
+        {
+            case JournalProvider.Postgresql:
+                if (s.Journal.ConnectionString.Length == 0) Fail("journal.connectionString", "is required with provider postgresql (Host=...;Database=...;Username=...)");
+                if (Storage.PostgresConnection.Check(s.Journal.ConnectionString) is { } why) Fail("journal.connectionString", why);
+                if (s.Journal.Schema.Length > 0 && !System.Text.RegularExpressions.Regex.IsMatch(s.Journal.Schema, "^[a-z_][a-z0-9_]{0,62}$"))
+                    Fail("journal.schema", $"'{s.Journal.Schema}' must be a lower-case SQL name ([a-z_][a-z0-9_]*, at most 63)");
+                break;
+            case JournalProvider.Sqlite when s.Journal.ConnectionString.Length > 0 || s.Journal.Schema.Length > 0:
+                Fail("journal", "connectionString and schema are for provider postgresql (SQLite lives in dataDir)");
+                break;
+        }
         if (!TryHostPort(s.Http.Listen, out _, out _)) Fail("http.listen", $"'{s.Http.Listen}' is not host:port");
         if (string.IsNullOrWhiteSpace(s.DataDir)) Fail("dataDir", "is required (PromHa keeps its journal there)");
         foreach (var (name, server) in new[] { ("prometheus", s.Prometheus), ("alertmanager", s.Alertmanager) })

@@ -110,6 +110,15 @@ public class SettingsLoaderTests : IDisposable
     [InlineData("mode: external", "mode: sidecarr", "prometheus.mode")]
     [InlineData("dataDir: data", "dataDir: data\ntiming:\n  leaseMarginMs: 50", "timing.leaseMarginMs")]
     [InlineData("dataDir: data", "dataDir: data\ntiming:\n  leaseMs: 1000\n  leaseMarginMs: 600", "timing.leaseMarginMs")]
+    [InlineData("dataDir: data", "dataDir: data\njournal:\n  provider: postgresql", "journal.connectionString")]
+    [InlineData("dataDir: data", "dataDir: data\njournal:\n  provider: postgresql\n  connectionString: 'Host=db;Username=p'", "journal.connectionString")]
+    [InlineData("dataDir: data", "dataDir: data\njournal:\n  provider: postgresql\n  connectionString: 'Hots=db;Database=p'", "journal.connectionString")]
+    [InlineData("dataDir: data", "dataDir: data\njournal:\n  provider: postgresql\n  connectionString: 'Host=db;Database=p'\n  schema: 'x; drop'", "journal.schema")]
+    [InlineData("dataDir: data", "dataDir: data\njournal:\n  provider: mysql", "journal.provider")]
+    [InlineData("dataDir: data", "dataDir: data\njournal:\n  connectionString: 'Host=db;Database=p'", "journal")]
+    [InlineData("seeds: [127.0.0.1:4053, 127.0.0.1:4054]", "seeds: [127.0.0.1:4053, 127.0.0.1:4054]\n  tieBreaker:\n    targets: [10.0.0.1:22]\n    database: 'Host=db;Database=p'", "cluster.tieBreaker")]
+    [InlineData("seeds: [127.0.0.1:4053, 127.0.0.1:4054]", "seeds: [127.0.0.1:4053, 127.0.0.1:4054]\n  tieBreaker:\n    database: 'Host=db'", "cluster.tieBreaker.database")]
+    [InlineData("seeds: [127.0.0.1:4053, 127.0.0.1:4054]", "seeds: [127.0.0.1:4053, 127.0.0.1:4054]\n  tieBreaker:\n    database: 'Host=db;Database=p'\n    databaseLeaseTtlMs: 500", "databaseLeaseTtlMs")]
     public void A_bad_field_is_named_with_the_file(string from, string to, string field)
     {
         var path = Write(Valid.Replace(from, to));
@@ -133,5 +142,27 @@ public class SettingsLoaderTests : IDisposable
         var path = Write(Valid.Replace("mode: external\n  url: http://127.0.0.1:9090", "mode: supervised\n  listen: 127.0.0.1:9090") + "\nconfDir: conf\n");
         var e = Assert.Throws<SettingsException>(() => SettingsLoader.Load(path, [], NoEnv));
         Assert.Contains("prometheus.yml not found", e.Message);
+    }
+
+    [Fact]
+    public void A_postgresql_journal_gets_a_schema_per_node_and_sqlite_stays_the_default()
+    {
+        var sqlite = SettingsLoader.Load(Write(Valid), [], NoEnv);
+        Assert.Equal(JournalProvider.Sqlite, sqlite.Journal.Provider);
+        var hocon = Akka.Configuration.ConfigurationFactory.ParseString(PromHa.Node.Storage.Journal.Hocon(sqlite));
+        Assert.Equal($"Data Source={Path.Combine(sqlite.DataDir, "promha.db")}", hocon.GetString("akka.persistence.journal.sql.connection-string"));
+
+        // a quote and a backslash in the password survive HOCON
+        var pg = SettingsLoader.Load(Write(Valid.Replace("name: prom-a", "name: Prom-A.1") +
+            "\njournal:\n  provider: postgresql\n  connectionString: 'Host=db;Database=promha;Username=p;Password=a\"b\\c'\n"), [], NoEnv);
+        Assert.Equal("promha_prom_a_1", PromHa.Node.Storage.Journal.Schema(pg));
+        hocon = Akka.Configuration.ConfigurationFactory.ParseString(PromHa.Node.Storage.Journal.Hocon(pg));
+        foreach (var plugin in new[] { "journal", "snapshot-store" })
+        {
+            Assert.Equal("Host=db;Database=promha;Username=p;Password=a\"b\\c", hocon.GetString($"akka.persistence.{plugin}.sql.connection-string"));
+            Assert.Equal(PromHa.Node.Storage.Journal.PostgresProvider, hocon.GetString($"akka.persistence.{plugin}.sql.provider-name"));
+            Assert.Equal("promha_prom_a_1", hocon.GetString($"akka.persistence.{plugin}.sql.default.schema-name"));
+        }
+        Assert.Equal("p@db:5432/promha", PromHa.Node.Storage.PostgresConnection.Describe(pg.Journal.ConnectionString));
     }
 }
