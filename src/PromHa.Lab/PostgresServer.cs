@@ -82,10 +82,39 @@ public sealed class PostgresServer : IAsyncDisposable
     public async Task<string> Query(string database, string sql) =>
         (await Run("psql", ["-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "-U", Role, "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql], client: true)).Trim();
 
-    /// <summary>Pauses (STOP) or resumes (CONT) the server: connections hang, as with a database that stopped answering.</summary>
-    public void Freeze() => ProcessRun.Signal(Pid, "STOP");
+    /// <summary>
+    /// Pauses (STOP) the server, its backends too (a client's pooled connection talks to a backend,
+    /// not to the postmaster): every query and connect hangs, as with a database that stopped answering.
+    /// </summary>
+    public void Freeze()
+    {
+        ProcessRun.Signal(Pid, "STOP");
+        foreach (var child in Children(Pid)) ProcessRun.Signal(child, "STOP");
+    }
 
-    public void Thaw() => ProcessRun.Signal(Pid, "CONT");
+    public void Thaw()
+    {
+        foreach (var child in Children(Pid)) ProcessRun.Signal(child, "CONT");
+        ProcessRun.Signal(Pid, "CONT");
+    }
+
+    /// <summary>The PIDs whose parent is <paramref name="pid"/> (/proc/&lt;pid&gt;/stat, field 4).</summary>
+    private static List<int> Children(int pid)
+    {
+        var children = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var p)) continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                if (int.Parse(fields[1], CultureInfo.InvariantCulture) == pid) children.Add(p);
+            }
+            catch (IOException) { }
+        }
+        return children;
+    }
 
     private async Task<string> Run(string tool, IReadOnlyList<string> args, bool client = false)
     {
@@ -99,7 +128,7 @@ public sealed class PostgresServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Pid == 0) return;
-        try { ProcessRun.Signal(Pid, "CONT"); } catch (InvalidOperationException) { }
+        try { Thaw(); } catch (InvalidOperationException) { }
         try { ProcessRun.Signal(Pid, "INT"); } catch (InvalidOperationException) { }
         var until = Stopwatch.StartNew();
         while (Alive(Pid) && until.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(100);
@@ -107,6 +136,9 @@ public sealed class PostgresServer : IAsyncDisposable
         Pid = 0;
     }
 
-    private static bool Alive(int pid) => Directory.Exists($"/proc/{pid}") &&
-                                          !File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2].Equals("Z", StringComparison.Ordinal);
+    private static bool Alive(int pid)
+    {
+        try { return !File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2].Equals("Z", StringComparison.Ordinal); }
+        catch (IOException) { return false; }
+    }
 }

@@ -136,6 +136,76 @@ public class PairTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A pure pair whose tie-breaker is a lease row in PostgreSQL (its journals there too): it fails
+    /// over whichever node crashes; a cut link between the two hosts, both still reaching the
+    /// database, leaves one master and never two (both /primary polled every 100 ms), and the side
+    /// that lost the row rejoins as a standby when the link returns. Then the database stops
+    /// answering and the link is cut again: neither side can take the row, both step down, and the
+    /// pair has no master (rather than two) until the database and the link are back.
+    /// </summary>
+    [Fact]
+    public async Task A_pure_pair_with_a_database_lease_fails_over_either_crash_and_a_cut_link_never_gives_two_masters()
+    {
+        // Crashes first, without the link proxies: a proxy answers for a dead node's port, and a
+        // survivor that sees its peer's port answer will not take the role alone (the island guard).
+        await using (var crashes = await RealCluster.Start(output, nodes: 2, databaseTieBreaker: true, journals: JournalMix.Postgres))
+            await CrashEitherSide(crashes.Cluster, crashes.Cluster.Nodes);
+
+        await using var rc = await RealCluster.Start(output, nodes: 2, cuttableLinks: true, databaseTieBreaker: true, journals: JournalMix.Postgres);
+        var c = rc.Cluster;
+        var before = await c.WaitForSingleMaster(Generous);
+        await c.WaitUntil(async () => (await c.Status(c.Nodes.Single(n => n != before)))?.Master == before.Name, Generous, default, "the standby to follow");
+
+        await using var observer = new PrimaryObserver(c.Nodes, TimeSpan.FromMilliseconds(100));
+        observer.Start();
+        var exits = c.Nodes.ToDictionary(n => n, n => n.Exits.Count);
+        rc.CutLinks();
+        observer.Mark("cut");
+        // the side that lost the row downs itself (exit 3) and, restarted, waits for its seed
+        await c.WaitUntil(() => Task.FromResult(c.Nodes.Any(n => n.Exits.Skip(exits[n]).Contains(3))), Generous, default, "one side to down itself");
+        var keeper = await c.WaitForSingleMaster(Generous);
+        var loser = c.Nodes.Single(n => n != keeper);
+        Assert.DoesNotContain(3, keeper.Exits.Skip(exits[keeper]));
+        await Task.Delay(TimeSpan.FromSeconds(10)); // and it stays so
+        Assert.Equal(keeper, await c.WaitForSingleMaster(Generous));
+        var overlaps = observer.Rounds.Where(r => r.Masters > 1).ToList();
+        if (overlaps.Count > 0) Assert.Fail($"two masters in {overlaps.Count} polls:\n{observer.Timeline(overlaps[0].At.AddSeconds(-2), overlaps[^1].At.AddSeconds(2))}");
+        output.WriteLine($"cut link: {keeper.Name} kept or took the role (was {before.Name}); {loser.Name} downed itself; longest without a master " +
+                         $"{ObserverTimeline.LongestWithoutMaster(observer.Rounds).Longest.TotalSeconds:F1} s");
+        var held = await rc.Postgres!.Query("promha", "SELECT owner FROM promha_lease");
+        Assert.EndsWith($":{keeper.PublicClusterPort}", held); // the last to take the row (SBR's owner: system@host:port)
+
+        rc.RestoreLinks();
+        observer.Mark("healed");
+        await c.WaitUntil(async () => (await c.Status(loser))?.Master == keeper.Name, TimeSpan.FromSeconds(120), default, $"{loser.Name} to rejoin as standby");
+        Assert.Equal(keeper, await c.WaitForSingleMaster(Generous));
+
+        // without its tie-breaker the pair chooses no master over two
+        rc.Postgres.Freeze();
+        exits = c.Nodes.ToDictionary(n => n, n => n.Exits.Count);
+        rc.CutLinks();
+        observer.Mark("database frozen, cut");
+        try
+        {
+            await c.WaitUntil(() => Task.FromResult(c.Nodes.All(n => n.Exits.Skip(exits[n]).Contains(3))), Generous, default,
+                "both sides to down themselves, neither reaching the database");
+            await c.WaitUntil(async () => (await c.Masters()).Count == 0, Generous, default, "no master on either side");
+        }
+        finally
+        {
+            rc.Postgres.Thaw();
+            rc.RestoreLinks();
+        }
+        observer.Mark("database back, healed");
+        var after = await c.WaitForSingleMaster(TimeSpan.FromSeconds(120));
+        await c.WaitForMembers(Generous);
+        await observer.StopAsync();
+        overlaps = observer.Rounds.Where(r => r.Masters > 1).ToList();
+        if (overlaps.Count > 0) Assert.Fail($"two masters in {overlaps.Count} polls:\n{observer.Timeline(overlaps[0].At.AddSeconds(-2), overlaps[^1].At.AddSeconds(2))}");
+        output.WriteLine($"database frozen and link cut: no master until both were back; then {after.Name}");
+    }
+
+    /// <summary>
     /// Crash the master (it may host the singleton, the case Akka's own strategies lose), then the
     /// standby, and the master must stay; each crashed node comes back as a standby.
     /// </summary>
