@@ -32,6 +32,8 @@ public sealed record LocalClusterOptions
     /// <summary>A PostgreSQL database for the nodes' journals (journal.provider postgresql), used as <see cref="Journals"/> says.</summary>
     public string? PostgresJournal { get; init; }
     public JournalMix Journals { get; init; } = JournalMix.Sqlite;
+    /// <summary>promha.yml's remoteWrite: (url, mode) per receiver.</summary>
+    public IReadOnlyList<(string Url, string Mode)> RemoteWrite { get; init; } = [];
     /// <summary>How to start promha: the executable and leading arguments (e.g. ["dotnet", "promha.dll"]).</summary>
     public IReadOnlyList<string> PromhaCommand { get; init; } = DefaultPromhaCommand();
     public string PrometheusBinary { get; init; } = "/usr/bin/prometheus";
@@ -336,6 +338,8 @@ public sealed class LocalCluster : IAsyncDisposable
                 yaml.Append($"  tieBreaker:\n    targets: [{string.Join(", ", _options.TieBreakerTargets)}]\n");
             if (_options.TieBreakerDatabase is { } leaseDb)
                 yaml.Append($"  tieBreaker:\n    database: '{leaseDb}'\n");
+            if (_options.RemoteWrite.Count > 0)
+                yaml.Append("remoteWrite:\n" + string.Concat(_options.RemoteWrite.Select(rw => $"  - url: {rw.Url}\n    mode: {rw.Mode}\n")));
             if (OnPostgres(n))
                 yaml.Append($"journal:\n  provider: postgresql\n  connectionString: '{_options.PostgresJournal}'\n");
             if (_options.Hooks.Count > 0)

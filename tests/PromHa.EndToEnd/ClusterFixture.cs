@@ -56,7 +56,7 @@ public sealed class RealCluster : IAsyncDisposable
         bool tieBreaker = false, LocalServers servers = LocalServers.External, bool alertmanager = false,
         PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror, bool cuttableLinks = false,
         bool httpsApi = false, LocalAlerting? alerting = null, IReadOnlyList<string>? hooks = null,
-        JournalMix journals = JournalMix.Sqlite, bool databaseTieBreaker = false)
+        JournalMix journals = JournalMix.Sqlite, bool databaseTieBreaker = false, IReadOnlyList<(string Url, string Mode)>? remoteWrite = null)
     {
         var options = new LocalClusterOptions
         {
@@ -69,6 +69,7 @@ public sealed class RealCluster : IAsyncDisposable
             HttpsApi = httpsApi,
             Alerting = alerting,
             Hooks = hooks ?? [],
+            RemoteWrite = remoteWrite ?? [],
         };
         var missing = LocalCluster.MissingBinaries(options);
         if (missing.Count > 0)

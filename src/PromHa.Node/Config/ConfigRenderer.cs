@@ -18,13 +18,15 @@ public sealed record RenderContext(
     public IReadOnlyList<string> Alertmanagers { get; init; } = [];
     /// <summary>The node's notification gate; null renders alertmanager.yml as authored (a node without one).</summary>
     public GateRendering? Gate { get; init; }
+    /// <summary>promha.yml's remote storage: master-only receivers are rendered on the master alone.</summary>
+    public IReadOnlyList<RemoteWriteTarget> RemoteWrite { get; init; } = [];
 }
 
 /// <summary>
 /// Turns a bundle into the files one node runs. Every node's prometheus.yml gets an external label
 /// naming the replica, so a downstream store can deduplicate the pair. In federate mode a standby's
-/// prometheus.yml scrapes the master's /federate instead of the targets. All other files are
-/// copied as they are.
+/// prometheus.yml scrapes the master's /federate instead of the targets; promha.yml's remote
+/// storage is added (master-only receivers on the master alone). All other files are copied as they are.
 /// </summary>
 public static class ConfigRenderer
 {
@@ -45,6 +47,7 @@ public static class ConfigRenderer
         var labels = Child(global, "external_labels");
         labels.Children[new YamlScalarNode(ctx.ReplicaLabel)] = new YamlScalarNode(ctx.Node) { Style = ScalarStyle.DoubleQuoted };
         AlertingRenderer.AddAlerting(root, ctx.ReplicaLabel, ctx.Alertmanagers);
+        AddRemoteWrite(root, ctx);
 
         var header = federate
             ? $"# Rendered by PromHa for {ctx.Node} (standby, federating {ctx.MasterPrometheus}); edit the master's conf tree instead.\n"
@@ -150,6 +153,42 @@ public static class ConfigRenderer
         { "params", new YamlMappingNode { { "match[]", new YamlSequenceNode(ctx.FederateMatch.Select(m => new YamlScalarNode(m) { Style = ScalarStyle.SingleQuoted })) } } },
         { "file_sd_configs", new YamlSequenceNode(new YamlMappingNode { { "files", new YamlSequenceNode(new YamlScalarNode(FederateTargetsFile)) } }) },
     };
+
+    /// <summary>
+    /// promha.yml's receivers, after any the operator's prometheus.yml has: all-replicas on every
+    /// node, master-only on the master alone. Each drops the replica label on the way out, so the
+    /// receiver keeps one series per target whichever replica wrote it.
+    /// </summary>
+    private static void AddRemoteWrite(YamlMappingNode root, RenderContext ctx)
+    {
+        var targets = ctx.RemoteWrite.Select((rw, i) => (rw, i))
+            .Where(t => t.rw.Mode == RemoteWriteTarget.AllReplicas || ctx.IsMaster).ToList();
+        if (targets.Count == 0) return;
+        YamlSequenceNode list;
+        if (root.Children.TryGetValue(new YamlScalarNode("remote_write"), out var existing) && existing is not YamlScalarNode { Value: null or "" or "~" or "null" })
+            list = existing as YamlSequenceNode ?? throw new ConfTreeException(PrometheusFile, "'remote_write' must be a list");
+        else root.Children[new YamlScalarNode("remote_write")] = list = new YamlSequenceNode();
+        foreach (var (rw, i) in targets)
+        {
+            var entry = new YamlMappingNode
+            {
+                { "name", rw.Name.Length > 0 ? rw.Name : $"promha-{i}" },
+                { "url", new YamlScalarNode(rw.Url) { Style = ScalarStyle.DoubleQuoted } },
+                {
+                    "write_relabel_configs", new YamlSequenceNode(new YamlMappingNode
+                    {
+                        { "action", "labeldrop" },
+                        { "regex", new YamlScalarNode(ctx.ReplicaLabel) { Style = ScalarStyle.SingleQuoted } },
+                    })
+                },
+            };
+            if (rw.BearerTokenFile.Length > 0)
+                entry.Add("authorization", new YamlMappingNode { { "credentials_file", rw.BearerTokenFile } });
+            if (rw.BasicAuthUsername.Length > 0)
+                entry.Add("basic_auth", new YamlMappingNode { { "username", rw.BasicAuthUsername }, { "password_file", rw.BasicAuthPasswordFile } });
+            list.Add(entry);
+        }
+    }
 
     private static YamlMappingNode Child(YamlMappingNode parent, string key)
     {

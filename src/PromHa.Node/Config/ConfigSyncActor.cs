@@ -222,6 +222,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
         {
             Alertmanagers = _alertmanagers.ToList(),
             Gate = _gate,
+            RemoteWrite = _s.RemoteWrite,
         };
     }
 

@@ -19,6 +19,8 @@ public sealed class NodeSettings
     public AlertsSection Alerts { get; set; } = new();
     public HooksSection Hooks { get; set; } = new();
     public JournalSection Journal { get; set; } = new();
+    /// <summary>Remote storage the group's samples go to (rendered as remote_write in prometheus.yml).</summary>
+    public List<RemoteWriteTarget> RemoteWrite { get; set; } = [];
 
     /// <summary>A node without Prometheus or Alertmanager votes in the cluster but never becomes master.</summary>
     public bool IsWitness => Prometheus.Mode == ServerMode.None && Alertmanager.Mode == ServerMode.None;
@@ -78,6 +80,26 @@ public sealed class TieBreakerSection
     public string Database { get; set; } = "";
     /// <summary>How long a lease taken by a crashed node blocks the other, when it crashed holding it.</summary>
     public int DatabaseLeaseTtlMs { get; set; } = 10000;
+}
+
+/// <summary>
+/// One remote_write receiver. mode master-only: only the master's Prometheus writes (a switch of
+/// master switches the writer); all-replicas: every replica writes, for receivers that deduplicate
+/// (VictoriaMetrics' -dedup.minScrapeInterval, Mimir/Cortex HA tracker). Either way the replica label
+/// is dropped on the way out, so the receiver keeps one series per target whoever wrote it.
+/// </summary>
+public sealed class RemoteWriteTarget
+{
+    public const string MasterOnly = "master-only";
+    public const string AllReplicas = "all-replicas";
+    public string Url { get; set; } = "";
+    public string Mode { get; set; } = MasterOnly;
+    /// <summary>remote_write's name (queues and metrics); default promha-&lt;index&gt;.</summary>
+    public string Name { get; set; } = "";
+    /// <summary>A file holding a bearer token (bearer_token_file).</summary>
+    public string BearerTokenFile { get; set; } = "";
+    public string BasicAuthUsername { get; set; } = "";
+    public string BasicAuthPasswordFile { get; set; } = "";
 }
 
 public enum JournalProvider { Sqlite, Postgresql }

@@ -126,6 +126,24 @@ public static class SettingsLoader
             if (s.Cluster.TieBreaker.DatabaseLeaseTtlMs is < 2000 or > 120000)
                 Fail("cluster.tieBreaker.databaseLeaseTtlMs", $"must be 2000-120000 (got {s.Cluster.TieBreaker.DatabaseLeaseTtlMs})");
         }
+        for (var i = 0; i < s.RemoteWrite.Count; i++)
+        {
+            var rw = s.RemoteWrite[i];
+            var at = $"remoteWrite[{i}]";
+            if (!(Uri.TryCreate(rw.Url, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
+                Fail($"{at}.url", $"'{rw.Url}' is not an http(s) URL (e.g. http://victoria:8428/api/v1/write)");
+            if (rw.Mode is not (RemoteWriteTarget.MasterOnly or RemoteWriteTarget.AllReplicas))
+                Fail($"{at}.mode", $"'{rw.Mode}' is not {RemoteWriteTarget.MasterOnly} or {RemoteWriteTarget.AllReplicas}");
+            if (rw.Name.Length > 0 && !System.Text.RegularExpressions.Regex.IsMatch(rw.Name, "^[a-zA-Z0-9_.-]{1,64}$"))
+                Fail($"{at}.name", $"'{rw.Name}' may only contain letters, digits, '-', '_' and '.'");
+            foreach (var (field, file) in new[] { ("bearerTokenFile", rw.BearerTokenFile), ("basicAuthPasswordFile", rw.BasicAuthPasswordFile) })
+                if (file.Length > 0 && !File.Exists(file)) Fail($"{at}.{field}", $"{file} not found");
+            if (rw.BearerTokenFile.Length > 0 && rw.BasicAuthUsername.Length > 0) Fail(at, "bearerTokenFile or basic auth, not both");
+            if ((rw.BasicAuthUsername.Length > 0) != (rw.BasicAuthPasswordFile.Length > 0))
+                Fail(at, "basicAuthUsername and basicAuthPasswordFile go together");
+        }
+        if (s.RemoteWrite.Select((rw, i) => rw.Name.Length > 0 ? rw.Name : $"promha-{i}").GroupBy(n => n).FirstOrDefault(g => g.Count() > 1) is { } dup)
+            Fail("remoteWrite", $"two receivers named '{dup.Key}'");
         switch (s.Journal.Provider)
         {
             case JournalProvider.Postgresql:

@@ -125,4 +125,70 @@ public sealed class ConfigRendererTests
     {
         Assert.Contains("promha_replica", Rendered(ConfigRenderer.Render(Bundle(""), Ctx())));
     }
+
+    private static readonly RemoteWriteTarget[] Receivers =
+    [
+        new() { Url = "http://vm:8428/api/v1/write", Mode = RemoteWriteTarget.AllReplicas },
+        new() { Url = "http://mimir:9009/api/v1/push", Mode = RemoteWriteTarget.MasterOnly, Name = "mimir", BearerTokenFile = "/etc/promha/mimir.token" },
+    ];
+
+    [Fact]
+    public void Remote_storage_is_written_by_every_replica_or_by_the_master_alone_without_the_replica_label()
+    {
+        var operators = Prometheus + "\nremote_write:\n  - url: http://archive:9201/write\n";
+        var master = ConfigRenderer.Parse(ConfigRenderer.Render(Bundle(operators), Ctx(master: true) with { RemoteWrite = Receivers }).Get("prometheus.yml")!);
+        var standby = ConfigRenderer.Parse(ConfigRenderer.Render(Bundle(operators), Ctx(master: false) with { RemoteWrite = Receivers }).Get("prometheus.yml")!);
+        static List<YamlDotNet.RepresentationModel.YamlMappingNode> Writes(YamlDotNet.RepresentationModel.YamlMappingNode root) =>
+            ((YamlDotNet.RepresentationModel.YamlSequenceNode)root["remote_write"]).Children.Cast<YamlDotNet.RepresentationModel.YamlMappingNode>().ToList();
+        static string Url(YamlDotNet.RepresentationModel.YamlMappingNode w) => w["url"].ToString();
+
+        Assert.Equal(["http://archive:9201/write", "http://vm:8428/api/v1/write", "http://mimir:9009/api/v1/push"], Writes(master).Select(Url));
+        Assert.Equal(["http://archive:9201/write", "http://vm:8428/api/v1/write"], Writes(standby).Select(Url));
+        foreach (var w in Writes(master).Skip(1))
+        {
+            var drop = (YamlDotNet.RepresentationModel.YamlMappingNode)((YamlDotNet.RepresentationModel.YamlSequenceNode)w["write_relabel_configs"]).Children.Single();
+            Assert.Equal(("labeldrop", "promha_replica"), (drop["action"].ToString(), drop["regex"].ToString()));
+        }
+        Assert.Equal(["promha-0", "mimir"], Writes(master).Skip(1).Select(w => w["name"].ToString()));
+        Assert.Equal("/etc/promha/mimir.token", ((YamlDotNet.RepresentationModel.YamlMappingNode)Writes(master)[2]["authorization"])["credentials_file"].ToString());
+        // the operator's own receiver is left as written
+        Assert.False(Writes(master)[0].Children.ContainsKey(new YamlDotNet.RepresentationModel.YamlScalarNode("write_relabel_configs")));
+        // nothing configured, nothing added
+        Assert.DoesNotContain("remote_write", Rendered(ConfigRenderer.Render(Bundle(), Ctx(master: true))));
+    }
+
+    [Fact]
+    public void A_remote_write_that_is_not_a_list_is_refused_naming_the_file()
+    {
+        var e = Assert.Throws<ConfTreeException>(() => ConfigRenderer.Render(Bundle(Prometheus + "\nremote_write: http://x\n"), Ctx(master: true) with { RemoteWrite = Receivers }));
+        Assert.Contains("prometheus.yml", e.Message);
+        Assert.Contains("remote_write", e.Message);
+    }
+
+    [Fact]
+    public void The_rendered_remote_write_passes_promtool()
+    {
+        if (!File.Exists("/usr/bin/promtool")) Assert.Fail("promtool is needed: apt-get install -y prometheus");
+        var dir = Directory.CreateTempSubdirectory("promha-rw").FullName;
+        try
+        {
+            var token = Path.Combine(dir, "token");
+            File.WriteAllText(token, "t");
+            var rendered = ConfigRenderer.Render(Bundle(), Ctx(master: true) with
+            {
+                RemoteWrite = [Receivers[0], new RemoteWriteTarget { Url = "https://mimir/api/v1/push", Name = "m", BearerTokenFile = token }],
+            });
+            ConfTree.Sync(dir, rendered);
+            var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/promtool", ["check", "config", "--syntax-only", Path.Combine(dir, "prometheus.yml")])
+                { RedirectStandardOutput = true, RedirectStandardError = true };
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            var output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, output);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
 }
