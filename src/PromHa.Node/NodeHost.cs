@@ -10,6 +10,7 @@ using PromHa.Node.Http;
 using PromHa.Node.Web;
 using PromHa.Node.Master;
 using PromHa.Node.Reload;
+using PromHa.Node.RemoteWrite;
 using PromHa.Node.Security;
 using PromHa.Node.Settings;
 using PromHa.Node.Storage;
@@ -97,6 +98,7 @@ public static class NodeHost
             return $"{self.Address}#{self.Uid}";
         });
         app.MapGateEndpoints();
+        app.MapRemoteWriteEndpoints();
         app.MapMasterProxy();
         app.MapMetrics("/metrics");
         return app;
@@ -180,6 +182,7 @@ public static class NodeHost
             .AddBundleFetcherActor(s, view, Console.ApiAccess.ForPeers(s, AdminToken.Load(s)?.PeerSecret()))
             .AddOutboxActor(s, TimeProvider.System) // its times are compared with other nodes' wall clocks
             .AddNotificationGateActor(s, view, routes)
+            .AddRemoteWriteGateActor(s, view)
             .AddMasterChangedAlertActor(s, view)
             .AddRoleHooksActor(s, view)
             .AddServerSupervisorActors(s, view.Time);

@@ -8,6 +8,7 @@ using PromHa.Messages.Cluster;
 using PromHa.Messages.Config;
 using PromHa.Messages.Health;
 using PromHa.Messages.Ledger;
+using PromHa.Messages.RemoteWrite;
 using PromHa.Messages.Roles;
 
 namespace PromHa.Messages.Serialization;
@@ -81,6 +82,7 @@ public sealed class PromHaSerializer(ExtendedActorSystem system) : SerializerWit
         ("ledger.discard-maintenance.v1", typeof(DiscardMaintenance)),
         ("cluster.get-membership.v1", typeof(GetMembership)),
         ("cluster.membership.v1", typeof(Membership)),
+        ("remote-write.acked.v1", typeof(RemoteWriteAcked)),
     ];
 
     private static readonly FrozenDictionary<Type, string> ManifestByType =

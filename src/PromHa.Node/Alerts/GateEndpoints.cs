@@ -72,15 +72,18 @@ public static class GateEndpoints
     }
 
     /// <summary>How this node's Alertmanager reaches the gate: the node's own HTTP listener, seen from the same host.</summary>
-    public static GateRendering? Rendering(NodeSettings s, AdminToken? token)
+    public static GateRendering? Rendering(NodeSettings s, AdminToken? token) =>
+        s.Alertmanager.Mode == ServerMode.None ? null : LocalApi(s, token, Path);
+
+    /// <summary>A path of this node's API as its own servers reach it, with the gate's secret.</summary>
+    public static GateRendering? LocalApi(NodeSettings s, AdminToken? token, string path)
     {
-        if (s.Alertmanager.Mode == ServerMode.None) return null;
         var ca = s.Tls.Http && s.Tls.CaFile.Length > 0 ? s.Tls.CaFile : null;
-        // An Alertmanager in another container (the sidecar layout) reaches the node by its name.
-        if (s.Alerts.GateUrl.Length > 0) return new GateRendering($"{s.Alerts.GateUrl.TrimEnd('/')}{Path}", token?.GateSecret(), ca);
+        // A server in another container (the sidecar layout) reaches the node by its name.
+        if (s.Alerts.GateUrl.Length > 0) return new GateRendering($"{s.Alerts.GateUrl.TrimEnd('/')}{path}", token?.GateSecret(), ca);
         if (!SettingsLoader.TryHostPort(s.Http.Listen, out var host, out var port)) return null;
         if (SettingsLoader.IsAnyAddress(host) || host == "localhost") host = "127.0.0.1";
         var scheme = s.Tls.Http ? "https" : "http";
-        return new GateRendering($"{scheme}://{(host.Contains(':') ? $"[{host}]" : host)}:{port}{Path}", token?.GateSecret(), ca);
+        return new GateRendering($"{scheme}://{(host.Contains(':') ? $"[{host}]" : host)}:{port}{path}", token?.GateSecret(), ca);
     }
 }

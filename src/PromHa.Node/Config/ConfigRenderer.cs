@@ -18,8 +18,10 @@ public sealed record RenderContext(
     public IReadOnlyList<string> Alertmanagers { get; init; } = [];
     /// <summary>The node's notification gate; null renders alertmanager.yml as authored (a node without one).</summary>
     public GateRendering? Gate { get; init; }
-    /// <summary>promha.yml's remote storage: master-only receivers are rendered on the master alone.</summary>
+    /// <summary>promha.yml's remote storage.</summary>
     public IReadOnlyList<RemoteWriteTarget> RemoteWrite { get; init; } = [];
+    /// <summary>This node's remote-write gate (master-only receivers go through it); null: they are rendered on the master alone.</summary>
+    public GateRendering? RemoteWriteGate { get; init; }
 }
 
 /// <summary>
@@ -155,14 +157,17 @@ public static class ConfigRenderer
     };
 
     /// <summary>
-    /// promha.yml's receivers, after any the operator's prometheus.yml has: all-replicas on every
-    /// node, master-only on the master alone. Each drops the replica label on the way out, so the
-    /// receiver keeps one series per target whichever replica wrote it.
+    /// promha.yml's receivers, after any the operator's prometheus.yml has. all-replicas: every node
+    /// writes to the receiver. master-only: every node writes to its own gate, which forwards while
+    /// the node is master (RemoteWriteGateActor), so the same file serves either role and a failover
+    /// reloads nothing; one shard keeps the batches in order (the gate's acknowledged mark relies on
+    /// it). Without a gate, master-only receivers are written by the master alone. Each drops the
+    /// replica label on the way out: the receiver keeps one series per target whoever wrote it.
     /// </summary>
     private static void AddRemoteWrite(YamlMappingNode root, RenderContext ctx)
     {
         var targets = ctx.RemoteWrite.Select((rw, i) => (rw, i))
-            .Where(t => t.rw.Mode == RemoteWriteTarget.AllReplicas || ctx.IsMaster).ToList();
+            .Where(t => t.rw.Mode == RemoteWriteTarget.AllReplicas || ctx.IsMaster || ctx.RemoteWriteGate is not null).ToList();
         if (targets.Count == 0) return;
         YamlSequenceNode list;
         if (root.Children.TryGetValue(new YamlScalarNode("remote_write"), out var existing) && existing is not YamlScalarNode { Value: null or "" or "~" or "null" })
@@ -170,10 +175,12 @@ public static class ConfigRenderer
         else root.Children[new YamlScalarNode("remote_write")] = list = new YamlSequenceNode();
         foreach (var (rw, i) in targets)
         {
+            var name = rw.EffectiveName(i);
+            var gated = rw.Mode == RemoteWriteTarget.MasterOnly && ctx.RemoteWriteGate is not null;
             var entry = new YamlMappingNode
             {
-                { "name", rw.Name.Length > 0 ? rw.Name : $"promha-{i}" },
-                { "url", new YamlScalarNode(rw.Url) { Style = ScalarStyle.DoubleQuoted } },
+                { "name", name },
+                { "url", new YamlScalarNode(gated ? $"{ctx.RemoteWriteGate!.BaseUrl}/{name}" : rw.Url) { Style = ScalarStyle.DoubleQuoted } },
                 {
                     "write_relabel_configs", new YamlSequenceNode(new YamlMappingNode
                     {
@@ -182,10 +189,25 @@ public static class ConfigRenderer
                     })
                 },
             };
-            if (rw.BearerTokenFile.Length > 0)
-                entry.Add("authorization", new YamlMappingNode { { "credentials_file", rw.BearerTokenFile } });
-            if (rw.BasicAuthUsername.Length > 0)
-                entry.Add("basic_auth", new YamlMappingNode { { "username", rw.BasicAuthUsername }, { "password_file", rw.BasicAuthPasswordFile } });
+            if (gated)
+            {
+                var gate = ctx.RemoteWriteGate!;
+                if (gate.Credentials is { } c) entry.Add("authorization", new YamlMappingNode { { "credentials", new YamlScalarNode(c) { Style = ScalarStyle.DoubleQuoted } } });
+                if (gate.CaFile is { } ca) entry.Add("tls_config", new YamlMappingNode { { "ca_file", ca } });
+                entry.Add("queue_config", new YamlMappingNode
+                {
+                    { "min_shards", "1" }, { "max_shards", "1" }, { "capacity", "10000" },
+                    { "max_samples_per_send", "2000" }, { "batch_send_deadline", "1s" },
+                    { "min_backoff", "30ms" }, { "max_backoff", "1s" },
+                });
+            }
+            else
+            {
+                if (rw.BearerTokenFile.Length > 0)
+                    entry.Add("authorization", new YamlMappingNode { { "credentials_file", rw.BearerTokenFile } });
+                if (rw.BasicAuthUsername.Length > 0)
+                    entry.Add("basic_auth", new YamlMappingNode { { "username", rw.BasicAuthUsername }, { "password_file", rw.BasicAuthPasswordFile } });
+            }
             list.Add(entry);
         }
     }

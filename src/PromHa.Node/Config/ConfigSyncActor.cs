@@ -47,6 +47,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private readonly SortedSet<string> _alertmanagers = new(StringComparer.Ordinal);
     private readonly GateRoutes _routes;
     private readonly GateRendering? _gate;
+    private readonly GateRendering? _remoteWriteGate;
     private ConfBundle? _recent; // the bundle last stored or fetched: applied next, without reading it back
     private CandidateRejected? _lastRejected;
     /// <summary>How far this node is from the latest version, reported to the config-versions singleton.</summary>
@@ -56,6 +57,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 
     public ConfigSyncActor(NodeSettings settings, NodeView view, GateRoutes routes, GateRendering? gate)
     {
+        _remoteWriteGate = RemoteWrite.RemoteWriteEndpoints.Rendering(settings, PromHa.Node.Http.AdminToken.Load(settings));
         _s = settings;
         _view = view;
         _routes = routes;
@@ -223,6 +225,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             Alertmanagers = _alertmanagers.ToList(),
             Gate = _gate,
             RemoteWrite = _s.RemoteWrite,
+            RemoteWriteGate = _remoteWriteGate,
         };
     }
 

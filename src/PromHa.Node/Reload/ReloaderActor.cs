@@ -239,7 +239,8 @@ public sealed class LiveTree(NodeSettings s)
             {
                 Alertmanagers = s.Alertmanager.Mode == ServerMode.None ? [] : [s.Advertised(s.Alertmanager.EffectiveUrl)],
                 Gate = Alerts.GateEndpoints.Rendering(s, PromHa.Node.Http.AdminToken.Load(s)),
-                RemoteWrite = s.RemoteWrite, // all-replicas ones: this node is no master yet
+                RemoteWrite = s.RemoteWrite,
+                RemoteWriteGate = RemoteWrite.RemoteWriteEndpoints.Rendering(s, PromHa.Node.Http.AdminToken.Load(s)),
             });
             var invalid = ConfigValidator.Validate(rendered, _staging, Tools, bundle).GetAwaiter().GetResult();
             if (invalid is not null)

@@ -100,6 +100,16 @@ public sealed class RemoteWriteTarget
     public string BearerTokenFile { get; set; } = "";
     public string BasicAuthUsername { get; set; } = "";
     public string BasicAuthPasswordFile { get; set; } = "";
+    /// <summary>
+    /// master-only: each node's gate holds what its Prometheus wrote and the master has not
+    /// confirmed yet, up to this many bytes (then Prometheus is told to retry and keeps it in its WAL)
+    /// and this many seconds (older is forgotten: a receiver down longer than that leaves a gap if
+    /// the master fails meanwhile).
+    /// </summary>
+    public long BufferBytes { get; set; } = 256L * 1024 * 1024;
+    public int BufferSeconds { get; set; } = 600;
+
+    public string EffectiveName(int index) => Name.Length > 0 ? Name : $"promha-{index}";
 }
 
 public enum JournalProvider { Sqlite, Postgresql }

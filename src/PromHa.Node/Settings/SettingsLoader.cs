@@ -141,8 +141,10 @@ public static class SettingsLoader
             if (rw.BearerTokenFile.Length > 0 && rw.BasicAuthUsername.Length > 0) Fail(at, "bearerTokenFile or basic auth, not both");
             if ((rw.BasicAuthUsername.Length > 0) != (rw.BasicAuthPasswordFile.Length > 0))
                 Fail(at, "basicAuthUsername and basicAuthPasswordFile go together");
+            if (rw.BufferBytes < 1024 * 1024) Fail($"{at}.bufferBytes", $"must be at least 1048576 (got {rw.BufferBytes})");
+            if (rw.BufferSeconds is < 10 or > 86400) Fail($"{at}.bufferSeconds", $"must be 10-86400 (got {rw.BufferSeconds})");
         }
-        if (s.RemoteWrite.Select((rw, i) => rw.Name.Length > 0 ? rw.Name : $"promha-{i}").GroupBy(n => n).FirstOrDefault(g => g.Count() > 1) is { } dup)
+        if (s.RemoteWrite.Select((rw, i) => rw.EffectiveName(i)).GroupBy(n => n).FirstOrDefault(g => g.Count() > 1) is { } dup)
             Fail("remoteWrite", $"two receivers named '{dup.Key}'");
         switch (s.Journal.Provider)
         {

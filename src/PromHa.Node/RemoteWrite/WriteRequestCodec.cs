@@ -1,0 +1,121 @@
+using Google.Protobuf;
+using PromHa.Node.RemoteWrite.Prompb;
+using Snappier;
+
+namespace PromHa.Node.RemoteWrite;
+
+/// <summary>A remote-write request as the gate keeps it: the body as sent, and what it covers.</summary>
+public sealed record WriteBatch(byte[] Body, long MinMs, long MaxMs, int Series, int Samples)
+{
+    public int Bytes => Body.Length;
+}
+
+/// <summary>
+/// Prometheus's remote-write bodies (snappy block format around a protobuf WriteRequest): read
+/// what a batch covers, keep only what comes after a timestamp, split one in two.
+/// </summary>
+public static class WriteRequestCodec
+{
+    /// <summary>Reads a body; a body that is not snappy protobuf throws <see cref="InvalidDataException"/>.</summary>
+    public static WriteRequest Decode(byte[] body)
+    {
+        try
+        {
+            return WriteRequest.Parser.ParseFrom(Snappy.DecompressToArray(body));
+        }
+        catch (Exception e) when (e is InvalidProtocolBufferException or InvalidDataException or ArgumentException or IndexOutOfRangeException)
+        {
+            throw new InvalidDataException($"not a snappy-compressed remote-write request ({e.Message})", e);
+        }
+    }
+
+    public static byte[] Encode(WriteRequest request) => Snappy.CompressToArray(request.ToByteArray());
+
+    public static WriteBatch Batch(byte[] body) => Describe(Decode(body), body);
+
+    public static WriteBatch Describe(WriteRequest request, byte[] body)
+    {
+        long min = long.MaxValue, max = long.MinValue;
+        var samples = 0;
+        foreach (var ts in request.Timeseries)
+        {
+            foreach (var t in Timestamps(ts))
+            {
+                min = Math.Min(min, t);
+                max = Math.Max(max, t);
+                samples++;
+            }
+        }
+        return samples == 0
+            ? new WriteBatch(body, long.MaxValue, long.MinValue, request.Timeseries.Count, 0)
+            : new WriteBatch(body, min, max, request.Timeseries.Count, samples);
+    }
+
+    private static IEnumerable<long> Timestamps(TimeSeries ts) =>
+        ts.Samples.Select(s => s.Timestamp).Concat(ts.Histograms.Select(h => h.Timestamp));
+
+    /// <summary>
+    /// The part of a batch newer than <paramref name="afterMs"/>: samples, histograms and exemplars
+    /// at or before it are dropped, a series left with nothing is dropped; metadata is kept. Null when
+    /// nothing is left.
+    /// </summary>
+    public static WriteBatch? After(WriteBatch batch, long afterMs)
+    {
+        if (batch.MinMs > afterMs) return batch;
+        var request = Decode(batch.Body);
+        var kept = new WriteRequest();
+        kept.Metadata.Add(request.Metadata);
+        foreach (var ts in request.Timeseries)
+        {
+            var copy = ts.Clone();
+            copy.Samples.Clear();
+            copy.Samples.Add(ts.Samples.Where(s => s.Timestamp > afterMs));
+            copy.Histograms.Clear();
+            copy.Histograms.Add(ts.Histograms.Where(h => h.Timestamp > afterMs));
+            copy.Exemplars.Clear();
+            copy.Exemplars.Add(ts.Exemplars.Where(e => e.Timestamp > afterMs));
+            if (copy.Samples.Count > 0 || copy.Histograms.Count > 0) kept.Timeseries.Add(copy);
+        }
+        if (kept.Timeseries.Count == 0) return null;
+        return Describe(kept, Encode(kept));
+    }
+
+    /// <summary>
+    /// A batch as two halves: by series when it has two or more (metadata with the first), else its
+    /// one series by samples; null for a single sample. Splitting down to one sample isolates the
+    /// one a receiver refuses (Prometheus refuses a whole request for one out-of-order sample).
+    /// </summary>
+    public static (WriteBatch First, WriteBatch Second)? Split(WriteBatch batch)
+    {
+        var request = Decode(batch.Body);
+        var a = new WriteRequest();
+        var b = new WriteRequest();
+        a.Metadata.Add(request.Metadata);
+        if (request.Timeseries.Count >= 2)
+        {
+            var half = request.Timeseries.Count / 2;
+            a.Timeseries.Add(request.Timeseries.Take(half));
+            b.Timeseries.Add(request.Timeseries.Skip(half));
+        }
+        else if (request.Timeseries.Count == 1 && request.Timeseries[0].Samples.Count >= 2)
+        {
+            var ts = request.Timeseries[0];
+            var half = ts.Samples.Count / 2;
+            var first = ts.Clone();
+            first.Samples.Clear();
+            first.Samples.Add(ts.Samples.Take(half));
+            first.Histograms.Clear();
+            first.Exemplars.Clear();
+            first.Exemplars.Add(ts.Exemplars.Where(e => e.Timestamp <= ts.Samples[half - 1].Timestamp));
+            var second = ts.Clone();
+            second.Samples.Clear();
+            second.Samples.Add(ts.Samples.Skip(half));
+            second.Exemplars.Clear();
+            second.Exemplars.Add(ts.Exemplars.Where(e => e.Timestamp > ts.Samples[half - 1].Timestamp));
+            a.Timeseries.Add(first);
+            b.Timeseries.Add(second);
+        }
+        else return null;
+        return (Describe(a, Encode(a)), Describe(b, Encode(b)));
+    }
+}
