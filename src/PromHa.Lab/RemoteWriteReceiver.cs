@@ -110,30 +110,54 @@ public sealed class RemoteWriteReceiver : IDisposable
     public void Dispose() => ServerSupervisorActor.Terminate(_process, TimeSpan.FromSeconds(10));
 }
 
-/// <summary>What a series at a receiver says about its writers: gaps, doubles, counter resets.</summary>
-public sealed record SeriesContinuity(int Samples, TimeSpan LongestGap, int MissingIntervals, int Doubled, int CounterResets)
+/// <summary>The remote-write gates of a lab cluster, as their metrics show them.</summary>
+public static class RemoteWriteGates
+{
+    /// <summary>Waits until <paramref name="master"/>'s gate alone forwards to the master-only receiver <paramref name="receiver"/>.</summary>
+    public static Task WaitForwarding(LocalCluster c, LocalNode master, TimeSpan timeout, string receiver = "promha-1") =>
+        c.WaitUntil(async () =>
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            foreach (var n in c.Nodes.Where(n => n.Running))
+            {
+                string metrics;
+                try { metrics = await http.GetStringAsync($"{n.HttpUrl}/metrics"); }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { return false; }
+                if (metrics.Contains($"promha_remote_write_forwarding{{receiver=\"{receiver}\"}} 1") != (n == master)) return false;
+            }
+            return true;
+        }, timeout, default, $"{master.Name}'s remote-write gate alone to forward");
+}
+
+/// <summary>What a series at a receiver says about its writers: gaps, crowding, writer changes, counter resets.</summary>
+public sealed record SeriesContinuity(int Samples, TimeSpan LongestGap, int MissingIntervals, int Doubled, int WriterChanges, int CounterResets)
 {
     /// <summary>
-    /// Reads a series' samples against its scrape interval: a gap of more than 1.5 intervals
-    /// misses round(gap / interval) - 1 of them; two samples closer than half an interval are one
-    /// scrape written twice (two replicas); a counter that goes down was reset (or written out of order).
+    /// Reads a series' samples against its scrape interval. A gap of more than 1.5 intervals misses
+    /// round(gap / interval) - 1 of them. Two samples closer than half an interval are counted as
+    /// doubled: both replicas' scrapes of one round (each replica scrapes a target at a moment of
+    /// its own within the interval), or one written twice. A writer change is a change of that
+    /// moment (replicas differ in it, by more than 50 ms here). A counter that goes down was reset.
     /// </summary>
     public static SeriesContinuity Of(IReadOnlyList<(long Ms, double Value)> samples, TimeSpan interval, bool counter)
     {
-        var ms = interval.TotalMilliseconds;
+        var ms = (long)interval.TotalMilliseconds;
         long longest = 0;
-        int missing = 0, doubled = 0, resets = 0;
+        int missing = 0, doubled = 0, changes = 0, resets = 0;
         for (var i = 1; i < samples.Count; i++)
         {
             var gap = samples[i].Ms - samples[i - 1].Ms;
             longest = Math.Max(longest, gap);
-            if (gap > 1.5 * ms) missing += (int)Math.Round(gap / ms) - 1;
+            if (gap > 1.5 * ms) missing += (int)Math.Round(gap / (double)ms) - 1;
             if (gap < 0.5 * ms) doubled++;
+            var shift = Math.Abs(samples[i].Ms % ms - samples[i - 1].Ms % ms);
+            if (Math.Min(shift, ms - shift) > 50) changes++;
             if (counter && samples[i].Value < samples[i - 1].Value) resets++;
         }
-        return new SeriesContinuity(samples.Count, TimeSpan.FromMilliseconds(longest), missing, doubled, resets);
+        return new SeriesContinuity(samples.Count, TimeSpan.FromMilliseconds(longest), missing, doubled, changes, resets);
     }
 
     public override string ToString() =>
-        $"{Samples} samples, longest gap {LongestGap.TotalSeconds:F1} s, {MissingIntervals} scrape interval(s) missing, {Doubled} doubled, {CounterResets} counter reset(s)";
+        $"{Samples} samples, longest gap {LongestGap.TotalSeconds:F1} s, {MissingIntervals} scrape interval(s) missing, {Doubled} doubled, " +
+        $"{WriterChanges} writer change(s), {CounterResets} counter reset(s)";
 }

@@ -50,7 +50,7 @@ public static class BenchCommand
             p.GetValue(env) ?? [], p.GetValue(idleOnly), !p.GetValue(noTls), TimeSpan.FromSeconds(p.GetValue(idleSeconds)),
             TimeSpan.FromSeconds(Math.Max(1, p.GetValue(cpuSeconds))),
             p.GetValue(partitionsOnly) ? Partitions.Only : p.GetValue(noPartitions) || p.GetValue(idleOnly) ? Partitions.None : Partitions.After, p.GetValue(cases), ct));
-        return new Command("bench", "Benchmarks on real local processes") { failover, ConfigBenchCommand.Create(), AlertsBenchCommand.Create(), GateBenchCommand.Create() };
+        return new Command("bench", "Benchmarks on real local processes") { failover, ConfigBenchCommand.Create(), AlertsBenchCommand.Create(), GateBenchCommand.Create(), RemoteWriteBenchCommand.Create() };
     }
 
     /// <summary>

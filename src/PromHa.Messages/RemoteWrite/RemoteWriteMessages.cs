@@ -1,9 +1,10 @@
 namespace PromHa.Messages.RemoteWrite;
 
 /// <summary>
-/// The master's remote-write gate tells every node how far the receiver has acknowledged its
-/// samples (Unix ms of the newest sample in an acknowledged request), every quarter second while it
-/// forwards and once more (<see cref="Final"/>) when it stops. A standby's gate drops what is covered
-/// and, promoted, sends only samples after the newest mark it heard.
+/// The master's remote-write gate tells every node, series by series, the newest sample the receiver
+/// acknowledged (<see cref="Series"/> hashes of the labels, <see cref="SeriesMs"/> Unix ms; what
+/// changed since the last message, at most a few thousand per message), every quarter second while
+/// it forwards and once more (<see cref="Final"/>) when it stops. A standby's gate drops what that
+/// covers and, promoted, sends of each series only what comes after.
 /// </summary>
-public sealed record RemoteWriteAcked(string Receiver, string Node, long Epoch, long AckedThroughMs, bool Final) : IPromHaMessage;
+public sealed record RemoteWriteAcked(string Receiver, string Node, long Epoch, long AckedThroughMs, bool Final, ulong[] Series, long[] SeriesMs) : IPromHaMessage;

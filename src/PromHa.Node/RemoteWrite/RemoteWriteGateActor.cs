@@ -58,7 +58,6 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
         public RemoteWriteTarget Target { get; } = target;
         public RemoteWriteGateState State { get; set; } = state;
         public HttpClient Http { get; } = http;
-        public long PublishedAcked { get; set; } = long.MinValue;
         public DateTimeOffset NotBefore { get; set; } = DateTimeOffset.MinValue;
         public TimeSpan Backoff { get; set; } = TimeSpan.Zero;
     }
@@ -68,7 +67,11 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
         public static readonly Tick Instance = new();
     }
 
-    private sealed record SendResult(string Receiver, long Seq, SendOutcome Outcome, long SentMaxMs, int Samples, (WriteBatch, WriteBatch)? Halves, string? Error);
+    private sealed record SendResult(string Receiver, long Seq, SendOutcome Outcome, WriteBatch? Sent, (WriteBatch, WriteBatch)? Halves, string? Error);
+
+    /// <summary>Marks per message: a remoting frame holds 128,000 bytes, and a mark is ~40 bytes of JSON.</summary>
+    private const int MarksPerMessage = 1500;
+    private DateTimeOffset _lastPrune = DateTimeOffset.UtcNow;
 
     public RemoteWriteGateActor(NodeSettings settings, NodeView view)
     {
@@ -104,7 +107,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
         Receive<RemoteWriteAcked>(m =>
         {
             if (m.Node == _settings.Node.Name || !_receivers.TryGetValue(m.Receiver, out var r)) return;
-            r.State = r.State.HeardAcked(m.AckedThroughMs, m.Final);
+            r.State = r.State.HeardAcked(m.Series.Zip(m.SeriesMs), m.Final);
             Pump(r);
         });
         Receive<SendResult>(OnSent);
@@ -135,7 +138,8 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
             if (master && !r.State.Forwarding)
             {
                 r.State = r.State.Promote(now);
-                _log.Info("Remote write {0}: this node is master; sending to {1} what comes after {2}", r.Name, r.Target.Url, Show(r.State.Filter));
+                _log.Info("Remote write {0}: this node is master; sending to {1} of each series what comes after its mark ({2} series marked, newest {3})",
+                    r.Name, r.Target.Url, r.State.FilterMarks.Count, Show(r.State.Known));
             }
             else if (!master && r.State.Forwarding)
             {
@@ -144,13 +148,15 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
             }
             PublishFinalIfDue(r);
             r.State = r.State.Expire(now);
-            if (publish && r.State.Forwarding && r.State.Acked != r.PublishedAcked) Publish(r, final: false);
+            if (publish && r.State.Forwarding) Publish(r, final: false);
+            if (now - _lastPrune > TimeSpan.FromMinutes(1)) r.State = r.State.Prune();
             PendingBytes.WithLabels(r.Name).Set(r.State.PendingBytes);
             ForwardingGauge.WithLabels(r.Name).Set(r.State.Forwarding ? 1 : 0);
             if (r.State.Known != long.MinValue) AckedSeconds.WithLabels(r.Name).Set(r.State.Known / 1000.0);
             Pump(r);
         }
         if (publish) _lastPublish = now;
+        if (now - _lastPrune > TimeSpan.FromMinutes(1)) _lastPrune = now;
     }
 
     /// <summary>The final mark, once the last batch a stepped-down gate sent is back.</summary>
@@ -161,10 +167,17 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
         if (publish) Publish(r, final: true);
     }
 
+    /// <summary>What the receiver acknowledged since the last message, in chunks; the final mark goes even when empty.</summary>
     private void Publish(Receiver r, bool final)
     {
-        r.PublishedAcked = r.State.Acked;
-        _mediator.Tell(new Publish(Topic, new RemoteWriteAcked(r.Name, _settings.Node.Name, _view.Current.Epoch, r.State.Acked, final)));
+        var (state, delta) = r.State.TakeDelta();
+        r.State = state;
+        if (delta.Count == 0 && !final) return;
+        var chunks = delta.Chunk(MarksPerMessage).ToList();
+        if (chunks.Count == 0) chunks.Add([]);
+        for (var i = 0; i < chunks.Count; i++)
+            _mediator.Tell(new Publish(Topic, new RemoteWriteAcked(r.Name, _settings.Node.Name, _view.Current.Epoch, r.State.Acked,
+                final && i == chunks.Count - 1, chunks[i].Select(c => c.Hash).ToArray(), chunks[i].Select(c => c.Ms).ToArray())));
     }
 
     /// <summary>Starts the next send of a receiver, if the gate forwards, nothing is in flight and the backoff is over.</summary>
@@ -178,16 +191,16 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
         WriteBatch? batch;
         try
         {
-            batch = WriteRequestCodec.After(next.Batch, r.State.Filter);
+            batch = WriteRequestCodec.After(next.Batch, r.State.FilterMarks);
         }
         catch (InvalidDataException e)
         {
-            Self.Tell(new SendResult(r.Name, next.Seq, SendOutcome.Rejected, long.MinValue, next.Batch.Samples, null, e.Message));
+            Self.Tell(new SendResult(r.Name, next.Seq, SendOutcome.Rejected, null, null, e.Message));
             return;
         }
         if (batch is null) // all of it came before the filter: the old master sent it
         {
-            Self.Tell(new SendResult(r.Name, next.Seq, SendOutcome.Acked, next.Batch.MaxMs, 0, null, null));
+            Self.Tell(new SendResult(r.Name, next.Seq, SendOutcome.Acked, null, null, null));
             return;
         }
         Send(r, next.Seq, batch).PipeTo(Self);
@@ -204,16 +217,16 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
             request.Headers.Add("X-Prometheus-Remote-Write-Version", "0.1.0");
             using var response = await r.Http.SendAsync(request);
             var code = (int)response.StatusCode;
-            if (code is >= 200 and < 300) return new SendResult(r.Name, seq, SendOutcome.Acked, batch.MaxMs, batch.Samples, null, null);
+            if (code is >= 200 and < 300) return new SendResult(r.Name, seq, SendOutcome.Acked, batch, null, null);
             var body = await response.Content.ReadAsStringAsync();
             var error = $"HTTP {code}: {(body.Length > 300 ? body[..300] : body).Trim()}";
             if (code is >= 400 and < 500 && code != 429)
-                return new SendResult(r.Name, seq, SendOutcome.Rejected, batch.MaxMs, batch.Samples, WriteRequestCodec.Split(batch), error);
-            return new SendResult(r.Name, seq, SendOutcome.Retry, batch.MaxMs, batch.Samples, null, error);
+                return new SendResult(r.Name, seq, SendOutcome.Rejected, batch, WriteRequestCodec.Split(batch), error);
+            return new SendResult(r.Name, seq, SendOutcome.Retry, batch, null, error);
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
         {
-            return new SendResult(r.Name, seq, SendOutcome.Retry, batch.MaxMs, batch.Samples, null, e.GetBaseException().Message);
+            return new SendResult(r.Name, seq, SendOutcome.Retry, batch, null, e.GetBaseException().Message);
         }
     }
 
@@ -221,13 +234,13 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
     {
         if (!_receivers.TryGetValue(m.Receiver, out var r)) return;
         var droppedBefore = r.State.Dropped;
-        r.State = r.State.Sent(m.Seq, m.Outcome, m.SentMaxMs, m.Halves);
+        r.State = r.State.Sent(m.Seq, m.Outcome, m.Sent, m.Halves);
         switch (m.Outcome)
         {
             case SendOutcome.Acked:
                 r.Backoff = TimeSpan.Zero;
                 r.NotBefore = DateTimeOffset.MinValue;
-                ForwardedSamples.WithLabels(r.Name).Inc(m.Samples);
+                ForwardedSamples.WithLabels(r.Name).Inc(m.Sent?.Samples ?? 0);
                 break;
             case SendOutcome.Retry:
                 r.Backoff = r.Backoff == TimeSpan.Zero ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromTicks(Math.Min(r.Backoff.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));

@@ -18,30 +18,33 @@ public enum SendOutcome
 
 /// <summary>
 /// One master-only receiver's remote-write gate, as a pure value. Every replica's Prometheus writes
-/// to its own node's gate, always (no reload when the role moves). A standby's gate keeps what the
-/// master has not confirmed yet: the master's gate forwards in arrival order, one batch at a time,
-/// and tells every node the newest timestamp the receiver acknowledged (<see cref="Acked"/>); a
-/// standby drops what that covers. Promoted, a gate sends only what comes after the newest mark it
-/// heard (<see cref="Filter"/>): the old master's samples up to there, its own after, so the series
-/// goes on without a gap and without a scrape written twice. A batch the receiver refuses (one
-/// out-of-order sample refuses all of it) is split until the sample that cannot go is alone.
+/// to its own node's gate, always (no reload when the role moves). The master's gate forwards in
+/// arrival order, one batch at a time, and tells every node, series by series, the newest sample the
+/// receiver acknowledged (<see cref="Marks"/>, published as deltas). A standby's gate drops the
+/// batches those marks cover. Promoted, a gate sends of each series only the samples after the old
+/// master's mark for it: the old master's samples up to there, its own after, so every series goes
+/// on without a gap and without two writers (replicas scrape a target at different moments, so one
+/// mark for all series would cut some series an interval early). A batch the receiver refuses (one
+/// out-of-order sample refuses all of it) is halved until the sample that cannot go is alone.
 /// A master that stops sends a final mark once its last batch is back (<see cref="FinalDue"/>); a
 /// gate promoted while the newest mark it heard is not final waits up to <see cref="FinalWait"/>
 /// for one (a switchover: the old master's last acknowledgements), then goes on from what it has
-/// (a crash: the dead master's last quarter second may come twice).
+/// (a crash: what the dead master sent in its last quarter second may come again).
 /// </summary>
 public sealed record RemoteWriteGateState(
     long MaxBytes,
     TimeSpan Retention,
     TimeSpan FinalWait,
     bool Forwarding,
-    long Filter,
-    long Acked,
-    long Heard,
-    bool HeardFinal,
-    bool FinalDue,
-    DateTimeOffset PromotedAt,
     bool Started,
+    DateTimeOffset PromotedAt,
+    bool FinalDue,
+    bool HeardFinal,
+    ImmutableDictionary<ulong, long> Marks,
+    ImmutableDictionary<ulong, long> Unpublished,
+    ImmutableDictionary<ulong, long> FilterMarks,
+    long Acked,
+    long Known,
     ImmutableList<PendingBatch> Pending,
     long PendingBytes,
     long NextSeq,
@@ -49,19 +52,15 @@ public sealed record RemoteWriteGateState(
     long Dropped)
 {
     public static RemoteWriteGateState Initial(long maxBytes, TimeSpan retention, TimeSpan? finalWait = null) =>
-        new(maxBytes, retention, finalWait ?? TimeSpan.FromSeconds(1.5), false, long.MinValue, long.MinValue, long.MinValue, false, false,
-            DateTimeOffset.MinValue, false, ImmutableList<PendingBatch>.Empty, 0, 1, null, 0);
-
-    /// <summary>The newest mark this gate knows: its own acknowledgements and the ones it heard.</summary>
-    public long Known => Math.Max(Acked, Heard);
+        new(maxBytes, retention, finalWait ?? TimeSpan.FromSeconds(1.5), false, false, DateTimeOffset.MinValue, false, false,
+            ImmutableDictionary<ulong, long>.Empty, ImmutableDictionary<ulong, long>.Empty, ImmutableDictionary<ulong, long>.Empty,
+            long.MinValue, long.MinValue, ImmutableList<PendingBatch>.Empty, 0, 1, null, 0);
 
     /// <summary>A batch from the local Prometheus: kept (true), or refused while the gate is full (Prometheus retries it).</summary>
     public (RemoteWriteGateState State, bool Accepted) Accept(WriteBatch batch, DateTimeOffset now)
     {
         var s = Expire(now);
-        // covered already: the master sent these samples
-        if (!s.Forwarding && batch.Samples > 0 && batch.MaxMs <= s.Known) return (s, true);
-        if (batch.Samples == 0 && batch.Series == 0) return (s, true);
+        if (batch.Samples == 0 || (!s.Forwarding && Covered(batch, s.Marks))) return (s, true);
         if (s.PendingBytes + batch.Bytes > s.MaxBytes && !s.Pending.IsEmpty) return (s, false);
         return (s with
         {
@@ -71,28 +70,32 @@ public sealed record RemoteWriteGateState(
         }, true);
     }
 
-    /// <summary>Another node's gate acknowledged up to <paramref name="ms"/> (its last word when <paramref name="final"/>): a standby forgets what that covers.</summary>
-    public RemoteWriteGateState HeardAcked(long ms, bool final)
+    /// <summary>Another node's gate acknowledged these series up to these times (its last word when <paramref name="final"/>).</summary>
+    public RemoteWriteGateState HeardAcked(IEnumerable<(ulong Hash, long Ms)> series, bool final)
     {
-        var s = this with { Heard = Math.Max(Heard, ms), HeardFinal = final };
-        if (s.Forwarding && !s.Started && s.Filter < s.Known) s = s with { Filter = s.Known }; // promoted, nothing sent yet
-        return s.Forwarding ? s.DropCovered(s.Filter) : s.DropCovered(s.Known);
+        var marks = Marks.ToBuilder();
+        var known = Known;
+        foreach (var (hash, ms) in series)
+        {
+            if (!marks.TryGetValue(hash, out var had) || ms > had) marks[hash] = ms;
+            known = Math.Max(known, ms);
+        }
+        var s = this with { Marks = marks.ToImmutable(), Known = known, HeardFinal = final };
+        // promoted and nothing sent yet: the old master's last word still counts
+        if (s.Forwarding && !s.Started) s = s with { FilterMarks = s.Marks };
+        return s.DropCovered(s.Forwarding ? s.FilterMarks : s.Marks);
     }
 
-    /// <summary>This node became master: send only what comes after everything known to be sent.</summary>
+    /// <summary>This node became master: send of each series only what comes after its mark.</summary>
     public RemoteWriteGateState Promote(DateTimeOffset now)
     {
         if (Forwarding) return this;
-        var s = this with { Forwarding = true, Filter = Known, PromotedAt = now, FinalDue = false, Started = false };
-        return s.DropCovered(s.Filter);
+        var s = this with { Forwarding = true, Started = false, PromotedAt = now, FinalDue = false, FilterMarks = Marks };
+        return s.DropCovered(s.FilterMarks);
     }
 
     /// <summary>This node is no master any more: stop sending; the final mark goes once the batch in flight is back.</summary>
     public RemoteWriteGateState StepDown() => Forwarding ? this with { Forwarding = false, FinalDue = true } : this;
-
-    /// <summary>Whether to publish the final mark now (and the state that remembers it went).</summary>
-    public (RemoteWriteGateState State, bool Publish) TakeFinal() =>
-        FinalDue && !Forwarding && InFlight is null ? (this with { FinalDue = false }, true) : (this, false);
 
     /// <summary>Whether a promoted gate still waits for the old master's final mark.</summary>
     public bool WaitsForFinal(DateTimeOffset now) => Forwarding && !Started && !HeardFinal && now - PromotedAt < FinalWait;
@@ -106,11 +109,11 @@ public sealed record RemoteWriteGateState(
     }
 
     /// <summary>
-    /// The batch in flight ended. <paramref name="sentMaxMs"/>: the newest sample it carried (the
-    /// filtered batch's). A refused batch of several series comes back as <paramref name="halves"/>;
-    /// refused alone, it is dropped and counted.
+    /// The batch in flight ended; <paramref name="sent"/> is what went (the batch after the filter).
+    /// A refused batch that can be halved comes back as <paramref name="halves"/>; refused whole, it
+    /// is dropped and counted.
     /// </summary>
-    public RemoteWriteGateState Sent(long seq, SendOutcome outcome, long sentMaxMs, (WriteBatch, WriteBatch)? halves = null)
+    public RemoteWriteGateState Sent(long seq, SendOutcome outcome, WriteBatch? sent, (WriteBatch, WriteBatch)? halves = null)
     {
         if (InFlight != seq) return this;
         var s = this with { InFlight = null };
@@ -120,11 +123,22 @@ public sealed record RemoteWriteGateState(
         switch (outcome)
         {
             case SendOutcome.Acked:
+                var marks = s.Marks.ToBuilder();
+                var unpublished = s.Unpublished.ToBuilder();
+                foreach (var span in sent?.Spans ?? [])
+                {
+                    if (!marks.TryGetValue(span.Hash, out var had) || span.MaxMs > had) marks[span.Hash] = span.MaxMs;
+                    if (!unpublished.TryGetValue(span.Hash, out var was) || span.MaxMs > was) unpublished[span.Hash] = span.MaxMs;
+                }
+                var max = sent is { Samples: > 0 } ? sent.MaxMs : long.MinValue;
                 return s with
                 {
                     Pending = s.Pending.RemoveAt(i),
                     PendingBytes = s.PendingBytes - batch.Batch.Bytes,
-                    Acked = Math.Max(s.Acked, sentMaxMs),
+                    Marks = marks.ToImmutable(),
+                    Unpublished = unpublished.ToImmutable(),
+                    Acked = Math.Max(s.Acked, max),
+                    Known = Math.Max(s.Known, max),
                 };
             case SendOutcome.Rejected when halves is { } h:
                 // the halves take the batch's place, under new numbers that keep the order
@@ -137,11 +151,19 @@ public sealed record RemoteWriteGateState(
                     NextSeq = s.NextSeq + 2,
                 };
             case SendOutcome.Rejected:
-                return s with { Pending = s.Pending.RemoveAt(i), PendingBytes = s.PendingBytes - batch.Batch.Bytes, Dropped = s.Dropped + batch.Batch.Samples };
+                return s with { Pending = s.Pending.RemoveAt(i), PendingBytes = s.PendingBytes - batch.Batch.Bytes, Dropped = s.Dropped + (sent ?? batch.Batch).Samples };
             default:
                 return s;
         }
     }
+
+    /// <summary>The marks acknowledged since the last call, to publish.</summary>
+    public (RemoteWriteGateState State, IReadOnlyList<(ulong Hash, long Ms)> Delta) TakeDelta() =>
+        Unpublished.IsEmpty ? (this, []) : (this with { Unpublished = ImmutableDictionary<ulong, long>.Empty }, Unpublished.Select(kv => (kv.Key, kv.Value)).ToList());
+
+    /// <summary>Whether to publish the final mark now (and the state that remembers it went).</summary>
+    public (RemoteWriteGateState State, bool Publish) TakeFinal() =>
+        FinalDue && !Forwarding && InFlight is null ? (this with { FinalDue = false }, true) : (this, false);
 
     /// <summary>A standby forgets what it held longer than the retention (its Prometheus counts it as delivered).</summary>
     public RemoteWriteGateState Expire(DateTimeOffset now)
@@ -151,10 +173,22 @@ public sealed record RemoteWriteGateState(
         return this with { Pending = keep, PendingBytes = keep.Sum(p => (long)p.Batch.Bytes) };
     }
 
-    private RemoteWriteGateState DropCovered(long ms)
+    /// <summary>Forgets the marks of series not written for longer than the retention (gone targets).</summary>
+    public RemoteWriteGateState Prune()
     {
-        if (ms == long.MinValue) return this;
-        var keep = Pending.RemoveAll(p => p.Batch.MaxMs <= ms && p.Seq != InFlight);
+        if (Known == long.MinValue) return this;
+        var horizon = Known - (long)Retention.TotalMilliseconds;
+        var old = Marks.Where(kv => kv.Value < horizon).Select(kv => kv.Key).ToList();
+        return old.Count == 0 ? this : this with { Marks = Marks.RemoveRange(old), FilterMarks = FilterMarks.RemoveRange(old) };
+    }
+
+    private static bool Covered(WriteBatch batch, ImmutableDictionary<ulong, long> marks) =>
+        batch.Spans.All(sp => marks.TryGetValue(sp.Hash, out var m) && sp.MaxMs <= m);
+
+    private RemoteWriteGateState DropCovered(ImmutableDictionary<ulong, long> marks)
+    {
+        if (marks.IsEmpty || Pending.IsEmpty) return this;
+        var keep = Pending.RemoveAll(p => p.Seq != InFlight && Covered(p.Batch, marks));
         return keep.Count == Pending.Count ? this : this with { Pending = keep, PendingBytes = keep.Sum(p => (long)p.Batch.Bytes) };
     }
 }

@@ -4,10 +4,17 @@ using Snappier;
 
 namespace PromHa.Node.RemoteWrite;
 
-/// <summary>A remote-write request as the gate keeps it: the body as sent, and what it covers.</summary>
-public sealed record WriteBatch(byte[] Body, long MinMs, long MaxMs, int Series, int Samples)
+/// <summary>One series of a batch: the hash of its labels (the same on every replica), its oldest and newest sample.</summary>
+public readonly record struct SeriesSpan(ulong Hash, long MinMs, long MaxMs);
+
+/// <summary>A remote-write request as the gate keeps it: the body as sent, and what it covers, series by series.</summary>
+public sealed record WriteBatch(byte[] Body, long MinMs, long MaxMs, int Series, int Samples, SeriesSpan[] Spans)
 {
-    public int Bytes => Body.Length;
+    public int Bytes => Body.Length + Spans.Length * 24;
+
+    /// <summary>Whether every sample comes after what <paramref name="marks"/> says was sent of its series.</summary>
+    public bool AllAfter(IReadOnlyDictionary<ulong, long> marks) =>
+        Spans.All(s => !marks.TryGetValue(s.Hash, out var sent) || s.MinMs > sent);
 }
 
 /// <summary>
@@ -37,36 +44,59 @@ public static class WriteRequestCodec
     {
         long min = long.MaxValue, max = long.MinValue;
         var samples = 0;
+        var spans = new List<SeriesSpan>(request.Timeseries.Count);
         foreach (var ts in request.Timeseries)
         {
+            long smin = long.MaxValue, smax = long.MinValue;
             foreach (var t in Timestamps(ts))
             {
-                min = Math.Min(min, t);
-                max = Math.Max(max, t);
+                smin = Math.Min(smin, t);
+                smax = Math.Max(smax, t);
                 samples++;
             }
+            if (smax == long.MinValue) continue;
+            spans.Add(new SeriesSpan(Hash(ts), smin, smax));
+            min = Math.Min(min, smin);
+            max = Math.Max(max, smax);
         }
-        return samples == 0
-            ? new WriteBatch(body, long.MaxValue, long.MinValue, request.Timeseries.Count, 0)
-            : new WriteBatch(body, min, max, request.Timeseries.Count, samples);
+        return new WriteBatch(body, min, max, request.Timeseries.Count, samples, spans.ToArray());
     }
 
     private static IEnumerable<long> Timestamps(TimeSeries ts) =>
         ts.Samples.Select(s => s.Timestamp).Concat(ts.Histograms.Select(h => h.Timestamp));
 
-    /// <summary>
-    /// The part of a batch newer than <paramref name="afterMs"/>: samples, histograms and exemplars
-    /// at or before it are dropped, a series left with nothing is dropped; metadata is kept. Null when
-    /// nothing is left.
-    /// </summary>
-    public static WriteBatch? After(WriteBatch batch, long afterMs)
+    /// <summary>FNV-1a over the labels in order (Prometheus sends them sorted): the same series has the same hash on every node.</summary>
+    public static ulong Hash(TimeSeries ts)
     {
-        if (batch.MinMs > afterMs) return batch;
+        var h = 14695981039346656037UL;
+        foreach (var l in ts.Labels)
+        {
+            foreach (var c in l.Name) h = (h ^ c) * 1099511628211UL;
+            h = (h ^ 0xff) * 1099511628211UL;
+            foreach (var c in l.Value) h = (h ^ c) * 1099511628211UL;
+            h = (h ^ 0xfe) * 1099511628211UL;
+        }
+        return h;
+    }
+
+    /// <summary>
+    /// The part of a batch that comes after what <paramref name="marks"/> says was sent, series by
+    /// series: samples, histograms and exemplars at or before a series' mark are dropped, a series
+    /// left with nothing is dropped; metadata is kept. Null when nothing is left.
+    /// </summary>
+    public static WriteBatch? After(WriteBatch batch, IReadOnlyDictionary<ulong, long> marks)
+    {
+        if (batch.AllAfter(marks)) return batch;
         var request = Decode(batch.Body);
         var kept = new WriteRequest();
         kept.Metadata.Add(request.Metadata);
         foreach (var ts in request.Timeseries)
         {
+            if (!marks.TryGetValue(Hash(ts), out var afterMs))
+            {
+                kept.Timeseries.Add(ts);
+                continue;
+            }
             var copy = ts.Clone();
             copy.Samples.Clear();
             copy.Samples.Add(ts.Samples.Where(s => s.Timestamp > afterMs));

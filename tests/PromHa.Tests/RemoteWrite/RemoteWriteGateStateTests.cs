@@ -18,21 +18,27 @@ public sealed class RemoteWriteGateStateTests
 
     private static RemoteWriteGateState Fresh() => RemoteWriteGateState.Initial(1 << 30, TimeSpan.FromMinutes(10));
 
+    private static (ulong, long)[] Mark(string series, long ms) => [(H(series), ms)];
+
     [Fact]
-    public void A_standby_forgets_what_the_master_confirmed_and_a_promoted_gate_sends_only_what_comes_after()
+    public void A_standby_forgets_what_the_master_confirmed_and_a_promoted_gate_sends_of_each_series_what_comes_after_its_mark()
     {
         var s = Fresh();
-        (s, _) = s.Accept(Batch(("a", [1000, 2000])), T0);
-        (s, _) = s.Accept(Batch(("a", [3000])), T0);
-        s = s.HeardAcked(2000, final: false);
+        (s, _) = s.Accept(Batch(("a", [1000, 2000]), ("b", [1500])), T0);
+        (s, _) = s.Accept(Batch(("a", [3000]), ("b", [2500])), T0);
+        s = s.HeardAcked([.. Mark("a", 2000), .. Mark("b", 1500)], final: false);
         Assert.Single(s.Pending);
-        s = s.HeardAcked(2500, final: true).Promote(T0.AddSeconds(1));
-        Assert.Equal(2500, s.Filter);
+        // b's mark is older than a's: a single mark for both would have cut b's 2500
+        s = s.HeardAcked(Mark("a", 3200), final: true).Promote(T0.AddSeconds(1));
         var (s2, next) = s.Next(T0.AddSeconds(1));
-        Assert.Equal(3000, next!.Batch.MaxMs);
-        s2 = s2.Sent(next.Seq, SendOutcome.Acked, 3000);
-        Assert.Equal(3000, s2.Acked);
+        var sent = WriteRequestCodec.After(next!.Batch, s2.FilterMarks)!;
+        Assert.Equal([(H("b"), 2500L, 2500L)], sent.Spans.Select(x => (x.Hash, x.MinMs, x.MaxMs)));
+        s2 = s2.Sent(next.Seq, SendOutcome.Acked, sent);
+        Assert.Equal(2500, s2.Marks[H("b")]);
         Assert.Empty(s2.Pending);
+        var (published, delta) = s2.TakeDelta();
+        Assert.Equal([(H("b"), 2500L)], delta);
+        Assert.Empty(published.TakeDelta().Delta);
     }
 
     [Fact]
@@ -40,23 +46,23 @@ public sealed class RemoteWriteGateStateTests
     {
         var s = Fresh();
         (s, _) = s.Accept(Batch(("a", [1000])), T0);
-        s = s.HeardAcked(500, final: false).Promote(T0);
+        s = s.HeardAcked(Mark("a", 500), final: false).Promote(T0);
         Assert.Null(s.Next(T0.AddMilliseconds(100)).Next);
         Assert.NotNull(s.Next(T0.AddSeconds(2)).Next); // a crash: nobody says final
-        var heard = s.HeardAcked(1000, final: true); // a switchover: the last word arrives, and covers the batch
+        var heard = s.HeardAcked(Mark("a", 1000), final: true); // a switchover: the last word arrives, and covers the batch
         Assert.Empty(heard.Pending);
-        Assert.Equal(1000, heard.Filter);
+        Assert.Equal(1000, heard.FilterMarks[H("a")]);
     }
 
     [Fact]
     public void A_stepped_down_gate_sends_its_final_mark_after_the_batch_in_flight()
     {
-        var s = Fresh().HeardAcked(0, final: true).Promote(T0);
+        var s = Fresh().HeardAcked([], final: true).Promote(T0);
         (s, _) = s.Accept(Batch(("a", [1000])), T0);
         var (sending, next) = s.Next(T0);
         var down = sending.StepDown();
         Assert.False(down.TakeFinal().Publish);
-        down = down.Sent(next!.Seq, SendOutcome.Acked, 1000);
+        down = down.Sent(next!.Seq, SendOutcome.Acked, next.Batch);
         var (after, publish) = down.TakeFinal();
         Assert.True(publish);
         Assert.Equal(1000, after.Acked);
@@ -75,15 +81,15 @@ public sealed class RemoteWriteGateStateTests
     }
 
     /// <summary>One generated run: phases, batch delays, mark delays, the event and its timing.</summary>
-    public sealed record Run(int PhaseA, int PhaseB, int Series, int[] BatchLagA, int[] BatchLagB, int MarkLag, bool Crash, int SwitchAtMs,
+    public sealed record Run(int[] PhaseA, int[] PhaseB, int Series, int[] BatchLagA, int[] BatchLagB, int MarkLag, bool Crash, int SwitchAtMs,
         int PromoteAfterMs, bool InFlightLands)
     {
         public override string ToString() =>
-            $"phases {PhaseA}/{PhaseB} ms, {Series} series, mark lag {MarkLag} ms, {(Crash ? "crash" : "switchover")} at {SwitchAtMs} ms, " +
+            $"phases A [{string.Join(",", PhaseA.Take(Series))}] B [{string.Join(",", PhaseB.Take(Series))}] ms, {Series} series, mark lag {MarkLag} ms, {(Crash ? "crash" : "switchover")} at {SwitchAtMs} ms, " +
             $"promote after {PromoteAfterMs} ms, in-flight lands {InFlightLands}, batch lags A [{string.Join(",", BatchLagA)}] B [{string.Join(",", BatchLagB)}]";
     }
 
-    private static readonly Gen<Run> Runs = Gen.Select(Gen.Int[0, 999], Gen.Int[0, 999], Gen.Int[1, 3], Gen.Int[0, 400].Array[30], Gen.Int[0, 400].Array[30],
+    private static readonly Gen<Run> Runs = Gen.Select(Gen.Int[0, 999].Array[3], Gen.Int[0, 999].Array[3], Gen.Int[1, 3], Gen.Int[0, 400].Array[30], Gen.Int[0, 400].Array[30],
         Gen.Int[0, 600], Gen.Bool, Gen.Int[160, 280], Gen.Int[50, 3000], Gen.Bool,
         // the event falls on a step of the simulation (50 ms)
         (pa, pb, n, la, lb, ml, crash, at, promote, lands) => new Run(pa, pb, n, la, lb, ml, crash, at * 50, promote, lands));
@@ -91,7 +97,7 @@ public sealed class RemoteWriteGateStateTests
     [Fact]
     public void Through_a_switchover_no_interval_is_missing_and_one_writer_follows_the_other_and_through_a_crash_at_most_one_is_missing()
     {
-        Runs.Where(r => r.PhaseA != r.PhaseB).Sample(run =>
+        Runs.Where(r => r.PhaseA.Zip(r.PhaseB).All(p => p.Item1 != p.Item2)).Sample(run =>
         {
             var (received, dropped, switched) = Simulate(run);
             Assert.True(switched, "the role never moved");
@@ -102,7 +108,8 @@ public sealed class RemoteWriteGateStateTests
                 // in order (the receiver refuses anything else), from the first scrape on
                 for (var i = 1; i < samples.Count; i++) Assert.True(samples[i] > samples[i - 1]);
                 // one writer, then the other: never both at once
-                var writers = samples.Select(t => t % Interval == run.PhaseA ? 'A' : 'B').ToList();
+                var k = int.Parse(series[1..]);
+                var writers = samples.Select(t => t % Interval == run.PhaseA[k] ? 'A' : 'B').ToList();
                 var changes = writers.Zip(writers.Skip(1)).Count(p => p.Item1 != p.Item2);
                 Assert.True(changes <= 1 && writers[0] == 'A', $"{series}: writers {new string(writers.ToArray())}: {shown}");
                 var gaps = samples.Zip(samples.Skip(1), (a, b) => b - a).ToList();
@@ -123,10 +130,10 @@ public sealed class RemoteWriteGateStateTests
         var lags = new[] { run.BatchLagA, run.BatchLagB };
         var written = new long[] { -1, -1 }; // each Prometheus has written its scrapes up to here
         var received = Enumerable.Range(0, run.Series).ToDictionary(i => $"s{i}", _ => new List<long>());
-        var marks = new List<(long At, int To, long Ms, bool Final)>();
+        var marks = new List<(long At, int To, IReadOnlyList<(ulong, long)> Series, bool Final)>();
         var dead = new bool[2];
         var master = 0;
-        gates[0] = gates[0].HeardAcked(long.MinValue, final: true).Promote(T0);
+        gates[0] = gates[0].HeardAcked([], final: true).Promote(T0);
         (int Gate, PendingBatch Batch, long LandsAt)? inFlight = null;
         var promoteAt = long.MaxValue;
         long lastPublish = 0;
@@ -139,17 +146,18 @@ public sealed class RemoteWriteGateStateTests
                 if (dead[g] || now % 1000 != 0 || now == 0) continue;
                 var lag = lags[g][(int)(now / 1000) % lags[g].Length];
                 var upTo = Math.Max(written[g], now - lag);
-                var scrapes = Enumerable.Range(0, 30).Select(k => k * Interval + phase[g]).Where(t => t > written[g] && t <= upTo).ToArray();
+                var series = received.Keys.Select((name, i) => (name, Enumerable.Range(0, 30).Select(k => k * Interval + phase[g][i])
+                    .Where(t => t > written[g] && t <= upTo).ToArray())).Where(x => x.Item2.Length > 0).ToArray();
                 written[g] = upTo;
-                if (scrapes.Length == 0) continue;
-                var batch = Batch(received.Keys.Select(name => (name, scrapes)).ToArray());
+                if (series.Length == 0) continue;
+                var batch = Batch(series);
                 (gates[g], _) = gates[g].Accept(batch, at);
             }
             // marks arrive
             foreach (var m in marks.Where(m => m.At <= now).ToList())
             {
                 marks.Remove(m);
-                if (!dead[m.To]) gates[m.To] = gates[m.To].HeardAcked(m.Ms, m.Final);
+                if (!dead[m.To]) gates[m.To] = gates[m.To].HeardAcked(m.Series, m.Final);
             }
             // the event
             if (now == run.SwitchAtMs)
@@ -187,7 +195,7 @@ public sealed class RemoteWriteGateStateTests
                     }
                 if (!dead[flight.Gate])
                     gates[flight.Gate] = gates[flight.Gate].Sent(flight.Batch.Seq, ok ? SendOutcome.Acked : SendOutcome.Rejected,
-                        flight.Batch.Batch.MaxMs, ok ? null : WriteRequestCodec.Split(flight.Batch.Batch));
+                        flight.Batch.Batch, ok ? null : WriteRequestCodec.Split(flight.Batch.Batch));
             }
             // gates publish marks every 250 ms (final when due), the master sends
             for (var g = 0; g < 2; g++)
@@ -195,16 +203,20 @@ public sealed class RemoteWriteGateStateTests
                 if (dead[g]) continue;
                 var (taken, final) = gates[g].TakeFinal();
                 gates[g] = taken;
-                if (final || (gates[g].Forwarding && now - lastPublish >= 250 && gates[g].Acked != long.MinValue))
-                    marks.Add((now + run.MarkLag, 1 - g, gates[g].Acked, final));
+                if (final || (gates[g].Forwarding && now - lastPublish >= 250))
+                {
+                    var (published, delta) = gates[g].TakeDelta();
+                    gates[g] = published;
+                    if (final || delta.Count > 0) marks.Add((now + run.MarkLag, 1 - g, delta, final));
+                }
                 if (inFlight is null && gates[g].Forwarding)
                 {
                     var (state, next) = gates[g].Next(at);
                     gates[g] = state;
                     if (next is not null)
                     {
-                        var filtered = WriteRequestCodec.After(next.Batch, gates[g].Filter);
-                        if (filtered is null) gates[g] = gates[g].Sent(next.Seq, SendOutcome.Acked, next.Batch.MaxMs);
+                        var filtered = WriteRequestCodec.After(next.Batch, gates[g].FilterMarks);
+                        if (filtered is null) gates[g] = gates[g].Sent(next.Seq, SendOutcome.Acked, null);
                         else inFlight = (g, next with { Batch = filtered }, now + 100);
                     }
                 }

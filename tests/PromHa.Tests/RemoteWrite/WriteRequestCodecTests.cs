@@ -31,18 +31,30 @@ public sealed class WriteRequestCodecTests
         Assert.Equal(Request(("a", [1000, 2000]), ("b", [1500])), back);
     }
 
+    internal static ulong H(string name) => WriteRequestCodec.Hash(Request((name, [0])).Timeseries[0]);
+
     [Fact]
-    public void After_keeps_only_newer_samples_and_exemplars_drops_emptied_series_and_keeps_metadata()
+    public void After_keeps_of_each_series_what_comes_after_its_mark_drops_emptied_series_and_keeps_metadata()
     {
-        var b = Batch(("a", [1000, 2000, 3000]), ("b", [1500]));
-        var after = WriteRequestCodec.After(b, 2000)!;
+        var b = Batch(("a", [1000, 2000, 3000]), ("b", [1500]), ("c", [500]));
+        var after = WriteRequestCodec.After(b, new Dictionary<ulong, long> { [H("a")] = 2000, [H("b")] = 1500 })!;
         var r = WriteRequestCodec.Decode(after.Body);
-        Assert.Single(r.Timeseries);
+        Assert.Equal(["a", "c"], r.Timeseries.Select(t => t.Labels[0].Value));
         Assert.Equal([3000L], r.Timeseries[0].Samples.Select(s => s.Timestamp));
         Assert.Equal([3000L], r.Timeseries[0].Exemplars.Select(s => s.Timestamp));
+        Assert.Equal([500L], r.Timeseries[1].Samples.Select(s => s.Timestamp)); // no mark: all of it
         Assert.Single(r.Metadata);
-        Assert.Same(b, WriteRequestCodec.After(b, 999)); // nothing to drop: the body as it came
-        Assert.Null(WriteRequestCodec.After(b, 3000));
+        Assert.Same(b, WriteRequestCodec.After(b, new Dictionary<ulong, long> { [H("a")] = 999 })); // nothing to drop: the body as it came
+        Assert.Null(WriteRequestCodec.After(b, new Dictionary<ulong, long> { [H("a")] = 3000, [H("b")] = 1500, [H("c")] = 500 }));
+    }
+
+    [Fact]
+    public void A_series_has_the_same_hash_whichever_replica_wrote_it_and_another_one_has_another()
+    {
+        Assert.Equal(H("a"), H("a"));
+        Assert.NotEqual(H("a"), H("b"));
+        var spans = Batch(("a", [1000, 2000]), ("b", [1500])).Spans;
+        Assert.Equal([(H("a"), 1000L, 2000L), (H("b"), 1500L, 1500L)], spans.Select(x => (x.Hash, x.MinMs, x.MaxMs)));
     }
 
     [Fact]
