@@ -427,6 +427,51 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         await rc.CheckJournals(output);
     }
 
+    /// <summary>
+    /// Growing from SQLite to PostgreSQL one node at a time: a standby stopped, given
+    /// `journal.provider: postgresql` and started again begins with an empty journal in its own
+    /// schema and copies the role history and every config version from the cluster, so nothing
+    /// of the history is lost; its old promha.db stays where it was.
+    /// </summary>
+    [Fact]
+    public async Task A_node_moved_from_sqlite_to_postgresql_copies_the_role_history_and_the_versions_into_its_new_journal()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 3);
+        var c = rc.Cluster;
+        var master = await c.WaitForSingleMaster(Generous);
+        await WaitApplied(c, c.Nodes, 1);
+        var standby = c.Nodes.First(n => n != master);
+        var answer = await c.Api(master).Switchover(c.Nodes.Single(n => n != master && n != standby).Name);
+        Assert.True(answer.Accepted, answer.Message);
+        master = await c.WaitForSingleMaster(Generous, n => n != master && n != standby);
+        AddJob(master, "two", "127.0.0.1:10002");
+        await WaitApplied(c, c.Nodes, 2);
+
+        var dir = Directory.CreateTempSubdirectory("promha-pg").FullName;
+        _tempDirs.Add(dir);
+        await using var pg = await PostgresServer.Start(dir);
+        var db = await pg.CreateDatabase("promha");
+        await c.Stop(standby);
+        File.AppendAllText(standby.ConfigPath, $"journal:\n  provider: postgresql\n  connectionString: '{db}'\n");
+        c.StartNode(standby);
+        await c.WaitForMembers(Generous);
+
+        using var fromMaster = c.Api(master);
+        using var fromMoved = c.Api(standby);
+        var history = (await fromMaster.History(50))!.Select(h => (h.Epoch, h.Node, h.Reason)).ToList();
+        var versions = (await fromMaster.ConfigVersions(50))!.Select(v => (v.Version, v.BundleHash)).ToList();
+        Assert.True(history.Count >= 2 && versions.Count == 2, $"{history.Count} role changes, {versions.Count} versions");
+        await c.WaitUntil(async () => (await fromMoved.History(50))!.Select(h => (h.Epoch, h.Node, h.Reason)).SequenceEqual(history) &&
+                                      (await fromMoved.ConfigVersions(50))!.Select(v => (v.Version, v.BundleHash)).SequenceEqual(versions),
+            Generous, default, $"{standby.Name}'s new journal to hold the {history.Count} role changes and {versions.Count} versions");
+        var schema = "promha_" + standby.Name;
+        var rows = long.Parse(await pg.Query("promha", $"SELECT count(*) FROM {schema}.journal"));
+        output.WriteLine($"{standby.Name}: {rows} events in {schema}.journal after the move");
+        Assert.True(rows >= history.Count + versions.Count);
+        Assert.True(File.Exists(Path.Combine(standby.DataDir, "promha.db")), "the old SQLite journal is left where it was");
+        await c.Stop(standby); // before its database goes
+    }
+
     private static void AddJob(LocalNode master, string name, string target) =>
         File.WriteAllText(Path.Combine(master.ConfDir, "business", "demo", "job", $"{name}.yml"), $"- targets: ['{target}']\n");
 

@@ -19,14 +19,16 @@ public static class RemoteWriteBenchCommand
     {
         var rounds = new Option<int>("--rounds") { Description = "Switchovers, and as many host kills", DefaultValueFactory = _ => 3 };
         var receiverKind = new Option<string>("--receiver") { Description = "The master-only receiver: prometheus or victoria-metrics", DefaultValueFactory = _ => "prometheus" };
-        var cmd = new Command("remote-write", "Measure samples missing and doubled at remote storage per switchover and per kill -9 of the master's host") { rounds, receiverKind };
-        cmd.SetAction((p, ct) => Run(p.GetValue(rounds), p.GetValue(receiverKind)!, ct));
+        var verbose = new Option<bool>("--samples") { Description = "Print every sample time of every series in each event's window" };
+        var cmd = new Command("remote-write", "Measure samples missing and doubled at remote storage per switchover and per kill -9 of the master's host")
+            { rounds, receiverKind, verbose };
+        cmd.SetAction((p, ct) => Run(p.GetValue(rounds), p.GetValue(receiverKind)!, p.GetValue(verbose), ct));
         return cmd;
     }
 
     private sealed record Event(string Kind, string From, string To, DateTimeOffset At, IReadOnlyList<LocalNode> Involved);
 
-    private static async Task<int> Run(int rounds, string kind, CancellationToken ct)
+    private static async Task<int> Run(int rounds, string kind, bool verbose, CancellationToken ct)
     {
         if (kind is not ("prometheus" or "victoria-metrics"))
         {
@@ -64,7 +66,7 @@ public static class RemoteWriteBenchCommand
                 events.Add(new Event("switchover", master.Name, next.Name, at, []));
                 Say($"{at:HH:mm:ss.fff} switchover {master.Name} -> {next.Name}");
                 master = next;
-                await Task.Delay(4 * Interval, ct);
+                await Task.Delay(6 * Interval, ct);
 
                 at = DateTimeOffset.UtcNow;
                 c.KillHost(master);
@@ -72,11 +74,11 @@ public static class RemoteWriteBenchCommand
                 await RemoteWriteGates.WaitForwarding(c, next, generous);
                 events.Add(new Event("kill -9 host", master.Name, next.Name, at, [master]));
                 Say($"{at:HH:mm:ss.fff} kill -9 of {master.Name}'s host -> {next.Name}");
-                await Task.Delay(4 * Interval, ct);
+                await Task.Delay(6 * Interval, ct);
                 c.StartNode(master);
                 await c.WaitForStandbyAgain(master, generous);
                 master = next;
-                await Task.Delay(4 * Interval, ct);
+                await Task.Delay(6 * Interval, ct);
             }
             var end = DateTimeOffset.UtcNow;
 
@@ -93,6 +95,8 @@ public static class RemoteWriteBenchCommand
                         var samples = await receiver.Samples($"{metric}{{job=\"promha\",instance=\"127.0.0.1:{n.HttpPort}\"}}", start, end);
                         var window = samples.Where(s => s.Ms >= (e.At - 2 * Interval).ToUnixTimeMilliseconds() && s.Ms <= (e.At + 4 * Interval).ToUnixTimeMilliseconds()).ToList();
                         var sc = SeriesContinuity.Of(window, Interval, counter);
+                        if (verbose)
+                            Say($"  {metric}@{n.Name}: {string.Join(" ", window.Select(x => DateTimeOffset.FromUnixTimeMilliseconds(x.Ms).ToString("mm:ss.fff")))}  ({sc})");
                         series++;
                         missing += sc.MissingIntervals;
                         doubled += sc.Doubled;

@@ -54,6 +54,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
 
     private sealed class Receiver(string name, RemoteWriteTarget target, RemoteWriteGateState state, HttpClient http)
     {
+        public OwnIntervals Intervals { get; } = new();
         public string Name { get; } = name;
         public RemoteWriteTarget Target { get; } = target;
         public RemoteWriteGateState State { get; set; } = state;
@@ -97,7 +98,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
                 Sender.Tell(new AcceptWriteAnswer(404, $"404: no master-only receiver named '{a.Receiver}' in promha.yml"));
                 return;
             }
-            var (next, accepted) = r.State.Accept(a.Batch, DateTimeOffset.UtcNow);
+            var (next, accepted) = r.State.Accept(r.Intervals.Annotate(a.Batch), DateTimeOffset.UtcNow);
             r.State = next;
             Sender.Tell(accepted
                 ? new AcceptWriteAnswer(204, "")
@@ -149,7 +150,11 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
             PublishFinalIfDue(r);
             r.State = r.State.Expire(now);
             if (publish && r.State.Forwarding) Publish(r, final: false);
-            if (now - _lastPrune > TimeSpan.FromMinutes(1)) r.State = r.State.Prune();
+            if (now - _lastPrune > TimeSpan.FromMinutes(1))
+            {
+                r.State = r.State.Prune();
+                r.Intervals.Prune((now - r.Target.BufferSeconds * TimeSpan.FromSeconds(1)).ToUnixTimeMilliseconds());
+            }
             PendingBytes.WithLabels(r.Name).Set(r.State.PendingBytes);
             ForwardingGauge.WithLabels(r.Name).Set(r.State.Forwarding ? 1 : 0);
             if (r.State.Known != long.MinValue) AckedSeconds.WithLabels(r.Name).Set(r.State.Known / 1000.0);

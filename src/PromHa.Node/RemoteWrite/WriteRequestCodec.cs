@@ -4,8 +4,19 @@ using Snappier;
 
 namespace PromHa.Node.RemoteWrite;
 
-/// <summary>One series of a batch: the hash of its labels (the same on every replica), its oldest and newest sample.</summary>
-public readonly record struct SeriesSpan(ulong Hash, long MinMs, long MaxMs);
+/// <summary>
+/// One series of a batch: the hash of its labels (the same on every replica), its oldest and newest
+/// sample, and how often this replica scrapes it (0: not known yet; <see cref="OwnIntervals"/>).
+/// </summary>
+public readonly record struct SeriesSpan(ulong Hash, long MinMs, long MaxMs, long IntervalMs = 0)
+{
+    /// <summary>
+    /// What of this series may go after the old writer's last sample <paramref name="mark"/>: only
+    /// samples more than half an interval later. The first then falls half an interval to one and a
+    /// half after the old writer's last: no two samples of one scrape round, no round missing.
+    /// </summary>
+    public long Threshold(long mark) => mark + IntervalMs / 2;
+}
 
 /// <summary>A remote-write request as the gate keeps it: the body as sent, and what it covers, series by series.</summary>
 public sealed record WriteBatch(byte[] Body, long MinMs, long MaxMs, int Series, int Samples, SeriesSpan[] Spans)
@@ -14,7 +25,7 @@ public sealed record WriteBatch(byte[] Body, long MinMs, long MaxMs, int Series,
 
     /// <summary>Whether every sample comes after what <paramref name="marks"/> says was sent of its series.</summary>
     public bool AllAfter(IReadOnlyDictionary<ulong, long> marks) =>
-        Spans.All(s => !marks.TryGetValue(s.Hash, out var sent) || s.MinMs > sent);
+        Spans.All(s => !marks.TryGetValue(s.Hash, out var sent) || s.MinMs > s.Threshold(sent));
 }
 
 /// <summary>
@@ -90,13 +101,16 @@ public static class WriteRequestCodec
         var request = Decode(batch.Body);
         var kept = new WriteRequest();
         kept.Metadata.Add(request.Metadata);
+        var intervals = batch.Spans.ToDictionary(sp => sp.Hash, sp => sp);
         foreach (var ts in request.Timeseries)
         {
-            if (!marks.TryGetValue(Hash(ts), out var afterMs))
+            var hash = Hash(ts);
+            if (!marks.TryGetValue(hash, out var mark))
             {
                 kept.Timeseries.Add(ts);
                 continue;
             }
+            var afterMs = intervals.TryGetValue(hash, out var span) ? span.Threshold(mark) : mark;
             var copy = ts.Clone();
             copy.Samples.Clear();
             copy.Samples.Add(ts.Samples.Where(s => s.Timestamp > afterMs));
@@ -107,7 +121,8 @@ public static class WriteRequestCodec
             if (copy.Samples.Count > 0 || copy.Histograms.Count > 0) kept.Timeseries.Add(copy);
         }
         if (kept.Timeseries.Count == 0) return null;
-        return Describe(kept, Encode(kept));
+        var described = Describe(kept, Encode(kept));
+        return described with { Spans = described.Spans.Select(sp => intervals.TryGetValue(sp.Hash, out var was) ? sp with { IntervalMs = was.IntervalMs } : sp).ToArray() };
     }
 
     /// <summary>
@@ -146,6 +161,8 @@ public static class WriteRequestCodec
             b.Timeseries.Add(second);
         }
         else return null;
-        return (Describe(a, Encode(a)), Describe(b, Encode(b)));
+        var intervals = batch.Spans.ToDictionary(sp => sp.Hash, sp => sp.IntervalMs);
+        WriteBatch Keep(WriteBatch d) => d with { Spans = d.Spans.Select(sp => sp with { IntervalMs = intervals.GetValueOrDefault(sp.Hash) }).ToArray() };
+        return (Keep(Describe(a, Encode(a))), Keep(Describe(b, Encode(b))));
     }
 }

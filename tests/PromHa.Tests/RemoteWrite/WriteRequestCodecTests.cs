@@ -73,4 +73,20 @@ public sealed class WriteRequestCodecTests
     {
         Assert.Throws<InvalidDataException>(() => WriteRequestCodec.Batch("not snappy"u8.ToArray()));
     }
+
+    [Fact]
+    public void A_new_writer_sends_a_series_only_half_an_interval_after_the_old_writers_last_sample()
+    {
+        var own = new OwnIntervals();
+        own.Annotate(Batch(("a", [1200])));
+        var b = own.Annotate(Batch(("a", [6200, 11200])));
+        Assert.Equal(5000, b.Spans[0].IntervalMs);
+        // the old writer's last sample at 5000: 6200 would be a second sample of that round
+        var after = WriteRequestCodec.After(b, new Dictionary<ulong, long> { [H("a")] = 5000 })!;
+        Assert.Equal([11200L], WriteRequestCodec.Decode(after.Body).Timeseries[0].Samples.Select(s => s.Timestamp));
+        Assert.Equal(5000, after.Spans[0].IntervalMs);
+        // its last at 3000: 6200 is 3.2 s later, more than half an interval: it goes
+        after = WriteRequestCodec.After(b, new Dictionary<ulong, long> { [H("a")] = 3000 })!;
+        Assert.Equal([6200L, 11200L], WriteRequestCodec.Decode(after.Body).Timeseries[0].Samples.Select(s => s.Timestamp));
+    }
 }
