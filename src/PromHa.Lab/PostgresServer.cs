@@ -50,8 +50,10 @@ public sealed class PostgresServer : IAsyncDisposable
         if (asPostgres && !OperatingSystem.IsWindows())
         {
             await ProcessRun.Exec("chown", ["-R", "postgres", dir], check: true);
-            // the server must reach its dir through the parents (temp dirs are 0700)
-            for (var d = Path.GetDirectoryName(dir); d is not null && d != "/" && d != "/tmp"; d = Path.GetDirectoryName(d))
+            // The server must reach its dir through the parents (a test's temp dirs are 0700): let
+            // others pass through those below the temp path, never anything above it.
+            var temp = Path.GetFullPath(Path.GetTempPath()).TrimEnd('/');
+            for (var d = Path.GetDirectoryName(Path.GetFullPath(dir)); d is not null && d.StartsWith(temp + "/", StringComparison.Ordinal); d = Path.GetDirectoryName(d))
                 File.SetUnixFileMode(d, File.GetUnixFileMode(d) | UnixFileMode.OtherExecute);
         }
         var pg = new PostgresServer(dir, LoopbackPorts.Claim(1)[0], bin, asPostgres);
