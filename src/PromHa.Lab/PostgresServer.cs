@@ -39,9 +39,13 @@ public sealed class PostgresServer : IAsyncDisposable
                 .FirstOrDefault()
             : null;
 
-    public string ConnectionString(string database) => $"Host=127.0.0.1;Port={Port};Username={Role};Database={database};Timeout=3;Command Timeout=5";
+    /// <summary>The test's database, created at start.</summary>
+    public string Database { get; private set; } = "";
+    /// <summary>An Npgsql connection string for <see cref="Database"/>.</summary>
+    public string ConnectionString => $"Host=127.0.0.1;Port={Port};Username={Role};Database={Database};Timeout=3;Command Timeout=5";
 
-    public static async Task<PostgresServer> Start(string parentDir)
+    /// <summary>Starts a server in &lt;parentDir&gt;/postgres with one database for the test (stopped again if any of it fails).</summary>
+    public static async Task<PostgresServer> Start(string parentDir, string database = "promha")
     {
         var bin = FindBin() ?? throw new InvalidOperationException("PostgreSQL is not installed: apt-get install -y postgresql");
         var dir = Path.Combine(parentDir, "postgres");
@@ -63,6 +67,9 @@ public sealed class PostgresServer : IAsyncDisposable
             await pg.Run("pg_ctl", ["-D", pg.DataDir, "-l", pg.LogPath, "-w", "-t", "30", "start", "-o",
                 $"-p {pg.Port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200"]);
             pg.Pid = int.Parse(File.ReadLines(Path.Combine(pg.DataDir, "postmaster.pid")).First(), CultureInfo.InvariantCulture);
+            await pg.Run("psql", ["-h", "127.0.0.1", "-p", pg.Port.ToString(CultureInfo.InvariantCulture), "-U", Role, "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+                "-c", $"CREATE DATABASE \"{database}\""], client: true);
+            pg.Database = database;
         }
         catch
         {
@@ -72,17 +79,9 @@ public sealed class PostgresServer : IAsyncDisposable
         return pg;
     }
 
-    /// <summary>Creates a database (one per cluster or test) and returns its connection string.</summary>
-    public async Task<string> CreateDatabase(string name)
-    {
-        await Run("psql", ["-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "-U", Role, "-d", "postgres", "-v", "ON_ERROR_STOP=1",
-            "-c", $"CREATE DATABASE \"{name}\""], client: true);
-        return ConnectionString(name);
-    }
-
-    /// <summary>Runs SQL with psql and returns its unaligned output.</summary>
-    public async Task<string> Query(string database, string sql) =>
-        (await Run("psql", ["-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "-U", Role, "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql], client: true)).Trim();
+    /// <summary>Runs SQL in the test's database with psql and returns its unaligned output.</summary>
+    public async Task<string> Query(string sql) =>
+        (await Run("psql", ["-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "-U", Role, "-d", Database, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql], client: true)).Trim();
 
     /// <summary>
     /// Pauses (STOP) the server, its backends too (a client's pooled connection talks to a backend,

@@ -157,6 +157,10 @@ public sealed record SeriesContinuity(int Samples, TimeSpan LongestGap, int Miss
         return new SeriesContinuity(samples.Count, TimeSpan.FromMilliseconds(longest), missing, doubled, changes, resets);
     }
 
+    /// <summary>The samples taken from <paramref name="from"/> to <paramref name="to"/>, both included.</summary>
+    public static List<(long Ms, double Value)> Between(IEnumerable<(long Ms, double Value)> samples, DateTimeOffset from, DateTimeOffset to) =>
+        samples.Where(s => s.Ms >= from.ToUnixTimeMilliseconds() && s.Ms <= to.ToUnixTimeMilliseconds()).ToList();
+
     public override string ToString() =>
         $"{Samples} samples, longest gap {LongestGap.TotalSeconds:F1} s, {MissingIntervals} scrape interval(s) missing, {Doubled} doubled, " +
         $"{WriterChanges} writer change(s), {CounterResets} counter reset(s)";

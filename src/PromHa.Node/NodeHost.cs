@@ -69,7 +69,7 @@ public static class NodeHost
         builder.Services.AddSingleton(view);
         var routes = new GateRoutes();
         builder.Services.AddSingleton(routes);
-        builder.Services.AddAkka(SystemName, akka => ConfigureAkka(akka, s, view, tls, routes, GateEndpoints.Rendering(s, token)));
+        builder.Services.AddAkka(SystemName, akka => ConfigureAkka(akka, s, view, tls, routes, NodeGates.For(s, token)));
 
         // Only what helps an operator: PromHa's own metrics and the process's; no runtime event counters.
         ProcessMetrics.Register();
@@ -112,7 +112,7 @@ public static class NodeHost
     /// <summary>akka.ssl.tcp with TLS (the DotNetty transport's scheme), akka.tcp without.</summary>
     public static string Protocol(NodeSettings s) => s.Tls.Enabled ? "akka.ssl.tcp" : "akka.tcp";
 
-    public static void ConfigureAkka(AkkaConfigurationBuilder akka, NodeSettings s, NodeView view, NodeTls? tls, GateRoutes routes, GateRendering? gate)
+    public static void ConfigureAkka(AkkaConfigurationBuilder akka, NodeSettings s, NodeView view, NodeTls? tls, GateRoutes routes, NodeGates gates)
     {
         var hoconDir = Path.Combine(AppContext.BaseDirectory, "hocon");
         var generated = Journal.Hocon(s);
@@ -176,7 +176,7 @@ public static class NodeHost
             .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes)
             .AddHealthProbeActor(s, view)
             .AddReloaderActor(s)
-            .AddConfigSyncActor(s, view, routes, gate)
+            .AddConfigSyncActor(s, view, routes, gates)
             .AddCandidateActor(s)
             .AddConfDirActor(s, view)
             .AddBundleFetcherActor(s, view, Console.ApiAccess.ForPeers(s, AdminToken.Load(s)?.PeerSecret()))

@@ -88,13 +88,7 @@ public sealed class RealCluster : IAsyncDisposable
         if (journals != JournalMix.Sqlite || databaseTieBreaker)
         {
             pg = await PostgresServer.Start(dir);
-            string db;
-            try { db = await pg.CreateDatabase("promha"); }
-            catch
-            {
-                await pg.DisposeAsync();
-                throw;
-            }
+            var db = pg.ConnectionString;
             options = options with
             {
                 PostgresJournal = journals == JournalMix.Sqlite ? null : db,
@@ -126,9 +120,9 @@ public sealed class RealCluster : IAsyncDisposable
     {
         foreach (var n in Cluster.Nodes)
         {
-            var schema = "promha_" + n.Name.ToLowerInvariant().Replace('-', '_').Replace('.', '_');
-            var rows = Postgres is null ? "" : await Postgres.Query("promha", $"SELECT to_regclass('{schema}.journal') IS NOT NULL") == "t"
-                ? await Postgres.Query("promha", $"SELECT count(*) FROM {schema}.journal")
+            var schema = PromHa.Node.Storage.Journal.SchemaFor(n.Name);
+            var rows = Postgres is null ? "" : await Postgres.Query($"SELECT to_regclass('{schema}.journal') IS NOT NULL") == "t"
+                ? await Postgres.Query($"SELECT count(*) FROM {schema}.journal")
                 : "-1";
             var sqlite = File.Exists(Path.Combine(n.DataDir, "promha.db"));
             output.WriteLine($"{n.Name}: {(Cluster.OnPostgres(n) ? "postgresql" : "sqlite")} journal; {schema}.journal rows: {rows}; promha.db: {sqlite}");

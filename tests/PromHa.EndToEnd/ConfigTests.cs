@@ -450,7 +450,7 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         var dir = Directory.CreateTempSubdirectory("promha-pg").FullName;
         _tempDirs.Add(dir);
         await using var pg = await PostgresServer.Start(dir);
-        var db = await pg.CreateDatabase("promha");
+        var db = pg.ConnectionString;
         await c.Stop(standby);
         File.AppendAllText(standby.ConfigPath, $"journal:\n  provider: postgresql\n  connectionString: '{db}'\n");
         c.StartNode(standby);
@@ -464,8 +464,8 @@ public class ConfigTests(ITestOutputHelper output) : IDisposable
         await c.WaitUntil(async () => (await fromMoved.History(50))!.Select(h => (h.Epoch, h.Node, h.Reason)).SequenceEqual(history) &&
                                       (await fromMoved.ConfigVersions(50))!.Select(v => (v.Version, v.BundleHash)).SequenceEqual(versions),
             Generous, default, $"{standby.Name}'s new journal to hold the {history.Count} role changes and {versions.Count} versions");
-        var schema = "promha_" + standby.Name;
-        var rows = long.Parse(await pg.Query("promha", $"SELECT count(*) FROM {schema}.journal"));
+        var schema = PromHa.Node.Storage.Journal.SchemaFor(standby.Name);
+        var rows = long.Parse(await pg.Query($"SELECT count(*) FROM {schema}.journal"));
         output.WriteLine($"{standby.Name}: {rows} events in {schema}.journal after the move");
         Assert.True(rows >= history.Count + versions.Count);
         Assert.True(File.Exists(Path.Combine(standby.DataDir, "promha.db")), "the old SQLite journal is left where it was");

@@ -172,7 +172,7 @@ public class PairTests(ITestOutputHelper output)
         if (overlaps.Count > 0) Assert.Fail($"two masters in {overlaps.Count} polls:\n{observer.Timeline(overlaps[0].At.AddSeconds(-2), overlaps[^1].At.AddSeconds(2))}");
         output.WriteLine($"cut link: {keeper.Name} kept or took the role (was {before.Name}); {loser.Name} downed itself; longest without a master " +
                          $"{ObserverTimeline.LongestWithoutMaster(observer.Rounds).Longest.TotalSeconds:F1} s");
-        var held = await rc.Postgres!.Query("promha", "SELECT owner FROM promha_lease");
+        var held = await rc.Postgres!.Query($"SELECT owner FROM {DatabaseLease.Table}");
         Assert.EndsWith($":{keeper.PublicClusterPort}", held); // the last to take the row (SBR's owner: system@host:port)
 
         rc.RestoreLinks();

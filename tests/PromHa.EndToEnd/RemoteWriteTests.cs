@@ -76,8 +76,8 @@ public class RemoteWriteTests(ITestOutputHelper output)
         // The new writer goes on from the old one's last acknowledged sample, which is up to an interval
         // (plus the batch deadline) before the event: each window starts two intervals before its event.
         var before = SeriesContinuity.Of(masterOnly.Where(s => s.Ms < (switchAt - Interval * 2).ToUnixTimeMilliseconds()).ToList(), Interval, counter: false);
-        var aroundSwitch = SeriesContinuity.Of(Between(masterOnly, switchAt - Interval * 2, crashAt - Interval * 2), Interval, counter: false);
-        var aroundCrash = SeriesContinuity.Of(Between(masterOnly, crashAt - Interval * 2, end), Interval, counter: false);
+        var aroundSwitch = SeriesContinuity.Of(SeriesContinuity.Between(masterOnly, switchAt - Interval * 2, crashAt - Interval * 2), Interval, counter: false);
+        var aroundCrash = SeriesContinuity.Of(SeriesContinuity.Between(masterOnly, crashAt - Interval * 2, end), Interval, counter: false);
         var vmAll = SeriesContinuity.Of(deduplicated, Interval, counter: false);
         output.WriteLine($"master-only, before the switchover: {before}");
         output.WriteLine($"master-only, switchover {master.Name} -> {second.Name}: {aroundSwitch}");
@@ -102,9 +102,6 @@ public class RemoteWriteTests(ITestOutputHelper output)
         Assert.InRange(vmAll.Samples, span - 1, span + 3);
         Assert.Equal(0, vmAll.MissingIntervals);
     }
-
-    private static List<(long Ms, double Value)> Between(IReadOnlyList<(long Ms, double Value)> samples, DateTimeOffset from, DateTimeOffset to) =>
-        samples.Where(s => s.Ms >= from.ToUnixTimeMilliseconds() && s.Ms <= to.ToUnixTimeMilliseconds()).ToList();
 
     private static Task WaitForwarding(LocalCluster c, LocalNode master) => RemoteWriteGates.WaitForwarding(c, master, Generous);
 

@@ -79,7 +79,7 @@ public class SerializerTests : IDisposable
         new OutboxContents("a", [Notification], [DuplicateOutcome], More: true),
         new GetMembership("akka.ssl.tcp://promha@10.77.0.1:4053#42"),
         new Membership("b", 2, false, "akka.ssl.tcp://promha@10.0.0.2:4053#17"),
-        new PromHa.Messages.RemoteWrite.RemoteWriteAcked("promha-1", "b", 3, 1_700_000_000_123, Final: true, [17UL, ulong.MaxValue], [1_700_000_000_000, 1_700_000_000_123]),
+        new PromHa.Messages.RemoteWrite.RemoteWriteAcked("promha-1", "b", 3, Final: true, [17UL, ulong.MaxValue], [1_700_000_000_000, 1_700_000_000_123]),
         DuplicateOutcome,
         new DiscardMasterChanged(4, "no majority", "b"),
         new DiscardConfigVersion(8, "no majority", Hash),

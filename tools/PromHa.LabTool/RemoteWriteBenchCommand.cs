@@ -93,7 +93,7 @@ public static class RemoteWriteBenchCommand
                     foreach (var (metric, counter) in new[] { ("up", false), ("process_cpu_seconds_total", true) })
                     {
                         var samples = await receiver.Samples($"{metric}{{job=\"promha\",instance=\"127.0.0.1:{n.HttpPort}\"}}", start, end);
-                        var window = samples.Where(s => s.Ms >= (e.At - 2 * Interval).ToUnixTimeMilliseconds() && s.Ms <= (e.At + 4 * Interval).ToUnixTimeMilliseconds()).ToList();
+                        var window = SeriesContinuity.Between(samples, e.At - 2 * Interval, e.At + 4 * Interval);
                         var sc = SeriesContinuity.Of(window, Interval, counter);
                         if (verbose)
                             Say($"  {metric}@{n.Name}: {string.Join(" ", window.Select(x => DateTimeOffset.FromUnixTimeMilliseconds(x.Ms).ToString("mm:ss.fff")))}  ({sc})");

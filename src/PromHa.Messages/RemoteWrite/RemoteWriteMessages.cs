@@ -7,4 +7,4 @@ namespace PromHa.Messages.RemoteWrite;
 /// it forwards and once more (<see cref="Final"/>) when it stops. A standby's gate drops what that
 /// covers and, promoted, sends of each series only what comes after.
 /// </summary>
-public sealed record RemoteWriteAcked(string Receiver, string Node, long Epoch, long AckedThroughMs, bool Final, ulong[] Series, long[] SeriesMs) : IPromHaMessage;
+public sealed record RemoteWriteAcked(string Receiver, string Node, long Epoch, bool Final, ulong[] Series, long[] SeriesMs) : IPromHaMessage;

@@ -19,6 +19,7 @@ namespace PromHa.Node.Cluster;
 public sealed class DatabaseLease : Lease
 {
     public const string Table = "promha_lease";
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Created = new();
     private readonly ILoggingAdapter _log;
     private readonly string _connectionString;
     private readonly string _where;
@@ -125,12 +126,15 @@ public sealed class DatabaseLease : Lease
         using var cts = new CancellationTokenSource(timeout);
         await using var conn = new NpgsqlConnection(connectionString);
         await conn.OpenAsync(cts.Token);
-        await using (var create = conn.CreateCommand())
+        // the table once per database and process, not on every renewal
+        if (!Created.ContainsKey(connectionString))
         {
+            await using var create = conn.CreateCommand();
             create.CommandText = $"CREATE TABLE IF NOT EXISTS {Table} (name text PRIMARY KEY, owner text NOT NULL, expires_at timestamptz NOT NULL)";
             try { await create.ExecuteNonQueryAsync(cts.Token); }
             // two nodes creating it at once: one of them gets a unique violation on the catalog
             catch (PostgresException e) when (e.SqlState is "23505" or "42P07") { }
+            Created[connectionString] = true;
         }
         await using var cmd = conn.CreateCommand();
         cmd.CommandText = $"""

@@ -8,6 +8,13 @@ namespace PromHa.Node.Config;
 /// <summary>Where this node's Alertmanager reaches the node's notification gate, and how it proves itself there.</summary>
 public sealed record GateRendering(string BaseUrl, string? Credentials, string? CaFile);
 
+/// <summary>How this node's own servers reach its gates: Alertmanager the notification gate, Prometheus the remote-write gate.</summary>
+public sealed record NodeGates(GateRendering? Notifications, GateRendering? RemoteWrite)
+{
+    public static NodeGates For(PromHa.Node.Settings.NodeSettings s, PromHa.Node.Http.AdminToken? token) =>
+        new(Alerts.GateEndpoints.Rendering(s, token), PromHa.Node.RemoteWrite.RemoteWriteEndpoints.Rendering(s, token));
+}
+
 /// <summary>
 /// The alerting half of rendering. prometheus.yml: every Prometheus sends to every node's
 /// Alertmanager (alerts still flow when any one node is down) and drops the replica label from

@@ -46,8 +46,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     // every node's Alertmanager seen since start: a node that is down keeps its place (it comes back)
     private readonly SortedSet<string> _alertmanagers = new(StringComparer.Ordinal);
     private readonly GateRoutes _routes;
-    private readonly GateRendering? _gate;
-    private readonly GateRendering? _remoteWriteGate;
+    private readonly NodeGates _gates;
     private ConfBundle? _recent; // the bundle last stored or fetched: applied next, without reading it back
     private CandidateRejected? _lastRejected;
     /// <summary>How far this node is from the latest version, reported to the config-versions singleton.</summary>
@@ -55,13 +54,12 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
     private ((long, long, string, string?) Gist, DateTimeOffset At)? _reported;
     private static readonly TimeSpan ReportEvery = TimeSpan.FromSeconds(10);
 
-    public ConfigSyncActor(NodeSettings settings, NodeView view, GateRoutes routes, GateRendering? gate)
+    public ConfigSyncActor(NodeSettings settings, NodeView view, GateRoutes routes, NodeGates gates)
     {
-        _remoteWriteGate = RemoteWrite.RemoteWriteEndpoints.Rendering(settings, PromHa.Node.Http.AdminToken.Load(settings));
         _s = settings;
         _view = view;
         _routes = routes;
-        _gate = gate;
+        _gates = gates;
         if (settings.Alertmanager.Mode != ServerMode.None) _alertmanagers.Add(settings.Advertised(settings.Alertmanager.EffectiveUrl));
         _store = new BundleStore(settings.DataDir, settings.Config.Limits);
         _appliedFile = Path.Combine(settings.DataDir, "config", "applied.json");
@@ -223,9 +221,9 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
             masterPrometheus is null ? null : new Uri(masterPrometheus).Authority, _s.Config.EffectiveFederateMatch)
         {
             Alertmanagers = _alertmanagers.ToList(),
-            Gate = _gate,
+            Gate = _gates.Notifications,
             RemoteWrite = _s.RemoteWrite,
-            RemoteWriteGate = _remoteWriteGate,
+            RemoteWriteGate = _gates.RemoteWrite,
         };
     }
 
@@ -385,7 +383,7 @@ public sealed class ConfigSyncKey;
 public static class ConfigSyncActorHostingExtensions
 {
     public static AkkaConfigurationBuilder AddConfigSyncActor(this AkkaConfigurationBuilder builder, NodeSettings s, NodeView view,
-        GateRoutes routes, GateRendering? gate) =>
+        GateRoutes routes, NodeGates gates) =>
         builder.WithActors((system, registry) =>
-            registry.Register<ConfigSyncKey>(system.ActorOf(Props.Create(() => new ConfigSyncActor(s, view, routes, gate)), ConfigSyncActor.Name)));
+            registry.Register<ConfigSyncKey>(system.ActorOf(Props.Create(() => new ConfigSyncActor(s, view, routes, gates)), ConfigSyncActor.Name)));
 }

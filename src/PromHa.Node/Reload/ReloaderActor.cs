@@ -235,12 +235,13 @@ public sealed class LiveTree(NodeSettings s)
         try
         {
             var bundle = ConfBundle.FromDirectory(s.ConfDir, s.Config.Limits);
+            var gates = NodeGates.For(s, PromHa.Node.Http.AdminToken.Load(s));
             var rendered = ConfigRenderer.Render(bundle, new RenderContext(node, ConfigMode.Mirror, s.Config.ReplicaLabel, false, null, [])
             {
                 Alertmanagers = s.Alertmanager.Mode == ServerMode.None ? [] : [s.Advertised(s.Alertmanager.EffectiveUrl)],
-                Gate = Alerts.GateEndpoints.Rendering(s, PromHa.Node.Http.AdminToken.Load(s)),
+                Gate = gates.Notifications,
                 RemoteWrite = s.RemoteWrite,
-                RemoteWriteGate = RemoteWrite.RemoteWriteEndpoints.Rendering(s, PromHa.Node.Http.AdminToken.Load(s)),
+                RemoteWriteGate = gates.RemoteWrite,
             });
             var invalid = ConfigValidator.Validate(rendered, _staging, Tools, bundle).GetAwaiter().GetResult();
             if (invalid is not null)

@@ -27,6 +27,8 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
     public const string Topic = "promha-remote-write";
     private static readonly TimeSpan TickEvery = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan PublishEvery = TimeSpan.FromMilliseconds(250);
+    /// <summary>How often marks and intervals of series not written for bufferSeconds are forgotten.</summary>
+    private static readonly TimeSpan PruneEvery = TimeSpan.FromMinutes(1);
     /// <summary>A batch is only started with this much lease left: a send must not outlive the role by much.</summary>
     private static readonly TimeSpan LeaseNeeded = TimeSpan.FromMilliseconds(400);
 
@@ -134,6 +136,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
         var now = DateTimeOffset.UtcNow;
         var master = _view.IsMaster;
         var publish = now - _lastPublish >= PublishEvery;
+        var prune = now - _lastPrune > PruneEvery;
         foreach (var r in _receivers.Values)
         {
             if (master && !r.State.Forwarding)
@@ -150,7 +153,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
             PublishFinalIfDue(r);
             r.State = r.State.Expire(now);
             if (publish && r.State.Forwarding) Publish(r, final: false);
-            if (now - _lastPrune > TimeSpan.FromMinutes(1))
+            if (prune)
             {
                 r.State = r.State.Prune();
                 r.Intervals.Prune((now - r.Target.BufferSeconds * TimeSpan.FromSeconds(1)).ToUnixTimeMilliseconds());
@@ -161,7 +164,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
             Pump(r);
         }
         if (publish) _lastPublish = now;
-        if (now - _lastPrune > TimeSpan.FromMinutes(1)) _lastPrune = now;
+        if (prune) _lastPrune = now;
     }
 
     /// <summary>The final mark, once the last batch a stepped-down gate sent is back.</summary>
@@ -181,7 +184,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
         var chunks = delta.Chunk(MarksPerMessage).ToList();
         if (chunks.Count == 0) chunks.Add([]);
         for (var i = 0; i < chunks.Count; i++)
-            _mediator.Tell(new Publish(Topic, new RemoteWriteAcked(r.Name, _settings.Node.Name, _view.Current.Epoch, r.State.Acked,
+            _mediator.Tell(new Publish(Topic, new RemoteWriteAcked(r.Name, _settings.Node.Name, _view.Current.Epoch,
                 final && i == chunks.Count - 1, chunks[i].Select(c => c.Hash).ToArray(), chunks[i].Select(c => c.Ms).ToArray())));
     }
 

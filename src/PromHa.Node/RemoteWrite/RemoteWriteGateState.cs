@@ -77,7 +77,7 @@ public sealed record RemoteWriteGateState(
         var known = Known;
         foreach (var (hash, ms) in series)
         {
-            if (!marks.TryGetValue(hash, out var had) || ms > had) marks[hash] = ms;
+            Raise(marks, hash, ms);
             known = Math.Max(known, ms);
         }
         var s = this with { Marks = marks.ToImmutable(), Known = known, HeardFinal = final };
@@ -127,8 +127,8 @@ public sealed record RemoteWriteGateState(
                 var unpublished = s.Unpublished.ToBuilder();
                 foreach (var span in sent?.Spans ?? [])
                 {
-                    if (!marks.TryGetValue(span.Hash, out var had) || span.MaxMs > had) marks[span.Hash] = span.MaxMs;
-                    if (!unpublished.TryGetValue(span.Hash, out var was) || span.MaxMs > was) unpublished[span.Hash] = span.MaxMs;
+                    Raise(marks, span.Hash, span.MaxMs);
+                    Raise(unpublished, span.Hash, span.MaxMs);
                 }
                 var max = sent is { Samples: > 0 } ? sent.MaxMs : long.MinValue;
                 return s with
@@ -169,8 +169,7 @@ public sealed record RemoteWriteGateState(
     public RemoteWriteGateState Expire(DateTimeOffset now)
     {
         if (Forwarding || Pending.IsEmpty || now - Pending[0].ReceivedAt <= Retention) return this;
-        var keep = Pending.RemoveAll(p => now - p.ReceivedAt > Retention && p.Seq != InFlight);
-        return this with { Pending = keep, PendingBytes = keep.Sum(p => (long)p.Batch.Bytes) };
+        return Keeping(Pending.RemoveAll(p => now - p.ReceivedAt > Retention && p.Seq != InFlight));
     }
 
     /// <summary>Forgets the marks of series not written for longer than the retention (gone targets).</summary>
@@ -189,6 +188,15 @@ public sealed record RemoteWriteGateState(
     {
         if (marks.IsEmpty || Pending.IsEmpty) return this;
         var keep = Pending.RemoveAll(p => p.Seq != InFlight && Covered(p.Batch, marks));
-        return keep.Count == Pending.Count ? this : this with { Pending = keep, PendingBytes = keep.Sum(p => (long)p.Batch.Bytes) };
+        return keep.Count == Pending.Count ? this : Keeping(keep);
+    }
+
+    private RemoteWriteGateState Keeping(ImmutableList<PendingBatch> pending) =>
+        this with { Pending = pending, PendingBytes = pending.Sum(p => (long)p.Batch.Bytes) };
+
+    /// <summary>A series' mark moves forward only.</summary>
+    private static void Raise(ImmutableDictionary<ulong, long>.Builder marks, ulong hash, long ms)
+    {
+        if (!marks.TryGetValue(hash, out var had) || ms > had) marks[hash] = ms;
     }
 }

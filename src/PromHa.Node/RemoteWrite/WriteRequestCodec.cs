@@ -19,9 +19,13 @@ public readonly record struct SeriesSpan(ulong Hash, long MinMs, long MaxMs, lon
 }
 
 /// <summary>A remote-write request as the gate keeps it: the body as sent, and what it covers, series by series.</summary>
-public sealed record WriteBatch(byte[] Body, long MinMs, long MaxMs, int Series, int Samples, SeriesSpan[] Spans)
+public sealed record WriteBatch(byte[] Body, int Samples, SeriesSpan[] Spans)
 {
     public int Bytes => Body.Length + Spans.Length * 24;
+    /// <summary>Series with at least one sample.</summary>
+    public int Series => Spans.Length;
+    public long MinMs => Spans.Length == 0 ? long.MaxValue : Spans.Min(s => s.MinMs);
+    public long MaxMs => Spans.Length == 0 ? long.MinValue : Spans.Max(s => s.MaxMs);
 
     /// <summary>Whether every sample comes after what <paramref name="marks"/> says was sent of its series.</summary>
     public bool AllAfter(IReadOnlyDictionary<ulong, long> marks) =>
@@ -53,7 +57,6 @@ public static class WriteRequestCodec
 
     public static WriteBatch Describe(WriteRequest request, byte[] body)
     {
-        long min = long.MaxValue, max = long.MinValue;
         var samples = 0;
         var spans = new List<SeriesSpan>(request.Timeseries.Count);
         foreach (var ts in request.Timeseries)
@@ -65,12 +68,30 @@ public static class WriteRequestCodec
                 smax = Math.Max(smax, t);
                 samples++;
             }
-            if (smax == long.MinValue) continue;
-            spans.Add(new SeriesSpan(Hash(ts), smin, smax));
-            min = Math.Min(min, smin);
-            max = Math.Max(max, smax);
+            if (smax != long.MinValue) spans.Add(new SeriesSpan(Hash(ts), smin, smax));
         }
-        return new WriteBatch(body, min, max, request.Timeseries.Count, samples, spans.ToArray());
+        return new WriteBatch(body, samples, spans.ToArray());
+    }
+
+    /// <summary>A request cut from <paramref name="from"/>, encoded and described, its series keeping the intervals <paramref name="from"/> knew.</summary>
+    private static WriteBatch Recut(WriteRequest request, WriteBatch from)
+    {
+        var intervals = from.Spans.ToDictionary(sp => sp.Hash, sp => sp.IntervalMs);
+        var cut = Describe(request, Encode(request));
+        return cut with { Spans = cut.Spans.Select(sp => sp with { IntervalMs = intervals.GetValueOrDefault(sp.Hash) }).ToArray() };
+    }
+
+    /// <summary>A copy of a series with only the samples, histograms and exemplars whose timestamps <paramref name="keep"/> takes.</summary>
+    private static TimeSeries Where(TimeSeries ts, Func<long, bool> keep)
+    {
+        var copy = ts.Clone();
+        copy.Samples.Clear();
+        copy.Samples.Add(ts.Samples.Where(s => keep(s.Timestamp)));
+        copy.Histograms.Clear();
+        copy.Histograms.Add(ts.Histograms.Where(h => keep(h.Timestamp)));
+        copy.Exemplars.Clear();
+        copy.Exemplars.Add(ts.Exemplars.Where(e => keep(e.Timestamp)));
+        return copy;
     }
 
     private static IEnumerable<long> Timestamps(TimeSeries ts) =>
@@ -101,7 +122,7 @@ public static class WriteRequestCodec
         var request = Decode(batch.Body);
         var kept = new WriteRequest();
         kept.Metadata.Add(request.Metadata);
-        var intervals = batch.Spans.ToDictionary(sp => sp.Hash, sp => sp);
+        var spans = batch.Spans.ToDictionary(sp => sp.Hash);
         foreach (var ts in request.Timeseries)
         {
             var hash = Hash(ts);
@@ -110,19 +131,11 @@ public static class WriteRequestCodec
                 kept.Timeseries.Add(ts);
                 continue;
             }
-            var afterMs = intervals.TryGetValue(hash, out var span) ? span.Threshold(mark) : mark;
-            var copy = ts.Clone();
-            copy.Samples.Clear();
-            copy.Samples.Add(ts.Samples.Where(s => s.Timestamp > afterMs));
-            copy.Histograms.Clear();
-            copy.Histograms.Add(ts.Histograms.Where(h => h.Timestamp > afterMs));
-            copy.Exemplars.Clear();
-            copy.Exemplars.Add(ts.Exemplars.Where(e => e.Timestamp > afterMs));
+            var afterMs = spans.TryGetValue(hash, out var span) ? span.Threshold(mark) : mark;
+            var copy = Where(ts, t => t > afterMs);
             if (copy.Samples.Count > 0 || copy.Histograms.Count > 0) kept.Timeseries.Add(copy);
         }
-        if (kept.Timeseries.Count == 0) return null;
-        var described = Describe(kept, Encode(kept));
-        return described with { Spans = described.Spans.Select(sp => intervals.TryGetValue(sp.Hash, out var was) ? sp with { IntervalMs = was.IntervalMs } : sp).ToArray() };
+        return kept.Timeseries.Count == 0 ? null : Recut(kept, batch);
     }
 
     /// <summary>
@@ -144,25 +157,14 @@ public static class WriteRequestCodec
         }
         else if (request.Timeseries.Count == 1 && request.Timeseries[0].Samples.Count >= 2)
         {
+            // samples are in time order: the first half up to its last timestamp, the rest after
             var ts = request.Timeseries[0];
-            var half = ts.Samples.Count / 2;
-            var first = ts.Clone();
-            first.Samples.Clear();
-            first.Samples.Add(ts.Samples.Take(half));
-            first.Histograms.Clear();
-            first.Exemplars.Clear();
-            first.Exemplars.Add(ts.Exemplars.Where(e => e.Timestamp <= ts.Samples[half - 1].Timestamp));
-            var second = ts.Clone();
-            second.Samples.Clear();
-            second.Samples.Add(ts.Samples.Skip(half));
-            second.Exemplars.Clear();
-            second.Exemplars.Add(ts.Exemplars.Where(e => e.Timestamp > ts.Samples[half - 1].Timestamp));
-            a.Timeseries.Add(first);
-            b.Timeseries.Add(second);
+            var cut = ts.Samples[ts.Samples.Count / 2 - 1].Timestamp;
+            if (ts.Samples[^1].Timestamp <= cut) return null; // one timestamp throughout: nothing to halve
+            a.Timeseries.Add(Where(ts, t => t <= cut));
+            b.Timeseries.Add(Where(ts, t => t > cut));
         }
         else return null;
-        var intervals = batch.Spans.ToDictionary(sp => sp.Hash, sp => sp.IntervalMs);
-        WriteBatch Keep(WriteBatch d) => d with { Spans = d.Spans.Select(sp => sp with { IntervalMs = intervals.GetValueOrDefault(sp.Hash) }).ToArray() };
-        return (Keep(Describe(a, Encode(a))), Keep(Describe(b, Encode(b))));
+        return (Recut(a, batch), Recut(b, batch));
     }
 }

@@ -17,9 +17,11 @@ public static class Journal
     public const string SqliteProvider = "SQLite.MS";
     public const string PostgresProvider = "PostgreSQL.15";
 
-    public static string Schema(NodeSettings s) => s.Journal.Schema.Length > 0
-        ? s.Journal.Schema
-        : "promha_" + new string(s.Node.Name.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_').ToArray());
+    public static string Schema(NodeSettings s) => s.Journal.Schema.Length > 0 ? s.Journal.Schema : SchemaFor(s.Node.Name);
+
+    /// <summary>A node's schema unless journal.schema names one: promha_&lt;node name&gt;, lower case, other characters as '_'.</summary>
+    public static string SchemaFor(string node) =>
+        "promha_" + new string(node.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_').ToArray());
 
     /// <summary>HOCON over hocon/persistence.hocon for this node's journal.</summary>
     public static string Hocon(NodeSettings s)

@@ -13,8 +13,8 @@ public sealed class DatabaseLeaseTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        _pg = await PostgresServer.Start(_dir);
-        _db = await _pg.CreateDatabase("lease");
+        _pg = await PostgresServer.Start(_dir, "lease");
+        _db = _pg.ConnectionString;
     }
 
     public async ValueTask DisposeAsync()
