@@ -129,11 +129,17 @@ public sealed class DatabaseLease : Lease
         // the table once per database and process, not on every renewal
         if (!Created.ContainsKey(connectionString))
         {
+            // CREATE ... IF NOT EXISTS is not safe against itself (two nodes at once: a unique
+            // violation on the catalog, or "type already exists"): one creator at a time instead
+            await using var tx = await conn.BeginTransactionAsync(cts.Token);
             await using var create = conn.CreateCommand();
-            create.CommandText = $"CREATE TABLE IF NOT EXISTS {Table} (name text PRIMARY KEY, owner text NOT NULL, expires_at timestamptz NOT NULL)";
-            try { await create.ExecuteNonQueryAsync(cts.Token); }
-            // two nodes creating it at once: one of them gets a unique violation on the catalog
-            catch (PostgresException e) when (e.SqlState is "23505" or "42P07") { }
+            create.Transaction = tx;
+            create.CommandText = $"""
+                SELECT pg_advisory_xact_lock(hashtext('{Table}'));
+                CREATE TABLE IF NOT EXISTS {Table} (name text PRIMARY KEY, owner text NOT NULL, expires_at timestamptz NOT NULL);
+                """;
+            await create.ExecuteNonQueryAsync(cts.Token);
+            await tx.CommitAsync(cts.Token);
             Created[connectionString] = true;
         }
         await using var cmd = conn.CreateCommand();
