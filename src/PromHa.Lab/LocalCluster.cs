@@ -639,7 +639,11 @@ public sealed class LocalCluster : IAsyncDisposable
         return (largest, Nodes.Where((n, i) => statuses[i] is null || !largest.Contains(n.Name)).ToList());
     }
 
-    public async Task WaitUntil(Func<Task<bool>> condition, TimeSpan timeout, CancellationToken ct, string what)
+    public Task WaitUntil(Func<Task<bool>> condition, TimeSpan timeout, CancellationToken ct, string what) =>
+        WaitUntil(condition, timeout, ct, () => what);
+
+    /// <param name="what">What was waited for, said when it times out (it may name what was last seen).</param>
+    public async Task WaitUntil(Func<Task<bool>> condition, TimeSpan timeout, CancellationToken ct, Func<string> what)
     {
         var sw = Stopwatch.StartNew();
         while (sw.Elapsed < timeout)
@@ -647,7 +651,7 @@ public sealed class LocalCluster : IAsyncDisposable
             if (await condition()) return;
             await Task.Delay(100, ct);
         }
-        throw new TimeoutException($"Timed out after {timeout.TotalSeconds:F0}s waiting for {what}.\n{LogTails()}");
+        throw new TimeoutException($"Timed out after {timeout.TotalSeconds:F0}s waiting for {what()}.\n{LogTails()}");
     }
 
     public string LogTails(int lines = 25) => string.Join("\n", Nodes.Select(n =>

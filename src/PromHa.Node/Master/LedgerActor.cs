@@ -37,18 +37,30 @@ public sealed class LedgerActor : ReceivePersistentActor
     private long _discardedEpoch, _discardedConfig;
     /// <summary>This ledger's vote on the master's reign; follows the journaled head.</summary>
     private VoterState _vote;
+    /// <summary>Every epoch number dropped here: a skip in the history over one of them is no gap.</summary>
+    private ImmutableHashSet<long> _dropped = ImmutableHashSet<long>.Empty;
+    /// <summary>
+    /// Where this ledger's history may lack committed changes: it took a newer epoch (an
+    /// announcement, an append) while it missed the ones before. Filled from the other members'
+    /// ledgers, a few tries each start.
+    /// </summary>
+    private long? _fillAfter;
+    private int _fillTries;
+    private DateTimeOffset _lastFillRequest = DateTimeOffset.MinValue;
+    private const int MaxFillTries = 3;
 
     public LedgerActor(string node, NodeView view, TimeSpan leaseTerm)
     {
         _node = node;
         _view = view;
         _vote = VoterState.Start(leaseTerm, Now);
-        Recover<MasterChanged>(e => _history = Append(_history, e));
+        Recover<MasterChanged>(e => _history = Insert(_history, e));
         Recover<ConfigVersionCommitted>(e => _configs = Append(_configs, e));
         Recover<DiscardMasterChanged>(Drop);
         Recover<DiscardConfigVersion>(Drop);
         Recover<MaintenanceChanged>(m => _maintenance = m.Seq > MaintenanceHead ? _maintenance.Add(m) : _maintenance);
         Recover<DiscardMaintenance>(Drop);
+        Recover<RecoveryCompleted>(_ => _fillAfter = FirstGap());
         Command<DiscardMaintenance>(d => Persist(d, _ => Drop(d)));
         Command<RecordMaintenance>(r => PersistMaintenance(r.Change, Sender));
         // Journaled even when this ledger never took the record: the number stays used.
@@ -85,12 +97,21 @@ public sealed class LedgerActor : ReceivePersistentActor
         });
         Command<LedgerEvents>(evs =>
         {
+            // what this ledger missed below its head first, then what is newer
+            foreach (var e in evs.Events.Where(e => FillsGap(e)).OrderBy(e => e.Epoch))
+                Persist(e, filled =>
+                {
+                    _history = Insert(_history, filled);
+                    _fillAfter = FirstGap();
+                    _log.Info("Copied epoch {0} ({1} as master) from {2}'s ledger: this ledger had missed it", filled.Epoch, filled.Node, evs.Node);
+                });
             foreach (var e in evs.Events.OrderBy(e => e.Epoch)) Persist(e, sender: ActorRefs.Nobody);
             foreach (var c in (evs.Configs ?? []).OrderBy(c => c.Version)) PersistConfig(c, ActorRefs.Nobody);
         });
         Command<MasterStatus>(s =>
         {
             CatchUp(s.Epoch, 0, s.SingletonAddress);
+            AskToFill();
             // the singleton publishes only a committed pause or resume: a ledger that missed it copies it
             if (s.Maintenance is { } m && m.Seq > MaintenanceHead) PersistMaintenance(m, ActorRefs.Nobody);
         });
@@ -123,6 +144,49 @@ public sealed class LedgerActor : ReceivePersistentActor
     {
         _history = _history.RemoveAll(e => Matches(e, d));
         _discardedEpoch = Math.Max(_discardedEpoch, d.Epoch);
+        _dropped = _dropped.Add(d.Epoch);
+    }
+
+    /// <summary>
+    /// The head before the lowest skip in the history that no drop here explains (numbers are
+    /// never reused, but one discarded on other ledgers only looks like a gap here; a few tries
+    /// tell them apart). An empty ledger that took a later epoch has missed everything before it.
+    /// </summary>
+    private long? FirstGap()
+    {
+        var before = 0L;
+        foreach (var e in _history)
+        {
+            for (var n = before + 1; n < e.Epoch; n++)
+                if (!_dropped.Contains(n)) return before;
+            before = e.Epoch;
+        }
+        return null;
+    }
+
+    /// <summary>A committed change from another ledger that this one missed below its head.</summary>
+    private bool FillsGap(MasterChanged e) =>
+        _fillAfter is { } after && e.Epoch > after && e.Epoch < Head && !_dropped.Contains(e.Epoch) &&
+        _history.All(k => k.Epoch != e.Epoch);
+
+    /// <summary>Asks another member's ledger for what follows the gap; a reply that fills nothing counts as a try.</summary>
+    private void AskToFill()
+    {
+        if (_fillAfter is not { } after || Now - _lastFillRequest < TimeSpan.FromSeconds(2)) return;
+        if (_fillTries >= MaxFillTries)
+        {
+            _log.Info("Epochs after {0} are missing from this ledger and from the ledgers asked: taken as discarded elsewhere", after);
+            _fillAfter = null;
+            return;
+        }
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var others = cluster.State.Members
+            .Where(m => m.Status == Akka.Cluster.MemberStatus.Up && !m.UniqueAddress.Equals(cluster.SelfUniqueAddress))
+            .OrderBy(m => m.Address.ToString()).ToList();
+        if (others.Count == 0) return;
+        _lastFillRequest = Now;
+        var peer = others[_fillTries++ % others.Count];
+        Context.ActorSelection(new RootActorPath(peer.Address) / "user" / Name).Tell(new LedgerSync(_node, after, ConfigHead));
     }
 
     private void Drop(DiscardMaintenance d)
@@ -215,7 +279,16 @@ public sealed class LedgerActor : ReceivePersistentActor
         }
         Persist(e, persisted =>
         {
-            if (persisted.Epoch > Head) _history = Append(_history, persisted);
+            if (persisted.Epoch > Head)
+            {
+                _history = Append(_history, persisted);
+                // took a newer epoch over one it never had: ask the others for what it missed
+                if (_fillAfter is null && FirstGap() is { } gap)
+                {
+                    _fillAfter = gap;
+                    _fillTries = 0;
+                }
+            }
             sender.Tell(RecordedHead());
         });
     }
@@ -254,6 +327,14 @@ public sealed class LedgerActor : ReceivePersistentActor
 
     private static ImmutableList<MasterChanged> Append(ImmutableList<MasterChanged> history, MasterChanged e) =>
         history.IsEmpty || e.Epoch > history[^1].Epoch ? history.Add(e) : history;
+
+    /// <summary>In epoch order; a number already held keeps the record it has.</summary>
+    private static ImmutableList<MasterChanged> Insert(ImmutableList<MasterChanged> history, MasterChanged e)
+    {
+        var i = history.Count;
+        while (i > 0 && history[i - 1].Epoch > e.Epoch) i--;
+        return i > 0 && history[i - 1].Epoch == e.Epoch ? history : history.Insert(i, e);
+    }
 
     private static ImmutableList<ConfigVersionCommitted> Append(ImmutableList<ConfigVersionCommitted> versions, ConfigVersionCommitted e) =>
         versions.IsEmpty || e.Version > versions[^1].Version ? versions.Add(e) : versions;
