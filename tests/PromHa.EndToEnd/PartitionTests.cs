@@ -289,8 +289,13 @@ public abstract class PartitionCases(PartitionLab fx, ITestOutputHelper output)
                 run.Rejoined(target!);
             });
 
-    /// <summary>A restarted node is a standby again well within 15 s (measured 2-6 s); twice that before it counts as never.</summary>
-    private static readonly TimeSpan RestartedWithin = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// A restarted node is a standby again well within 15 s (measured 2-6 s). Under CI load one was
+    /// downed 6 s after it joined (it and a peer missed each other's heartbeats while it started),
+    /// exited 3, was started again and was a standby 25 s after the first restart: the safe path,
+    /// slower. A minute before it counts as never; the time taken is in the report.
+    /// </summary>
+    private static readonly TimeSpan RestartedWithin = TimeSpan.FromSeconds(60);
 
     protected static async Task FaultFor(CaseRun run, LocalNode target, LinkFault fault, TimeSpan howLong)
     {
