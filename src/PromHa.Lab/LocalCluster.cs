@@ -22,6 +22,11 @@ public sealed record LocalClusterOptions
 {
     public int Nodes { get; init; } = 3;
     public int Witnesses { get; init; }
+    /// <summary>
+    /// Several HA groups (cluster.groups): the nodes in order, so many per group; every witness
+    /// serves every group. Empty: one group of all.
+    /// </summary>
+    public IReadOnlyList<(string Name, int Nodes)> Groups { get; init; } = [];
     public LocalServers Servers { get; init; } = LocalServers.Supervised;
     public bool Alertmanager { get; init; } = true;
     public bool NodeExporter { get; init; }
@@ -89,6 +94,8 @@ public sealed class LocalNode
 {
     public required string Name { get; init; }
     public required bool Witness { get; init; }
+    /// <summary>Its HA group (LocalClusterOptions.Groups); null without groups or for a witness (it serves all).</summary>
+    public string? Group { get; init; }
     public required int ClusterPort { get; init; }
     /// <summary>The port other nodes connect to: ClusterPort, or a forwarded one (LocalClusterOptions.PublicClusterPorts).</summary>
     public required int PublicClusterPort { get; init; }
@@ -188,6 +195,7 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             Name = i < options.Nodes ? $"node{i + 1}" : $"witness{i - options.Nodes + 1}",
             Witness = i >= options.Nodes,
+            Group = i < options.Nodes ? GroupOf(options, i) : null,
             ClusterPort = ports[i * 5],
             PublicClusterPort = options.PublicClusterPorts ? ports[i * 5 + 4] : ports[i * 5],
             HttpPort = ports[i * 5 + 1],
@@ -204,6 +212,17 @@ public sealed class LocalCluster : IAsyncDisposable
         if (options.NodeExporter && File.Exists(options.NodeExporterBinary)) cluster.NodeExporterPort = ports[^1];
         cluster.WriteFiles();
         return cluster;
+    }
+
+    /// <summary>The group of server i (0-based) when groups are configured.</summary>
+    private static string? GroupOf(LocalClusterOptions options, int i)
+    {
+        foreach (var (name, count) in options.Groups)
+        {
+            if (i < count) return name;
+            i -= count;
+        }
+        return options.Groups.Count == 0 ? null : throw new ArgumentException($"the groups name fewer nodes than the {options.Nodes} servers", nameof(options));
     }
 
     private void WriteFiles()
@@ -314,6 +333,9 @@ public sealed class LocalCluster : IAsyncDisposable
             """);
 
         var seeds = string.Join(", ", Nodes.Select(n => $"{n.ClusterHost}:{n.PublicClusterPort}"));
+        var groups = _options.Groups.Count == 0 ? ""
+            : "  groups:\n" + string.Concat(_options.Groups.Select(g =>
+                $"    {g.Name}: [{string.Join(", ", Nodes.Where(n => n.Group == g.Name || n.Witness).Select(n => n.Name))}]\n"));
         // In a lab every namespace has its own loopback: listen on all of the node's addresses so
         // that this process reaches it through the observer link, and let it reach its servers on 127.0.0.1.
         var lab = _options.Netns is not null;
@@ -334,10 +356,12 @@ public sealed class LocalCluster : IAsyncDisposable
                   seeds: [{seeds}]
 
                 """);
+            yaml.Append(groups);
             if (_options.TieBreakerTargets.Count > 0)
                 yaml.Append($"  tieBreaker:\n    targets: [{string.Join(", ", _options.TieBreakerTargets)}]\n");
             if (_options.TieBreakerDatabase is { } leaseDb)
                 yaml.Append($"  tieBreaker:\n    database: '{leaseDb}'\n");
+            if (n.Group is { } group) yaml.Append($"group: {group}\n");
             if (_options.RemoteWrite.Count > 0)
                 yaml.Append("remoteWrite:\n" + string.Concat(_options.RemoteWrite.Select(rw => $"  - url: {rw.Url}\n    mode: {rw.Mode}\n")));
             if (OnPostgres(n))
@@ -366,7 +390,7 @@ public sealed class LocalCluster : IAsyncDisposable
                                 (lab ? $"  url: http://127.0.0.1:{n.AlertmanagerPort}\n" : "") +
                                 $"  clusterListen: {n.ClusterHost}:{n.AlertmanagerClusterPort}\n" +
                                 (_options.Alerting?.PeerTimeout is { } pt ? $"  extraArgs: ['--cluster.peer-timeout={pt}']\n" : "") +
-                                $"  clusterPeers: [{string.Join(", ", Nodes.Where(o => o != n && o.AlertmanagerClusterPort > 0).Select(o => $"{o.ClusterHost}:{o.AlertmanagerClusterPort}"))}]\n");
+                                $"  clusterPeers: [{string.Join(", ", Nodes.Where(o => o != n && o.AlertmanagerClusterPort > 0 && o.Group == n.Group).Select(o => $"{o.ClusterHost}:{o.AlertmanagerClusterPort}"))}]\n");
             }
             File.WriteAllText(n.ConfigPath, yaml.ToString());
         }
@@ -568,16 +592,16 @@ public sealed class LocalCluster : IAsyncDisposable
         return running.Where((_, i) => codes[i] == 200).ToList();
     }
 
-    /// <summary>Waits until exactly one running node answers /primary with 200 and returns it.</summary>
-    public async Task<LocalNode> WaitForSingleMaster(TimeSpan timeout, Func<LocalNode, bool>? where = null, CancellationToken ct = default)
+    /// <summary>Waits until exactly one running node (of <paramref name="group"/>, when given) answers /primary with 200 and returns it.</summary>
+    public async Task<LocalNode> WaitForSingleMaster(TimeSpan timeout, Func<LocalNode, bool>? where = null, CancellationToken ct = default, string? group = null)
     {
         LocalNode? found = null;
         await WaitUntil(async () =>
         {
-            var masters = await Masters();
+            var masters = await Masters(skip: group is null ? null : n => n.Group != group);
             found = masters.Count == 1 && (where?.Invoke(masters[0]) ?? true) ? masters[0] : null;
             return found is not null;
-        }, timeout, ct, "exactly one master");
+        }, timeout, ct, group is null ? "exactly one master" : $"exactly one master in group {group}");
         return found!;
     }
 

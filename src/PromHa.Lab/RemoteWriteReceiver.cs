@@ -35,9 +35,11 @@ public sealed class RemoteWriteReceiver : IDisposable
 
     public const string VictoriaMetricsBinary = "/usr/bin/victoria-metrics";
 
-    public static async Task<RemoteWriteReceiver> Start(Kind type, string parentDir, TimeSpan? dedup = null, string prometheusBinary = "/usr/bin/prometheus")
+    /// <param name="prometheusConfig">A Prometheus's own prometheus.yml (e.g. a global one that federates groups); default: scrapes nothing.</param>
+    public static async Task<RemoteWriteReceiver> Start(Kind type, string parentDir, TimeSpan? dedup = null, string prometheusBinary = "/usr/bin/prometheus",
+        string? prometheusConfig = null)
     {
-        var dir = Path.Combine(parentDir, type == Kind.VictoriaMetrics ? "victoria-metrics" : "receiver-prometheus");
+        var dir = Path.Combine(parentDir, type == Kind.VictoriaMetrics ? "victoria-metrics" : prometheusConfig is null ? "receiver-prometheus" : "global-prometheus");
         Directory.CreateDirectory(dir);
         var port = LoopbackPorts.Claim(1)[0];
         var log = Path.Combine(dir, "receiver.log");
@@ -57,7 +59,7 @@ public sealed class RemoteWriteReceiver : IDisposable
         else
         {
             var config = Path.Combine(dir, "prometheus.yml");
-            File.WriteAllText(config, "global:\n  scrape_interval: 1m\n");
+            File.WriteAllText(config, prometheusConfig ?? "global:\n  scrape_interval: 1m\n");
             p = LoggedProcess.Start(prometheusBinary,
             [
                 $"--config.file={config}", $"--storage.tsdb.path={Path.Combine(dir, "data")}",

@@ -5,6 +5,7 @@ using Akka.Remote.Hosting;
 using PromHa.Node.Alerts;
 using PromHa.Node.Cluster;
 using PromHa.Node.Config;
+using PromHa.Node.Groups;
 using PromHa.Node.Health;
 using PromHa.Node.Http;
 using PromHa.Node.Web;
@@ -60,7 +61,9 @@ public static class NodeHost
         });
         builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
 
-        var view = new NodeView(s.Node.Name, s.IsWitness);
+        var view = new NodeView(s.Node.Name, s.IsWitness) { Group = GroupScope.Own(s).Name };
+        var groupsView = new GroupsView(GroupScope.All(s));
+        builder.Services.AddSingleton(groupsView);
         var token = AdminToken.Load(s);
         if (token is not null) builder.Services.AddSingleton(token);
         builder.Services.AddApiErrors();
@@ -69,7 +72,11 @@ public static class NodeHost
         builder.Services.AddSingleton(view);
         var routes = new GateRoutes();
         builder.Services.AddSingleton(routes);
-        builder.Services.AddAkka(SystemName, akka => ConfigureAkka(akka, s, view, tls, routes, NodeGates.For(s, token)));
+        builder.Services.AddAkka(SystemName, akka =>
+        {
+            ConfigureAkka(akka, s, view, tls, routes, NodeGates.For(s, token));
+            akka.AddGroupsWatchActor(groupsView);
+        });
 
         // Only what helps an operator: PromHa's own metrics and the process's; no runtime event counters.
         ProcessMetrics.Register();
@@ -100,6 +107,7 @@ public static class NodeHost
         app.MapGateEndpoints();
         app.MapRemoteWriteEndpoints();
         app.MapMasterProxy();
+        app.MapGroupEndpoints();
         app.MapMetrics("/metrics");
         return app;
     }
@@ -131,6 +139,8 @@ public static class NodeHost
             akka.AddHocon(ConfigurationFactory.ParseString(File.ReadAllText(Path.Combine(hoconDir, file))), HoconAddMode.Append);
 
         var peers = OtherSeeds(s);
+        // the groups this node serves: a server's own, or every group that lists a witness
+        var groups = GroupScope.Served(s);
         var deaths = new PeerDeaths();
         var outsiders = new OutsiderProbe(peers);
         var timings = new MasterTimings(
@@ -156,7 +166,7 @@ public static class NodeHost
             })
             .WithClustering(new ClusterOptions
             {
-                Roles = MemberRoles.For(s.Node.Name, s.IsWitness),
+                Roles = MemberRoles.For(s.Node.Name, s.IsWitness, groups),
                 SeedNodes = s.Cluster.Seeds.Select(seed => $"{Protocol(s)}://{SystemName}@{seed}").ToArray(),
             })
             .WithDistributedPubSub(role: null!)
@@ -166,14 +176,14 @@ public static class NodeHost
             })
             .AddJoinPacerActor()
             .AddMembershipActor(s.Node.Name)
-            .AddLedgerActor(s.Node.Name, view, timings.LeaseDuration)
+            .AddLedgerActor(s.Node.Name, view, timings.LeaseDuration, groups)
             .AddPeerCrashActor(view, deaths, Console.ApiAccess.ForPeers(s))
-            .AddMasterActor(s.Node.Name, timings, outsiders, deaths, view.Time)
-            .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, outsiders, view.Time)
+            .AddMasterActor(s.Node.Name, timings, outsiders, deaths, view.Time, groups)
+            .AddConfigVersionsActor(s.Node.Name, timings.ConfiguredNodes, outsiders, view.Time, groups)
             .AddSplitBrainWatchActor(s, view, peers)
-            .AddSingletonWatchActor()
+            .AddSingletonWatchActor(groups)
             .AddRemovedWatchActor(s, view, timings.ConfiguredNodes)
-            .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes)
+            .AddRoleActor(s.Node.Name, view, timings.LeaseDuration, timings.ConfiguredNodes, groups[0])
             .AddHealthProbeActor(s, view)
             .AddReloaderActor(s)
             .AddConfigSyncActor(s, view, routes, gates)

@@ -56,7 +56,8 @@ public sealed class RealCluster : IAsyncDisposable
         bool tieBreaker = false, LocalServers servers = LocalServers.External, bool alertmanager = false,
         PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror, bool cuttableLinks = false,
         bool httpsApi = false, LocalAlerting? alerting = null, IReadOnlyList<string>? hooks = null,
-        JournalMix journals = JournalMix.Sqlite, bool databaseTieBreaker = false, IReadOnlyList<(string Url, string Mode)>? remoteWrite = null)
+        JournalMix journals = JournalMix.Sqlite, bool databaseTieBreaker = false, IReadOnlyList<(string Url, string Mode)>? remoteWrite = null,
+        IReadOnlyList<(string Name, int Nodes)>? groups = null)
     {
         var options = new LocalClusterOptions
         {
@@ -70,6 +71,7 @@ public sealed class RealCluster : IAsyncDisposable
             Alerting = alerting,
             Hooks = hooks ?? [],
             RemoteWrite = remoteWrite ?? [],
+            Groups = groups ?? [],
         };
         var missing = LocalCluster.MissingBinaries(options);
         if (missing.Count > 0)

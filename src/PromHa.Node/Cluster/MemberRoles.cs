@@ -1,3 +1,5 @@
+using PromHa.Node.Groups;
+
 namespace PromHa.Node.Cluster;
 
 /// <summary>
@@ -10,8 +12,9 @@ public static class MemberRoles
     public const string Witness = "witness";
     public const string Server = "server";
 
-    public static string[] For(string nodeName, bool witness) =>
-        [NamePrefix + nodeName, witness ? Witness : Server];
+    /// <param name="groups">The groups the node serves (a witness may serve several); they are roles only when groups are configured.</param>
+    public static string[] For(string nodeName, bool witness, IEnumerable<GroupScope>? groups = null) =>
+        [NamePrefix + nodeName, witness ? Witness : Server, .. (groups ?? []).Select(g => g.Role).OfType<string>()];
 
     public static string? NodeName(Akka.Cluster.Member m) =>
         m.Roles.FirstOrDefault(r => r.StartsWith(NamePrefix, StringComparison.Ordinal))?[NamePrefix.Length..];

@@ -10,6 +10,9 @@ namespace PromHa.Node.Cluster;
 /// </summary>
 public sealed class NodeView(string nodeName, bool witness, TimeProvider? time = null)
 {
+    /// <summary>The HA group whose master this node's role follows (a witness: the first it serves).</summary>
+    public string Group { get; set; } = Groups.GroupScope.DefaultName;
+
     /// <summary>The node's clock (monotonic in production), shared with the actors that measure leases and retries.</summary>
     public TimeProvider Time { get; } = time ?? MonotonicTimeProvider.Instance;
 

@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Event;
 using Akka.Hosting;
 using PromHa.Node.Config;
+using PromHa.Node.Groups;
 using PromHa.Node.Master;
 
 namespace PromHa.Node.Cluster;
@@ -23,16 +24,17 @@ public sealed class SingletonWatchActor : ReceiveActor, IWithTimers
     private static readonly TimeSpan Every = TimeSpan.FromSeconds(1);
     /// <summary>Longer than a normal hand-over (a crashed oldest member: ~4 s; waiting out a lease: ~3 s more).</summary>
     public static readonly TimeSpan StuckAfter = TimeSpan.FromSeconds(15);
-    private static readonly string[] Singletons =
-        [$"/user/{MasterActor.SingletonName}/{MasterActor.SingletonName}", $"/user/{ConfigVersionsActor.SingletonName}/{ConfigVersionsActor.SingletonName}"];
+    private readonly IReadOnlyList<GroupScope> _groups;
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private DateTimeOffset? _missingSince;
     private bool _restarting;
 
-    public SingletonWatchActor()
+    /// <param name="groups">The groups this node serves: it checks the singletons of those whose oldest member it is.</param>
+    public SingletonWatchActor(IReadOnlyList<GroupScope>? groups = null)
     {
+        _groups = groups ?? [GroupScope.Whole];
         Receive<Check>(_ => OnCheck());
         Receive<ActorIdentity>(_ => { });
         Receive<Found>(OnFound);
@@ -49,24 +51,31 @@ public sealed class SingletonWatchActor : ReceiveActor, IWithTimers
 
     protected override void PreStart() => Timers.StartPeriodicTimer("check", Check.Instance, Every);
 
-    /// <summary>This node is Up, the oldest Up member, and every member is Up and reachable: the singletons belong here now.</summary>
-    private bool OldestOfStableCluster()
+    /// <summary>
+    /// Every member is Up and reachable, and this node is the oldest Up member of a group: that
+    /// group's singletons belong here now. Their paths.
+    /// </summary>
+    private string[] SingletonsHere()
     {
         var state = _cluster.State;
-        if (state.Unreachable.Count > 0 || state.Members.Any(m => m.Status != MemberStatus.Up)) return false;
-        var oldest = state.Members.OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
-        return oldest is not null && oldest.UniqueAddress.Equals(_cluster.SelfUniqueAddress);
+        if (state.Unreachable.Count > 0 || state.Members.Any(m => m.Status != MemberStatus.Up)) return [];
+        return _groups
+            .Where(g => state.Members.Where(g.Includes).OrderBy(m => m, Member.AgeOrdering).FirstOrDefault() is { } oldest &&
+                        oldest.UniqueAddress.Equals(_cluster.SelfUniqueAddress))
+            .SelectMany(g => new[] { $"/user/{g.MasterSingleton}/{g.MasterSingleton}", $"/user/{g.ConfigVersionsSingleton}/{g.ConfigVersionsSingleton}" })
+            .ToArray();
     }
 
     private void OnCheck()
     {
         if (_restarting) return;
-        if (!OldestOfStableCluster())
+        var here = SingletonsHere();
+        if (here.Length == 0)
         {
             _missingSince = null;
             return;
         }
-        var selections = Singletons.Select(p => (Path: p, Selection: Context.ActorSelection(p))).ToList();
+        var selections = here.Select(p => (Path: p, Selection: Context.ActorSelection(p))).ToList();
         Task.WhenAll(selections.Select(async s =>
             {
                 try
@@ -82,7 +91,7 @@ public sealed class SingletonWatchActor : ReceiveActor, IWithTimers
     private void OnFound(Found f)
     {
         if (_restarting) return;
-        if (f.Missing.Length == 0 || !OldestOfStableCluster())
+        if (f.Missing.Length == 0 || SingletonsHere().Length == 0)
         {
             _missingSince = null;
             return;
@@ -91,7 +100,7 @@ public sealed class SingletonWatchActor : ReceiveActor, IWithTimers
         _missingSince ??= now;
         if (now - _missingSince.Value < StuckAfter) return;
         _restarting = true;
-        _log.Error("This node is the oldest member of a stable cluster but {0} has not run here for {1:F0} s " +
+        _log.Error("This node is the oldest member of its group in a stable cluster but {0} has not run here for {1:F0} s " +
                    "(its singleton manager handed over to a node outside this cluster); restarting so that the next oldest member runs it",
             string.Join(" and ", f.Missing), (now - _missingSince.Value).TotalSeconds);
         CoordinatedShutdown.Get(Context.System).Run(RestartNode.Reason);
@@ -100,6 +109,6 @@ public sealed class SingletonWatchActor : ReceiveActor, IWithTimers
 
 public static class SingletonWatchActorHostingExtensions
 {
-    public static AkkaConfigurationBuilder AddSingletonWatchActor(this AkkaConfigurationBuilder builder) =>
-        builder.WithActors((system, _) => system.ActorOf(Props.Create(() => new SingletonWatchActor()), SingletonWatchActor.Name));
+    public static AkkaConfigurationBuilder AddSingletonWatchActor(this AkkaConfigurationBuilder builder, IReadOnlyList<GroupScope>? groups = null) =>
+        builder.WithActors((system, _) => system.ActorOf(Props.Create(() => new SingletonWatchActor(groups)), SingletonWatchActor.Name));
 }

@@ -7,6 +7,7 @@ using PromHa.Messages.Config;
 using PromHa.Node.Alerts;
 using PromHa.Messages.Ledger;
 using PromHa.Node.Cluster;
+using PromHa.Node.Groups;
 using PromHa.Node.Master;
 using PromHa.Node.Reload;
 using PromHa.Node.Settings;
@@ -116,7 +117,7 @@ public sealed class ConfigSyncActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        DistributedPubSub.Get(Context.System).Mediator.Tell(new Subscribe(ConfigTopics.Config, Self));
+        DistributedPubSub.Get(Context.System).Mediator.Tell(new Subscribe(GroupScope.Own(_s).ConfigTopic, Self));
         Timers.StartPeriodicTimer("tick", Tick.Instance, TickInterval);
         if (_applied is not null)
         {

@@ -1,11 +1,13 @@
 using Akka.Actor;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Tools.PublishSubscribe;
+using Akka.Cluster.Tools.Singleton;
 using Akka.Event;
 using Akka.Hosting;
 using PromHa.Messages.Config;
 using PromHa.Messages.Ledger;
 using PromHa.Node.Cluster;
+using PromHa.Node.Groups;
 using PromHa.Node.Master;
 using PromHa.Node.Replication;
 using ClusterEvent = Akka.Cluster.ClusterEvent;
@@ -39,19 +41,23 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
     private readonly TimeProvider _time;
     private DateTimeOffset Now => _time.GetUtcNow();
 
-    public ConfigVersionsActor(string self, int configuredNodes, OutsiderProbe outsiders, TimeProvider time)
+    private readonly GroupScope _group;
+
+    /// <param name="group">The group whose versions this singleton numbers; <paramref name="configuredNodes"/> is the group's.</param>
+    public ConfigVersionsActor(string self, int configuredNodes, OutsiderProbe outsiders, TimeProvider time, GroupScope? group = null)
     {
         _time = time;
+        _group = group ?? GroupScope.Whole;
         _self = self;
         _outsiders = outsiders;
-        _members = new LedgerMembers(configuredNodes, _cluster.SelfUniqueAddress);
+        _members = new LedgerMembers(configuredNodes, _cluster.SelfUniqueAddress, _group);
         _ledgers = new ReplicatedLog<ConfigVersionCommitted, ConfigRecorded>(
             new LogSpec<ConfigVersionCommitted, ConfigRecorded>(
                 v => new RecordConfigVersion(v),
                 (ack, v) => ack.Version >= v.Version,
-                (v, why) => new DiscardConfigVersion(v.Version, why, v.BundleHash)),
+                (v, why) => new DiscardConfigVersion(v.Version, why, v.BundleHash), _group.Ledger),
             Context.System,
-            () => ActorRegistry.For(Context.System).Get<LedgerKey>(),
+            () => _group.LocalLedger(Context.System),
             () => _members.Live(_cluster),
             () => _members.Size);
         Recovering();
@@ -266,9 +272,9 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
             _log.Info($"Config version {v.Version} ({v.BundleHash[..12]}, {v.FileCount} files, from {v.Source} by {v.Author}) journaled on {j.Result.Acks.Count}/{j.Result.Asked} ledgers");
             _replyTo?.Tell(new CandidateCommitted(v.Version, v.BundleHash, true));
             var available = new ConfigVersionAvailable(v.Version, v.BundleHash, v.Origin);
-            foreach (var address in _members.Live(_cluster))
+            foreach (var address in _group.OwnedBy(_cluster, _members.Live(_cluster)))
                 Context.ActorSelection(new RootActorPath(address) / "user" / ConfigSyncActor.Name).Tell(available);
-            _mediator.Tell(new Publish(ConfigTopics.Config, available));
+            _mediator.Tell(new Publish(_group.ConfigTopic, available));
             PublishHeartbeat();
         }
         _replyTo = null;
@@ -299,12 +305,11 @@ public sealed class ConfigVersionsActor : ReceiveActor, IWithTimers
     {
         var status = _state.Status();
         var beat = new ConfigHeartbeat(status.Latest, _cluster.SelfAddress.ToString(), status.Nodes, DateTimeOffset.UtcNow);
-        foreach (var address in _members.Live(_cluster))
-        {
+        var live = _members.Live(_cluster);
+        foreach (var address in _group.OwnedBy(_cluster, live))
             Context.ActorSelection(new RootActorPath(address) / "user" / ConfigSyncActor.Name).Tell(beat);
-            _ledgers.Ledger(address).Tell(beat);
-        }
-        _mediator.Tell(new Publish(ConfigTopics.Config, beat));
+        foreach (var address in live) _ledgers.Ledger(address).Tell(beat);
+        _mediator.Tell(new Publish(_group.ConfigTopic, beat));
     }
 }
 
@@ -313,9 +318,23 @@ public sealed class ConfigVersionsProxyKey;
 
 public static class ConfigVersionsActorHostingExtensions
 {
+    /// <param name="groups">A singleton per group the node serves; the proxy (<see cref="ConfigVersionsProxyKey"/>) is to the first, the node's own.</param>
     public static AkkaConfigurationBuilder AddConfigVersionsActor(this AkkaConfigurationBuilder builder, string selfNode,
-        int configuredNodes, OutsiderProbe outsiders, TimeProvider time) =>
-        builder.WithSingleton<ConfigVersionsProxyKey>(ConfigVersionsActor.SingletonName,
-            Props.Create(() => new ConfigVersionsActor(selfNode, configuredNodes, outsiders, time)),
-            new ClusterSingletonOptions(), createProxyToo: true);
+        int configuredNodes, OutsiderProbe outsiders, TimeProvider time, IReadOnlyList<GroupScope>? groups = null)
+    {
+        groups ??= [GroupScope.Whole];
+        var own = groups[0];
+        builder.WithSingleton<ConfigVersionsProxyKey>(own.ConfigVersionsSingleton,
+            Props.Create(() => new ConfigVersionsActor(selfNode, own.ConfiguredNodes(configuredNodes), outsiders, time, own)),
+            new ClusterSingletonOptions { Role = own.Role }, createProxyToo: true);
+        return builder.WithActors((system, _) =>
+        {
+            foreach (var g in groups.Skip(1))
+                system.ActorOf(ClusterSingletonManager.Props(
+                        Props.Create(() => new ConfigVersionsActor(selfNode, g.ConfiguredNodes(configuredNodes), outsiders, time, g)),
+                        PoisonPill.Instance,
+                        ClusterSingletonManagerSettings.Create(system).WithRole(g.Role).WithSingletonName(g.ConfigVersionsSingleton)),
+                    g.ConfigVersionsSingleton);
+        });
+    }
 }

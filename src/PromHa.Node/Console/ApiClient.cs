@@ -86,6 +86,9 @@ public sealed class ApiClient : IDisposable
     public Task<List<MemberInfo>?> Members(CancellationToken ct = default) =>
         _http.GetFromJsonAsync("api/v1/cluster", ApiJson.Default.ListMemberInfo, ct);
 
+    public Task<List<GroupInfo>?> Groups(CancellationToken ct = default) =>
+        _http.GetFromJsonAsync("api/v1/groups", ApiJson.Default.ListGroupInfo, ct);
+
     public Task<List<HistoryEntry>?> History(int limit, CancellationToken ct = default) =>
         _http.GetFromJsonAsync($"api/v1/history?limit={limit}", ApiJson.Default.ListHistoryEntry, ct);
 

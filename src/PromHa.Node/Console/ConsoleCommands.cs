@@ -59,6 +59,9 @@ public static class ConsoleCommands
         var status = new Command("status", "Show this node, the master, the epoch and every node's health");
         status.SetAction((p, ct) => Run(p, async api => Print(p, (await api.Status(ct))!, ApiJson.Default.StatusResponse, PrintStatus)));
 
+        var groups = new Command("groups", "Every HA group in the cluster with its master, as this node last heard each group's singleton");
+        groups.SetAction((p, ct) => Run(p, async api => Print(p, (await api.Groups(ct))!, ApiJson.Default.ListGroupInfo, PrintGroups)));
+
         var cluster = new Command("cluster", "Cluster membership");
         var show = new Command("show", "Members with address, status and roles");
         show.SetAction((p, ct) => Run(p, async api => Print(p, (await api.Members(ct))!, ApiJson.Default.ListMemberInfo, PrintMembers)));
@@ -93,7 +96,7 @@ public static class ConsoleCommands
         pause.SetAction((p, ct) => Run(p, async api => Acted(p, await api.Maintenance(true, Operator(), ct))));
         var resume = new Command("resume", "End maintenance: automatic failover again");
         resume.SetAction((p, ct) => Run(p, async api => Acted(p, await api.Maintenance(false, Operator(), ct))));
-        return [status, cluster, history, switchover, failover, pause, resume];
+        return [status, groups, cluster, history, switchover, failover, pause, resume];
     }
 
     private static string Operator() => $"{Environment.UserName}@{Environment.MachineName}";
@@ -153,7 +156,7 @@ public static class ConsoleCommands
 
     private static int PrintStatus(StatusResponse s)
     {
-        System.Console.WriteLine($"node      {s.Node} ({s.Role})");
+        System.Console.WriteLine($"node      {s.Node} ({s.Role}){(s.Group == Groups.GroupScope.DefaultName ? "" : $"   group {s.Group}")}");
         System.Console.WriteLine($"master    {s.Master ?? "(none)"}   epoch {s.Epoch}   singleton on {s.SingletonNode ?? "?"}" +
                                  (s.LeaseLeftSeconds is { } lease ? $"   lease {lease:0.0}s left" : ""));
         if (s.Paused)
@@ -176,6 +179,16 @@ public static class ConsoleCommands
         });
         System.Console.WriteLine($"config    latest version {s.ConfigLatest}, this node runs {s.ConfigApplied}");
         PrintTable(["NODE", "ROLE", "REACHABLE", "PROMETHEUS", "ALERTMANAGER", "REPORTED", "CONFIG"], rows);
+        return 0;
+    }
+
+    private static int PrintGroups(List<GroupInfo> groups)
+    {
+        PrintTable(["GROUP", "MASTER", "EPOCH", "NODES", "HEARD"], groups.Select(g => new[]
+        {
+            g.Name, g.Master ?? "(none)", g.Epoch.ToString(), string.Join(",", g.Nodes),
+            g.StatusAgeSeconds is { } age ? $"{age:0.0}s ago" : "never",
+        }));
         return 0;
     }
 

@@ -3,6 +3,7 @@ using Akka.Event;
 using Akka.Hosting;
 using PromHa.Messages.Health;
 using PromHa.Node.Cluster;
+using PromHa.Node.Groups;
 using PromHa.Node.Master;
 using PromHa.Node.Settings;
 using PromHa.Node.Supervision;
@@ -31,8 +32,12 @@ public sealed class HealthProbeActor : ReceiveActor, IWithTimers
     private bool _refusedBefore;
     private static readonly TimeSpan Recheck = TimeSpan.FromMilliseconds(100);
 
-    public HealthProbeActor(NodeSettings settings, NodeView view, IActorRef masterProxy)
+    /// <summary>A witness serving several groups reports to each group's singleton.</summary>
+    private readonly IReadOnlyList<IActorRef> _otherMasters;
+
+    public HealthProbeActor(NodeSettings settings, NodeView view, IActorRef masterProxy, IReadOnlyList<IActorRef>? otherMasters = null)
     {
+        _otherMasters = otherMasters ?? [];
         _settings = settings;
         _view = view;
         _master = masterProxy;
@@ -69,6 +74,7 @@ public sealed class HealthProbeActor : ReceiveActor, IWithTimers
             _lastHealthy = h.PrometheusHealthy;
             _view.SetHealth(h);
             _master.Tell(h);
+            foreach (var other in _otherMasters) other.Tell(h);
         });
     }
 
@@ -152,5 +158,6 @@ public static class HealthProbeActorHostingExtensions
         NodeSettings settings, NodeView view) =>
         builder.WithActors((system, registry) =>
             registry.Register<HealthProbeKey>(system.ActorOf(
-                Props.Create(() => new HealthProbeActor(settings, view, registry.Get<MasterProxyKey>())), "health")));
+                Props.Create(() => new HealthProbeActor(settings, view, registry.Get<MasterProxyKey>(),
+                    GroupScope.Served(settings).Skip(1).Select(g => GroupScope.Local(system, g.MasterProxy)).ToList())), "health")));
 }

@@ -5,6 +5,7 @@ using Akka.Hosting;
 using PromHa.Messages.Ledger;
 using PromHa.Messages.Roles;
 using PromHa.Node.Cluster;
+using PromHa.Node.Groups;
 using PromHa.Node.Master;
 using PromHa.Node.Settings;
 
@@ -32,7 +33,11 @@ public sealed record StatusResponse(
     double? LeaseLeftSeconds = null,
     bool Paused = false,
     string? PausedBy = null,
-    DateTimeOffset? PausedSince = null);
+    DateTimeOffset? PausedSince = null,
+    string Group = GroupScope.DefaultName);
+
+/// <summary>One HA group as this node last heard from its singleton (GET /api/v1/groups).</summary>
+public sealed record GroupInfo(string Name, string? Master, long Epoch, IReadOnlyList<string> Nodes, string? PrometheusUrl, double? StatusAgeSeconds);
 
 /// <param name="Hooks">The on-role-change hooks this node ran for the epoch, with their results.</param>
 public sealed record HistoryEntry(long Epoch, string Node, string Reason, DateTimeOffset At, string? Previous, IReadOnlyList<HookRun>? Hooks = null);
@@ -49,6 +54,7 @@ public sealed record ActionResponse(bool Accepted, string Message);
 [JsonSerializable(typeof(ConfigVersionDetail))]
 [JsonSerializable(typeof(ConfigStatusResponse))]
 [JsonSerializable(typeof(ConfigDiffResponse))]
+[JsonSerializable(typeof(List<GroupInfo>))]
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true)]
 public sealed partial class ApiJson : JsonSerializerContext;
 
@@ -141,7 +147,7 @@ public static class HttpEndpoints
             Math.Max(v.ConfigLatest, v.ConfigCluster?.Latest?.Version ?? 0),
             v.Split,
             LeaseLeft(v, DateTimeOffset.UtcNow),
-            paused is not null, paused?.By, paused?.At);
+            paused is not null, paused?.By, paused?.At, v.Group);
     }
 
     /// <summary>The master's lease: its own count on the master, the singleton's last word elsewhere.</summary>

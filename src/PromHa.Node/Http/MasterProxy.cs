@@ -1,5 +1,6 @@
 using System.Net;
 using PromHa.Node.Cluster;
+using PromHa.Node.Groups;
 using PromHa.Node.Settings;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -42,19 +43,7 @@ public static class MasterProxy
     {
         var handler = async (HttpContext ctx, IHttpForwarder forwarder, NodeView view, NodeSettings s) =>
         {
-            if (writesNeedToken && !(HttpMethods.IsGet(ctx.Request.Method) || HttpMethods.IsHead(ctx.Request.Method)) &&
-                ctx.RequestServices.GetService<AdminToken>() is { } token)
-            {
-                if (!token.Matches(AdminToken.Presented(ctx.Request)))
-                {
-                    ctx.Response.StatusCode = 401;
-                    ctx.Response.Headers.WWWAuthenticate = "Bearer realm=\"promha\"";
-                    await ctx.Response.WriteAsync("401 unauthorized: changing silences or alerts through PromHa needs the admin token " +
-                                                  "(amtool: --http.config.file with authorization credentials)\n");
-                    return;
-                }
-                ctx.Request.Headers.Authorization = default; // Alertmanager has no use for PromHa's token
-            }
+            if (writesNeedToken && !await WriteAllowed(ctx)) return;
             var rest = ctx.Request.Path.Value is { } p && p.Length > prefix.Length ? p[prefix.Length..] : "/";
             if (Refused(ctx.Request.Method, rest) is { } why)
             {
@@ -66,23 +55,81 @@ public static class MasterProxy
             var target = view.IsMaster
                 ? local(s, view) is { Mode: not ServerMode.None } own ? own.EffectiveUrl : null
                 : snap.Master is { } m ? snap.Status?.Nodes.FirstOrDefault(n => n.Node == m) is { } node ? remote(node) : null : null;
-            if (target is null)
-            {
-                ctx.Response.StatusCode = 503;
-                ctx.Response.Headers.RetryAfter = "1";
-                await ctx.Response.WriteAsync(snap.Master is null ? "503: no master right now\n" : $"503: the master {snap.Master} runs no such server, or its URL is not known yet\n");
-                return;
-            }
-            ctx.Response.Headers["X-PromHa-Master"] = snap.Master ?? "";
-            var error = await forwarder.SendAsync(ctx, target, Client, ForwarderRequestConfig.Empty, new PrefixTransformer(prefix, target, rest));
-            if (error != ForwarderError.None && !ctx.Response.HasStarted)
-            {
-                ctx.Response.StatusCode = 502;
-                await ctx.Response.WriteAsync($"502: the master's server at {target} did not answer ({error})\n");
-            }
+            await Forward(ctx, forwarder, prefix, rest, snap.Master, target);
         };
         app.Map(prefix, handler);
         app.Map(prefix + "/{**rest}", handler);
+    }
+
+    /// <summary>
+    /// Any group's master through any node: /groups/&lt;name&gt;/prometheus/... and
+    /// /groups/&lt;name&gt;/alertmanager/..., the stable endpoint a global Prometheus federates
+    /// (its master from the group's singleton heartbeat, <see cref="GroupsView"/>).
+    /// </summary>
+    public static void MapGroupProxy(this WebApplication app)
+    {
+        MapGroup(app, "prometheus", n => n.PrometheusUrl, writesNeedToken: false);
+        MapGroup(app, "alertmanager", n => n.AlertmanagerUrl, writesNeedToken: true);
+    }
+
+    private static void MapGroup(WebApplication app, string server, Func<Messages.Roles.NodeHealthView, string?> url, bool writesNeedToken)
+    {
+        var handler = async (HttpContext ctx, string group, IHttpForwarder forwarder, GroupsView groups) =>
+        {
+            if (writesNeedToken && !await WriteAllowed(ctx)) return;
+            var prefix = $"/groups/{group}/{server}";
+            var rest = ctx.Request.Path.Value is { } p && p.Length > prefix.Length ? p[prefix.Length..] : "/";
+            if (Refused(ctx.Request.Method, rest) is { } why)
+            {
+                ctx.Response.StatusCode = 403;
+                await ctx.Response.WriteAsync($"403: {why}\n");
+                return;
+            }
+            if (groups.Find(group) is null)
+            {
+                ctx.Response.StatusCode = 404;
+                await ctx.Response.WriteAsync($"404: no group '{group}' in cluster.groups (groups: {string.Join(", ", groups.Groups.Select(g => g.Name))})\n");
+                return;
+            }
+            var master = groups.Master(group);
+            await Forward(ctx, forwarder, prefix, rest, master?.Node, master is null ? null : url(master));
+        };
+        app.Map($"/groups/{{group}}/{server}", handler);
+        app.Map($"/groups/{{group}}/{server}/{{**rest}}", handler);
+    }
+
+    private static async Task<bool> WriteAllowed(HttpContext ctx)
+    {
+        if (HttpMethods.IsGet(ctx.Request.Method) || HttpMethods.IsHead(ctx.Request.Method) ||
+            ctx.RequestServices.GetService<AdminToken>() is not { } token) return true;
+        if (!token.Matches(AdminToken.Presented(ctx.Request)))
+        {
+            ctx.Response.StatusCode = 401;
+            ctx.Response.Headers.WWWAuthenticate = "Bearer realm=\"promha\"";
+            await ctx.Response.WriteAsync("401 unauthorized: changing silences or alerts through PromHa needs the admin token " +
+                                          "(amtool: --http.config.file with authorization credentials)\n");
+            return false;
+        }
+        ctx.Request.Headers.Authorization = default; // Alertmanager has no use for PromHa's token
+        return true;
+    }
+
+    private static async Task Forward(HttpContext ctx, IHttpForwarder forwarder, string prefix, string rest, string? master, string? target)
+    {
+        if (target is null)
+        {
+            ctx.Response.StatusCode = 503;
+            ctx.Response.Headers.RetryAfter = "1";
+            await ctx.Response.WriteAsync(master is null ? "503: no master right now\n" : $"503: the master {master} runs no such server, or its URL is not known yet\n");
+            return;
+        }
+        ctx.Response.Headers["X-PromHa-Master"] = master ?? "";
+        var error = await forwarder.SendAsync(ctx, target, Client, ForwarderRequestConfig.Empty, new PrefixTransformer(prefix, target, rest));
+        if (error != ForwarderError.None && !ctx.Response.HasStarted)
+        {
+            ctx.Response.StatusCode = 502;
+            await ctx.Response.WriteAsync($"502: the master's server at {target} did not answer ({error})\n");
+        }
     }
 
     /// <summary>Why a request is not forwarded, or null.</summary>

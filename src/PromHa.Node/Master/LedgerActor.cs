@@ -8,6 +8,7 @@ using PromHa.Messages.Config;
 using PromHa.Messages.Ledger;
 using PromHa.Messages.Roles;
 using PromHa.Node.Cluster;
+using PromHa.Node.Groups;
 
 namespace PromHa.Node.Master;
 
@@ -22,6 +23,7 @@ public sealed class LedgerActor : ReceivePersistentActor
 {
     public const string Name = "ledger";
     private readonly string _node;
+    private readonly GroupScope _group;
     private readonly NodeView _view;
     private DateTimeOffset Now => _view.Time.GetUtcNow();
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -49,9 +51,10 @@ public sealed class LedgerActor : ReceivePersistentActor
     private DateTimeOffset _lastFillRequest = DateTimeOffset.MinValue;
     private const int MaxFillTries = 3;
 
-    public LedgerActor(string node, NodeView view, TimeSpan leaseTerm)
+    public LedgerActor(string node, NodeView view, TimeSpan leaseTerm, GroupScope? group = null)
     {
         _node = node;
+        _group = group ?? GroupScope.Whole;
         _view = view;
         _vote = VoterState.Start(leaseTerm, Now);
         Recover<MasterChanged>(e => _history = Insert(_history, e));
@@ -122,7 +125,7 @@ public sealed class LedgerActor : ReceivePersistentActor
         Command<SubscribeAck>(_ => { });
     }
 
-    public override string PersistenceId => "promha-ledger";
+    public override string PersistenceId => _group.LedgerPersistenceId;
 
     /// <summary>
     /// A node without its journal can neither vote on epochs nor keep versions: stop it, so that its
@@ -181,12 +184,12 @@ public sealed class LedgerActor : ReceivePersistentActor
         }
         var cluster = Akka.Cluster.Cluster.Get(Context.System);
         var others = cluster.State.Members
-            .Where(m => m.Status == Akka.Cluster.MemberStatus.Up && !m.UniqueAddress.Equals(cluster.SelfUniqueAddress))
+            .Where(m => m.Status == Akka.Cluster.MemberStatus.Up && _group.Includes(m) && !m.UniqueAddress.Equals(cluster.SelfUniqueAddress))
             .OrderBy(m => m.Address.ToString()).ToList();
         if (others.Count == 0) return;
         _lastFillRequest = Now;
         var peer = others[_fillTries++ % others.Count];
-        Context.ActorSelection(new RootActorPath(peer.Address) / "user" / Name).Tell(new LedgerSync(_node, after, ConfigHead));
+        Context.ActorSelection(new RootActorPath(peer.Address) / "user" / _group.Ledger).Tell(new LedgerSync(_node, after, ConfigHead));
     }
 
     private void Drop(DiscardMaintenance d)
@@ -258,7 +261,7 @@ public sealed class LedgerActor : ReceivePersistentActor
 
     protected override void PreStart()
     {
-        DistributedPubSub.Get(Context.System).Mediator.Tell(new Subscribe(Topics.Roles, Self));
+        DistributedPubSub.Get(Context.System).Mediator.Tell(new Subscribe(_group.RolesTopic, Self));
         base.PreStart();
     }
 
@@ -322,7 +325,7 @@ public sealed class LedgerActor : ReceivePersistentActor
         _lastSyncRequest = Now;
         _log.Info("Ledger at epoch {0} and config version {1}, a singleton at {2} and {3}: fetching what is missing",
             Head, ConfigHead, Math.Max(epoch, Head), Math.Max(configVersion, ConfigHead));
-        Context.ActorSelection($"{singletonAddress}/user/{Name}").Tell(new LedgerSync(_node, Head, ConfigHead));
+        Context.ActorSelection($"{singletonAddress}/user/{_group.Ledger}").Tell(new LedgerSync(_node, Head, ConfigHead));
     }
 
     private static ImmutableList<MasterChanged> Append(ImmutableList<MasterChanged> history, MasterChanged e) =>
@@ -345,7 +348,15 @@ public sealed class LedgerKey;
 
 public static class LedgerActorHostingExtensions
 {
-    public static AkkaConfigurationBuilder AddLedgerActor(this AkkaConfigurationBuilder builder, string node, NodeView view, TimeSpan leaseTerm) =>
+    /// <param name="groups">One ledger per group the node serves; the first (its own) is the registry's <see cref="LedgerKey"/>.</param>
+    public static AkkaConfigurationBuilder AddLedgerActor(this AkkaConfigurationBuilder builder, string node, NodeView view, TimeSpan leaseTerm,
+        IReadOnlyList<GroupScope>? groups = null) =>
         builder.WithActors((system, registry) =>
-            registry.Register<LedgerKey>(system.ActorOf(Props.Create(() => new LedgerActor(node, view, leaseTerm)), LedgerActor.Name)));
+        {
+            foreach (var (group, i) in (groups ?? [GroupScope.Whole]).Select((g, i) => (g, i)))
+            {
+                var ledger = system.ActorOf(Props.Create(() => new LedgerActor(node, view, leaseTerm, group)), group.Ledger);
+                if (i == 0) registry.Register<LedgerKey>(ledger);
+            }
+        });
 }

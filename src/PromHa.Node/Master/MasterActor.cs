@@ -12,6 +12,7 @@ using PromHa.Messages.Ledger;
 using PromHa.Messages.Cluster;
 using PromHa.Messages.Roles;
 using PromHa.Node.Cluster;
+using PromHa.Node.Groups;
 using PromHa.Node.Replication;
 using ClusterEvent = Akka.Cluster.ClusterEvent;
 
@@ -60,17 +61,21 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly TimeProvider _time;
     private DateTimeOffset Now => _time.GetUtcNow();
 
-    public MasterActor(string selfNode, MasterTimings timings, OutsiderProbe outsiders, PeerDeaths deaths, TimeProvider time)
+    private readonly GroupScope _group;
+
+    /// <param name="group">The group this singleton decides for; its timings count the group's configured nodes.</param>
+    public MasterActor(string selfNode, MasterTimings timings, OutsiderProbe outsiders, PeerDeaths deaths, TimeProvider time, GroupScope? group = null)
     {
         _time = time;
+        _group = group ?? GroupScope.Whole;
         _state = MasterState.Initial(selfNode, timings) with { Dead = deaths.Snapshot().ToImmutableHashSet() };
         _outsiders = outsiders;
-        _members = new LedgerMembers(timings.ConfiguredNodes, _cluster.SelfUniqueAddress);
+        _members = new LedgerMembers(timings.ConfiguredNodes, _cluster.SelfUniqueAddress, _group);
         _ledgers = new ReplicatedLog<MasterChanged, Recorded>(
             new LogSpec<MasterChanged, Recorded>(
                 c => new RecordMasterChanged(c),
                 (ack, c) => ack.Epoch >= c.Epoch,
-                (c, why) => new DiscardMasterChanged(c.Epoch, why, c.Node)),
+                (c, why) => new DiscardMasterChanged(c.Epoch, why, c.Node), _group.Ledger),
             Context.System,
             LocalLedger,
             () => LiveMembers().ToList(),
@@ -79,7 +84,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             new LogSpec<MaintenanceChanged, MaintenanceRecorded>(
                 m => new RecordMaintenance(m),
                 (ack, m) => ack.Seq >= m.Seq,
-                (m, why) => new DiscardMaintenance(m.Seq, why)),
+                (m, why) => new DiscardMaintenance(m.Seq, why), _group.Ledger),
             Context.System,
             LocalLedger,
             () => LiveMembers().ToList(),
@@ -126,7 +131,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
             typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent), LiveReachability.ChangedEvent);
         Context.System.EventStream.Subscribe(Self, typeof(PeerProvenDead));
-        _log.Info("Master singleton starting on {0}; asking every member's ledger for its epoch", _state.SelfNode);
+        _log.Info("Master singleton of group {0} starting on {1}; asking every member's ledger for its epoch", _group.Name, _state.SelfNode);
     }
 
     protected override void PostStop()
@@ -367,7 +372,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
                 _log.Warning("This node is alone in its cluster while {0} other configured node(s) are up: it will not take the master role", a.Count);
             _state = _state.Observe(a, Now);
             // Up outside and no majority here: ask them where the cluster is, not only whether they run.
-            if (!_state.HasQuorum && a.Count > 0)
+            // Islands are the cluster's matter, not a group's: a group without its majority (both
+            // servers down) is no sign that its witness is on an island. Several groups leave
+            // islands to the split-brain resolver and the join pacer.
+            if (!_state.HasQuorum && a.Count > 0 && !_group.Scoped)
                 _outsiders.MajorityElsewhere(Context.System, _cluster, _state.Timings.ConfiguredNodes)
                     .PipeTo(Self, success: m => new MajorityElsewhere(m));
         });
@@ -449,7 +457,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void OnMemberUp(Member m)
     {
-        if (MemberRoles.NodeName(m) is not { } name) return;
+        if (MemberRoles.NodeName(m) is not { } name || !_group.Includes(m)) return;
         // A new incarnation (restarted node) has a ledger of its own to read.
         _members.Up(m, _state.SelfNode);
         _state = _state.Observe(new MemberUp(name, MemberRoles.IsWitness(m), _nextAge++, Incarnation(m)), Now);
@@ -463,7 +471,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void OnMemberGone(Member m, bool left)
     {
-        if (MemberRoles.NodeName(m) is not { } name) return;
+        if (MemberRoles.NodeName(m) is not { } name || !_group.Includes(m)) return;
         // A node that restarted under the same name is already known as its new incarnation.
         if (_state.Members.TryGetValue(name, out var known) && known.Incarnation != Incarnation(m)) return;
         _members.Gone(m);
@@ -648,6 +656,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// </summary>
     private void GuardAgainstIsland()
     {
+        if (_group.Scoped) return; // see OutsidersAlive
         // Without a majority but with configured peers up elsewhere: this node is not where the
         // cluster is. Peers that are down are waited for instead.
         if (_state.HasQuorum || _state.AliveOutsiders == 0)
@@ -670,7 +679,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         CoordinatedShutdown.Get(Context.System).Run(RestartNode.Reason);
     }
 
-    private IActorRef LocalLedger() => ActorRegistry.For(Context.System).Get<LedgerKey>();
+    private IActorRef LocalLedger() => _group.LocalLedger(Context.System);
 
     /// <summary>
     /// Role changes and the status heartbeat go to every live member directly, joining ones
@@ -679,12 +688,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// </summary>
     private void Publish(object message)
     {
-        foreach (var address in LiveMembers())
-        {
+        var live = LiveMembers().ToList();
+        foreach (var address in _group.OwnedBy(_cluster, live))
             Context.ActorSelection(new RootActorPath(address) / "user" / RoleActor.Name).Tell(message);
-            _ledgers.Ledger(address).Tell(message);
-        }
-        _mediator.Tell(new Publish(Topics.Roles, message));
+        foreach (var address in live) _ledgers.Ledger(address).Tell(message);
+        _mediator.Tell(new Publish(_group.RolesTopic, message));
     }
 
     /// <summary>Members that are joining or up and reachable from here; a member proven dead, or a master silent past its lease, answers no ledger ask either.</summary>
@@ -711,9 +719,35 @@ public sealed class MasterProxyKey;
 
 public static class MasterActorHostingExtensions
 {
+    /// <param name="groups">
+    /// A singleton per group the node serves, on the oldest member of that group; the proxy
+    /// (<see cref="MasterProxyKey"/>) is to the first, the node's own group. Timings count each
+    /// group's configured nodes.
+    /// </param>
     public static AkkaConfigurationBuilder AddMasterActor(this AkkaConfigurationBuilder builder, string selfNode,
-        MasterTimings timings, OutsiderProbe outsiders, PeerDeaths deaths, TimeProvider time) =>
-        builder.WithSingleton<MasterProxyKey>(MasterActor.SingletonName,
-            Props.Create(() => new MasterActor(selfNode, timings, outsiders, deaths, time)),
-            new ClusterSingletonOptions(), createProxyToo: true);
+        MasterTimings timings, OutsiderProbe outsiders, PeerDeaths deaths, TimeProvider time, IReadOnlyList<GroupScope>? groups = null)
+    {
+        groups ??= [GroupScope.Whole];
+        var own = groups[0];
+        MasterTimings For(GroupScope g) => timings with { ConfiguredNodes = g.ConfiguredNodes(timings.ConfiguredNodes) };
+        var ownTimings = For(own);
+        builder.WithSingleton<MasterProxyKey>(own.MasterSingleton,
+            Props.Create(() => new MasterActor(selfNode, ownTimings, outsiders, deaths, time, own)),
+            new ClusterSingletonOptions { Role = own.Role }, createProxyToo: true);
+        return builder.WithActors((system, _) =>
+        {
+            foreach (var g in groups.Skip(1))
+            {
+                var groupTimings = For(g);
+                system.ActorOf(ClusterSingletonManager.Props(
+                        Props.Create(() => new MasterActor(selfNode, groupTimings, outsiders, deaths, time, g)),
+                        PoisonPill.Instance,
+                        ClusterSingletonManagerSettings.Create(system).WithRole(g.Role).WithSingletonName(g.MasterSingleton)),
+                    g.MasterSingleton);
+                // the witness's health reaches every group's singleton: each counts it towards its majority
+                system.ActorOf(ClusterSingletonProxy.Props($"/user/{g.MasterSingleton}",
+                    ClusterSingletonProxySettings.Create(system).WithRole(g.Role).WithSingletonName(g.MasterSingleton)), g.MasterProxy);
+            }
+        });
+    }
 }

@@ -6,6 +6,7 @@ using Akka.Event;
 using Akka.Hosting;
 using PromHa.Messages.Roles;
 using PromHa.Node.Cluster;
+using PromHa.Node.Groups;
 
 namespace PromHa.Node.Master;
 
@@ -34,9 +35,13 @@ public sealed class RoleActor : ReceiveActor, IWithTimers
     private long _requestId;
     private bool _seenFirstMaster;
 
-    public RoleActor(string self, NodeView view, IActorRef masterProxy, TimeSpan lease, int configuredNodes)
+    private readonly GroupScope _group;
+
+    /// <param name="configuredNodes">The group's configured nodes: its vouches come from a majority of them.</param>
+    public RoleActor(string self, NodeView view, IActorRef masterProxy, TimeSpan lease, int configuredNodes, GroupScope? group = null)
     {
         _self = self;
+        _group = group ?? GroupScope.Whole;
         _view = view;
         _master = masterProxy;
         _lease = lease;
@@ -118,7 +123,7 @@ public sealed class RoleActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        DistributedPubSub.Get(Context.System).Mediator.Tell(new Subscribe(Topics.Roles, Self));
+        DistributedPubSub.Get(Context.System).Mediator.Tell(new Subscribe(_group.RolesTopic, Self));
     }
 
     private void OnChanged(MasterChanged c)
@@ -161,11 +166,11 @@ public sealed class RoleActor : ReceiveActor, IWithTimers
         foreach (var ledger in Ledgers()) ledger.Tell(withdraw, Self);
     }
 
-    /// <summary>Every member's ledger, reachable or not: an unreachable one may answer again any moment.</summary>
+    /// <summary>Every group member's ledger, reachable or not: an unreachable one may answer again any moment.</summary>
     private IEnumerable<ActorSelection> Ledgers() =>
         _cluster.State.Members
-            .Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining or MemberStatus.Leaving)
-            .Select(m => Context.ActorSelection(new RootActorPath(m.Address) / "user" / LedgerActor.Name));
+            .Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining or MemberStatus.Leaving && _group.Includes(m))
+            .Select(m => Context.ActorSelection(new RootActorPath(m.Address) / "user" / _group.Ledger));
 
     private void Evaluate()
     {
@@ -194,12 +199,14 @@ public sealed class RoleKey;
 
 public static class RoleActorHostingExtensions
 {
+    /// <param name="group">The node's own group (a witness: the first it serves).</param>
     public static AkkaConfigurationBuilder AddRoleActor(this AkkaConfigurationBuilder builder, string self,
-        NodeView view, TimeSpan lease, int configuredNodes) =>
+        NodeView view, TimeSpan lease, int configuredNodes, GroupScope? group = null) =>
         builder.WithActors((system, registry) =>
         {
             var proxy = registry.Get<MasterProxyKey>();
-            var role = system.ActorOf(Props.Create(() => new RoleActor(self, view, proxy, lease, configuredNodes)), RoleActor.Name);
+            var g = group ?? GroupScope.Whole;
+            var role = system.ActorOf(Props.Create(() => new RoleActor(self, view, proxy, lease, g.ConfiguredNodes(configuredNodes), g)), RoleActor.Name);
             registry.Register<RoleKey>(role);
             // Give the lease back before leaving the cluster, so a switchover on shutdown is immediate.
             Akka.Actor.CoordinatedShutdown.Get(system).AddTask(Akka.Actor.CoordinatedShutdown.PhaseBeforeClusterShutdown,

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using PromHa.Messages.Ledger;
 using PromHa.Node.Cluster;
+using PromHa.Node.Groups;
 
 namespace PromHa.Node.Replication;
 
@@ -10,8 +11,11 @@ namespace PromHa.Node.Replication;
 /// reachability, and the ledger head each answered. Owned by a single actor (not thread-safe). A
 /// member restarted under its name is a new incarnation with a ledger to read again.
 /// </summary>
-public sealed class LedgerMembers(int configured, UniqueAddress self)
+/// <param name="group">Only the members of this group count (a cluster with several groups).</param>
+public sealed class LedgerMembers(int configured, UniqueAddress self, GroupScope? group = null)
 {
+    private readonly GroupScope _group = group ?? GroupScope.Whole;
+
     private sealed record Entry(Address Address, string Incarnation, bool Reachable);
 
     private readonly Dictionary<string, Entry> _members = new();
@@ -33,7 +37,7 @@ public sealed class LedgerMembers(int configured, UniqueAddress self)
 
     public void Up(Member m, string self)
     {
-        if (MemberRoles.NodeName(m) is not { } name) return;
+        if (MemberRoles.NodeName(m) is not { } name || !_group.Includes(m)) return;
         if (_members.TryGetValue(name, out var known) && known.Incarnation != Incarnation(m)) _heads.Remove(name);
         _members[name] = new Entry(m.Address, Incarnation(m), true);
         EverSawOthers |= name != self;
@@ -41,7 +45,7 @@ public sealed class LedgerMembers(int configured, UniqueAddress self)
 
     public void Gone(Member m)
     {
-        if (MemberRoles.NodeName(m) is not { } name) return;
+        if (MemberRoles.NodeName(m) is not { } name || !_group.Includes(m)) return;
         // already known as its new incarnation
         if (_members.TryGetValue(name, out var known) && known.Incarnation != Incarnation(m)) return;
         _members.Remove(name);
@@ -102,7 +106,7 @@ public sealed class LedgerMembers(int configured, UniqueAddress self)
             .Concat(AddressesOf(silent ?? [])).ToHashSet();
         var unreachableMembers = Reach.Unreachable;
         return cluster.State.Members
-            .Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up &&
+            .Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up && _group.Includes(m) &&
                         !unreachableMembers.Contains(m.UniqueAddress) && !unreachable.Contains(m.Address))
             .Select(m => m.Address).ToList();
     }

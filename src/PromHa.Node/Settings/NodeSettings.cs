@@ -7,6 +7,12 @@ namespace PromHa.Node.Settings;
 public sealed class NodeSettings
 {
     public NodeSection Node { get; set; } = new();
+    /// <summary>
+    /// The HA group this node's Prometheus belongs to (its master, conf tree, versions and
+    /// notifications are the group's). Empty: the default group, or the one group in
+    /// <c>cluster.groups</c> that lists this node.
+    /// </summary>
+    public string Group { get; set; } = "";
     public ClusterSection Cluster { get; set; } = new();
     public HttpSection Http { get; set; } = new();
     public string DataDir { get; set; } = "";
@@ -61,6 +67,12 @@ public sealed class ClusterSection
     public int AdvertisedPort => PublicPort == 0 ? Port : PublicPort;
     /// <summary>host:port of every seed; list all of them, so a restarted node never forms a cluster alone.</summary>
     public List<string> Seeds { get; set; } = [];
+    /// <summary>
+    /// Several HA groups in this cluster: group name to the names of its nodes (a witness may be in
+    /// several). Every node lists the same map; each group elects its own master among its nodes,
+    /// by a majority of them. Empty: one group of every seed.
+    /// </summary>
+    public Dictionary<string, List<string>> Groups { get; set; } = new();
     public TieBreakerSection TieBreaker { get; set; } = new();
 }
 

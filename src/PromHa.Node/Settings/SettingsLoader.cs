@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Configuration;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
+using PromHa.Node.Groups;
 
 namespace PromHa.Node.Settings;
 
@@ -117,6 +118,7 @@ public static class SettingsLoader
         if (s.Cluster.Seeds.Count == 0) Fail("cluster.seeds", "list every seed node as host:port (this node included if it is one)");
         foreach (var seed in s.Cluster.Seeds)
             if (!TryHostPort(seed, out _, out _)) Fail("cluster.seeds", $"'{seed}' is not host:port");
+        ValidateGroups(s, Fail);
         foreach (var target in s.Cluster.TieBreaker.Targets)
             if (!TryHostPort(target, out _, out _)) Fail("cluster.tieBreaker.targets", $"'{target}' is not host:port");
         if (s.Cluster.TieBreaker.Database.Length > 0)
@@ -214,6 +216,31 @@ public static class SettingsLoader
         if (t.LeaseMarginMs < 200 || t.LeaseMarginMs >= t.LeaseMs / 2)
             Fail("timing.leaseMarginMs", $"must be at least 200 and less than half of timing.leaseMs (got {t.LeaseMarginMs})");
         if (t.ProbeIntervalMs < 100) Fail("timing.probeIntervalMs", $"must be at least 100 (got {t.ProbeIntervalMs})");
+    }
+
+    private static void ValidateGroups(NodeSettings s, Action<string, string> fail)
+    {
+        static bool IsGroupName(string g) => g.Length is > 0 and <= 40 && char.IsAsciiLetterLower(g[0]) &&
+                                             g.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
+        var groups = s.Cluster.Groups;
+        if (groups.Count == 0)
+        {
+            if (s.Group.Length > 0 && s.Group != GroupScope.DefaultName)
+                fail("group", $"'{s.Group}' is not listed: name the nodes of every group in cluster.groups (e.g. {s.Group}: [{s.Node.Name}, ...])");
+            return;
+        }
+        foreach (var (name, nodes) in groups)
+        {
+            if (!IsGroupName(name)) fail("cluster.groups", $"'{name}' is not a group name (lower-case letters, digits and '-', starting with a letter)");
+            if (nodes.Distinct().Count() < 2) fail($"cluster.groups.{name}", "needs at least two nodes (a master and a standby, or a pair's witness)");
+            if (nodes.Distinct().Count() != nodes.Count) fail($"cluster.groups.{name}", "names a node twice");
+        }
+        var mine = groups.Where(g => g.Value.Contains(s.Node.Name)).Select(g => g.Key).Order(StringComparer.Ordinal).ToList();
+        if (mine.Count == 0) fail("cluster.groups", $"no group lists this node ({s.Node.Name})");
+        if (!s.IsWitness && mine.Count > 1)
+            fail("cluster.groups", $"{s.Node.Name} runs a Prometheus and is listed in {string.Join(" and ", mine)}: a server is in one group (only a witness may serve several)");
+        if (s.Group.Length > 0 && !mine.Contains(s.Group))
+            fail("group", $"'{s.Group}' does not list this node in cluster.groups (it is in {string.Join(", ", mine)})");
     }
 
     private static void Normalize(NodeSettings s)

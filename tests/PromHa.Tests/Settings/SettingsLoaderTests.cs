@@ -165,4 +165,47 @@ public class SettingsLoaderTests : IDisposable
         }
         Assert.Equal("p@db:5432/promha", PromHa.Node.Storage.PostgresConnection.Describe(pg.Journal.ConnectionString));
     }
+
+    private const string TwoGroups = """
+          groups:
+            shard-a: [prom-a, prom-b, witness]
+            shard-b: [prom-c, prom-d, witness]
+
+        """;
+
+    /// <summary>A server is in the one group that lists it; a witness serves every group that lists it; without groups, one default group.</summary>
+    [Fact]
+    public void Groups_name_their_nodes_a_server_is_in_one_and_a_witness_serves_every_group_that_lists_it()
+    {
+        var none = SettingsLoader.Load(Write(Valid), [], NoEnv);
+        Assert.Equal([PromHa.Node.Groups.GroupScope.Whole], PromHa.Node.Groups.GroupScope.Served(none));
+
+        var server = SettingsLoader.Load(Write(Valid.Replace("  seeds: [127.0.0.1:4053, 127.0.0.1:4054]\n", "  seeds: [127.0.0.1:4053, 127.0.0.1:4054]\n" + TwoGroups)), [], NoEnv);
+        var own = Assert.Single(PromHa.Node.Groups.GroupScope.Served(server));
+        Assert.Equal(("shard-a", 3, "group-shard-a", "ledger-shard-a", "promha-ledger-shard-a"), (own.Name, own.ConfiguredNodes(2), own.Role, own.Ledger, own.LedgerPersistenceId));
+        Assert.Equal(["shard-a", "shard-b"], PromHa.Node.Groups.GroupScope.All(server).Select(g => g.Name));
+
+        var witnessYaml = Valid.Replace("name: prom-a", "name: witness").Replace("prometheus:\n  mode: external\n  url: http://127.0.0.1:9090", "")
+            .Replace("  seeds: [127.0.0.1:4053, 127.0.0.1:4054]\n", "  seeds: [127.0.0.1:4053, 127.0.0.1:4054]\n" + TwoGroups);
+        var witness = SettingsLoader.Load(Write(witnessYaml), [], NoEnv);
+        Assert.Equal(["shard-a", "shard-b"], PromHa.Node.Groups.GroupScope.Served(witness).Select(g => g.Name));
+        // the default group keeps the names a cluster without groups uses (journals stay readable)
+        var dflt = new PromHa.Node.Groups.GroupScope("default", new HashSet<string> { "a", "b" });
+        Assert.Equal(("ledger", "promha-ledger", "master", "promha.roles"), (dflt.Ledger, dflt.LedgerPersistenceId, dflt.MasterSingleton, dflt.RolesTopic));
+    }
+
+    [Theory]
+    [InlineData("group: shard-z\n", "", "group: 'shard-z' is not listed")]
+    [InlineData("group: shard-b\n", "TWO", "group: 'shard-b' does not list this node")]
+    [InlineData("", "  groups:\n    Shard-A: [prom-a, prom-b]\n", "'Shard-A' is not a group name")]
+    [InlineData("", "  groups:\n    shard-a: [prom-a]\n", "cluster.groups.shard-a: needs at least two nodes")]
+    [InlineData("", "  groups:\n    shard-a: [prom-b, prom-c]\n", "no group lists this node (prom-a)")]
+    [InlineData("", "  groups:\n    shard-a: [prom-a, prom-b]\n    shard-b: [prom-a, prom-c]\n", "a server is in one group")]
+    public void A_group_setting_that_cannot_hold_is_refused_naming_the_field(string group, string groups, string expected)
+    {
+        var yaml = Valid.Replace("  seeds: [127.0.0.1:4053, 127.0.0.1:4054]\n",
+            "  seeds: [127.0.0.1:4053, 127.0.0.1:4054]\n" + (groups == "TWO" ? TwoGroups : groups)) + "\n" + group;
+        var e = Assert.Throws<SettingsException>(() => SettingsLoader.Load(Write(yaml), [], NoEnv));
+        Assert.Contains(expected, e.Message);
+    }
 }

@@ -132,6 +132,9 @@ function renderStatus(s) {
     ...s.nodes.filter(n => !n.witness && n.node !== s.master).map(n => el('option', { value: n.node }, n.node)));
   select.value = s.nodes.some(n => n.node === chosen) ? chosen : '';
 
+  $('#own-group').textContent = s.group;
+  loadGroups();
+
   // what changes rarely is fetched when it changed
   if (s.epoch !== seenEpoch) { seenEpoch = s.epoch; loadHistory(); }
   if (s.configLatest !== seenConfig) { seenConfig = s.configLatest; loadConfig(); }
@@ -154,6 +157,28 @@ function connect() {
       $('#banners').prepend(el('div', { id: 'lost', class: 'banner bad', role: 'alert' },
         'Lost the connection to the node that serves this page; its status is old. Open another node\'s page from the table.'));
   };
+}
+
+// ---- groups (a cluster of several HA groups) ----
+let groupsAt = 0;
+async function loadGroups() {
+  if (Date.now() - groupsAt < 2000) return; // the status stream ticks every second; the groups change less often
+  groupsAt = Date.now();
+  try {
+    const groups = await json('/api/v1/groups');
+    const several = groups.length > 1 || (groups.length === 1 && groups[0].name !== 'default');
+    $('#groups-section').hidden = !several;
+    if (!several) return;
+    $('#groups tbody').replaceChildren(...groups.map(g => el('tr', { 'data-group': g.name },
+      el('td', {}, g.name),
+      el('td', { class: g.master ? 'ok' : 'bad' }, g.master ?? 'none'),
+      el('td', {}, g.epoch),
+      el('td', {}, g.nodes.join(', ')),
+      el('td', {}, el('a', { href: `/groups/${encodeURIComponent(g.name)}/prometheus/`, target: '_blank', rel: 'noopener' }, 'Prometheus'),
+        ' · ', el('a', { href: `/groups/${encodeURIComponent(g.name)}/alertmanager/`, target: '_blank', rel: 'noopener' }, 'Alertmanager')))));
+  } catch (e) {
+    // the groups table is extra: the rest of the page goes on
+  }
 }
 
 // ---- history ----

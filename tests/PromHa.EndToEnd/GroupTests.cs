@@ -1,0 +1,131 @@
+using System.Net;
+using System.Text.Json;
+using PromHa.Lab;
+using Xunit.Abstractions;
+
+namespace PromHa.EndToEnd;
+
+/// <summary>
+/// Several HA groups in one cluster (functional shards, seeds 003): two groups of two servers and
+/// a witness that serves both, on real Prometheus, with a real global Prometheus federating every
+/// group's master through one node's stable endpoint.
+/// </summary>
+[Collection(Lanes.Netns)] // the lane with time to spare (see Lanes)
+public class GroupTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Generous = RealCluster.Generous;
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5); // the lab's scrape interval
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+    private static readonly string[] Groups = ["shard-a", "shard-b"];
+
+    /// <summary>
+    /// Each group elects its own master among its nodes (the witness votes in both); every node, of
+    /// either group or none, names each group's master. The host of one group's master dies: that
+    /// group fails over and the other keeps its master; then the other's. A global Prometheus that
+    /// federates /groups/&lt;name&gt;/prometheus/federate on the witness keeps one series per target
+    /// and group across both failovers, with no gap longer than two scrape intervals.
+    /// </summary>
+    [Fact]
+    public async Task Two_groups_with_a_shared_witness_fail_over_each_on_their_own_and_a_global_prometheus_federating_them_sees_no_gap()
+    {
+        var dir = Directory.CreateTempSubdirectory("promha-groups").FullName;
+        try
+        {
+            await using var rc = await RealCluster.Start(output, nodes: 4, witnesses: 1, servers: LocalServers.Supervised,
+                groups: [(Groups[0], 2), (Groups[1], 2)]);
+            var c = rc.Cluster;
+            var witness = c.Nodes.Single(n => n.Witness);
+            var masters = new Dictionary<string, LocalNode>();
+            foreach (var g in Groups) masters[g] = await c.WaitForSingleMaster(Generous, group: g);
+            Assert.NotEqual(masters[Groups[0]].Group, masters[Groups[1]].Group);
+            await EveryNodeNames(c, masters);
+            using (var groups = JsonDocument.Parse(await Http.GetStringAsync($"{witness.HttpUrl}/api/v1/groups")))
+                Assert.Equal(Groups, groups.RootElement.EnumerateArray().Select(g => g.GetProperty("name").GetString()));
+            Assert.Equal(Groups[0], (await c.Status(masters[Groups[0]]))!.Group);
+
+            // a group that does not exist is named as such, not proxied anywhere
+            var unknown = await Http.GetAsync($"{witness.HttpUrl}/groups/nope/prometheus/federate");
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+
+            using var global = await RemoteWriteReceiver.Start(RemoteWriteReceiver.Kind.Prometheus, dir, prometheusConfig: GlobalConfig(witness));
+            var started = DateTimeOffset.UtcNow;
+            // the series of a target that stays up throughout (the witness's own /metrics), in each group
+            string Selector(string g) => $"up{{job=\"promha\",instance=\"127.0.0.1:{witness.HttpPort}\",group=\"{g}\"}}";
+            foreach (var g in Groups)
+                await c.WaitUntil(async () => (await global.Series(Selector(g))).Count == 1, Generous, default, $"the global Prometheus to federate {g}");
+            Assert.All(await global.Series("up{job=\"promha\"}"), s => Assert.False(s.ContainsKey("promha_replica"), string.Join(",", s)));
+            await Task.Delay(3 * Interval);
+
+            // one group's master host dies: that group fails over, the other keeps its master
+            var events = new List<(string Group, DateTimeOffset At)>();
+            foreach (var g in Groups)
+            {
+                var old = masters[g];
+                events.Add((g, DateTimeOffset.UtcNow));
+                c.KillHost(old);
+                masters[g] = await c.WaitForSingleMaster(Generous, n => n != old, group: g);
+                foreach (var other in Groups.Where(o => o != g))
+                    Assert.Equal([masters[other]], await c.Masters(skip: n => n.Group != other));
+                await EveryNodeNames(c, masters);
+                await Task.Delay(4 * Interval);
+            }
+            var end = DateTimeOffset.UtcNow;
+
+            foreach (var g in Groups)
+            {
+                var samples = await global.Samples(Selector(g), started, end);
+                var run = SeriesContinuity.Of(samples, Interval, counter: false);
+                output.WriteLine($"{g} at the global Prometheus: {run}; failovers at {string.Join(", ", events.Select(e => $"{e.Group} {e.At:mm:ss.fff}"))}");
+                output.WriteLine($"  samples: {string.Join(" ", samples.Select(x => DateTimeOffset.FromUnixTimeMilliseconds(x.Ms).ToString("mm:ss.fff")))}");
+                Assert.True(run.LongestGap <= 2 * Interval, $"{g}: {run}");
+                Assert.Contains(samples, s => s.Ms > events[^1].At.ToUnixTimeMilliseconds() + 2 * (long)Interval.TotalMilliseconds);
+            }
+        }
+        finally
+        {
+            try { Directory.Delete(dir, true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>Every running node answers /groups/&lt;name&gt;/primary with each group's master.</summary>
+    private static async Task EveryNodeNames(LocalCluster c, IReadOnlyDictionary<string, LocalNode> masters)
+    {
+        foreach (var n in c.Nodes.Where(n => n.Running))
+        foreach (var (g, m) in masters)
+        {
+            var said = "";
+            await c.WaitUntil(async () =>
+            {
+                try
+                {
+                    var r = await Http.GetAsync($"{n.HttpUrl}/groups/{g}/primary");
+                    said = $"{(int)r.StatusCode} {(await r.Content.ReadAsStringAsync()).Trim()}";
+                    return r.IsSuccessStatusCode && said.EndsWith(" " + m.Name);
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { return false; }
+            }, Generous, default, () => $"{n.Name} to name {m.Name} as {g}'s master (it said: {said})");
+        }
+    }
+
+    /// <summary>
+    /// The functional-shards layout's global Prometheus: one job per group, federating the group's
+    /// master through the witness; the group label tells the groups' copies of a target apart, the
+    /// replica label (the group's current master) is dropped so that a failover keeps the series.
+    /// </summary>
+    private static string GlobalConfig(LocalNode via) =>
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n" + string.Concat(Groups.Select(g => $$"""
+              - job_name: federate-{{g}}
+                honor_labels: true
+                metrics_path: /groups/{{g}}/prometheus/federate
+                params:
+                  'match[]': ['{job="promha"}']
+                static_configs:
+                  - targets: ['127.0.0.1:{{via.HttpPort}}']
+                    labels:
+                      group: {{g}}
+                metric_relabel_configs:
+                  - action: labeldrop
+                    regex: promha_replica
+
+            """));
+}
