@@ -27,6 +27,8 @@ public sealed record LocalClusterOptions
     /// serves every group. Empty: one group of all.
     /// </summary>
     public IReadOnlyList<(string Name, int Nodes)> Groups { get; init; } = [];
+    /// <summary>The Prometheus scrape interval (default 5s, 1s with alerting for quick alerts).</summary>
+    public string? ScrapeInterval { get; init; }
     public LocalServers Servers { get; init; } = LocalServers.Supervised;
     public bool Alertmanager { get; init; } = true;
     public bool NodeExporter { get; init; }
@@ -252,7 +254,7 @@ public sealed class LocalCluster : IAsyncDisposable
             # Demo conf: every Prometheus scrapes every PromHa node's /metrics, and the targets
             # listed under business/*/job/ (edit them on the master: PromHa versions and pushes them).
             global:
-              scrape_interval: {(alerting is null ? "5s" : "1s")}
+              scrape_interval: {_options.ScrapeInterval ?? (alerting is null ? "5s" : "1s")}
               evaluation_interval: {(alerting is null ? "5s" : "1s")}
             rule_files:
               - business/demo/rule/*.rules

@@ -83,7 +83,10 @@ public static class NodeHost
 
         // The outbox is opened (and upgraded) once before anything starts: one this promha cannot
         // read stops the start with its reason instead of leaving a master whose gate never delivers.
-        try { new OutboxStore(Path.Combine(s.DataDir, "outbox.db")).Dispose(); }
+        try
+        {
+            foreach (var g in GroupScope.Served(s)) new OutboxStore(Path.Combine(s.DataDir, g.OutboxFile)).Dispose();
+        }
         catch (OutboxVersionException e) { throw new SettingsException(e.Message); }
 
         var app = builder.Build();

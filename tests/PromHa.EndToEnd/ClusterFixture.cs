@@ -57,7 +57,7 @@ public sealed class RealCluster : IAsyncDisposable
         PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror, bool cuttableLinks = false,
         bool httpsApi = false, LocalAlerting? alerting = null, IReadOnlyList<string>? hooks = null,
         JournalMix journals = JournalMix.Sqlite, bool databaseTieBreaker = false, IReadOnlyList<(string Url, string Mode)>? remoteWrite = null,
-        IReadOnlyList<(string Name, int Nodes)>? groups = null)
+        IReadOnlyList<(string Name, int Nodes)>? groups = null, string? scrapeInterval = null)
     {
         var options = new LocalClusterOptions
         {
@@ -72,6 +72,7 @@ public sealed class RealCluster : IAsyncDisposable
             Hooks = hooks ?? [],
             RemoteWrite = remoteWrite ?? [],
             Groups = groups ?? [],
+            ScrapeInterval = scrapeInterval,
         };
         var missing = LocalCluster.MissingBinaries(options);
         if (missing.Count > 0)

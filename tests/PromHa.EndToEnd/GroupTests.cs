@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using PromHa.Lab;
+using PromHa.Node.Sink;
 using Xunit.Abstractions;
 
 namespace PromHa.EndToEnd;
@@ -31,8 +32,10 @@ public class GroupTests(ITestOutputHelper output)
         var dir = Directory.CreateTempSubdirectory("promha-groups").FullName;
         try
         {
+            using var sink = new WebhookSink(LoopbackPorts.Claim(1)[0]);
             await using var rc = await RealCluster.Start(output, nodes: 4, witnesses: 1, servers: LocalServers.Supervised,
-                groups: [(Groups[0], 2), (Groups[1], 2)]);
+                groups: [(Groups[0], 2), (Groups[1], 2)], alertmanager: true,
+                alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{AlertTests.PeerTimeoutSeconds}s"), scrapeInterval: "5s");
             var c = rc.Cluster;
             var witness = c.Nodes.Single(n => n.Witness);
             var masters = new Dictionary<string, LocalNode>();
@@ -42,6 +45,18 @@ public class GroupTests(ITestOutputHelper output)
             using (var groups = JsonDocument.Parse(await Http.GetStringAsync($"{witness.HttpUrl}/api/v1/groups")))
                 Assert.Equal(Groups, groups.RootElement.EnumerateArray().Select(g => g.GetProperty("name").GetString()));
             Assert.Equal(Groups[0], (await c.Status(masters[Groups[0]]))!.Group);
+
+            // Notifications are the group's: both groups fire the same rule to the same receiver (one
+            // conf tree); each group's master delivers its own, neither is taken for the other's copy
+            foreach (var n in c.Nodes.Where(n => !n.Witness))
+                await c.WaitUntil(async () => await ActiveAlertmanagers(n) == 2, Generous, default, $"{n.Name}'s Prometheus to send to its group's two Alertmanagers");
+            sink.Triggers["a"] = 1;
+            string Delivered() => string.Join(", ", sink.Deliveries.Where(d => d.Name == "a").Select(d => $"{d.Status} by {d.Node}"));
+            bool OnePerGroup() => sink.Deliveries.Where(d => d.Name == "a" && d.Status == "firing")
+                .Select(d => c.Nodes.SingleOrDefault(n => n.Name == d.Node)?.Group).Order().SequenceEqual(Groups);
+            await c.WaitUntil(() => Task.FromResult(OnePerGroup()), Generous, default, () => $"one notification of a from each group's master (got: {Delivered()})");
+            await Task.Delay(TimeSpan.FromSeconds(3 * AlertTests.PeerTimeoutSeconds + 3)); // when the other Alertmanagers would have sent
+            Assert.True(OnePerGroup(), $"one notification of a per group, no more: {Delivered()}");
 
             // a group that does not exist is named as such, not proxied anywhere
             var unknown = await Http.GetAsync($"{witness.HttpUrl}/groups/nope/prometheus/federate");
@@ -85,6 +100,16 @@ public class GroupTests(ITestOutputHelper output)
         {
             try { Directory.Delete(dir, true); } catch (IOException) { }
         }
+    }
+
+    private static async Task<int> ActiveAlertmanagers(LocalNode n)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(await Http.GetStringAsync($"{n.PrometheusUrl}/api/v1/alertmanagers"));
+            return doc.RootElement.GetProperty("data").GetProperty("activeAlertmanagers").GetArrayLength();
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException) { return -1; }
     }
 
     /// <summary>Every running node answers /groups/&lt;name&gt;/primary with each group's master.</summary>

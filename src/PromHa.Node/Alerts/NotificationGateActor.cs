@@ -10,6 +10,7 @@ using Polly.Retry;
 using PromHa.Messages.Alerts;
 using PromHa.Node.Cluster;
 using PromHa.Node.Config;
+using PromHa.Node.Groups;
 using PromHa.Node.Replication;
 using PromHa.Node.Settings;
 
@@ -72,19 +73,23 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
     private bool _askAgain;
     private int _ticks;
 
+    /// <summary>The node's own group: its notifications are stored on the outboxes of that group's nodes only.</summary>
+    private readonly GroupScope _group;
+
     public NotificationGateActor(NodeSettings s, NodeView view, GateRoutes routes, IActorRef outbox)
     {
         _s = s;
+        _group = GroupScope.Own(s);
         _view = view;
         _routes = routes;
         _outbox = outbox;
         _records = new ReplicatedLog<NotificationRecord, NotificationRecorded>(
             new LogSpec<NotificationRecord, NotificationRecorded>(r => new RecordNotification(r), (a, r) => a.Id == r.Id,
-                (r, why) => new DiscardNotification(r.Id, why), OutboxActor.Name),
+                (r, why) => new DiscardNotification(r.Id, why), _group.Outbox),
             Context.System, () => _outbox, LiveMembers, ClusterSize);
         _outcomes = new ReplicatedLog<DeliveryOutcome, NotificationRecorded>(
             new LogSpec<DeliveryOutcome, NotificationRecorded>(o => new RecordDeliveryOutcome(o), (a, o) => a.Id == o.Id,
-                (o, why) => new DiscardNotification(o.Id, why), OutboxActor.Name),
+                (o, why) => new DiscardNotification(o.Id, why), _group.Outbox),
             Context.System, () => _outbox, LiveMembers, ClusterSize);
 
         Receive<AcceptNotification>(Accept);
@@ -123,11 +128,12 @@ public sealed class NotificationGateActor : ReceiveActor, IWithTimers
     private IReadOnlyCollection<Address> LiveMembers()
     {
         var state = _cluster.State;
-        return state.Members.Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up && !state.Unreachable.Contains(m))
+        return state.Members.Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up && !state.Unreachable.Contains(m) && _group.Includes(m))
             .Select(m => m.Address).ToList();
     }
 
-    private int ClusterSize() => Quorum.Size(_s.Cluster.Seeds.Count, _cluster.State.Members.Count);
+    /// <summary>The group's size for majorities: its configured nodes or its members present, whichever is more.</summary>
+    private int ClusterSize() => Quorum.Size(_group.ConfiguredNodes(_s.Cluster.Seeds.Count), _cluster.State.Members.Count(_group.Includes));
 
     // ---- accepting ---------------------------------------------------------------------------
 

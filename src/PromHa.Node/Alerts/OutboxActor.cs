@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Event;
 using Akka.Hosting;
 using PromHa.Messages.Alerts;
+using PromHa.Node.Groups;
 using PromHa.Node.Settings;
 
 namespace PromHa.Node.Alerts;
@@ -58,11 +59,15 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
     private readonly TimeProvider _time;
     private DateTimeOffset Now => _time.GetUtcNow();
 
-    public OutboxActor(NodeSettings s, TimeProvider time)
+    private readonly GroupScope _group;
+
+    /// <param name="group">The group whose notifications this outbox keeps (a witness has one per group it serves).</param>
+    public OutboxActor(NodeSettings s, TimeProvider time, GroupScope? group = null)
     {
         _time = time;
+        _group = group ?? GroupScope.Whole;
         _node = s.Node.Name;
-        _store = new OutboxStore(Path.Combine(s.DataDir, "outbox.db"));
+        _store = new OutboxStore(Path.Combine(s.DataDir, _group.OutboxFile));
         _retention = TimeSpan.FromHours(s.Alerts.RetentionHours);
 
         Receive<RecordNotification>(r =>
@@ -93,14 +98,18 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
         // a standby restarted 3 s before the master died delivered the master's last notification again).
         Receive<ClusterEvent.CurrentClusterState>(state =>
         {
-            foreach (var m in state.Members.Where(m => m.Status == MemberStatus.Up && !state.Unreachable.Contains(m))) Pull(m.Address);
+            foreach (var m in state.Members.Where(m => m.Status == MemberStatus.Up && !state.Unreachable.Contains(m) && _group.Includes(m))) Pull(m.Address);
         });
         Receive<ClusterEvent.MemberUp>(up =>
         {
+            if (!_group.Includes(up.Member)) return;
             if (up.Member.Address != _cluster.SelfAddress) Pull(up.Member.Address);
-            else foreach (var m in _cluster.State.Members.Where(m => m.Status == MemberStatus.Up)) Pull(m.Address);
+            else foreach (var m in _cluster.State.Members.Where(m => m.Status == MemberStatus.Up && _group.Includes(m))) Pull(m.Address);
         });
-        Receive<ClusterEvent.ReachableMember>(r => Pull(r.Member.Address));
+        Receive<ClusterEvent.ReachableMember>(r =>
+        {
+            if (_group.Includes(r.Member)) Pull(r.Member.Address);
+        });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -138,7 +147,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
 
     /// <summary>Asks a member's outbox for its first page since the look-back; <see cref="Merge"/> asks for the rest.</summary>
     private void Ask(Address member) =>
-        Context.ActorSelection(new RootActorPath(member) / "user" / Name).Tell(new GetOutbox(_syncSince), Self);
+        Context.ActorSelection(new RootActorPath(member) / "user" / _group.Outbox).Tell(new GetOutbox(_syncSince), Self);
 
     private ActorSelection Gate() => Context.ActorSelection(Self.Path.Parent / NotificationGateActor.Name);
 
@@ -214,7 +223,14 @@ public sealed class OutboxKey;
 
 public static class OutboxActorHostingExtensions
 {
+    /// <summary>One outbox per group the node serves; the first (its own group's) is the registry's <see cref="OutboxKey"/>.</summary>
     public static AkkaConfigurationBuilder AddOutboxActor(this AkkaConfigurationBuilder builder, NodeSettings s, TimeProvider time) =>
         builder.WithActors((system, registry) =>
-            registry.Register<OutboxKey>(system.ActorOf(Props.Create(() => new OutboxActor(s, time)), OutboxActor.Name)));
+        {
+            foreach (var (group, i) in GroupScope.Served(s).Select((g, i) => (g, i)))
+            {
+                var outbox = system.ActorOf(Props.Create(() => new OutboxActor(s, time, group)), group.Outbox);
+                if (i == 0) registry.Register<OutboxKey>(outbox);
+            }
+        });
 }

@@ -35,8 +35,13 @@ public sealed record GroupScope(string Name, IReadOnlySet<string> Nodes)
     /// <summary>A witness's proxy to the master singleton of a group other than its first (whose proxy Akka.Hosting registers).</summary>
     public string MasterProxy => MasterSingleton + "-proxy";
     public string ConfigVersionsSingleton => "config-versions" + Suffix;
+    /// <summary>The notification gate's outbox actor and its SQLite file: a witness keeps one per group, so groups never see each other's notifications.</summary>
+    public string Outbox => "outbox" + Suffix;
+    public string OutboxFile => "outbox" + Suffix + ".db";
     public string RolesTopic => Topics.Roles + Suffix;
     public string ConfigTopic => ConfigTopics.Config + Suffix;
+    /// <summary>The remote-write gates' marks: a group's receivers are its own, even under the same name as another group's.</summary>
+    public string RemoteWriteTopic => "promha-remote-write" + Suffix;
 
     public bool Includes(Member m) => !Scoped || m.HasRole(Role!);
 

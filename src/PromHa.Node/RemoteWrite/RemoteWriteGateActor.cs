@@ -5,6 +5,7 @@ using Akka.Event;
 using Akka.Hosting;
 using PromHa.Messages.RemoteWrite;
 using PromHa.Node.Cluster;
+using PromHa.Node.Groups;
 using PromHa.Node.Settings;
 using Prometheus;
 
@@ -24,6 +25,7 @@ public sealed record AcceptWriteAnswer(int Status, string Message);
 /// </summary>
 public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
 {
+    /// <summary>The marks of the default group; another group's gates use <see cref="GroupScope.RemoteWriteTopic"/>.</summary>
     public const string Topic = "promha-remote-write";
     private static readonly TimeSpan TickEvery = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan PublishEvery = TimeSpan.FromMilliseconds(250);
@@ -125,7 +127,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         if (_receivers.Count == 0) return;
-        _mediator.Tell(new Subscribe(Topic, Self));
+        _mediator.Tell(new Subscribe(GroupScope.Own(_settings).RemoteWriteTopic, Self));
         Timers.StartPeriodicTimer("tick", Tick.Instance, TickEvery);
     }
 
@@ -184,7 +186,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
         var chunks = delta.Chunk(MarksPerMessage).ToList();
         if (chunks.Count == 0) chunks.Add([]);
         for (var i = 0; i < chunks.Count; i++)
-            _mediator.Tell(new Publish(Topic, new RemoteWriteAcked(r.Name, _settings.Node.Name, _view.Current.Epoch,
+            _mediator.Tell(new Publish(GroupScope.Own(_settings).RemoteWriteTopic, new RemoteWriteAcked(r.Name, _settings.Node.Name, _view.Current.Epoch,
                 final && i == chunks.Count - 1, chunks[i].Select(c => c.Hash).ToArray(), chunks[i].Select(c => c.Ms).ToArray())));
     }
 
