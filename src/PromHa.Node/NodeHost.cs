@@ -31,6 +31,10 @@ public static class NodeHost
 
     public static WebApplication Build(NodeSettings s)
     {
+        // In a cluster of several groups every series this node serves names its group, so that
+        // rules and dashboards count masters per group (before any metric exists: prometheus-net's rule)
+        if (s.Cluster.Groups.Count > 0)
+            Metrics.DefaultRegistry.SetStaticLabels(new Dictionary<string, string> { ["promha_group"] = GroupScope.Own(s).Name });
         Directory.CreateDirectory(s.DataDir);
         // Uploads spooled by a node that crashed mid-request: nobody reads them any more.
         var spool = Path.Combine(s.DataDir, "config", "uploads");

@@ -58,6 +58,24 @@ public class GroupTests(ITestOutputHelper output)
             await Task.Delay(TimeSpan.FromSeconds(3 * AlertTests.PeerTimeoutSeconds + 3)); // when the other Alertmanagers would have sent
             Assert.True(OnePerGroup(), $"one notification of a per group, no more: {Delivered()}");
 
+            // Each group has its own conf tree and versions: an edit on one group's master is that
+            // group's version 2; the other group stays at 1 and never scrapes the new target
+            File.WriteAllText(Path.Combine(masters[Groups[0]].ConfDir, "business", "demo", "job", "only-a.yml"), "- targets: ['127.0.0.1:10009']\n");
+            foreach (var n in c.Nodes.Where(n => n.Group == Groups[0]))
+            {
+                await c.WaitUntil(async () => (await c.Status(n))?.ConfigApplied == 2, Generous, default, $"{n.Name} to run {Groups[0]}'s version 2");
+                await c.WaitUntil(async () => (await Http.GetStringAsync($"{n.PrometheusUrl}/api/v1/targets")).Contains("127.0.0.1:10009"), Generous, default,
+                    $"{n.Name}'s Prometheus to scrape the new target");
+            }
+            foreach (var n in c.Nodes.Where(n => n.Group == Groups[1]))
+            {
+                var st = (await c.Status(n))!;
+                Assert.Equal((1L, 1L), (st.ConfigApplied, st.ConfigLatest));
+                Assert.DoesNotContain("127.0.0.1:10009", await Http.GetStringAsync($"{n.PrometheusUrl}/api/v1/targets"));
+            }
+            // every series a node serves names its group: rules count masters per group
+            Assert.Contains($"promha_is_master{{promha_group=\"{Groups[0]}\"}} 1", await Http.GetStringAsync($"{masters[Groups[0]].HttpUrl}/metrics"));
+
             // a group that does not exist is named as such, not proxied anywhere
             var unknown = await Http.GetAsync($"{witness.HttpUrl}/groups/nope/prometheus/federate");
             Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);

@@ -56,6 +56,18 @@ public sealed class ConfigValidatorTests : IDisposable
                     alert_rule_test:
                       - { eval_time: 20s, alertname: PromHaSplitBrain, exp_alerts: [] }
                       - { eval_time: 60s, alertname: PromHaSplitBrain, exp_alerts: [] }
+                  - name: two HA groups with a master each
+                    interval: 5s
+                    input_series:
+                      - series: 'promha_is_master{job="promha",instance="a1",promha_group="shard-a"}'
+                        values: '1x20'
+                      - series: 'promha_is_master{job="promha",instance="b1",promha_group="shard-b"}'
+                        values: '1x20'
+                      - series: 'promha_is_master{job="promha",instance="b2",promha_group="shard-b"}'
+                        values: '0x20'
+                    alert_rule_test:
+                      - { eval_time: 60s, alertname: PromHaSplitBrain, exp_alerts: [] }
+                      - { eval_time: 60s, alertname: PromHaNoMaster, exp_alerts: [] }
                   - name: two masters for a minute
                     interval: 5s
                     input_series:
