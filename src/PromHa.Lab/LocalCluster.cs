@@ -97,7 +97,7 @@ public sealed class LocalNode
     public required string Name { get; init; }
     public required bool Witness { get; init; }
     /// <summary>Its HA group (LocalClusterOptions.Groups); null without groups or for a witness (it serves all).</summary>
-    public string? Group { get; init; }
+    public string? Group { get; set; }
     public required int ClusterPort { get; init; }
     /// <summary>The port other nodes connect to: ClusterPort, or a forwarded one (LocalClusterOptions.PublicClusterPorts).</summary>
     public required int PublicClusterPort { get; init; }
@@ -146,7 +146,7 @@ public sealed class LocalNode
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
-    private readonly LocalClusterOptions _options;
+    private LocalClusterOptions _options;
     private readonly List<Process> _extra = [];
     private HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(3) };
     private volatile bool _disposing;
@@ -334,6 +334,31 @@ public sealed class LocalCluster : IAsyncDisposable
 
             """);
 
+        foreach (var n in Nodes)
+        {
+            Directory.CreateDirectory(n.Dir);
+            CopyTree(ConfDir, n.ConfDir);
+            // An external Prometheus is started before its node, from the node's live dir.
+            if (!n.Witness && _options.Servers == LocalServers.External) CopyTree(ConfDir, n.LiveDir);
+        }
+        WriteNodeConfigs();
+    }
+
+    /// <summary>
+    /// Puts the nodes in HA groups (cluster.groups, group:) from now on: rewrites every node's
+    /// promha.yml; the nodes read it when they start next (stop them all first: nodes with and
+    /// without groups do not mix).
+    /// </summary>
+    public void Regroup(IReadOnlyList<(string Name, int Nodes)> groups)
+    {
+        _options = _options with { Groups = groups };
+        foreach (var (n, i) in Nodes.Select((n, i) => (n, i))) n.Group = n.Witness ? null : GroupOf(_options, i);
+        WriteNodeConfigs();
+    }
+
+    /// <summary>Every node's promha.yml.</summary>
+    private void WriteNodeConfigs()
+    {
         var seeds = string.Join(", ", Nodes.Select(n => $"{n.ClusterHost}:{n.PublicClusterPort}"));
         var groups = _options.Groups.Count == 0 ? ""
             : "  groups:\n" + string.Concat(_options.Groups.Select(g =>
@@ -344,10 +369,6 @@ public sealed class LocalCluster : IAsyncDisposable
         var bind = lab ? "0.0.0.0" : "127.0.0.1";
         foreach (var n in Nodes)
         {
-            Directory.CreateDirectory(n.Dir);
-            CopyTree(ConfDir, n.ConfDir);
-            // An external Prometheus is started before its node, from the node's live dir.
-            if (!n.Witness && _options.Servers == LocalServers.External) CopyTree(ConfDir, n.LiveDir);
             var yaml = new StringBuilder($"""
                 node:
                   name: {n.Name}
@@ -414,13 +435,14 @@ public sealed class LocalCluster : IAsyncDisposable
           http: {(_options.HttpsApi ? "true" : "false")}
         """;
 
-    public async Task StartAll(CancellationToken ct = default)
+    /// <param name="which">The nodes to start (default: all); the others wait, as nodes not yet installed.</param>
+    public async Task StartAll(CancellationToken ct = default, Func<LocalNode, bool>? which = null)
     {
         if (NodeExporterPort is { } ne)
             _extra.Add(NodeExporter = StartLogged(_options.NodeExporterBinary,
                 [$"--web.listen-address=127.0.0.1:{ne}", "--collector.disable-defaults", "--collector.cpu", "--collector.meminfo", "--collector.loadavg"],
                 Path.Combine(BaseDir, "node-exporter.log")));
-        foreach (var n in Nodes) StartNode(n);
+        foreach (var n in Nodes.Where(n => which?.Invoke(n) ?? true)) StartNode(n);
         await WaitForMembers(TimeSpan.FromSeconds(90), ct);
     }
 

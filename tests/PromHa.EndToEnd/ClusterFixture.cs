@@ -57,7 +57,7 @@ public sealed class RealCluster : IAsyncDisposable
         PromHa.Node.Settings.ConfigMode configMode = PromHa.Node.Settings.ConfigMode.Mirror, bool cuttableLinks = false,
         bool httpsApi = false, LocalAlerting? alerting = null, IReadOnlyList<string>? hooks = null,
         JournalMix journals = JournalMix.Sqlite, bool databaseTieBreaker = false, IReadOnlyList<(string Url, string Mode)>? remoteWrite = null,
-        IReadOnlyList<(string Name, int Nodes)>? groups = null, string? scrapeInterval = null)
+        IReadOnlyList<(string Name, int Nodes)>? groups = null, string? scrapeInterval = null, Func<LocalNode, bool>? start = null)
     {
         var options = new LocalClusterOptions
         {
@@ -105,7 +105,7 @@ public sealed class RealCluster : IAsyncDisposable
         {
             if (cuttableLinks)
                 foreach (var n in cluster.Nodes) rc._links.Add(new LinkProxy(n.PublicClusterPort, n.ClusterPort));
-            await cluster.StartAll();
+            await cluster.StartAll(which: start);
         }
         catch
         {

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text.Json;
 using PromHa.Lab;
+using PromHa.Node.Groups;
+using static Microsoft.Playwright.Assertions;
 using PromHa.Node.Sink;
 using Xunit.Abstractions;
 
@@ -60,6 +62,8 @@ public class GroupTests(ITestOutputHelper output)
 
             // Each group has its own conf tree and versions: an edit on one group's master is that
             // group's version 2; the other group stays at 1 and never scrapes the new target
+            foreach (var n in c.Nodes)
+                await c.WaitUntil(async () => (await c.Status(n))?.ConfigApplied == 1, Generous, default, $"{n.Name} to run its group's version 1");
             File.WriteAllText(Path.Combine(masters[Groups[0]].ConfDir, "business", "demo", "job", "only-a.yml"), "- targets: ['127.0.0.1:10009']\n");
             foreach (var n in c.Nodes.Where(n => n.Group == Groups[0]))
             {
@@ -104,6 +108,19 @@ public class GroupTests(ITestOutputHelper output)
             }
             var end = DateTimeOffset.UtcNow;
 
+            // the console and the page show every group's master, from a node of neither group
+            var (code, table, stderr) = await PromhaConsole.Run(["groups", "--api", witness.HttpUrl]);
+            Assert.True(code == 0, stderr);
+            foreach (var g in Groups) Assert.Matches($@"(?m)^{g}\s+{masters[g].Name}\s", table);
+            await using (var browser = await Browser.Open(output))
+            {
+                var page = browser.Page;
+                await page.GotoAsync(witness.HttpUrl + "/");
+                await Expect(page.Locator("#groups-section")).ToBeVisibleAsync();
+                foreach (var g in Groups)
+                    await Expect(page.Locator($"#groups tr[data-group={g}] td").Nth(1)).ToHaveTextAsync(masters[g].Name);
+            }
+
             foreach (var g in Groups)
             {
                 var samples = await global.Samples(Selector(g), started, end);
@@ -117,6 +134,54 @@ public class GroupTests(ITestOutputHelper output)
         finally
         {
             try { Directory.Delete(dir, true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>
+    /// Growing into groups without losing history: a cluster of two servers and a witness (no
+    /// groups) commits a config version, then every node stops and starts again with cluster.groups,
+    /// its group named `default`, beside a new group of two. The default group still has its role
+    /// history and its versions (its journal names never changed); the new group numbers its own
+    /// from 1 and has a history of its own.
+    /// </summary>
+    [Fact]
+    public async Task A_cluster_grown_into_groups_keeps_its_role_history_and_its_versions_as_the_default_group()
+    {
+        await using var rc = await RealCluster.Start(output, nodes: 4, witnesses: 1, servers: LocalServers.Supervised,
+            start: n => n.Name is not ("node3" or "node4"));
+        var c = rc.Cluster;
+        var master = await c.WaitForSingleMaster(Generous);
+        // the first version first: an edit made before it is not authoritative and is replaced by it
+        foreach (var n in c.Nodes.Where(n => n.Running))
+            await c.WaitUntil(async () => (await c.Status(n))?.ConfigApplied == 1, Generous, default, $"{n.Name} to run version 1");
+        File.WriteAllText(Path.Combine(master.ConfDir, "business", "demo", "job", "two.yml"), "- targets: ['127.0.0.1:10002']\n");
+        foreach (var n in c.Nodes.Where(n => n.Running))
+            await c.WaitUntil(async () => (await c.Status(n))?.ConfigApplied == 2, Generous, default, $"{n.Name} to run version 2");
+        List<PromHa.Node.Http.HistoryEntry> history;
+        List<PromHa.Node.Http.ConfigVersionInfo> versions;
+        using (var api = c.Api(master))
+        {
+            history = (await api.History(50))!;
+            versions = (await api.ConfigVersions(50))!;
+        }
+
+        foreach (var n in c.Nodes.Where(n => n.Running)) await c.Stop(n);
+        c.Regroup([(GroupScope.DefaultName, 2), ("shard-b", 2)]);
+        foreach (var n in c.Nodes) c.StartNode(n);
+        await c.WaitForMembers(Generous);
+        var a = await c.WaitForSingleMaster(Generous, group: GroupScope.DefaultName);
+        var b = await c.WaitForSingleMaster(Generous, group: "shard-b");
+
+        using (var api = c.Api(a))
+        {
+            var after = (await api.History(50))!;
+            Assert.All(history, h => Assert.Contains(after, x => (x.Epoch, x.Node, x.At) == (h.Epoch, h.Node, h.At)));
+            Assert.Equal(versions.Select(v => (v.Version, v.BundleHash)), (await api.ConfigVersions(50))!.Select(v => (v.Version, v.BundleHash)));
+        }
+        using (var api = c.Api(b))
+        {
+            Assert.Equal([1L], (await api.ConfigVersions(50))!.Select(v => v.Version));
+            Assert.All(await api.History(50) ?? [], h => Assert.Contains(h.Node, new[] { "node3", "node4" }));
         }
     }
 

@@ -10,13 +10,15 @@ namespace PromHa.Node.Groups;
 /// One HA group: the nodes that elect a master among themselves and share a conf tree, versions
 /// and notifications. The cluster (membership, downing) spans every group; a group's singletons,
 /// ledger and topics are named after it. The default group keeps the names a single-group cluster
-/// has always used, so its journals and a rolling restart stay compatible.
+/// has always used, so its journal (role history, versions) stays its own when groups are added.
 /// </summary>
 /// <param name="Nodes">The group's node names (witnesses included); empty: every member (no groups configured).</param>
 public sealed record GroupScope(string Name, IReadOnlySet<string> Nodes)
 {
     public const string DefaultName = "default";
     public const string RolePrefix = "group-";
+    /// <summary>Names a group cannot have: its actors' names would be the default group's proxies' ("master-proxy").</summary>
+    public static readonly IReadOnlySet<string> Reserved = new HashSet<string> { "proxy" };
 
     /// <summary>A cluster without groups: every member is in the one group.</summary>
     public static readonly GroupScope Whole = new(DefaultName, new HashSet<string>());

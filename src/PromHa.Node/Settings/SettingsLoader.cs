@@ -232,6 +232,7 @@ public static class SettingsLoader
         foreach (var (name, nodes) in groups)
         {
             if (!IsGroupName(name)) fail("cluster.groups", $"'{name}' is not a group name (lower-case letters, digits and '-', starting with a letter)");
+            if (GroupScope.Reserved.Contains(name)) fail("cluster.groups", $"'{name}' is reserved (PromHa's own actors use it); choose another group name");
             if (nodes.Distinct().Count() < 2) fail($"cluster.groups.{name}", "needs at least two nodes (a master and a standby, or a pair's witness)");
             if (nodes.Distinct().Count() != nodes.Count) fail($"cluster.groups.{name}", "names a node twice");
         }

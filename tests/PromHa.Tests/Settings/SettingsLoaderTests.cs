@@ -199,6 +199,7 @@ public class SettingsLoaderTests : IDisposable
     [InlineData("group: shard-b\n", "TWO", "group: 'shard-b' does not list this node")]
     [InlineData("", "  groups:\n    Shard-A: [prom-a, prom-b]\n", "'Shard-A' is not a group name")]
     [InlineData("", "  groups:\n    shard-a: [prom-a]\n", "cluster.groups.shard-a: needs at least two nodes")]
+    [InlineData("", "  groups:\n    proxy: [prom-a, prom-b]\n", "'proxy' is reserved")]
     [InlineData("", "  groups:\n    shard-a: [prom-b, prom-c]\n", "no group lists this node (prom-a)")]
     [InlineData("", "  groups:\n    shard-a: [prom-a, prom-b]\n    shard-b: [prom-a, prom-c]\n", "a server is in one group")]
     public void A_group_setting_that_cannot_hold_is_refused_naming_the_field(string group, string groups, string expected)
