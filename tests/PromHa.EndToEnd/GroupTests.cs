@@ -178,6 +178,9 @@ public class GroupTests(ITestOutputHelper output)
             Assert.All(history, h => Assert.Contains(after, x => (x.Epoch, x.Node, x.At) == (h.Epoch, h.Node, h.At)));
             Assert.Equal(versions.Select(v => (v.Version, v.BundleHash)), (await api.ConfigVersions(50))!.Select(v => (v.Version, v.BundleHash)));
         }
+        // the new group commits its first version once its nodes are up (seconds after its master)
+        foreach (var n in c.Nodes.Where(n => n.Group == "shard-b"))
+            await c.WaitUntil(async () => (await c.Status(n))?.ConfigApplied == 1, Generous, default, $"{n.Name} to run shard-b's version 1");
         using (var api = c.Api(b))
         {
             Assert.Equal([1L], (await api.ConfigVersions(50))!.Select(v => v.Version));
