@@ -49,6 +49,8 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly NodeSettings _settings;
+    /// <summary>The marks' topic: the node's group's, fixed for the node's life.</summary>
+    private readonly string _topic;
     private readonly NodeView _view;
     private readonly Dictionary<string, Receiver> _receivers = new();
     private readonly IActorRef _mediator = DistributedPubSub.Get(Context.System).Mediator;
@@ -81,6 +83,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
     public RemoteWriteGateActor(NodeSettings settings, NodeView view)
     {
         _settings = settings;
+        _topic = GroupScope.Own(settings).RemoteWriteTopic;
         _view = view;
         foreach (var (target, name) in MasterOnly(settings))
         {
@@ -127,7 +130,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         if (_receivers.Count == 0) return;
-        _mediator.Tell(new Subscribe(GroupScope.Own(_settings).RemoteWriteTopic, Self));
+        _mediator.Tell(new Subscribe(_topic, Self));
         Timers.StartPeriodicTimer("tick", Tick.Instance, TickEvery);
     }
 
@@ -186,7 +189,7 @@ public sealed class RemoteWriteGateActor : ReceiveActor, IWithTimers
         var chunks = delta.Chunk(MarksPerMessage).ToList();
         if (chunks.Count == 0) chunks.Add([]);
         for (var i = 0; i < chunks.Count; i++)
-            _mediator.Tell(new Publish(GroupScope.Own(_settings).RemoteWriteTopic, new RemoteWriteAcked(r.Name, _settings.Node.Name, _view.Current.Epoch,
+            _mediator.Tell(new Publish(_topic, new RemoteWriteAcked(r.Name, _settings.Node.Name, _view.Current.Epoch,
                 final && i == chunks.Count - 1, chunks[i].Select(c => c.Hash).ToArray(), chunks[i].Select(c => c.Ms).ToArray())));
     }
 
