@@ -180,9 +180,11 @@ public class FlappingAlertTests(ITestOutputHelper output)
                         .Select(a => a.GetProperty("state").GetString()).ToList();
                     return firing ? states.Contains("firing") : states.Count == 0;
                 }
-                catch (HttpRequestException)
+                catch (Exception e) when (e is HttpRequestException or JsonException)
                 {
-                    return false; // a restarted host's Prometheus still starting
+                    // a restarted host's Prometheus still starting: refused, or "Service Unavailable"
+                    // in plain text while it replays its WAL (seen in CI)
+                    return false;
                 }
             }, Generous, default, $"{n.Name}'s Prometheus to have {name} {(firing ? "firing" : "resolved")}");
     }
