@@ -43,14 +43,7 @@ public static class MasterProxy
     {
         var handler = async (HttpContext ctx, IHttpForwarder forwarder, NodeView view, NodeSettings s) =>
         {
-            if (writesNeedToken && !await WriteAllowed(ctx)) return;
-            var rest = ctx.Request.Path.Value is { } p && p.Length > prefix.Length ? p[prefix.Length..] : "/";
-            if (Refused(ctx.Request.Method, rest) is { } why)
-            {
-                ctx.Response.StatusCode = 403;
-                await ctx.Response.WriteAsync($"403: {why}\n");
-                return;
-            }
+            if (await Admitted(ctx, prefix, writesNeedToken) is not { } rest) return;
             var snap = view.Current;
             var target = view.IsMaster
                 ? local(s, view) is { Mode: not ServerMode.None } own ? own.EffectiveUrl : null
@@ -76,15 +69,8 @@ public static class MasterProxy
     {
         var handler = async (HttpContext ctx, string group, IHttpForwarder forwarder, GroupsView groups) =>
         {
-            if (writesNeedToken && !await WriteAllowed(ctx)) return;
             var prefix = $"/groups/{group}/{server}";
-            var rest = ctx.Request.Path.Value is { } p && p.Length > prefix.Length ? p[prefix.Length..] : "/";
-            if (Refused(ctx.Request.Method, rest) is { } why)
-            {
-                ctx.Response.StatusCode = 403;
-                await ctx.Response.WriteAsync($"403: {why}\n");
-                return;
-            }
+            if (await Admitted(ctx, prefix, writesNeedToken) is not { } rest) return;
             if (groups.Find(group) is null)
             {
                 ctx.Response.StatusCode = 404;
@@ -96,6 +82,20 @@ public static class MasterProxy
         };
         app.Map($"/groups/{{group}}/{server}", handler);
         app.Map($"/groups/{{group}}/{server}/{{**rest}}", handler);
+    }
+
+    /// <summary>
+    /// The path under <paramref name="prefix"/> to forward, or null when the request was answered
+    /// here: a write without the token (401), a lifecycle or admin call (403).
+    /// </summary>
+    private static async Task<string?> Admitted(HttpContext ctx, string prefix, bool writesNeedToken)
+    {
+        if (writesNeedToken && !await WriteAllowed(ctx)) return null;
+        var rest = ctx.Request.Path.Value is { } p && p.Length > prefix.Length ? p[prefix.Length..] : "/";
+        if (Refused(ctx.Request.Method, rest) is not { } why) return rest;
+        ctx.Response.StatusCode = 403;
+        await ctx.Response.WriteAsync($"403: {why}\n");
+        return null;
     }
 
     private static async Task<bool> WriteAllowed(HttpContext ctx)

@@ -284,7 +284,7 @@ public sealed class LedgerActor : ReceivePersistentActor
         {
             if (persisted.Epoch > Head)
             {
-                _history = Append(_history, persisted);
+                _history = Insert(_history, persisted);
                 // took a newer epoch over one it never had: ask the others for what it missed
                 if (_fillAfter is null && FirstGap() is { } gap)
                 {
@@ -327,9 +327,6 @@ public sealed class LedgerActor : ReceivePersistentActor
             Head, ConfigHead, Math.Max(epoch, Head), Math.Max(configVersion, ConfigHead));
         Context.ActorSelection($"{singletonAddress}/user/{_group.Ledger}").Tell(new LedgerSync(_node, Head, ConfigHead));
     }
-
-    private static ImmutableList<MasterChanged> Append(ImmutableList<MasterChanged> history, MasterChanged e) =>
-        history.IsEmpty || e.Epoch > history[^1].Epoch ? history.Add(e) : history;
 
     /// <summary>In epoch order; a number already held keeps the record it has.</summary>
     private static ImmutableList<MasterChanged> Insert(ImmutableList<MasterChanged> history, MasterChanged e)
