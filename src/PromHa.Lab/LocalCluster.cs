@@ -338,6 +338,13 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             Directory.CreateDirectory(n.Dir);
             CopyTree(ConfDir, n.ConfDir);
+            // Each group's tree names its group, as a user's would: remote storage and a global
+            // Prometheus tell the groups' copies of a target both scrape apart by it.
+            if (n.Group is { } group)
+            {
+                var prometheusYml = Path.Combine(n.ConfDir, "prometheus.yml");
+                File.WriteAllText(prometheusYml, File.ReadAllText(prometheusYml).Replace("global:\n", $"global:\n  external_labels:\n    shard: {group}\n"));
+            }
             // An external Prometheus is started before its node, from the node's live dir.
             if (!n.Witness && _options.Servers == LocalServers.External) CopyTree(ConfDir, n.LiveDir);
         }

@@ -35,9 +35,12 @@ public class GroupTests(ITestOutputHelper output)
         try
         {
             using var sink = new WebhookSink(LoopbackPorts.Claim(1)[0]);
+            // remote storage with one writer per group: each group's master forwards its own group's samples
+            using var storage = await RemoteWriteReceiver.Start(RemoteWriteReceiver.Kind.Prometheus, dir);
             await using var rc = await RealCluster.Start(output, nodes: 4, witnesses: 1, servers: LocalServers.Supervised,
                 groups: [(Groups[0], 2), (Groups[1], 2)], alertmanager: true,
-                alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{AlertTests.PeerTimeoutSeconds}s"), scrapeInterval: "5s");
+                alerting: new LocalAlerting(sink.WebhookUrl, sink.Target, PeerTimeout: $"{AlertTests.PeerTimeoutSeconds}s"), scrapeInterval: "5s",
+                remoteWrite: [(storage.WriteUrl, "master-only")]);
             var c = rc.Cluster;
             var witness = c.Nodes.Single(n => n.Witness);
             var masters = new Dictionary<string, LocalNode>();
@@ -91,6 +94,11 @@ public class GroupTests(ITestOutputHelper output)
             foreach (var g in Groups)
                 await c.WaitUntil(async () => (await global.Series(Selector(g))).Count == 1, Generous, default, $"the global Prometheus to federate {g}");
             Assert.All(await global.Series("up{job=\"promha\"}"), s => Assert.False(s.ContainsKey("promha_replica"), string.Join(",", s)));
+            // each group's master writes its group's series (its tree's external label shard), without the replica label
+            string Written(string g) => $"up{{job=\"promha\",instance=\"127.0.0.1:{witness.HttpPort}\",shard=\"{g}\"}}";
+            foreach (var g in Groups)
+                await c.WaitUntil(async () => (await storage.Series(Written(g))).Count == 1, Generous, default, $"{g}'s master to write to remote storage");
+            Assert.All(await storage.Series("up{job=\"promha\"}"), s => Assert.False(s.ContainsKey("promha_replica"), string.Join(",", s)));
             await Task.Delay(3 * Interval);
 
             // one group's master host dies: that group fails over, the other keeps its master
@@ -129,6 +137,13 @@ public class GroupTests(ITestOutputHelper output)
                 output.WriteLine($"  samples: {string.Join(" ", samples.Select(x => DateTimeOffset.FromUnixTimeMilliseconds(x.Ms).ToString("mm:ss.fff")))}");
                 Assert.True(run.LongestGap <= 2 * Interval, $"{g}: {run}");
                 Assert.Contains(samples, s => s.Ms > events[^1].At.ToUnixTimeMilliseconds() + 2 * (long)Interval.TotalMilliseconds);
+
+                // remote storage: the group's one crash costs at most one interval, and its new master goes on writing
+                var written = await storage.Samples(Written(g), started, end);
+                var stored = SeriesContinuity.Of(written, Interval, counter: false);
+                output.WriteLine($"{g} at remote storage (master-only): {stored}");
+                Assert.True(stored.MissingIntervals <= 1 && stored.WriterChanges <= 1, $"{g} at remote storage: {stored}");
+                Assert.Contains(written, s => s.Ms > events.Single(e => e.Group == g).At.ToUnixTimeMilliseconds() + 2 * (long)Interval.TotalMilliseconds);
             }
         }
         finally
