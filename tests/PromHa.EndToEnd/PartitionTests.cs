@@ -19,6 +19,8 @@ public abstract class PartitionLab : IAsyncLifetime
     public abstract int DataNodes { get; }
     public abstract int Witnesses { get; }
     public abstract string Topology { get; }
+    /// <summary>The HA groups (cluster.groups), none by default.</summary>
+    public virtual IReadOnlyList<(string Name, int Nodes)> Groups => [];
     public NetnsLab Lab { get; private set; } = null!;
     public LocalCluster Cluster { get; private set; } = null!;
     /// <summary>How long building the lab and starting the cluster took.</summary>
@@ -35,6 +37,7 @@ public abstract class PartitionLab : IAsyncLifetime
         {
             Nodes = DataNodes,
             Witnesses = Witnesses,
+            Groups = Groups,
             Servers = LocalServers.Supervised,
             // Alertmanager plays no part in who is master; two cores are better spent on the nodes.
             Alertmanager = false,

@@ -16,6 +16,9 @@ public sealed class OutsiderProbe(IReadOnlyList<string> seeds)
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(2);
     private readonly object _lock = new();
+
+    /// <summary>The cluster's configured nodes (its seeds), whatever groups they form.</summary>
+    public int ConfiguredNodes => seeds.Count;
     private Task<int>? _last;
     private long _startedAt;
 

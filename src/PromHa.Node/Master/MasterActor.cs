@@ -362,8 +362,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<ProbeOutsiders>(_ =>
         {
             // Only a node alone or without a majority needs to know whether its configured peers are
-            // up outside its cluster.
-            if (_state.Members.Count > 1 && _state.HasQuorum) return;
+            // up outside its cluster (in a group: without a majority of the cluster).
+            if (_group.Scoped ? ClusterHasMajority : _state.Members.Count > 1 && _state.HasQuorum) return;
             _outsiders.AliveOutsiders(_cluster).PipeTo(Self, success: n => new OutsidersAlive(n));
         });
         Receive<OutsidersAlive>(a =>
@@ -372,17 +372,14 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
                 _log.Warning("This node is alone in its cluster while {0} other configured node(s) are up: it will not take the master role", a.Count);
             _state = _state.Observe(a, Now);
             // Up outside and no majority here: ask them where the cluster is, not only whether they run.
-            // Islands are the cluster's matter, not a group's: a group without its majority (both
-            // servers down) is no sign that its witness is on an island. Several groups leave
-            // islands to the split-brain resolver and the join pacer.
-            if (!_state.HasQuorum && a.Count > 0 && !_group.Scoped)
-                _outsiders.MajorityElsewhere(Context.System, _cluster, _state.Timings.ConfiguredNodes)
+            if (!ClusterHasMajority && a.Count > 0)
+                _outsiders.MajorityElsewhere(Context.System, _cluster, IslandSize)
                     .PipeTo(Self, success: m => new MajorityElsewhere(m));
         });
         Receive<MajorityElsewhere>(e =>
         {
-            if (e.By is not { } by || _state.HasQuorum) return;
-            LeaveIsland($"{by.Node} is Up in a cluster of {by.UpMembers} of the {_state.Timings.ConfiguredNodes} configured nodes that does not hold this node");
+            if (e.By is not { } by || ClusterHasMajority) return;
+            LeaveIsland($"{by.Node} is Up in a cluster of {by.UpMembers} of the {IslandSize} configured nodes that does not hold this node");
         });
         Receive<ClusterEvent.IMemberEvent>(e =>
         {
@@ -656,19 +653,32 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// </summary>
     private void GuardAgainstIsland()
     {
-        if (_group.Scoped) return; // see OutsidersAlive
         // Without a majority but with configured peers up elsewhere: this node is not where the
         // cluster is. Peers that are down are waited for instead.
-        if (_state.HasQuorum || _state.AliveOutsiders == 0)
+        if (ClusterHasMajority || _state.AliveOutsiders == 0)
         {
             _noQuorumSince = null;
             return;
         }
         _noQuorumSince ??= Now;
         if (Now - _noQuorumSince < IslandTimeout) return;
-        LeaveIsland($"no majority of the {_state.Timings.ConfiguredNodes} configured nodes for {IslandTimeout.TotalSeconds:F0} s " +
+        LeaveIsland($"no majority of the {IslandSize} configured nodes for {IslandTimeout.TotalSeconds:F0} s " +
                     $"while {_state.AliveOutsiders} of them are up outside this cluster");
     }
+
+    /// <summary>
+    /// Whether this node's cluster holds a majority of the configured nodes. Islands are the
+    /// cluster's matter: in a group, the group's own majority says nothing of where the cluster is
+    /// (a witness whose group lost both servers is not on an island; a first seed that restarted
+    /// alone while cut off is, whatever its group), so the cluster's Up members count against all
+    /// its configured nodes.
+    /// </summary>
+    private bool ClusterHasMajority => _group.Scoped
+        ? _cluster.State.Members.Count(m => m.Status == MemberStatus.Up && !_cluster.State.Unreachable.Contains(m)) * 2 > IslandSize
+        : _state.HasQuorum;
+
+    /// <summary>The configured nodes an island is counted against: the cluster's.</summary>
+    private int IslandSize => _group.Scoped ? _outsiders.ConfiguredNodes : _state.Timings.ConfiguredNodes;
 
     private void LeaveIsland(string why)
     {
