@@ -9,7 +9,7 @@ namespace PromHa.EndToEnd;
 /// Alerting end to end: real Prometheus and Alertmanager on every node, their webhooks through the
 /// nodes' notification gates, and a real webhook receiver that records every delivery.
 /// </summary>
-[Collection(Lanes.Netns)]
+[Collection(Lanes.Loopback)]
 public class AlertTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Generous = RealCluster.Generous;

@@ -13,8 +13,9 @@ namespace PromHa.EndToEnd;
 /// The suite's lanes: xUnit collections run side by side, the tests of one collection one at a time,
 /// so a lane never runs two clusters at once. <see cref="Netns"/>: the partition cases in network
 /// namespaces (mostly waiting out cuts: the machine is ~80 % idle then), and after them the pair and
-/// alert tests on loopback, so that both lanes take about as long (in CI they were 6.2 and 13.4 min:
-/// the suite took as long as the loopback lane). <see cref="Loopback"/>: every other test on
+/// group tests on loopback, so that both lanes take about as long (in CI they were 6.2 and 13.4 min:
+/// the suite took as long as the loopback lane; with the group cases 17.1 and 15.5 min, and the alert
+/// tests moved over to even them). <see cref="Loopback"/>: every other test on
 /// 127.0.0.1 (clusters, Docker, the browser). Still two clusters at most at once. Measured on this 2-core machine
 /// (docs/tests.md): one lane ~25 min, two ~16 min; three (two loopback clusters at once) 10m20s once,
 /// then a master's /primary answering slower than the observer's 300 ms and a pair not rejoining
