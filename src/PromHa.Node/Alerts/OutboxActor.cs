@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Event;
 using Akka.Hosting;
 using PromHa.Messages.Alerts;
+using PromHa.Node.Cluster;
 using PromHa.Node.Groups;
 using PromHa.Node.Settings;
 
@@ -98,7 +99,7 @@ public sealed class OutboxActor : ReceiveActor, IWithTimers
         // a standby restarted 3 s before the master died delivered the master's last notification again).
         Receive<ClusterEvent.CurrentClusterState>(state =>
         {
-            foreach (var m in state.Members.Where(m => m.Status == MemberStatus.Up && !state.Unreachable.Contains(m) && _group.Includes(m))) Pull(m.Address);
+            foreach (var m in UpReachable.Members(state).Where(_group.Includes)) Pull(m.Address);
         });
         Receive<ClusterEvent.MemberUp>(up =>
         {

@@ -24,7 +24,7 @@ public sealed class MembershipActor : ReceiveActor
         {
             var state = cluster.State;
             var selfUp = cluster.SelfMember.Status == MemberStatus.Up;
-            var up = selfUp ? state.Members.Count(m => m.Status == MemberStatus.Up && !state.Unreachable.Contains(m)) : 0;
+            var up = selfUp ? UpReachable.Members(state).Count() : 0;
             var holds = state.Members.Any(m => LedgerMembers.Incarnation(m) == q.AskerIncarnation);
             Sender.Tell(new Membership(self, up, holds, LedgerMembers.Incarnation(cluster.SelfMember)));
         });

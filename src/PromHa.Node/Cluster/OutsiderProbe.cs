@@ -16,11 +16,11 @@ public sealed class OutsiderProbe(IReadOnlyList<string> seeds)
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(2);
     private readonly object _lock = new();
+    private Task<int>? _last;
+    private long _startedAt;
 
     /// <summary>The cluster's configured nodes (its seeds), whatever groups they form.</summary>
     public int ConfiguredNodes => seeds.Count;
-    private Task<int>? _last;
-    private long _startedAt;
 
     /// <summary>How many missing configured nodes accept a connection; a probe under way or under a second old is shared.</summary>
     public Task<int> AliveOutsiders(Akka.Cluster.Cluster cluster)

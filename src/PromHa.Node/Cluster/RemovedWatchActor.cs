@@ -70,8 +70,7 @@ public sealed class RemovedWatchActor : ReceiveActor, IWithTimers
         var state = _cluster.State;
         if (_cluster.SelfMember.Status != MemberStatus.Up) return null;
         var self = ClusterAddresses.HostPort(_cluster.SelfAddress);
-        foreach (var m in state.Members.Where(m => m.Status == MemberStatus.Up && !state.Unreachable.Contains(m) &&
-                                                   !m.UniqueAddress.Equals(_cluster.SelfUniqueAddress)))
+        foreach (var m in UpReachable.Members(state).Where(m => !m.UniqueAddress.Equals(_cluster.SelfUniqueAddress)))
         {
             if (_view.PeerApi(ClusterAddresses.HostPort(m.Address)) is not { } api) continue;
             try

@@ -674,7 +674,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// its configured nodes.
     /// </summary>
     private bool ClusterHasMajority => _group.Scoped
-        ? _cluster.State.Members.Count(m => m.Status == MemberStatus.Up && !_cluster.State.Unreachable.Contains(m)) * 2 > IslandSize
+        ? UpReachable.Members(_cluster.State).Count() * 2 > IslandSize
         : _state.HasQuorum;
 
     /// <summary>The configured nodes an island is counted against: the cluster's.</summary>
