@@ -101,13 +101,12 @@ public sealed class LedgerActor : ReceivePersistentActor
         Command<LedgerEvents>(evs =>
         {
             // what this ledger missed below its head first, then what is newer
-            foreach (var e in evs.Events.Where(e => FillsGap(e)).OrderBy(e => e.Epoch))
-                Persist(e, filled =>
-                {
-                    _history = Insert(_history, filled);
-                    _fillAfter = FirstGap();
-                    _log.Info("Copied epoch {0} ({1} as master) from {2}'s ledger: this ledger had missed it", filled.Epoch, filled.Node, evs.Node);
-                });
+            PersistAll(evs.Events.Where(FillsGap).OrderBy(e => e.Epoch).ToList(), filled =>
+            {
+                _history = Insert(_history, filled);
+                _fillAfter = FirstGap();
+                _log.Info("Copied epoch {0} ({1} as master) from {2}'s ledger: this ledger had missed it", filled.Epoch, filled.Node, evs.Node);
+            });
             foreach (var e in evs.Events.OrderBy(e => e.Epoch)) Persist(e, sender: ActorRefs.Nobody);
             foreach (var c in (evs.Configs ?? []).OrderBy(c => c.Version)) PersistConfig(c, ActorRefs.Nobody);
         });
